@@ -1,0 +1,339 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// Statuses of a Result.
+const (
+	StatusOK      = "ok"
+	StatusError   = "error"
+	StatusTimeout = "timeout"
+)
+
+// Options common to the message-carrying actions.
+type MessageOptions struct {
+	Context       map[string]any `json:"context,omitempty"`
+	CorrelationID string         `json:"correlationId,omitempty"`
+	Priority      Priority       `json:"priority,omitempty"`
+	TimeoutMs     int            `json:"timeoutMs,omitempty"`
+	// FromAgent names the sending agent. Default "operator".
+	FromAgent string `json:"fromAgent,omitempty"`
+}
+
+// SendRequest is the send action.
+type SendRequest struct {
+	PeerID  string `json:"peerId"`
+	Message string `json:"message"`
+	MessageOptions
+}
+
+// DelegateRequest is the delegate action.
+type DelegateRequest struct {
+	RequiredCapabilities []string `json:"requiredCapabilities"`
+	Task                 string   `json:"task"`
+	MessageOptions
+}
+
+// BroadcastRequest is the broadcast action.
+type BroadcastRequest struct {
+	Message string `json:"message"`
+	MessageOptions
+}
+
+// SyncRequest is the sync_context action.
+type SyncRequest struct {
+	PeerID   string         `json:"peerId"`
+	SyncData map[string]any `json:"syncData"`
+	MessageOptions
+}
+
+// Result is the outcome of delivering one message to one peer: the result
+// of send, each attempt of delegate, and each entry of broadcast.
+type Result struct {
+	PeerID    string         `json:"peerId"`
+	Status    string         `json:"status"` // ok, error or timeout
+	Response  *Message       `json:"response,omitempty"`
+	Error     *gateway.Error `json:"error,omitempty"`
+	LatencyMs int64          `json:"latencyMs"`
+}
+
+// Err returns the delivery error, or nil when Status is ok.
+func (r *Result) Err() error {
+	if r.Status == StatusOK {
+		return nil
+	}
+	return r.Error
+}
+
+// DelegateResult is the result of delegate: the answering attempt's Result
+// plus every candidate and every attempt made.
+type DelegateResult struct {
+	Result
+	Candidates []string `json:"candidates"`
+	Attempts   []Result `json:"attempts"`
+}
+
+// SyncResult is the result of sync_context: the delivery Result and the
+// version the peer now holds for this session.
+type SyncResult struct {
+	Result
+	Version int64 `json:"version,omitempty"`
+}
+
+// Send delivers a request message to one peer's agent and waits for its
+// answer. A request the node cannot attempt (unknown or disabled peer, bad
+// parameters) is an error; an attempt that fails is a Result with status
+// error or timeout.
+func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
+	p, err := n.usablePeer(req.PeerID)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := n.newMessage(TypeRequest, p, req.Message, req.MessageOptions)
+	if err != nil {
+		return nil, err
+	}
+	return n.deliver(ctx, p, msg, req.TimeoutMs), nil
+}
+
+// Delegate picks an enabled peer with every required capability (round
+// robin among candidates), and on failure tries the next candidate while
+// the deadline allows.
+func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResult, error) {
+	if err := n.checkEnabled(); err != nil {
+		return nil, err
+	}
+	if len(req.RequiredCapabilities) == 0 {
+		return nil, fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
+	}
+	cands := n.peers.capable(req.RequiredCapabilities)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check capability spelling (case-sensitive) with list_peers", ErrNoCapablePeer, req.RequiredCapabilities)
+	}
+	if _, err := ParsePriority(string(req.Priority)); err != nil {
+		return nil, err
+	}
+	timeout := n.timeout(req.TimeoutMs, nil)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	start := int(n.rr.Add(1)-1) % len(cands)
+	res := &DelegateResult{Candidates: make([]string, 0, len(cands))}
+	for i := range cands {
+		res.Candidates = append(res.Candidates, cands[(start+i)%len(cands)].ID)
+	}
+	for i := range cands {
+		p := cands[(start+i)%len(cands)]
+		msg, err := n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
+		if err != nil {
+			return nil, err
+		}
+		r := n.deliver(ctx, p, msg, int(timeout/time.Millisecond))
+		res.Attempts = append(res.Attempts, *r)
+		res.Result = *r
+		if r.Status == StatusOK || ctx.Err() != nil {
+			break
+		}
+	}
+	return res, nil
+}
+
+// Broadcast delivers to every enabled peer concurrently; each peer has its
+// own timeout, so a slow or dead peer delays no other peer's result. The
+// results are in peer id order.
+func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, error) {
+	if err := n.checkEnabled(); err != nil {
+		return nil, err
+	}
+	if _, err := ParsePriority(string(req.Priority)); err != nil {
+		return nil, err
+	}
+	var targets []*peer
+	for _, p := range n.peers.list() {
+		if p.IsEnabled() {
+			targets = append(targets, p)
+		}
+	}
+	results := make([]Result, len(targets))
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		msg, err := n.newMessage(TypeBroadcast, p, req.Message, req.MessageOptions)
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() { results[i] = *n.deliver(ctx, p, msg, req.TimeoutMs) })
+	}
+	wg.Wait()
+	return results, nil
+}
+
+// SyncContext sends syncData to a peer, which stores it for this server
+// and session (the correlationId, else the default session) and merges it
+// into the context of later messages of that session.
+func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, error) {
+	p, err := n.usablePeer(req.PeerID)
+	if err != nil {
+		return nil, err
+	}
+	if req.SyncData == nil {
+		return nil, fmt.Errorf("%w: syncData must be a JSON object", ErrInvalidParams)
+	}
+	opts := req.MessageOptions
+	opts.Context = req.SyncData
+	msg, err := n.newMessage(TypeSync, p, "", opts)
+	if err != nil {
+		return nil, err
+	}
+	if req.CorrelationID == "" {
+		msg.CorrelationID = "" // the default session
+	}
+	r := n.deliver(ctx, p, msg, req.TimeoutMs)
+	out := &SyncResult{Result: *r}
+	if r.Response != nil {
+		if v, ok := r.Response.Context["version"].(float64); ok {
+			out.Version = int64(v)
+		}
+	}
+	return out, nil
+}
+
+// newMessage builds an outgoing message to p's agent.
+func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOptions) (*Message, error) {
+	prio, err := ParsePriority(string(o.Priority))
+	if err != nil {
+		return nil, err
+	}
+	if o.TimeoutMs < 0 {
+		return nil, fmt.Errorf("%w: timeoutMs %d is negative", ErrInvalidParams, o.TimeoutMs)
+	}
+	from := o.FromAgent
+	if from == "" {
+		from = "operator"
+	}
+	m := NewMessage(typ, n.serverID, from, p.AgentID, content)
+	m.Context, m.Priority = o.Context, prio
+	if o.CorrelationID != "" {
+		m.CorrelationID = o.CorrelationID
+	}
+	return m, nil
+}
+
+func (n *Node) checkEnabled() error {
+	if !n.cfg.Federation.Enabled {
+		return fmt.Errorf("%w: set federation.enabled: true in this gateway's config", ErrFederationDisabled)
+	}
+	return nil
+}
+
+// usablePeer returns the enabled peer id, or an error naming it.
+func (n *Node) usablePeer(id string) (*peer, error) {
+	if err := n.checkEnabled(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: peerId is required", ErrInvalidParams)
+	}
+	p := n.peers.get(id)
+	switch {
+	case p == nil:
+		return nil, fmt.Errorf("%w: no peer named %q; list peers with the list_peers action", ErrUnknownPeer, id)
+	case !p.IsEnabled():
+		return nil, fmt.Errorf("%w: peer %q is disabled (enabled: false); enable it or pick another peer", ErrPeerDisabled, id)
+	}
+	return p, nil
+}
+
+// timeout picks the call's timeout, else the peer's, else the default.
+func (n *Node) timeout(callMs int, p *peer) time.Duration {
+	ms := callMs
+	if ms <= 0 && p != nil {
+		ms = p.TimeoutMs
+	}
+	if ms <= 0 {
+		ms = n.cfg.Federation.DefaultTimeoutMs
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// deliver relays msg to p and reports the outcome. It never returns nil.
+func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int) *Result {
+	timeout := n.timeout(callTimeoutMs, p)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	res := &Result{PeerID: p.ID}
+	err := n.relay(ctx, p, msg, timeout, &res.Response)
+	res.LatencyMs = time.Since(start).Milliseconds()
+	switch {
+	case err == nil:
+		res.Status = StatusOK
+	case errors.Is(err, context.DeadlineExceeded) || gateway.CodeOf(err) == gateway.CodeTimeout:
+		res.Status = StatusTimeout
+		res.Error = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("peer %q did not answer within %v", p.ID, timeout))
+	default:
+		res.Status = StatusError
+		res.Error = gateway.ToError(err)
+	}
+	n.log.Debug("relay", "peer", p.ID, "messageId", msg.MessageID, "correlationId", msg.CorrelationID,
+		"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
+	return res
+}
+
+// relay sends one federation.relay over the pooled connection to p.
+func (n *Node) relay(ctx context.Context, p *peer, msg *Message, timeout time.Duration, out **Message) error {
+	c, err := n.conn(ctx, p)
+	if err != nil {
+		return err
+	}
+	params := RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds()}
+	var reply Message
+	if err := c.Call(ctx, MethodRelay, params, &reply); err != nil {
+		if gateway.CodeOf(err) == gateway.CodePeerUnavailable {
+			return fmt.Errorf("%w: peer %q: %v", ErrPeerUnavailable, p.ID, err)
+		}
+		return err
+	}
+	*out = &reply
+	return nil
+}
+
+// conn returns the pooled connection to p. A handshake the peer refused
+// keeps its code (UNAUTHORIZED, ...); any other failure is PEER_UNAVAILABLE.
+func (n *Node) conn(ctx context.Context, p *peer) (*gateway.Client, error) {
+	c, err := n.pool.Get(ctx, p.ID, n.dialer(p))
+	var refused *gateway.Error
+	switch {
+	case err == nil:
+		return c, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.As(err, &refused) && refused.Code != gateway.CodePeerUnavailable && refused.Code != gateway.CodeShuttingDown:
+		return nil, fmt.Errorf("peer %q refused the connection: %w", p.ID, err)
+	}
+	return nil, fmt.Errorf("%w: cannot reach peer %q at %s: %v", ErrPeerUnavailable, p.ID, p.URL, err)
+}
+
+// dialer opens a peer-role connection to p.
+func (n *Node) dialer(p *peer) gateway.DialFunc {
+	return func(ctx context.Context) (*gateway.Client, error) {
+		return gateway.Dial(ctx, p.URL, &gateway.DialOptions{
+			Role:  gateway.RolePeer,
+			Token: p.Token,
+			Client: gateway.ClientInfo{
+				ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, Version: Version,
+				Platform: "agentfed", InstanceID: n.serverID, DisplayName: n.serverID,
+			},
+		})
+	}
+}
+
+// roundRobin is the delegate rotation counter.
+type roundRobin = atomic.Uint64

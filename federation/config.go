@@ -1,0 +1,113 @@
+package federation
+
+// Config is a whole agentfed configuration file. The federation section is
+// the seed's, unchanged; gateway, agents and storage are agentfed's own.
+// The zero Config is not ready: call ApplyDefaults, then Validate.
+type Config struct {
+	Federation FederationConfig `yaml:"federation" json:"federation"`
+	Gateway    GatewayConfig    `yaml:"gateway" json:"gateway"`
+	Agents     []AgentConfig    `yaml:"agents" json:"agents"`
+	Storage    StorageConfig    `yaml:"storage" json:"storage"`
+}
+
+// FederationConfig is the seed's federation section.
+type FederationConfig struct {
+	// Enabled turns federation on; a disabled gateway still serves its local
+	// agents' capabilities but refuses tool actions and relays. Default false.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// ServerID names this gateway to its peers. Default: a stable generated
+	// id kept in storage.dir.
+	ServerID string `yaml:"serverId" json:"serverId"`
+	// DefaultTimeoutMs bounds a request when neither the call nor the peer
+	// sets a timeout. Default 30000.
+	DefaultTimeoutMs int `yaml:"defaultTimeoutMs" json:"defaultTimeoutMs"`
+	// AllowDynamicPeers permits register_peer and unregister_peer. Default true.
+	AllowDynamicPeers *bool `yaml:"allowDynamicPeers" json:"allowDynamicPeers"`
+	// RequireAuth makes a token mandatory on every peer, and makes the
+	// gateway refuse peer connections whose token matches no
+	// gateway.auth.peers entry.
+	RequireAuth bool         `yaml:"requireAuth" json:"requireAuth"`
+	Peers       []PeerConfig `yaml:"peers" json:"peers"`
+}
+
+// DynamicPeersAllowed reports the effective allowDynamicPeers.
+func (c *FederationConfig) DynamicPeersAllowed() bool {
+	return c.AllowDynamicPeers == nil || *c.AllowDynamicPeers
+}
+
+// PeerConfig is one entry of federation.peers, exactly the seed's fields.
+type PeerConfig struct {
+	ID           string   `yaml:"id" json:"id"`
+	Name         string   `yaml:"name" json:"name"`
+	URL          string   `yaml:"url" json:"url"`
+	Token        string   `yaml:"token" json:"token,omitempty"`
+	AgentID      string   `yaml:"agentId" json:"agentId"`
+	Capabilities []string `yaml:"capabilities" json:"capabilities"`
+	Description  string   `yaml:"description" json:"description,omitempty"`
+	Enabled      *bool    `yaml:"enabled" json:"enabled,omitempty"`
+	TimeoutMs    int      `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
+}
+
+// IsEnabled reports the effective enabled flag (default true).
+func (p *PeerConfig) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// GatewayConfig says where this gateway listens and who may connect.
+type GatewayConfig struct {
+	// Listen is the TCP address of the WebSocket server. Default
+	// 127.0.0.1:18789.
+	Listen string     `yaml:"listen" json:"listen"`
+	Auth   AuthConfig `yaml:"auth" json:"auth"`
+}
+
+// AuthConfig holds the credentials this gateway accepts.
+type AuthConfig struct {
+	// OperatorToken is required from local clients (CLI, MCP, dashboard).
+	// When empty, operator connections are accepted from loopback only.
+	OperatorToken string `yaml:"operatorToken" json:"operatorToken,omitempty"`
+	// Peers lists which peer gateways may connect, and with which token.
+	Peers []PeerCredential `yaml:"peers" json:"peers,omitempty"`
+}
+
+// PeerCredential lets the gateway named ServerID connect as a peer when it
+// presents Token.
+type PeerCredential struct {
+	ServerID string `yaml:"serverId" json:"serverId"`
+	Token    string `yaml:"token" json:"token"`
+}
+
+// AgentConfig is one local agent hosted by this gateway.
+type AgentConfig struct {
+	ID           string        `yaml:"id" json:"id"`
+	Name         string        `yaml:"name" json:"name,omitempty"`
+	Capabilities []string      `yaml:"capabilities" json:"capabilities"`
+	Description  string        `yaml:"description" json:"description,omitempty"`
+	Handler      HandlerConfig `yaml:"handler" json:"handler"`
+}
+
+// HandlerConfig chooses a built-in agent kind; see package agent.
+type HandlerConfig struct {
+	// Type is echo, exec or http.
+	Type string `yaml:"type" json:"type"`
+	// Command is the argv of an exec agent.
+	Command []string `yaml:"command" json:"command,omitempty"`
+	// Dir is the working directory of an exec agent.
+	Dir string `yaml:"dir" json:"dir,omitempty"`
+	// URL is where an http agent POSTs messages.
+	URL string `yaml:"url" json:"url,omitempty"`
+	// TimeoutMs caps one invocation even when the caller allows longer.
+	TimeoutMs int `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
+}
+
+// StorageConfig says where the gateway keeps state across restarts.
+type StorageConfig struct {
+	// Dir holds the generated server id, dynamic peers and synced context.
+	// Default ./agentfed-data.
+	Dir string `yaml:"dir" json:"dir"`
+}
+
+// Defaults used when a field is unset.
+const (
+	DefaultListen    = "127.0.0.1:18789"
+	DefaultTimeoutMs = 30000
+	DefaultStorage   = "./agentfed-data"
+)

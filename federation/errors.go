@@ -1,0 +1,22 @@
+package federation
+
+import "github.com/agentfed/agentfed/gateway"
+
+// Sentinel errors. Each carries the stable code that crosses the wire; wrap
+// them with %w and the identifying value. gateway.CodeOf recovers the code.
+var (
+	ErrInvalidParams        = gateway.NewError(gateway.CodeInvalidParams, "federation: invalid parameters")
+	ErrUnknownAction        = gateway.NewError(gateway.CodeUnknownAction, "federation: unknown action")
+	ErrUnknownPeer          = gateway.NewError(gateway.CodeUnknownPeer, "federation: unknown peer")
+	ErrPeerDisabled         = gateway.NewError(gateway.CodePeerDisabled, "federation: peer disabled")
+	ErrPeerUnavailable      = gateway.NewError(gateway.CodePeerUnavailable, "federation: peer unavailable")
+	ErrUnknownAgent         = gateway.NewError(gateway.CodeUnknownAgent, "federation: unknown agent")
+	ErrNoCapablePeer        = gateway.NewError(gateway.CodeNoCapablePeer, "federation: no capable peer")
+	ErrTimeout              = gateway.NewError(gateway.CodeTimeout, "federation: timeout")
+	ErrDynamicPeersDisabled = gateway.NewError(gateway.CodeDynamicPeersDisabled, "federation: dynamic peers disabled")
+	ErrPeerExists           = gateway.NewError(gateway.CodePeerExists, "federation: peer exists")
+	ErrStaticPeer           = gateway.NewError(gateway.CodeStaticPeer, "federation: static peer")
+	ErrAgentFailed          = gateway.NewError(gateway.CodeAgentError, "federation: agent failed")
+	ErrFederationDisabled   = gateway.NewError(gateway.CodeFederationDisabled, "federation: disabled")
+	ErrShuttingDown         = gateway.NewError(gateway.CodeShuttingDown, "federation: shutting down")
+)

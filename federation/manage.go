@@ -1,0 +1,184 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// PeerInfo is one entry of list_peers: the seed's fields plus source and
+// live connection state. The token is never shown.
+type PeerInfo struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	AgentID      string   `json:"agentId"`
+	Capabilities []string `json:"capabilities"`
+	Description  string   `json:"description,omitempty"`
+	Enabled      bool     `json:"enabled"`
+	Source       string   `json:"source"` // static or dynamic
+	TimeoutMs    int      `json:"timeoutMs,omitempty"`
+	Connected    bool     `json:"connected"`
+}
+
+// PeerList is the result of list_peers.
+type PeerList struct {
+	ServerID   string     `json:"serverId"`
+	TotalPeers int        `json:"totalPeers"`
+	Peers      []PeerInfo `json:"peers"`
+}
+
+// ListPeers returns every static and dynamic peer, ordered by id.
+func (n *Node) ListPeers() *PeerList {
+	out := &PeerList{ServerID: n.serverID, Peers: []PeerInfo{}}
+	for _, p := range n.peers.list() {
+		out.Peers = append(out.Peers, PeerInfo{
+			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
+			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
+			Connected: n.pool.Connected(p.ID),
+		})
+	}
+	out.TotalPeers = len(out.Peers)
+	return out
+}
+
+// RegisterRequest is the register_peer action.
+type RegisterRequest struct {
+	PeerID           string   `json:"peerId"`
+	PeerName         string   `json:"peerName"`
+	PeerURL          string   `json:"peerUrl"`
+	PeerAgentID      string   `json:"peerAgentId"`
+	PeerToken        string   `json:"peerToken,omitempty"`
+	PeerCapabilities []string `json:"peerCapabilities,omitempty"`
+	PeerDescription  string   `json:"peerDescription,omitempty"`
+	PeerTimeoutMs    int      `json:"peerTimeoutMs,omitempty"`
+}
+
+// PeerChange is the result of register_peer and unregister_peer.
+type PeerChange struct {
+	Success bool      `json:"success"`
+	PeerID  string    `json:"peerId"`
+	Message string    `json:"message"`
+	Peer    *PeerInfo `json:"peer,omitempty"`
+}
+
+// RegisterPeer adds a dynamic peer, kept across restarts. It needs
+// allowDynamicPeers, an unused id, and the same checks a config peer gets.
+func (n *Node) RegisterPeer(req RegisterRequest) (*PeerChange, error) {
+	if err := n.checkDynamic(); err != nil {
+		return nil, err
+	}
+	pc := PeerConfig{
+		ID: req.PeerID, Name: req.PeerName, URL: req.PeerURL, Token: req.PeerToken, AgentID: req.PeerAgentID,
+		Capabilities: slices.Clone(req.PeerCapabilities), Description: req.PeerDescription, TimeoutMs: req.PeerTimeoutMs,
+	}
+	problems := ValidatePeer(pc, "")
+	if n.cfg.Federation.RequireAuth && pc.Token == "" {
+		problems = append(problems, Problem{Path: ".token", Message: "required because this gateway has federation.requireAuth=true"})
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidParams, registerProblems(problems))
+	}
+	if err := n.peers.register(pc); err != nil {
+		return nil, err
+	}
+	n.log.Info("peer registered", "id", pc.ID, "url", pc.URL, "agentId", pc.AgentID)
+	info := n.peerInfo(pc.ID)
+	return &PeerChange{Success: true, PeerID: pc.ID, Message: fmt.Sprintf("peer %q registered", pc.ID), Peer: info}, nil
+}
+
+// UnregisterPeer removes a dynamic peer and closes its connection.
+func (n *Node) UnregisterPeer(id string) (*PeerChange, error) {
+	if err := n.checkDynamic(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: peerId is required", ErrInvalidParams)
+	}
+	if err := n.peers.unregister(id); err != nil {
+		return nil, err
+	}
+	n.pool.Drop(id)
+	n.log.Info("peer unregistered", "id", id)
+	return &PeerChange{Success: true, PeerID: id, Message: fmt.Sprintf("peer %q unregistered", id)}, nil
+}
+
+func (n *Node) checkDynamic() error {
+	if !n.cfg.Federation.DynamicPeersAllowed() {
+		return fmt.Errorf("%w: this gateway has federation.allowDynamicPeers=false; add the peer to federation.peers instead", ErrDynamicPeersDisabled)
+	}
+	return nil
+}
+
+func (n *Node) peerInfo(id string) *PeerInfo {
+	for _, p := range n.ListPeers().Peers {
+		if p.ID == id {
+			return &p
+		}
+	}
+	return nil
+}
+
+// registerProblems renames config paths to the register_peer parameters a
+// caller actually wrote.
+func registerProblems(problems []Problem) string {
+	names := map[string]string{"id": "peerId", "name": "peerName", "url": "peerUrl", "agentId": "peerAgentId",
+		"token": "peerToken", "capabilities": "peerCapabilities", "timeoutMs": "peerTimeoutMs", "description": "peerDescription"}
+	s := ""
+	for i, p := range problems {
+		path := strings.TrimPrefix(p.Path, ".")
+		for k, v := range names {
+			if path == k || len(path) > len(k) && path[:len(k)] == k && (path[len(k)] == '[' || path[len(k)] == '.') {
+				path = v + path[len(k):]
+			}
+		}
+		if i > 0 {
+			s += "; "
+		}
+		s += path + ": " + p.Message
+	}
+	return s
+}
+
+// CapabilityReport is the result of query_capabilities, the seed's shape.
+type CapabilityReport struct {
+	PeerID       string   `json:"peerId"`
+	PeerName     string   `json:"peerName"`
+	Capabilities []string `json:"capabilities"`
+	Description  string   `json:"description"`
+}
+
+// QueryCapabilities asks the peer's gateway, live, what its agent can do.
+func (n *Node) QueryCapabilities(ctx context.Context, peerID string, timeoutMs int) (*CapabilityReport, error) {
+	p, err := n.usablePeer(peerID)
+	if err != nil {
+		return nil, err
+	}
+	if timeoutMs < 0 {
+		return nil, fmt.Errorf("%w: timeoutMs %d is negative", ErrInvalidParams, timeoutMs)
+	}
+	timeout := n.timeout(timeoutMs, p)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := n.conn(ctx, p)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: peer %q did not answer within %v", ErrTimeout, p.ID, timeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var caps Capabilities
+	if err := c.Call(ctx, MethodCapabilities, nil, &caps); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: peer %q did not answer within %v", ErrTimeout, p.ID, timeout)
+		}
+		return nil, fmt.Errorf("query capabilities of peer %q: %w", p.ID, err)
+	}
+	for _, a := range caps.Agents {
+		if a.ID == p.AgentID {
+			return &CapabilityReport{PeerID: p.ID, PeerName: p.Name, Capabilities: nonNil(a.Capabilities), Description: a.Description}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: peer %q (gateway %q) hosts no agent %q", ErrUnknownAgent, p.ID, caps.ServerID, p.AgentID)
+}

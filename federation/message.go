@@ -1,0 +1,151 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MessageType is the kind of a FederationMessage.
+type MessageType string
+
+// The message types of the seed's FederationMessage.
+const (
+	TypeRequest    MessageType = "request"
+	TypeResponse   MessageType = "response"
+	TypeDelegation MessageType = "delegation"
+	TypeBroadcast  MessageType = "broadcast"
+	TypeSync       MessageType = "sync"
+)
+
+// Valid reports whether t is one of the five message types.
+func (t MessageType) Valid() bool {
+	switch t {
+	case TypeRequest, TypeResponse, TypeDelegation, TypeBroadcast, TypeSync:
+		return true
+	}
+	return false
+}
+
+// Priority orders messages wherever they wait: urgent before high before
+// normal before low.
+type Priority string
+
+// The four priority levels. The empty Priority means PriorityNormal.
+const (
+	PriorityLow    Priority = "low"
+	PriorityNormal Priority = "normal"
+	PriorityHigh   Priority = "high"
+	PriorityUrgent Priority = "urgent"
+)
+
+// ParsePriority validates s; the empty string is PriorityNormal.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(s); p {
+	case "":
+		return PriorityNormal, nil
+	case PriorityLow, PriorityNormal, PriorityHigh, PriorityUrgent:
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: priority %q is not one of low, normal, high, urgent", ErrInvalidParams, s)
+}
+
+// Rank orders priorities: a higher rank is served first.
+func (p Priority) Rank() int {
+	switch p {
+	case PriorityUrgent:
+		return 3
+	case PriorityHigh:
+		return 2
+	case PriorityLow:
+		return 0
+	}
+	return 1
+}
+
+// Message is the seed's FederationMessage: the unit that travels between
+// gateways inside federation.relay.
+type Message struct {
+	MessageID     string         `json:"messageId"`
+	FromAgent     string         `json:"fromAgent"`
+	FromServer    string         `json:"fromServer"`
+	ToAgent       string         `json:"toAgent"`
+	Type          MessageType    `json:"type"`
+	Content       string         `json:"content"`
+	Context       map[string]any `json:"context,omitempty"`
+	CorrelationID string         `json:"correlationId,omitempty"`
+	Priority      Priority       `json:"priority,omitempty"`
+	Timestamp     int64          `json:"timestamp"`
+}
+
+// NewMessage returns a message with a fresh UUID, the current time in Unix
+// milliseconds, and a generated correlationId when correlationID is empty.
+func NewMessage(typ MessageType, fromServer, fromAgent, toAgent, content string) *Message {
+	return &Message{
+		MessageID:     uuid.NewString(),
+		FromAgent:     fromAgent,
+		FromServer:    fromServer,
+		ToAgent:       toAgent,
+		Type:          typ,
+		Content:       content,
+		CorrelationID: uuid.NewString(),
+		Priority:      PriorityNormal,
+		Timestamp:     time.Now().UnixMilli(),
+	}
+}
+
+// Reply builds the response to m: type response, same correlationId and
+// priority, addressed back to the sender.
+func (m *Message) Reply(fromServer, content string, ctx map[string]any) *Message {
+	return &Message{
+		MessageID:     uuid.NewString(),
+		FromAgent:     m.ToAgent,
+		FromServer:    fromServer,
+		ToAgent:       m.FromAgent,
+		Type:          TypeResponse,
+		Content:       content,
+		Context:       ctx,
+		CorrelationID: m.CorrelationID,
+		Priority:      m.Priority,
+		Timestamp:     time.Now().UnixMilli(),
+	}
+}
+
+// Validate checks the fields a receiving gateway relies on.
+func (m *Message) Validate() error {
+	switch {
+	case m == nil:
+		return fmt.Errorf("%w: message is missing", ErrInvalidParams)
+	case m.MessageID == "":
+		return fmt.Errorf("%w: message.messageId is empty", ErrInvalidParams)
+	case m.FromServer == "":
+		return fmt.Errorf("%w: message.fromServer is empty", ErrInvalidParams)
+	case !m.Type.Valid():
+		return fmt.Errorf("%w: message.type %q is not one of request, response, delegation, broadcast, sync", ErrInvalidParams, m.Type)
+	}
+	if _, err := ParsePriority(string(m.Priority)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Handler is a local agent: it answers one message at a time, possibly
+// concurrently. The context is cancelled when the caller stops waiting.
+// Implementations live in package agent.
+type Handler interface {
+	Handle(ctx context.Context, msg *Message) (*Answer, error)
+}
+
+// Answer is what a Handler returns: the reply content and optional context.
+type Answer struct {
+	Content string         `json:"content"`
+	Context map[string]any `json:"context,omitempty"`
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, msg *Message) (*Answer, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, msg *Message) (*Answer, error) { return f(ctx, msg) }

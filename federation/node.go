@@ -1,0 +1,191 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/store"
+)
+
+// Version is reported in hello-ok and by agentfed version.
+var Version = "0.1.0-dev"
+
+// Options are a Node's collaborators that do not come from the config file.
+type Options struct {
+	// Handlers serve the config's local agents, by agent id. An agent in
+	// Config.Agents without a handler here is an error.
+	Handlers map[string]Handler
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Node is one federation member: it hosts local agents, listens for peer
+// gateways and operators, and carries the eight tool actions to its peers.
+// Its methods are safe for concurrent use.
+type Node struct {
+	cfg      Config // frozen after New, except peers (see peers)
+	serverID string
+	log      *slog.Logger
+	store    *store.Store
+	agents   map[string]*localAgent
+	peers    *registry
+	pool     gateway.Pool
+	contexts *contextStore
+	srv      *gateway.Server
+	started  time.Time
+	rr       roundRobin // delegate rotation
+
+	mu       sync.Mutex // guards httpSrv, listener and stopping
+	httpSrv  *http.Server
+	listener net.Listener
+	stopping bool
+	serveErr chan error
+}
+
+type localAgent struct {
+	cfg     AgentConfig
+	handler Handler
+}
+
+// New validates cfg, opens its storage and loads dynamic peers. It does not
+// listen yet: call Start. cfg must have had ApplyDefaults.
+func New(cfg *Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: *cfg, log: opts.Logger, agents: make(map[string]*localAgent), started: time.Now()}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	for _, a := range cfg.Agents {
+		h := opts.Handlers[a.ID]
+		if h == nil {
+			return nil, fmt.Errorf("federation: agent %q has no handler", a.ID)
+		}
+		n.agents[a.ID] = &localAgent{cfg: a, handler: h}
+	}
+	st, err := store.Open(cfg.Storage.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
+	n.serverID = cfg.Federation.ServerID
+	if n.serverID == "" {
+		if n.serverID, err = st.ServerID(); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("generate serverId: %w", err)
+		}
+	}
+	if n.peers, err = newRegistry(cfg.Federation.Peers, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	n.contexts = newContextStore(st)
+	n.srv = &gateway.Server{
+		Handler:      gateway.HandlerFunc(n.serveRPC),
+		Authenticate: n.authenticate,
+		Methods:      methodsFor,
+		Version:      Version,
+		ServerID:     n.serverID,
+		Logger:       n.log,
+		Health:       func() any { return n.health() },
+	}
+	return n, nil
+}
+
+// ServerID returns this gateway's serverId.
+func (n *Node) ServerID() string { return n.serverID }
+
+// Start listens on cfg.Gateway.Listen and serves in the background.
+func (n *Node) Start() error {
+	ln, err := net.Listen("tcp", n.cfg.Gateway.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on gateway.listen %q: %w", n.cfg.Gateway.Listen, err)
+	}
+	return n.Serve(ln)
+}
+
+// Serve serves on ln in the background until Shutdown.
+func (n *Node) Serve(ln net.Listener) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.httpSrv != nil || n.stopping {
+		return errors.New("federation: node already started or stopped")
+	}
+	n.listener = ln
+	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	n.serveErr = make(chan error, 1)
+	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
+	n.logStart()
+	return nil
+}
+
+func (n *Node) logStart() {
+	n.log.Info("gateway listening", "addr", n.listener.Addr().String(), "serverId", n.serverID,
+		"federation", n.cfg.Federation.Enabled, "requireAuth", n.cfg.Federation.RequireAuth)
+	for _, p := range n.peers.list() {
+		n.log.Info("peer", "id", p.ID, "url", p.URL, "agentId", p.AgentID, "enabled", p.IsEnabled(), "source", p.source)
+	}
+	for id, a := range n.agents {
+		n.log.Info("agent", "id", id, "type", a.cfg.Handler.Type, "capabilities", a.cfg.Capabilities)
+	}
+	if n.cfg.Gateway.Auth.OperatorToken == "" {
+		n.log.Warn("gateway.auth.operatorToken is not set: operator access is accepted only from loopback connections")
+	}
+	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
+		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")
+	}
+}
+
+// Addr returns the listening address, or nil before Start.
+func (n *Node) Addr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listener == nil {
+		return nil
+	}
+	return n.listener.Addr()
+}
+
+// URL returns the ws:// URL peers and operators use to reach this node.
+func (n *Node) URL() string {
+	if a := n.Addr(); a != nil {
+		return "ws://" + a.String()
+	}
+	return ""
+}
+
+// Shutdown stops accepting connections, lets requests in flight finish
+// until ctx ends, closes every connection with a close frame, and releases
+// the storage. It returns when nothing the node started is still running.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopping {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopping = true
+	httpSrv := n.httpSrv
+	n.mu.Unlock()
+
+	var errs []error
+	if httpSrv != nil {
+		errs = append(errs, httpSrv.Shutdown(ctx))
+	}
+	errs = append(errs, n.srv.Shutdown(ctx))
+	n.pool.Close()
+	if httpSrv != nil {
+		if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, n.store.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,157 @@
+package federation
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/agentfed/agentfed/internal/store"
+)
+
+// Peer sources, as list_peers reports them.
+const (
+	SourceStatic  = "static"  // from federation.peers in the config file
+	SourceDynamic = "dynamic" // added by register_peer, kept in storage.dir
+)
+
+type peer struct {
+	PeerConfig
+	source string
+}
+
+// registry holds the static and dynamic peers and a capability index.
+type registry struct {
+	st *store.Store
+
+	mu    sync.RWMutex // guards byID and byCap
+	byID  map[string]*peer
+	byCap map[string]map[string]*peer // capability -> peer id -> peer
+}
+
+func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
+	r := &registry{st: st, byID: make(map[string]*peer), byCap: make(map[string]map[string]*peer)}
+	for _, p := range static {
+		r.addLocked(&peer{PeerConfig: p, source: SourceStatic})
+	}
+	err := st.ForEach(store.Peers, func(id string, v []byte) error {
+		var p PeerConfig
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("dynamic peer %q in storage: %w", id, err)
+		}
+		if _, clash := r.byID[p.ID]; clash {
+			// A static peer now has this id: the config file wins.
+			return nil
+		}
+		r.addLocked(&peer{PeerConfig: p, source: SourceDynamic})
+		return nil
+	})
+	return r, err
+}
+
+func (r *registry) addLocked(p *peer) {
+	r.byID[p.ID] = p
+	for _, c := range p.Capabilities {
+		if r.byCap[c] == nil {
+			r.byCap[c] = make(map[string]*peer)
+		}
+		r.byCap[c][p.ID] = p
+	}
+}
+
+func (r *registry) removeLocked(p *peer) {
+	delete(r.byID, p.ID)
+	for _, c := range p.Capabilities {
+		delete(r.byCap[c], p.ID)
+		if len(r.byCap[c]) == 0 {
+			delete(r.byCap, c)
+		}
+	}
+}
+
+func (r *registry) get(id string) *peer {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byID[id]
+}
+
+// list returns every peer, ordered by id.
+func (r *registry) list() []*peer {
+	r.mu.RLock()
+	out := make([]*peer, 0, len(r.byID))
+	for _, p := range r.byID {
+		out = append(out, p)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// capable returns the enabled peers that have every capability in caps
+// (exact, case-sensitive), ordered by id. It walks only the peers of the
+// rarest capability.
+func (r *registry) capable(caps []string) []*peer {
+	r.mu.RLock()
+	var smallest map[string]*peer
+	for i, c := range caps {
+		set := r.byCap[c]
+		if i == 0 || len(set) < len(smallest) {
+			smallest = set
+		}
+	}
+	var out []*peer
+	for _, p := range smallest {
+		if p.IsEnabled() && hasAll(p.Capabilities, caps) {
+			out = append(out, p)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// register adds a dynamic peer and persists it before it becomes visible.
+func (r *registry) register(p PeerConfig) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.byID[p.ID]; old != nil {
+		return fmt.Errorf("%w: a %s peer named %q already exists; pick another peerId or unregister it first", ErrPeerExists, old.source, p.ID)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := r.st.Put(store.Peers, p.ID, b); err != nil {
+		return fmt.Errorf("save dynamic peer %q: %w", p.ID, err)
+	}
+	r.addLocked(&peer{PeerConfig: p, source: SourceDynamic})
+	return nil
+}
+
+// unregister removes a dynamic peer from memory and storage.
+func (r *registry) unregister(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.byID[id]
+	switch {
+	case p == nil:
+		return fmt.Errorf("%w: no peer named %q; list peers with the list_peers action", ErrUnknownPeer, id)
+	case p.source == SourceStatic:
+		return fmt.Errorf("%w: peer %q comes from the config file (federation.peers) and cannot be unregistered; remove it there or set enabled: false", ErrStaticPeer, id)
+	}
+	if err := r.st.Delete(store.Peers, id); err != nil {
+		return fmt.Errorf("delete dynamic peer %q: %w", id, err)
+	}
+	r.removeLocked(p)
+	return nil
+}

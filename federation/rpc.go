@@ -1,0 +1,274 @@
+package federation
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// Gateway methods served by a Node. Their params and payloads are described
+// in docs/PROTOCOL.md.
+const (
+	MethodRelay        = "federation.relay"        // peer
+	MethodCapabilities = "federation.capabilities" // peer, operator
+	MethodHealth       = "federation.health"       // peer, operator
+	MethodTool         = "federation.tool"         // operator
+)
+
+var roleMethods = map[string][]string{
+	gateway.RolePeer:     {MethodRelay, MethodCapabilities, MethodHealth},
+	gateway.RoleOperator: {MethodTool, MethodCapabilities, MethodHealth},
+}
+
+func methodsFor(role string) []string { return roleMethods[role] }
+
+// RelayParams are the params of federation.relay.
+type RelayParams struct {
+	TargetAgent string   `json:"targetAgent"`
+	Message     *Message `json:"message"`
+	// TimeoutMs is how long the caller will wait; the receiving gateway
+	// stops the agent's work when it passes. agentfed's addition.
+	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+}
+
+// Capabilities is the payload of federation.capabilities.
+type Capabilities struct {
+	ServerID string      `json:"serverId"`
+	Agents   []AgentInfo `json:"agents"`
+}
+
+// AgentInfo describes one local agent.
+type AgentInfo struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Capabilities []string `json:"capabilities"`
+	Description  string   `json:"description,omitempty"`
+}
+
+// Health is the payload of federation.health.
+type Health struct {
+	ServerID string       `json:"serverId"`
+	Status   string       `json:"status"`
+	UptimeMs int64        `json:"uptimeMs"`
+	Peers    []PeerHealth `json:"peers,omitempty"`
+}
+
+// PeerHealth is one peer's connection state, as seen from this gateway.
+type PeerHealth struct {
+	ID        string `json:"id"`
+	Enabled   bool   `json:"enabled"`
+	Connected bool   `json:"connected"`
+}
+
+func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway.Identity, error) {
+	token := ""
+	if p.Auth != nil {
+		token = p.Auth.Token
+	}
+	switch p.Role {
+	case gateway.RoleOperator:
+		return n.authenticateOperator(r, token)
+	case gateway.RolePeer:
+		return n.authenticatePeer(p, token)
+	}
+	return nil, gateway.NewError(gateway.CodeInvalidRequest, fmt.Sprintf("invalid role %q: agentfed serves operator and peer", p.Role))
+}
+
+func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Identity, error) {
+	want := n.cfg.Gateway.Auth.OperatorToken
+	switch {
+	case want != "" && tokenEqual(token, want):
+		return &gateway.Identity{Role: gateway.RoleOperator, Authenticated: true}, nil
+	case want != "":
+		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "operator token missing or wrong: pass --token or set AGENTFED_TOKEN to gateway.auth.operatorToken")
+	case isLoopback(r.RemoteAddr):
+		return &gateway.Identity{Role: gateway.RoleOperator}, nil
+	}
+	return nil, unauthorized("AUTH_TOKEN_NOT_CONFIGURED", "operator access without gateway.auth.operatorToken is allowed only from loopback; set an operator token to allow remote operators")
+}
+
+func (n *Node) authenticatePeer(p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
+	// Compare against every credential, matched or not, so the time taken
+	// does not tell which one a guess came close to.
+	matched := ""
+	for _, c := range n.cfg.Gateway.Auth.Peers {
+		if tokenEqual(token, c.Token) && matched == "" {
+			matched = c.ServerID
+		}
+	}
+	switch {
+	case matched != "":
+		return &gateway.Identity{Role: gateway.RolePeer, PeerID: matched, Authenticated: true}, nil
+	case token != "" && len(n.cfg.Gateway.Auth.Peers) > 0:
+		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "peer token matches no gateway.auth.peers entry")
+	case n.cfg.Federation.RequireAuth:
+		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires authentication (federation.requireAuth): present a token listed in its gateway.auth.peers")
+	case p.Client.InstanceID == "":
+		return nil, gateway.NewError(gateway.CodeInvalidRequest, "a peer connection must name its serverId in client.instanceId")
+	}
+	return &gateway.Identity{Role: gateway.RolePeer, PeerID: p.Client.InstanceID}, nil
+}
+
+func unauthorized(detail, msg string) error {
+	e := gateway.NewError(gateway.CodeUnauthorized, msg)
+	e.Details = map[string]string{"code": detail}
+	return e
+}
+
+// tokenEqual compares in constant time. An empty token never matches.
+func tokenEqual(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string, params json.RawMessage) (any, error) {
+	allowed := false
+	for _, m := range roleMethods[id.Role] {
+		allowed = allowed || m == method
+	}
+	if !allowed {
+		for _, ms := range roleMethods {
+			for _, m := range ms {
+				if m == method {
+					return nil, gateway.NewError(gateway.CodeForbidden, fmt.Sprintf("method %s is not available to %s connections", method, id.Role))
+				}
+			}
+		}
+		return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
+	}
+	switch method {
+	case MethodRelay:
+		return n.serveRelay(ctx, id, params)
+	case MethodCapabilities:
+		return n.capabilities(), nil
+	case MethodHealth:
+		return n.health(), nil
+	case MethodTool:
+		return n.Tool().Call(ctx, params)
+	}
+	return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
+}
+
+func (n *Node) capabilities() *Capabilities {
+	c := &Capabilities{ServerID: n.serverID, Agents: []AgentInfo{}}
+	for _, id := range sortedKeys(n.agents) {
+		a := n.agents[id].cfg
+		c.Agents = append(c.Agents, AgentInfo{ID: a.ID, Name: a.Name, Capabilities: nonNil(a.Capabilities), Description: a.Description})
+	}
+	return c
+}
+
+func (n *Node) health() *Health {
+	h := &Health{ServerID: n.serverID, Status: "ok", UptimeMs: time.Since(n.started).Milliseconds()}
+	for _, p := range n.peers.list() {
+		h.Peers = append(h.Peers, PeerHealth{ID: p.ID, Enabled: p.IsEnabled(), Connected: n.pool.Connected(p.ID)})
+	}
+	return h
+}
+
+// serveRelay handles a message from a peer gateway for one of our agents.
+func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.RawMessage) (*Message, error) {
+	if !n.cfg.Federation.Enabled {
+		return nil, fmt.Errorf("%w: gateway %q has federation.enabled=false", ErrFederationDisabled, n.serverID)
+	}
+	var p RelayParams
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("%w: federation.relay params: %v", ErrInvalidParams, err)
+	}
+	msg := p.Message
+	if err := msg.Validate(); err != nil {
+		return nil, err
+	}
+	if id.Authenticated && msg.FromServer != id.PeerID {
+		return nil, gateway.NewError(gateway.CodeForbidden,
+			fmt.Sprintf("message claims fromServer %q but the connection authenticated as %q", msg.FromServer, id.PeerID))
+	}
+	if p.TargetAgent == "" {
+		p.TargetAgent = msg.ToAgent
+	}
+	agent := n.agents[p.TargetAgent]
+	if agent == nil {
+		return nil, fmt.Errorf("%w: gateway %q hosts no agent %q (it hosts %v)", ErrUnknownAgent, n.serverID, p.TargetAgent, sortedKeys(n.agents))
+	}
+	msg.ToAgent = p.TargetAgent
+	if p.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	if msg.Type == TypeSync {
+		return n.acceptSync(msg)
+	}
+	return n.deliverLocal(ctx, agent, msg)
+}
+
+func (n *Node) acceptSync(msg *Message) (*Message, error) {
+	version, err := n.contexts.merge(msg.FromServer, msg.CorrelationID, msg.Context)
+	if err != nil {
+		return nil, fmt.Errorf("store synced context: %w", err)
+	}
+	n.log.Debug("context synced", "from", msg.FromServer, "correlationId", msg.CorrelationID, "version", version)
+	return msg.Reply(n.serverID, "context synced", map[string]any{"version": version}), nil
+}
+
+// deliverLocal hands msg, its context merged with the session's synced
+// context, to a local agent and builds the response message.
+func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message) (*Message, error) {
+	synced, _, err := n.contexts.get(msg.FromServer, msg.CorrelationID)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(synced, msg.Context)
+	if len(synced) > 0 {
+		msg.Context = synced
+	}
+	start := time.Now()
+	ans, err := agent.handler.Handle(ctx, msg)
+	if err == nil && ans == nil {
+		err = fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)
+	}
+	if err != nil {
+		n.log.Info("agent failed", "agent", agent.cfg.ID, "messageId", msg.MessageID, "err", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: agent %q did not answer before the caller's deadline", ErrTimeout, agent.cfg.ID)
+		}
+		if gateway.CodeOf(err) == gateway.CodeInternal {
+			err = fmt.Errorf("%w: agent %q: %v", ErrAgentFailed, agent.cfg.ID, err)
+		}
+		return nil, err
+	}
+	n.log.Debug("agent answered", "agent", agent.cfg.ID, "messageId", msg.MessageID, "latency", time.Since(start))
+	return msg.Reply(n.serverID, ans.Content, ans.Context), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,286 @@
+package federation
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Path names the field, like federation.peers[1].url. It is empty when
+	// the problem concerns the file as a whole.
+	Path string
+	// Message says what is wrong and what to do about it.
+	Message string
+	// Line is the 1-based line of the field in the configuration file, or 0
+	// when the configuration did not come from a file.
+	Line int
+}
+
+// String formats p as "line 7: federation.peers[0].url: message", leaving
+// out the parts that are unknown.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct {
+	// File names the configuration file, if there is one.
+	File     string
+	Problems []Problem
+}
+
+// Error returns the problems one per line, each prefixed with the file name
+// when it is known.
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 0 {
+		return "invalid configuration"
+	}
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if e.File != "" {
+			b.WriteString(e.File)
+			b.WriteString(": ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// The handler types an agent may use. An empty type means echo.
+var handlerTypes = []string{"echo", "exec", "http"}
+
+// ApplyDefaults fills in every unset field that has a default. It is the
+// one place defaults are applied; call it before Validate.
+func (c *Config) ApplyDefaults() {
+	if c.Gateway.Listen == "" {
+		c.Gateway.Listen = DefaultListen
+	}
+	if c.Federation.DefaultTimeoutMs == 0 {
+		c.Federation.DefaultTimeoutMs = DefaultTimeoutMs
+	}
+	if c.Storage.Dir == "" {
+		c.Storage.Dir = DefaultStorage
+	}
+	for i := range c.Agents {
+		a := &c.Agents[i]
+		if a.Name == "" {
+			a.Name = a.ID
+		}
+		if a.Handler.Type == "" {
+			a.Handler.Type = "echo"
+		}
+	}
+}
+
+// Validate checks the whole configuration and reports every problem at
+// once as a *ValidationError. Fields left empty count as "use the default",
+// so Validate accepts a configuration whether or not ApplyDefaults ran.
+func (c *Config) Validate() error {
+	var ch checker
+	ch.federation(&c.Federation)
+	ch.gateway(&c.Gateway)
+	ch.agents(c.Agents)
+	if len(ch.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ch.problems}
+}
+
+// ValidatePeer checks one peer's own fields: id, name, url and agentId are
+// required, the url must be ws:// or wss:// with a host, timeoutMs must not
+// be negative and capabilities must not be empty strings. path prefixes
+// each problem's Path, like "federation.peers[2]".
+//
+// It does not check what depends on the rest of the configuration: that the
+// id is unique, and that the peer has a token when federation.requireAuth is
+// true. Callers registering peers at runtime must check both themselves.
+func ValidatePeer(p PeerConfig, path string) []Problem {
+	var ch checker
+	ch.peer(&p, path)
+	return ch.problems
+}
+
+// checker accumulates problems while Validate walks a configuration.
+type checker struct {
+	problems []Problem
+}
+
+func (ch *checker) add(path, format string, args ...any) {
+	ch.problems = append(ch.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (ch *checker) federation(f *FederationConfig) {
+	if f.ServerID != "" && strings.IndexFunc(f.ServerID, unicode.IsSpace) >= 0 {
+		ch.add("federation.serverId", "%q contains whitespace; use a single word such as \"main-agent-server\"", f.ServerID)
+	}
+	ch.timeout("federation.defaultTimeoutMs", f.DefaultTimeoutMs)
+	first := make(map[string]int) // peer id -> index of its first use
+	for i := range f.Peers {
+		p := &f.Peers[i]
+		path := fmt.Sprintf("federation.peers[%d]", i)
+		ch.peer(p, path)
+		if p.ID != "" {
+			if j, dup := first[p.ID]; dup {
+				ch.add(path+".id", "duplicate id %q (also federation.peers[%d]); give each peer a unique id", p.ID, j)
+			} else {
+				first[p.ID] = i
+			}
+		}
+		if f.RequireAuth && p.Token == "" {
+			ch.add(path+".token", "required because federation.requireAuth is true")
+		}
+	}
+}
+
+func (ch *checker) peer(p *PeerConfig, path string) {
+	if p.ID == "" {
+		ch.add(path+".id", "required; give the peer a unique id such as \"research-agent\"")
+	}
+	if p.Name == "" {
+		ch.add(path+".name", "required; give the peer a human-readable name")
+	}
+	if p.URL == "" {
+		ch.add(path+".url", "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789")
+	} else {
+		ch.url(path+".url", p.URL, "ws", "wss")
+	}
+	if p.AgentID == "" {
+		ch.add(path+".agentId", "required; name the agent on the peer's gateway that receives the messages")
+	}
+	ch.capabilities(path+".capabilities", p.Capabilities)
+	ch.timeout(path+".timeoutMs", p.TimeoutMs)
+}
+
+// url checks that raw parses as an absolute URL with one of two schemes and
+// a host.
+func (ch *checker) url(path, raw, scheme, secureScheme string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		ch.add(path, "not a valid URL (%v); write it like %s://host:port", err, scheme)
+		return
+	}
+	if u.Scheme == "" {
+		ch.add(path, "has no scheme; write it like %s://host:port or %s://host:port", scheme, secureScheme)
+		return
+	}
+	if u.Scheme != scheme && u.Scheme != secureScheme {
+		ch.add(path, "scheme %q is not %s:// or %s://", u.Scheme, scheme, secureScheme)
+		return
+	}
+	if u.Hostname() == "" {
+		ch.add(path, "has no host; write it like %s://host:port", scheme)
+	}
+}
+
+func (ch *checker) timeout(path string, ms int) {
+	if ms < 0 {
+		ch.add(path, "must not be negative (got %d); give milliseconds, or 0 for the default", ms)
+	}
+}
+
+func (ch *checker) capabilities(path string, caps []string) {
+	for i, c := range caps {
+		if strings.TrimSpace(c) == "" {
+			ch.add(fmt.Sprintf("%s[%d]", path, i), "empty capability; name it or remove the entry")
+		}
+	}
+}
+
+func (ch *checker) gateway(g *GatewayConfig) {
+	if g.Listen != "" {
+		ch.listen("gateway.listen", g.Listen)
+	}
+	first := make(map[string]int) // serverId -> index of its first use
+	for i, cred := range g.Auth.Peers {
+		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
+		switch {
+		case cred.ServerID == "":
+			ch.add(path+".serverId", "required; give the federation.serverId of the peer gateway allowed to connect")
+		case strings.IndexFunc(cred.ServerID, unicode.IsSpace) >= 0:
+			ch.add(path+".serverId", "%q contains whitespace; server ids are single words", cred.ServerID)
+		default:
+			if j, dup := first[cred.ServerID]; dup {
+				ch.add(path+".serverId", "duplicate serverId %q (also gateway.auth.peers[%d]); merge the entries", cred.ServerID, j)
+			} else {
+				first[cred.ServerID] = i
+			}
+		}
+		if cred.Token == "" {
+			ch.add(path+".token", "required; set the token this peer presents when it connects")
+		}
+	}
+}
+
+func (ch *checker) listen(path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		reason := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			reason = ae.Err
+		}
+		ch.add(path, "%q is not host:port (%s); write it like 127.0.0.1:18789", addr, reason)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ch.add(path, "port %q is not a number from 0 to 65535; write it like 127.0.0.1:18789", port)
+	}
+}
+
+func (ch *checker) agents(agents []AgentConfig) {
+	first := make(map[string]int) // agent id -> index of its first use
+	for i := range agents {
+		a := &agents[i]
+		path := fmt.Sprintf("agents[%d]", i)
+		if a.ID == "" {
+			ch.add(path+".id", "required; give the agent a unique id such as \"agent-research-01\"")
+		} else if j, dup := first[a.ID]; dup {
+			ch.add(path+".id", "duplicate id %q (also agents[%d]); give each agent a unique id", a.ID, j)
+		} else {
+			first[a.ID] = i
+		}
+		ch.capabilities(path+".capabilities", a.Capabilities)
+		ch.handler(&a.Handler, path+".handler")
+	}
+}
+
+func (ch *checker) handler(h *HandlerConfig, path string) {
+	switch h.Type {
+	case "", "echo":
+	case "exec":
+		if len(h.Command) == 0 || h.Command[0] == "" {
+			ch.add(path+".command", "required for an exec handler; give the program and its arguments, like [\"./agent.sh\"]")
+		}
+	case "http":
+		if h.URL == "" {
+			ch.add(path+".url", "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent")
+		} else {
+			ch.url(path+".url", h.URL, "http", "https")
+		}
+	default:
+		ch.add(path+".type", "unknown handler type %q; use one of %s", h.Type, strings.Join(handlerTypes, ", "))
+	}
+	ch.timeout(path+".timeoutMs", h.TimeoutMs)
+}

@@ -1,0 +1,279 @@
+package federation
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// validConfig returns a configuration that passes Validate, for tests to
+// break one field at a time.
+func validConfig() *Config {
+	return &Config{
+		Federation: FederationConfig{
+			Enabled:  true,
+			ServerID: "main",
+			Peers: []PeerConfig{
+				{ID: "research", Name: "Research", URL: "ws://127.0.0.1:18790", AgentID: "r1", Capabilities: []string{"web-search"}},
+				{ID: "data", Name: "Data", URL: "wss://data.example.com", AgentID: "d1", Token: "t"},
+			},
+		},
+		Gateway: GatewayConfig{
+			Listen: "127.0.0.1:18789",
+			Auth:   AuthConfig{Peers: []PeerCredential{{ServerID: "research-server", Token: "t"}}},
+		},
+		Agents: []AgentConfig{
+			{ID: "echo", Capabilities: []string{"echo"}},
+			{ID: "exec", Handler: HandlerConfig{Type: "exec", Command: []string{"./a.sh"}}},
+			{ID: "web", Handler: HandlerConfig{Type: "http", URL: "https://127.0.0.1:8080/agent"}},
+		},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		want   []Problem
+	}{
+		{
+			name:   "valid",
+			modify: func(c *Config) {},
+		},
+		{
+			name:   "zero config",
+			modify: func(c *Config) { *c = Config{} },
+		},
+		{
+			name:   "missing peer fields",
+			modify: func(c *Config) { c.Federation.Peers[0] = PeerConfig{} },
+			want: []Problem{
+				{Path: "federation.peers[0].id", Message: `required; give the peer a unique id such as "research-agent"`},
+				{Path: "federation.peers[0].name", Message: "required; give the peer a human-readable name"},
+				{Path: "federation.peers[0].url", Message: "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789"},
+				{Path: "federation.peers[0].agentId", Message: "required; name the agent on the peer's gateway that receives the messages"},
+			},
+		},
+		{
+			name:   "duplicate peer id",
+			modify: func(c *Config) { c.Federation.Peers[1].ID = "research" },
+			want: []Problem{
+				{Path: "federation.peers[1].id", Message: `duplicate id "research" (also federation.peers[0]); give each peer a unique id`},
+			},
+		},
+		{
+			name:   "http scheme",
+			modify: func(c *Config) { c.Federation.Peers[1].URL = "http://data.example.com" },
+			want: []Problem{
+				{Path: "federation.peers[1].url", Message: `scheme "http" is not ws:// or wss://`},
+			},
+		},
+		{
+			name:   "no scheme",
+			modify: func(c *Config) { c.Federation.Peers[1].URL = "data.example.com/ws" },
+			want: []Problem{
+				{Path: "federation.peers[1].url", Message: "has no scheme; write it like ws://host:port or wss://host:port"},
+			},
+		},
+		{
+			name:   "no host",
+			modify: func(c *Config) { c.Federation.Peers[1].URL = "ws:///gateway" },
+			want: []Problem{
+				{Path: "federation.peers[1].url", Message: "has no host; write it like ws://host:port"},
+			},
+		},
+		{
+			name:   "unparsable url",
+			modify: func(c *Config) { c.Federation.Peers[1].URL = "ws://host:port" },
+			want: []Problem{
+				{Path: "federation.peers[1].url", Message: `not a valid URL (invalid port ":port" after host); write it like ws://host:port`},
+			},
+		},
+		{
+			name: "negative timeouts",
+			modify: func(c *Config) {
+				c.Federation.DefaultTimeoutMs = -1
+				c.Federation.Peers[0].TimeoutMs = -2
+				c.Agents[1].Handler.TimeoutMs = -3
+			},
+			want: []Problem{
+				{Path: "federation.defaultTimeoutMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
+				{Path: "federation.peers[0].timeoutMs", Message: "must not be negative (got -2); give milliseconds, or 0 for the default"},
+				{Path: "agents[1].handler.timeoutMs", Message: "must not be negative (got -3); give milliseconds, or 0 for the default"},
+			},
+		},
+		{
+			name:   "requireAuth with token-less peer",
+			modify: func(c *Config) { c.Federation.RequireAuth = true },
+			want: []Problem{
+				{Path: "federation.peers[0].token", Message: "required because federation.requireAuth is true"},
+			},
+		},
+		{
+			name: "empty capabilities",
+			modify: func(c *Config) {
+				c.Federation.Peers[0].Capabilities = []string{"ok", ""}
+				c.Agents[0].Capabilities = []string{" "}
+			},
+			want: []Problem{
+				{Path: "federation.peers[0].capabilities[1]", Message: "empty capability; name it or remove the entry"},
+				{Path: "agents[0].capabilities[0]", Message: "empty capability; name it or remove the entry"},
+			},
+		},
+		{
+			name:   "serverId with whitespace",
+			modify: func(c *Config) { c.Federation.ServerID = "main server" },
+			want: []Problem{
+				{Path: "federation.serverId", Message: `"main server" contains whitespace; use a single word such as "main-agent-server"`},
+			},
+		},
+		{
+			name:   "listen without port",
+			modify: func(c *Config) { c.Gateway.Listen = "127.0.0.1" },
+			want: []Problem{
+				{Path: "gateway.listen", Message: `"127.0.0.1" is not host:port (missing port in address); write it like 127.0.0.1:18789`},
+			},
+		},
+		{
+			name:   "listen with bad port",
+			modify: func(c *Config) { c.Gateway.Listen = "localhost:http" },
+			want: []Problem{
+				{Path: "gateway.listen", Message: `port "http" is not a number from 0 to 65535; write it like 127.0.0.1:18789`},
+			},
+		},
+		{
+			name: "auth peers",
+			modify: func(c *Config) {
+				c.Gateway.Auth.Peers = []PeerCredential{
+					{ServerID: "a", Token: "t"},
+					{},
+					{ServerID: "a", Token: "u"},
+					{ServerID: "b c", Token: "v"},
+				}
+			},
+			want: []Problem{
+				{Path: "gateway.auth.peers[1].serverId", Message: "required; give the federation.serverId of the peer gateway allowed to connect"},
+				{Path: "gateway.auth.peers[1].token", Message: "required; set the token this peer presents when it connects"},
+				{Path: "gateway.auth.peers[2].serverId", Message: `duplicate serverId "a" (also gateway.auth.peers[0]); merge the entries`},
+				{Path: "gateway.auth.peers[3].serverId", Message: `"b c" contains whitespace; server ids are single words`},
+			},
+		},
+		{
+			name: "agents",
+			modify: func(c *Config) {
+				c.Agents = append(c.Agents,
+					AgentConfig{},
+					AgentConfig{ID: "echo"},
+					AgentConfig{ID: "x", Handler: HandlerConfig{Type: "python"}},
+					AgentConfig{ID: "y", Handler: HandlerConfig{Type: "exec", Command: []string{""}}},
+					AgentConfig{ID: "z", Handler: HandlerConfig{Type: "http"}},
+					AgentConfig{ID: "w", Handler: HandlerConfig{Type: "http", URL: "ws://127.0.0.1:1"}},
+				)
+			},
+			want: []Problem{
+				{Path: "agents[3].id", Message: `required; give the agent a unique id such as "agent-research-01"`},
+				{Path: "agents[4].id", Message: `duplicate id "echo" (also agents[0]); give each agent a unique id`},
+				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http`},
+				{Path: "agents[6].handler.command", Message: `required for an exec handler; give the program and its arguments, like ["./agent.sh"]`},
+				{Path: "agents[7].handler.url", Message: "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent"},
+				{Path: "agents[8].handler.url", Message: `scheme "ws" is not http:// or https://`},
+			},
+		},
+		{
+			name: "many problems at once",
+			modify: func(c *Config) {
+				c.Federation.RequireAuth = true
+				c.Federation.Peers[1].URL = "http://x"
+				c.Gateway.Listen = "nope"
+			},
+			want: []Problem{
+				{Path: "federation.peers[0].token", Message: "required because federation.requireAuth is true"},
+				{Path: "federation.peers[1].url", Message: `scheme "http" is not ws:// or wss://`},
+				{Path: "gateway.listen", Message: `"nope" is not host:port (missing port in address); write it like 127.0.0.1:18789`},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.modify(c)
+			var got []Problem
+			if err := c.Validate(); err != nil {
+				var verr *ValidationError
+				if !errors.As(err, &verr) {
+					t.Fatalf("Validate() = %T %v, want *ValidationError", err, err)
+				}
+				got = verr.Problems
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Validate() problems mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestValidatePeer(t *testing.T) {
+	got := ValidatePeer(PeerConfig{ID: "p", Name: "P", URL: "tcp://h:1", AgentID: "a", TimeoutMs: -1}, "peer")
+	want := []Problem{
+		{Path: "peer.url", Message: `scheme "tcp" is not ws:// or wss://`},
+		{Path: "peer.timeoutMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ValidatePeer() mismatch (-want +got):\n%s", diff)
+	}
+	if got := ValidatePeer(validConfig().Federation.Peers[0], "peer"); got != nil {
+		t.Errorf("ValidatePeer(valid peer) = %v, want none", got)
+	}
+}
+
+func TestApplyDefaults(t *testing.T) {
+	var c Config
+	c.Agents = []AgentConfig{{ID: "a"}, {ID: "b", Name: "Bee", Handler: HandlerConfig{Type: "exec"}}}
+	c.ApplyDefaults()
+	want := Config{
+		Federation: FederationConfig{DefaultTimeoutMs: 30000},
+		Gateway:    GatewayConfig{Listen: "127.0.0.1:18789"},
+		Agents: []AgentConfig{
+			{ID: "a", Name: "a", Handler: HandlerConfig{Type: "echo"}},
+			{ID: "b", Name: "Bee", Handler: HandlerConfig{Type: "exec"}},
+		},
+		Storage: StorageConfig{Dir: "./agentfed-data"},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("ApplyDefaults() mismatch (-want +got):\n%s", diff)
+	}
+
+	// Set fields are kept.
+	set := Config{
+		Federation: FederationConfig{DefaultTimeoutMs: 5},
+		Gateway:    GatewayConfig{Listen: ":1"},
+		Storage:    StorageConfig{Dir: "/d"},
+	}
+	got := set
+	got.ApplyDefaults()
+	if diff := cmp.Diff(set, got); diff != "" {
+		t.Errorf("ApplyDefaults() changed set fields (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidationErrorString(t *testing.T) {
+	err := &ValidationError{
+		File: "agentfed.yaml",
+		Problems: []Problem{
+			{Path: "federation.peers[0].urll", Line: 7, Message: `unknown key (did you mean "url"?)`},
+			{Path: "gateway.listen", Message: "bad"},
+			{Line: 3, Message: "invalid YAML: oops"},
+		},
+	}
+	want := `agentfed.yaml: line 7: federation.peers[0].urll: unknown key (did you mean "url"?)
+agentfed.yaml: gateway.listen: bad
+agentfed.yaml: line 3: invalid YAML: oops`
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("Error() mismatch (-want +got):\n%s", diff)
+	}
+	err.File = ""
+	if got, want := err.Error()[:7], "line 7:"; got != want {
+		t.Errorf("Error() without file starts %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,286 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// DialOptions configure a client connection. The zero value dials as an
+// operator with no token.
+type DialOptions struct {
+	Role   string     // default operator
+	Token  string     // sent in connect's auth.token
+	Scopes []string   // requested scopes
+	Client ClientInfo // default: gateway-client, backend mode
+	// HTTPClient performs the WebSocket upgrade; set its TLS config for
+	// wss:// with a private CA. Default http.DefaultClient.
+	HTTPClient *http.Client
+	// MaxPayload caps one received frame. Default 4 MiB.
+	MaxPayload int64
+	// HandshakeTimeout bounds dial plus connect. Default 15s.
+	HandshakeTimeout time.Duration
+	// OnEvent, when set, receives every event frame after the handshake,
+	// on the connection's reader goroutine: it must not block.
+	OnEvent func(name string, payload json.RawMessage)
+}
+
+// Client is one gateway-protocol connection to a server. Many Calls may run
+// concurrently; their responses are matched by request id. A Client is safe
+// for concurrent use.
+type Client struct {
+	ws      *websocket.Conn
+	hello   *HelloOK
+	onEvent func(string, json.RawMessage)
+	nextID  atomic.Uint64
+
+	mu      sync.Mutex // guards pending and err
+	pending map[string]chan *frame
+	err     error // why the connection ended; set once
+
+	done     chan struct{} // closed when the connection has ended
+	readDone chan struct{} // closed when the reader goroutine returns
+}
+
+// ErrClosed is the cause of calls failing on a connection that has ended.
+var ErrClosed = NewError(CodePeerUnavailable, "gateway: connection closed")
+
+// Dial connects to url, waits for the server's challenge, and performs the
+// connect handshake. A refused handshake returns the server's *Error.
+func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, defaultHandshakeTimeout))
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: opts.HTTPClient})
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(orDefault(opts.MaxPayload, defaultMaxPayload))
+	hello, err := clientHandshake(ctx, ws, opts)
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	c := &Client{
+		ws:       ws,
+		hello:    hello,
+		onEvent:  opts.OnEvent,
+		pending:  make(map[string]chan *frame),
+		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
+	}
+	go c.read()
+	return c, nil
+}
+
+func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions) (*HelloOK, error) {
+	// Like OpenClaw's reference client, connect only after the challenge.
+	if _, err := readUntil(ctx, ws, func(f *frame) bool { return f.Type == FrameEvent && f.Event == "connect.challenge" }); err != nil {
+		return nil, fmt.Errorf("waiting for connect.challenge: %w", err)
+	}
+	p := ConnectParams{
+		MinProtocol: ProtocolVersion,
+		MaxProtocol: ProtocolVersion,
+		Client:      opts.Client,
+		Role:        opts.Role,
+		Scopes:      opts.Scopes,
+	}
+	if p.Role == "" {
+		p.Role = RoleOperator
+	}
+	if p.Client.ID == "" {
+		p.Client.ID, p.Client.Mode = ClientIDGateway, ClientModeBack
+	}
+	if p.Client.Version == "" {
+		p.Client.Version = "dev"
+	}
+	if p.Client.Platform == "" {
+		p.Client.Platform = "go"
+	}
+	if opts.Token != "" {
+		p.Auth = &ConnectAuth{Token: opts.Token}
+	}
+	if err := writeJSON(ctx, ws, Request{Type: FrameReq, ID: "connect", Method: "connect", Params: mustJSON(p)}); err != nil {
+		return nil, fmt.Errorf("send connect: %w", err)
+	}
+	f, err := readUntil(ctx, ws, func(f *frame) bool { return f.Type == FrameRes && f.ID == "connect" })
+	if err != nil {
+		return nil, fmt.Errorf("waiting for hello-ok: %w", err)
+	}
+	if !f.OK {
+		if f.Error == nil {
+			return nil, NewError(CodeInvalidRequest, "connect refused without a reason")
+		}
+		return nil, f.Error
+	}
+	var hello HelloOK
+	if err := json.Unmarshal(f.Payload, &hello); err != nil || hello.Type != "hello-ok" {
+		return nil, NewError(CodeInvalidRequest, "connect answered without a hello-ok payload")
+	}
+	return &hello, nil
+}
+
+// readUntil reads frames until match accepts one, skipping others.
+func readUntil(ctx context.Context, ws *websocket.Conn, match func(*frame) bool) (*frame, error) {
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			return nil, NewError(CodeInvalidRequest, "server sent a malformed frame: "+err.Error())
+		}
+		if match(f) {
+			return f, nil
+		}
+	}
+}
+
+// Hello returns the server's hello-ok.
+func (c *Client) Hello() *HelloOK { return c.hello }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Call sends method with params and decodes the response payload into out
+// (when out is not nil). A failed response is returned as *Error; a
+// connection that ends first fails the call at once with ErrClosed.
+func (c *Client) Call(ctx context.Context, method string, params, out any) error {
+	raw, err := marshalPayload(params)
+	if err != nil {
+		return fmt.Errorf("encode %s params: %w", method, err)
+	}
+	id := strconv.FormatUint(c.nextID.Add(1), 36)
+	ch := make(chan *frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+
+	if err := writeJSON(ctx, c.ws, Request{Type: FrameReq, ID: id, Method: method, Params: raw}); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
+	}
+	select {
+	case f := <-ch:
+		if f == nil {
+			return c.Err()
+		}
+		if !f.OK {
+			if f.Error == nil {
+				return NewError(CodeInternal, method+" failed without an error")
+			}
+			return f.Error
+		}
+		if out != nil {
+			if err := json.Unmarshal(f.Payload, out); err != nil {
+				return NewError(CodeInvalidRequest, fmt.Sprintf("decode %s response: %v", method, err))
+			}
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) read() {
+	defer close(c.readDone)
+	var err error
+	for {
+		var data []byte
+		if _, data, err = c.ws.Read(context.Background()); err != nil {
+			break
+		}
+		f, ferr := decodeFrame(data)
+		if ferr != nil {
+			c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+ferr.Error(), 120))
+			err = ferr
+			break
+		}
+		switch f.Type {
+		case FrameRes:
+			c.mu.Lock()
+			ch := c.pending[f.ID]
+			delete(c.pending, f.ID)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+		case FrameEvent:
+			if c.onEvent != nil {
+				c.onEvent(f.Event, f.Payload)
+			}
+		}
+	}
+	c.mu.Lock()
+	c.err = fmt.Errorf("%w: %s", ErrClosed, closeReason(err))
+	for id, ch := range c.pending {
+		close(ch)
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		if ce.Reason != "" {
+			return fmt.Sprintf("closed by server (%d %s)", ce.Code, ce.Reason)
+		}
+		return fmt.Sprintf("closed by server (%d)", ce.Code)
+	}
+	return err.Error()
+}
+
+// Close sends a normal close frame and waits for the reader to finish.
+func (c *Client) Close() error {
+	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	<-c.readDone
+	return err
+}
+
+func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

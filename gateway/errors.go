@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+)
+
+// Stable error codes. They cross the wire in a response's error.code and are
+// listed in docs/PROTOCOL.md; never rename one.
+const (
+	CodeInvalidRequest       = "INVALID_REQUEST" // malformed frame or handshake
+	CodeInvalidParams        = "INVALID_PARAMS"  // a method's params are wrong
+	CodeUnknownMethod        = "UNKNOWN_METHOD"
+	CodeUnknownAction        = "UNKNOWN_ACTION"
+	CodeUnauthorized         = "UNAUTHORIZED" // missing or wrong credentials
+	CodeForbidden            = "FORBIDDEN"    // authenticated, but not allowed
+	CodeUnknownPeer          = "UNKNOWN_PEER"
+	CodePeerDisabled         = "PEER_DISABLED"
+	CodePeerUnavailable      = "PEER_UNAVAILABLE" // cannot connect, or the connection dropped
+	CodeUnknownAgent         = "UNKNOWN_AGENT"
+	CodeNoCapablePeer        = "NO_CAPABLE_PEER"
+	CodeTimeout              = "TIMEOUT"
+	CodeCancelled            = "CANCELLED"
+	CodeDynamicPeersDisabled = "DYNAMIC_PEERS_DISABLED"
+	CodePeerExists           = "PEER_EXISTS"
+	CodeStaticPeer           = "STATIC_PEER"
+	CodeAgentError           = "AGENT_ERROR"
+	CodeFederationDisabled   = "FEDERATION_DISABLED"
+	CodeShuttingDown         = "SHUTTING_DOWN"
+	CodeTooLarge             = "TOO_LARGE"
+	CodeInternal             = "INTERNAL"
+	CodeUnsupportedProtocol  = "UNSUPPORTED_PROTOCOL"
+)
+
+// Error is an error with a stable code, as it travels in a response frame.
+// Two *Error values match under errors.Is when their codes are equal, so a
+// sentinel matches the same error received from a remote gateway.
+type Error struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	Details      any    `json:"details,omitempty"`
+	Retryable    bool   `json:"retryable,omitempty"`
+	RetryAfterMs int    `json:"retryAfterMs,omitempty"`
+}
+
+// NewError returns an *Error with the given code and message.
+func NewError(code, message string) *Error { return &Error{Code: code, Message: message} }
+
+func (e *Error) Error() string { return e.Message }
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// CodeOf returns the stable code of err: the code of the first *Error in its
+// chain, TIMEOUT or CANCELLED for context errors, and INTERNAL otherwise.
+func CodeOf(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeTimeout
+	case errors.Is(err, context.Canceled):
+		return CodeCancelled
+	}
+	return CodeInternal
+}
+
+// ToError converts err to the shape sent on the wire. The message is the
+// whole error text, so wrapped detail (which peer, which field) survives.
+func ToError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	out := &Error{Code: CodeOf(err), Message: err.Error()}
+	var e *Error
+	if errors.As(err, &e) {
+		out.Details, out.Retryable, out.RetryAfterMs = e.Details, e.Retryable, e.RetryAfterMs
+	}
+	return out
+}

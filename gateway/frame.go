@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Frame types, as in OpenClaw's gateway protocol.
+const (
+	FrameReq   = "req"
+	FrameRes   = "res"
+	FrameEvent = "event"
+)
+
+// Request is a "req" frame: a call of Method with Params, answered by a
+// Response with the same ID.
+type Request struct {
+	Type   string          `json:"type"`
+	ID     string          `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// Response is a "res" frame. Exactly one of Payload (OK) and Error (!OK) is
+// set.
+type Response struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	OK      bool            `json:"ok"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+}
+
+// Event is an "event" frame: a one-way notification.
+type Event struct {
+	Type    string          `json:"type"`
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	Seq     *int64          `json:"seq,omitempty"`
+}
+
+// frame is the union of the three frame shapes, used only for decoding.
+type frame struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	OK      bool            `json:"ok"`
+	Payload json.RawMessage `json:"payload"`
+	Error   *Error          `json:"error"`
+	Event   string          `json:"event"`
+}
+
+// Limits on what a frame from the network may hold.
+const (
+	maxIDLen     = 128
+	maxMethodLen = 128
+)
+
+// decodeFrame parses one text frame and checks its shape. The error names
+// what is wrong, for an INVALID_REQUEST answer.
+func decodeFrame(data []byte) (*frame, error) {
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("frame is not a JSON object: %v", err)
+	}
+	switch f.Type {
+	case FrameReq:
+		if f.ID == "" || len(f.ID) > maxIDLen {
+			return &f, fmt.Errorf("req frame needs an id of 1 to %d bytes", maxIDLen)
+		}
+		if f.Method == "" || len(f.Method) > maxMethodLen {
+			return &f, fmt.Errorf("req frame needs a method of 1 to %d bytes", maxMethodLen)
+		}
+	case FrameRes:
+		if f.ID == "" {
+			return &f, fmt.Errorf("res frame has no id")
+		}
+	case FrameEvent:
+		if f.Event == "" {
+			return &f, fmt.Errorf("event frame has no event name")
+		}
+	default:
+		return &f, fmt.Errorf("frame type %q is not req, res or event", f.Type)
+	}
+	return &f, nil
+}
+
+// marshalPayload encodes v for a payload or params field. A nil v encodes as
+// an empty object, so that a payload is always a JSON object.
+func marshalPayload(v any) (json.RawMessage, error) {
+	switch v := v.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		return v, nil
+	}
+	return json.Marshal(v)
+}

@@ -1,0 +1,433 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Handler serves the requests of an authenticated connection. It is called
+// concurrently, once per request; ctx ends when the connection closes.
+type Handler interface {
+	ServeRPC(ctx context.Context, id *Identity, method string, params json.RawMessage) (any, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, id *Identity, method string, params json.RawMessage) (any, error)
+
+// ServeRPC calls f.
+func (f HandlerFunc) ServeRPC(ctx context.Context, id *Identity, method string, params json.RawMessage) (any, error) {
+	return f(ctx, id, method, params)
+}
+
+// Authenticator decides who a connection is from its connect params and
+// HTTP request. It returns an *Error (UNAUTHORIZED, FORBIDDEN) to refuse.
+type Authenticator func(r *http.Request, p *ConnectParams) (*Identity, error)
+
+// Server accepts gateway-protocol WebSocket connections. It implements
+// http.Handler. Set its fields before the first connection; they must not
+// change afterwards. The zero value, given a Handler, accepts everyone.
+type Server struct {
+	Handler      Handler
+	Authenticate Authenticator
+	// Methods returns the methods a role may call, for hello-ok.
+	Methods func(role string) []string
+	// Events lists the events the server may send, for hello-ok.
+	Events   []string
+	Version  string
+	ServerID string
+	Logger   *slog.Logger
+	// Health, when set, returns the health object of the hello-ok snapshot.
+	Health func() any
+	// MaxPayload caps one frame. Default 4 MiB.
+	MaxPayload int64
+	// HandshakeTimeout bounds the time from accept to a successful connect.
+	// Default 15s, as OpenClaw's.
+	HandshakeTimeout time.Duration
+	// MaxInFlight caps concurrent requests per connection; the reader
+	// waits for a free slot, which pushes back on the sender. Default 256.
+	MaxInFlight int
+	// TickInterval is how often a tick event is sent. Default 30s.
+	TickInterval time.Duration
+
+	startOnce sync.Once
+	start     time.Time
+
+	mu      sync.Mutex // guards conns and closing
+	conns   map[*serverConn]struct{}
+	closing bool
+	wg      sync.WaitGroup // one per ServeHTTP in progress
+}
+
+const (
+	defaultMaxPayload       = 4 << 20
+	defaultHandshakeTimeout = 15 * time.Second
+	defaultMaxInFlight      = 256
+	defaultTickInterval     = 30 * time.Second
+	maxPreauthPayload       = 64 << 10
+	writeTimeout            = 10 * time.Second
+)
+
+func (s *Server) started() time.Time {
+	s.startOnce.Do(func() { s.start = time.Now() })
+	return s.start
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// ServeHTTP upgrades the request to a WebSocket and serves it until it
+// closes or the server shuts down.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		s.logger().Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	ws.SetReadLimit(maxPreauthPayload)
+	c := &serverConn{srv: s, ws: ws, req: r, connID: newID()}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
+	if !s.track(c) {
+		ws.Close(websocket.StatusGoingAway, "gateway shutting down")
+		return
+	}
+	defer s.untrack(c)
+	c.serve()
+}
+
+func (s *Server) track(c *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*serverConn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting connections and requests, lets requests in
+// flight finish until ctx ends, then closes every connection with a close
+// frame and waits for their goroutines.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.drain(ctx) })
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.ws.CloseNow()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// serverConn is one accepted connection.
+type serverConn struct {
+	srv    *Server
+	ws     *websocket.Conn
+	req    *http.Request
+	connID string
+	ctx    context.Context // ends when the connection is done
+	cancel context.CancelFunc
+
+	id       *Identity
+	protocol int
+	seq      atomic.Int64   // last event seq sent
+	inflight sync.WaitGroup // requests being served
+	sem      chan struct{}  // bounds inflight
+
+	mu       sync.Mutex // guards draining
+	draining bool
+}
+
+func (c *serverConn) serve() {
+	log := c.srv.logger().With("conn", c.connID, "remote", c.req.RemoteAddr)
+	if err := c.handshake(); err != nil {
+		log.Info("handshake refused", "err", err)
+		return
+	}
+	log = log.With("role", c.id.Role, "peer", c.id.PeerID)
+	log.Debug("connection open")
+	c.sem = make(chan struct{}, orDefault(c.srv.MaxInFlight, defaultMaxInFlight))
+
+	var tickers sync.WaitGroup
+	tickers.Go(c.tick)
+	defer tickers.Wait()
+	defer c.cancel()
+	defer c.inflight.Wait()
+
+	for {
+		_, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if status := websocket.CloseStatus(err); status == -1 && c.ctx.Err() == nil {
+				log.Debug("connection read ended", "err", err)
+			}
+			return
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			if f != nil && f.Type == FrameReq && f.ID != "" && len(f.ID) <= maxIDLen {
+				c.reply(f.ID, nil, NewError(CodeInvalidRequest, err.Error()))
+				continue
+			}
+			c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+err.Error(), 120))
+			return
+		}
+		if f.Type != FrameReq {
+			continue // clients send no res or event frames we act on
+		}
+		if f.Method == "connect" {
+			c.reply(f.ID, nil, NewError(CodeInvalidRequest, "already connected: connect may be sent only once"))
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		c.inflight.Add(1)
+		go c.serveRequest(f)
+	}
+}
+
+func (c *serverConn) serveRequest(f *frame) {
+	defer c.inflight.Done()
+	defer func() { <-c.sem }()
+	c.mu.Lock()
+	draining := c.draining
+	c.mu.Unlock()
+	if draining {
+		c.reply(f.ID, nil, NewError(CodeShuttingDown, "gateway is shutting down; retry on another gateway or later"))
+		return
+	}
+	payload, err := c.callHandler(f)
+	c.reply(f.ID, payload, err)
+}
+
+// callHandler runs the handler, turning a panic into an INTERNAL error so
+// one bad request cannot take the gateway down.
+func (c *serverConn) callHandler(f *frame) (payload any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.logger().Error("handler panic", "method", f.Method, "panic", r)
+			payload, err = nil, NewError(CodeInternal, fmt.Sprintf("internal error serving %s", f.Method))
+		}
+	}()
+	return c.srv.Handler.ServeRPC(c.ctx, c.id, f.Method, f.Params)
+}
+
+func (c *serverConn) tick() {
+	t := time.NewTicker(orDefault(c.srv.TickInterval, defaultTickInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			c.event("tick", TickEvent{TS: now.UnixMilli()})
+		}
+	}
+}
+
+// handshake sends the challenge, waits for connect and answers hello-ok.
+// On failure it has already closed the connection with a reason.
+func (c *serverConn) handshake() error {
+	ctx, cancel := context.WithTimeout(c.ctx, orDefault(c.srv.HandshakeTimeout, defaultHandshakeTimeout))
+	defer cancel()
+	c.event("connect.challenge", Challenge{Nonce: newID(), TS: time.Now().UnixMilli()})
+	_, data, err := c.ws.Read(ctx)
+	if err != nil {
+		c.ws.Close(websocket.StatusPolicyViolation, "handshake timeout: send connect first")
+		return fmt.Errorf("read connect: %w", err)
+	}
+	f, err := decodeFrame(data)
+	if err == nil && (f.Type != FrameReq || f.Method != "connect") {
+		err = fmt.Errorf("the first request must be connect, got %s %q", f.Type, f.Method)
+	}
+	if err != nil {
+		return c.refuse(f, NewError(CodeInvalidRequest, err.Error()))
+	}
+	var p ConnectParams
+	if err := json.Unmarshal(f.Params, &p); err != nil {
+		return c.refuse(f, NewError(CodeInvalidRequest, "connect params: "+err.Error()))
+	}
+	if p.Role == "" {
+		p.Role = RoleOperator
+	}
+	c.protocol = negotiate(p.MinProtocol, p.MaxProtocol)
+	if c.protocol == 0 {
+		e := NewError(CodeInvalidRequest, fmt.Sprintf("protocol mismatch: client speaks [%d, %d], this gateway [%d, %d]",
+			p.MinProtocol, p.MaxProtocol, MinProtocolVersion, ProtocolVersion))
+		e.Details = map[string]any{"code": "PROTOCOL_MISMATCH", "clientMinProtocol": p.MinProtocol,
+			"clientMaxProtocol": p.MaxProtocol, "expectedProtocol": ProtocolVersion}
+		c.reply(f.ID, nil, e)
+		c.ws.Close(websocket.StatusProtocolError, "protocol mismatch")
+		return e
+	}
+	id := &Identity{Role: p.Role, PeerID: p.Client.InstanceID, Scopes: p.Scopes}
+	if c.srv.Authenticate != nil {
+		if id, err = c.srv.Authenticate(c.req, &p); err != nil {
+			return c.refuse(f, err)
+		}
+	}
+	id.ConnID, id.RemoteAddr, id.Client = c.connID, c.req.RemoteAddr, p.Client
+	c.id = id
+	c.reply(f.ID, c.hello(id, p.Auth != nil && p.Auth.Token != ""), nil)
+	c.ws.SetReadLimit(orDefault(c.srv.MaxPayload, defaultMaxPayload))
+	return nil
+}
+
+func (c *serverConn) hello(id *Identity, token bool) *HelloOK {
+	h := &HelloOK{
+		Type:     "hello-ok",
+		Protocol: c.protocol,
+		Server:   HelloServer{Version: c.srv.Version, ConnID: c.connID, ServerID: c.srv.ServerID},
+		Features: HelloFeatures{Methods: []string{}, Events: append([]string{"tick"}, c.srv.Events...)},
+		Auth:     HelloAuth{Role: id.Role, Scopes: id.Scopes, Method: "none"},
+		Policy: HelloPolicy{
+			MaxPayload:       orDefault(c.srv.MaxPayload, defaultMaxPayload),
+			MaxBufferedBytes: 2 * orDefault(c.srv.MaxPayload, defaultMaxPayload),
+			TickIntervalMs:   orDefault(c.srv.TickInterval, defaultTickInterval).Milliseconds(),
+		},
+	}
+	if token {
+		h.Auth.Method = "token"
+	}
+	if h.Auth.Scopes == nil {
+		h.Auth.Scopes = []string{}
+	}
+	if c.srv.Methods != nil {
+		h.Features.Methods = c.srv.Methods(id.Role)
+	}
+	snap := Snapshot{Presence: []any{}, Health: map[string]any{}, UptimeMs: time.Since(c.srv.started()).Milliseconds(), ServerID: c.srv.ServerID}
+	if c.srv.Health != nil {
+		snap.Health = c.srv.Health()
+	}
+	h.Snapshot, _ = json.Marshal(snap)
+	return h
+}
+
+func (c *serverConn) refuse(f *frame, err error) error {
+	if f != nil && f.ID != "" && len(f.ID) <= maxIDLen {
+		c.reply(f.ID, nil, err)
+	}
+	c.ws.Close(websocket.StatusPolicyViolation, truncate(err.Error(), 120))
+	return err
+}
+
+// drain refuses new requests, waits for those in flight (until ctx ends),
+// and closes the connection with a going-away close frame.
+func (c *serverConn) drain(ctx context.Context) {
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() { c.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	c.ws.Close(websocket.StatusGoingAway, "gateway shutting down")
+	c.cancel()
+}
+
+func (c *serverConn) reply(id string, payload any, err error) {
+	res := Response{Type: FrameRes, ID: id, OK: err == nil}
+	if err != nil {
+		res.Error = ToError(err)
+	} else if res.Payload, err = marshalPayload(payload); err != nil {
+		res.OK, res.Payload = false, nil
+		res.Error = NewError(CodeInternal, "encode response: "+err.Error())
+	}
+	c.write(res)
+}
+
+func (c *serverConn) event(name string, payload any) {
+	b, err := marshalPayload(payload)
+	if err != nil {
+		return
+	}
+	seq := c.seq.Add(1)
+	c.write(Event{Type: FrameEvent, Event: name, Payload: b, Seq: &seq})
+}
+
+func (c *serverConn) write(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil && !errors.Is(err, context.Canceled) {
+		c.srv.logger().Debug("write failed", "conn", c.connID, "err", err)
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

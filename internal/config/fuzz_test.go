@@ -1,0 +1,38 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse checks that no input makes Parse panic, and that Parse returns
+// either a configuration or an error, never both or neither.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(Example))
+	f.Add([]byte(""))
+	f.Add([]byte("federation:\n  peers:\n    - &p {id: a, name: A, url: 'ws://h:1', agentId: x}\n    - <<: *p\n      id: b\n"))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("federation: {peers: [{token: '${X}$${Y}${'}]}\n"))
+	files, err := filepath.Glob("testdata/*.*")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	lookup := env(map[string]string{"X": "x", "EMPTY": ""})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parse(data, "fuzz.yaml", lookup)
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("parse() = %v, %v; want exactly one of them", cfg, err)
+		}
+		if err != nil {
+			_ = err.Error()
+		}
+	})
+}

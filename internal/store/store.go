@@ -1,0 +1,117 @@
+// Package store keeps a gateway's state across restarts in one bbolt file
+// under storage.dir: the generated server id, dynamic peers and synced
+// context. Every write is a committed, fsynced bbolt transaction, so a crash
+// leaves either the old or the new value, never half of one. A Store is safe
+// for concurrent use.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets.
+const (
+	Meta    = "meta"
+	Peers   = "peers"
+	Context = "context"
+)
+
+// FileName is the database file inside storage.dir.
+const FileName = "agentfed.db"
+
+// Store is an open state database.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open creates dir if needed and opens its database. It fails at once, with
+// a message that says so, when another gateway holds the same directory.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage.dir %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("storage.dir %q is in use by another agentfed gateway; give each gateway its own storage.dir", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range []string{Meta, Peers, Context} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get returns a copy of the value of key in bucket, or nil.
+func (s *Store) Get(bucket, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket([]byte(bucket)).Get([]byte(key)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Put stores value under key in bucket.
+func (s *Store) Put(bucket, key string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).Put([]byte(key), value)
+	})
+}
+
+// Delete removes key from bucket.
+func (s *Store) Delete(bucket, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).Delete([]byte(key))
+	})
+}
+
+// ForEach calls fn for every key of bucket in key order. The value is valid
+// only during the call.
+func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error { return fn(string(k), v) })
+	})
+}
+
+// ServerID returns the generated server id, creating and saving one
+// ("agentfed-" and 8 hex digits) on first use.
+func (s *Store) ServerID() (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(Meta))
+		if v := b.Get([]byte("serverId")); v != nil {
+			id = string(v)
+			return nil
+		}
+		var r [4]byte
+		rand.Read(r[:])
+		id = "agentfed-" + hex.EncodeToString(r[:])
+		return b.Put([]byte("serverId"), []byte(id))
+	})
+	return id, err
+}

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestServerIDIsStable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.ServerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	again, _ := s.ServerID()
+	if first != again || !strings.HasPrefix(first, "agentfed-") {
+		t.Fatalf("server id %q then %q; want the same generated id", first, again)
+	}
+}
+
+func TestOpenRefusesDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "in use by another agentfed gateway") {
+		t.Fatalf("second Open: %v; want an in-use error", err)
+	}
+}
+
+func TestPutGetDeleteForEach(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"b", "a"} {
+		if err := s.Put(Peers, k, []byte("v"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(Peers, "b"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	s.ForEach(Peers, func(k string, v []byte) error { got = append(got, k+"="+string(v)); return nil })
+	if strings.Join(got, ",") != "a=va" {
+		t.Fatalf("ForEach saw %v; want [a=va]", got)
+	}
+	if v, _ := s.Get(Peers, "b"); v != nil {
+		t.Fatalf("deleted key still has %q", v)
+	}
+}
