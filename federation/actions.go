@@ -62,7 +62,7 @@ type Result struct {
 	Status    string         `json:"status"` // ok, error or timeout
 	Response  *Message       `json:"response,omitempty"`
 	Error     *gateway.Error `json:"error,omitempty"`
-	LatencyMs int64          `json:"latencyMs"`
+	LatencyMs float64        `json:"latencyMs"` // milliseconds, to the microsecond
 }
 
 // Err returns the delivery error, or nil when Status is ok.
@@ -271,7 +271,7 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 	start := time.Now()
 	res := &Result{PeerID: p.ID}
 	err := n.relay(ctx, p, msg, timeout, &res.Response)
-	res.LatencyMs = time.Since(start).Milliseconds()
+	res.LatencyMs = millis(time.Since(start))
 	switch {
 	case err == nil:
 		res.Status = StatusOK
@@ -286,6 +286,9 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 		"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
 	return res
 }
+
+// millis converts d to milliseconds rounded to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // relay sends one federation.relay over the pooled connection to p.
 func (n *Node) relay(ctx context.Context, p *peer, msg *Message, timeout time.Duration, out **Message) error {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// messageFlags are the options shared by send, delegate, broadcast and
+// sync, named after the tool's parameters.
+type messageFlags struct {
+	context       string
+	correlationID string
+	priority      string
+	timeoutMs     int
+	fromAgent     string
+}
+
+func (m *messageFlags) register(cmd *cobra.Command, withContext bool) {
+	if withContext {
+		cmd.Flags().StringVar(&m.context, "context", "", "additional context, a JSON object")
+	}
+	cmd.Flags().StringVar(&m.correlationID, "correlation-id", "", "conversation id (generated when absent)")
+	cmd.Flags().StringVar(&m.priority, "priority", "", "low, normal, high or urgent (default normal)")
+	cmd.Flags().IntVar(&m.timeoutMs, "timeout-ms", 0, "timeout override in milliseconds")
+	cmd.Flags().StringVar(&m.fromAgent, "from-agent", "", `sending agent id (default "operator")`)
+}
+
+// apply adds the set options to an action object.
+func (m *messageFlags) apply(a map[string]any) error {
+	if m.context != "" {
+		var ctx map[string]any
+		if err := json.Unmarshal([]byte(m.context), &ctx); err != nil || ctx == nil {
+			return usageErr("--context must be a JSON object: %q", m.context)
+		}
+		a["context"] = ctx
+	}
+	setIf(a, "correlationId", m.correlationID)
+	setIf(a, "priority", m.priority)
+	setIf(a, "fromAgent", m.fromAgent)
+	if m.timeoutMs != 0 {
+		a["timeoutMs"] = m.timeoutMs
+	}
+	return nil
+}
+
+func setIf(a map[string]any, key, v string) {
+	if v != "" {
+		a[key] = v
+	}
+}
+
+// actionCmd builds a subcommand that turns its arguments into one action
+// object, runs it, and prints the result with show (or as JSON).
+type actionCmd struct {
+	use, short, example string
+	args                cobra.PositionalArgs
+	flags               func(cmd *cobra.Command)
+	build               func(args []string) (map[string]any, error)
+	show                func(p *printer, raw json.RawMessage) error
+}
+
+func (a actionCmd) command(s *streams) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use: a.use, Short: a.short, Example: a.example, Args: a.args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			action, err := a.build(args)
+			if err != nil {
+				return err
+			}
+			out, err := f.call(cmd.Context(), action)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				fmt.Fprintln(s.out, indent(out))
+				return failedDeliveries(out)
+			}
+			if err := a.show(&printer{w: s.out}, out); err != nil {
+				return err
+			}
+			return failedDeliveries(out)
+		},
+	}
+	f.register(cmd, true)
+	if a.flags != nil {
+		a.flags(cmd)
+	}
+	return cmd
+}
+
+func newActionCmds(s *streams) []*cobra.Command {
+	var (
+		send, deleg, bcast, sync messageFlags
+		caps                     []string
+		syncData                 string
+		reg                      struct {
+			id, name, url, agentID, token, description string
+			caps                                       []string
+			timeoutMs                                  int
+		}
+		capsTimeout int
+	)
+	cmds := []actionCmd{{
+		use: "send PEER_ID MESSAGE", short: "Send a message to one peer's agent and print its answer",
+		example: `  agentfed send research-agent "Research quantum computing" --priority high`,
+		args:    cobra.ExactArgs(2),
+		flags:   func(c *cobra.Command) { send.register(c, true) },
+		build: func(args []string) (map[string]any, error) {
+			a := map[string]any{"action": "send", "peerId": args[0], "message": args[1]}
+			return a, send.apply(a)
+		},
+		show: showResult,
+	}, {
+		use: "delegate --capability CAP [--capability CAP ...] TASK", short: "Delegate a task to any peer with all the required capabilities",
+		example: `  agentfed delegate --capability web-search --capability summarization "Summarize AI safety papers"`,
+		args:    cobra.ExactArgs(1),
+		flags: func(c *cobra.Command) {
+			deleg.register(c, true)
+			c.Flags().StringSliceVar(&caps, "capability", nil, "a required capability (repeat, or comma-separate)")
+			c.MarkFlagRequired("capability")
+		},
+		build: func(args []string) (map[string]any, error) {
+			a := map[string]any{"action": "delegate", "requiredCapabilities": caps, "task": args[0]}
+			return a, deleg.apply(a)
+		},
+		show: showDelegate,
+	}, {
+		use: "broadcast MESSAGE", short: "Send a message to every enabled peer",
+		example: `  agentfed broadcast "Maintenance in 1 hour" --priority urgent`,
+		args:    cobra.ExactArgs(1),
+		flags:   func(c *cobra.Command) { bcast.register(c, true) },
+		build: func(args []string) (map[string]any, error) {
+			a := map[string]any{"action": "broadcast", "message": args[0]}
+			return a, bcast.apply(a)
+		},
+		show: showBroadcast,
+	}, {
+		use: "peers", short: "List peers, their capabilities and connection state (list_peers)",
+		args:  cobra.NoArgs,
+		build: func([]string) (map[string]any, error) { return map[string]any{"action": "list_peers"}, nil },
+		show:  showPeers,
+	}, {
+		use: "register", short: "Register a dynamic peer (register_peer)",
+		example: `  agentfed register --peer-id temp-01 --peer-name "Temp agent" --peer-url ws://127.0.0.1:18791 --peer-agent-id agent-temp-01 --peer-capabilities analysis,reporting`,
+		args:    cobra.NoArgs,
+		flags: func(c *cobra.Command) {
+			c.Flags().StringVar(&reg.id, "peer-id", "", "unique id for the new peer (required)")
+			c.Flags().StringVar(&reg.name, "peer-name", "", "human-readable name (required)")
+			c.Flags().StringVar(&reg.url, "peer-url", "", "the peer gateway's ws:// or wss:// URL (required)")
+			c.Flags().StringVar(&reg.agentID, "peer-agent-id", "", "agent id on the peer's gateway (required)")
+			c.Flags().StringVar(&reg.token, "peer-token", "", "token to present to the peer")
+			c.Flags().StringSliceVar(&reg.caps, "peer-capabilities", nil, "capabilities (repeat, or comma-separate)")
+			c.Flags().StringVar(&reg.description, "peer-description", "", "what the peer specializes in")
+			c.Flags().IntVar(&reg.timeoutMs, "peer-timeout-ms", 0, "request timeout override in milliseconds")
+		},
+		build: func([]string) (map[string]any, error) {
+			a := map[string]any{"action": "register_peer", "peerId": reg.id, "peerName": reg.name, "peerUrl": reg.url, "peerAgentId": reg.agentID}
+			setIf(a, "peerToken", reg.token)
+			setIf(a, "peerDescription", reg.description)
+			if len(reg.caps) > 0 {
+				a["peerCapabilities"] = reg.caps
+			}
+			if reg.timeoutMs != 0 {
+				a["peerTimeoutMs"] = reg.timeoutMs
+			}
+			return a, nil
+		},
+		show: showChange,
+	}, {
+		use: "unregister PEER_ID", short: "Remove a dynamic peer (unregister_peer)",
+		args: cobra.ExactArgs(1),
+		build: func(args []string) (map[string]any, error) {
+			return map[string]any{"action": "unregister_peer", "peerId": args[0]}, nil
+		},
+		show: showChange,
+	}, {
+		use: "sync PEER_ID --data JSON", short: "Share context data with a peer for a session (sync_context)",
+		example: `  agentfed sync data-agent --data '{"projectId":"proj-123","phase":"analysis"}' --correlation-id proj-123`,
+		args:    cobra.ExactArgs(1),
+		flags: func(c *cobra.Command) {
+			sync.register(c, false)
+			c.Flags().StringVar(&syncData, "data", "", "the syncData JSON object (required)")
+			c.MarkFlagRequired("data")
+		},
+		build: func(args []string) (map[string]any, error) {
+			var data map[string]any
+			if err := json.Unmarshal([]byte(syncData), &data); err != nil || data == nil {
+				return nil, usageErr("--data must be a JSON object: %q", syncData)
+			}
+			a := map[string]any{"action": "sync_context", "peerId": args[0], "syncData": data}
+			return a, sync.apply(a)
+		},
+		show: showSync,
+	}, {
+		use: "caps PEER_ID", short: "Ask a peer, live, what its agent can do (query_capabilities)",
+		args: cobra.ExactArgs(1),
+		flags: func(c *cobra.Command) {
+			c.Flags().IntVar(&capsTimeout, "timeout-ms", 0, "timeout override in milliseconds")
+		},
+		build: func(args []string) (map[string]any, error) {
+			a := map[string]any{"action": "query_capabilities", "peerId": args[0]}
+			if capsTimeout != 0 {
+				a["timeoutMs"] = capsTimeout
+			}
+			return a, nil
+		},
+		show: showCaps,
+	}}
+	out := make([]*cobra.Command, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.command(s)
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/spf13/cobra"
+)
+
+// clientFlags are shared by every command that talks to a gateway.
+type clientFlags struct {
+	gateway string
+	token   string
+	json    bool
+}
+
+func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
+	def := os.Getenv("AGENTFED_GATEWAY")
+	if def == "" {
+		def = "ws://127.0.0.1:18789"
+	}
+	cmd.Flags().StringVar(&f.gateway, "gateway", def, "gateway URL (default from $AGENTFED_GATEWAY)")
+	cmd.Flags().StringVar(&f.token, "token", os.Getenv("AGENTFED_TOKEN"), "operator token (default $AGENTFED_TOKEN)")
+	if withJSON {
+		cmd.Flags().BoolVar(&f.json, "json", false, "print the exact tool result as JSON")
+	}
+}
+
+// call connects as an operator, runs one action object through
+// federation.tool and returns the raw JSON result.
+func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.RawMessage, error) {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	c, err := gateway.Dial(ctx, f.gateway, &gateway.DialOptions{
+		Token:  f.token,
+		Client: gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
+	})
+	if err != nil {
+		if gateway.CodeOf(err) == gateway.CodeInternal {
+			err = fmt.Errorf("cannot reach gateway at %s (is 'agentfed serve' running there?): %w", f.gateway, err)
+		}
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	defer c.Close()
+	var out json.RawMessage
+	if err := c.Call(ctx, federation.MethodTool, action, &out); err != nil {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", gateway.CodeOf(err), err)}
+	}
+	return out, nil
+}
+
+func newToolCmd(s *streams) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "tool JSON|-",
+		Short: "Run one agent_federation action object and print its JSON result",
+		Long: `Send one action object, exactly as the agent_federation tool takes it, to the
+gateway and print the JSON result. Use - to read the object from stdin.
+
+Exit code 0 when the action succeeded and every delivery it made has status
+"ok"; 1 when the action failed or a delivery has status "error" or "timeout".`,
+		Example: `  agentfed tool '{"action":"list_peers"}'
+  echo '{"action":"send","peerId":"research-agent","message":"hi"}' | agentfed tool -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			input := []byte(args[0])
+			if args[0] == "-" {
+				var err error
+				if input, err = io.ReadAll(io.LimitReader(s.in, 16<<20)); err != nil {
+					return usageErr("read stdin: %v", err)
+				}
+			}
+			var action map[string]any
+			if err := json.Unmarshal(input, &action); err != nil {
+				return usageErr("the action must be a JSON object: %v", err)
+			}
+			out, err := f.call(cmd.Context(), action)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.out, indent(out))
+			return failedDeliveries(out)
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func indent(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+// failedDeliveries turns a result whose status (or any broadcast entry's
+// status) is not ok into exit code 1, naming the failures.
+func failedDeliveries(raw json.RawMessage) error {
+	var one federation.Result
+	var many []federation.Result
+	if json.Unmarshal(raw, &many) != nil {
+		if json.Unmarshal(raw, &one) != nil || one.Status == "" {
+			return nil
+		}
+		many = []federation.Result{one}
+	}
+	var failed []string
+	for _, r := range many {
+		if r.Status != federation.StatusOK && r.Error != nil {
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, r.Error.Message))
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &exitError{code: exitFailed, err: fmt.Errorf("delivery failed: %s", strings.Join(failed, "; ")), printed: true}
+}

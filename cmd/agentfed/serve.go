@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/agentfed/agentfed/agent"
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/config"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd(s *streams) *cobra.Command {
+	var (
+		file, listen, logLevel, logFormat string
+		grace                             time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a gateway (with no --config: 127.0.0.1:18789 and one echo agent)",
+		Long: `Run a gateway until SIGINT or SIGTERM.
+
+Without --config it listens on 127.0.0.1:18789 with federation enabled and
+one built-in echo agent, keeping state in ./agentfed-data. On a signal it stops
+accepting work, lets requests in flight finish for up to --grace, and closes
+every connection with a close frame.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(s.err, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(file)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Gateway.Listen = listen
+			}
+			node, err := newNode(cfg, log)
+			if err != nil {
+				return err
+			}
+			if err := node.Start(); err != nil {
+				node.Shutdown(context.Background())
+				return &exitError{code: exitFailed, err: err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			log.Info("shutting down", "grace", grace)
+			sctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			if err := node.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return &exitError{code: exitFailed, err: fmt.Errorf("shutdown: %w", err)}
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "config", "c", "", "configuration file (YAML or JSON); none: built-in defaults")
+	f.StringVar(&listen, "listen", "", "listen address host:port, overriding gateway.listen")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.DurationVar(&grace, "grace", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
+	return cmd
+}
+
+// loadConfig reads file, or returns the no-config default. A bad file is a
+// usage error listing every problem.
+func loadConfig(file string) (*federation.Config, error) {
+	if file == "" {
+		return config.Default(), nil
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return cfg, nil
+}
+
+// newNode builds the handlers of cfg's agents and the node.
+func newNode(cfg *federation.Config, log *slog.Logger) (*federation.Node, error) {
+	handlers := make(map[string]federation.Handler, len(cfg.Agents))
+	for i, a := range cfg.Agents {
+		h, err := agent.New(a)
+		if err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("agents[%d] (%s): %w", i, a.ID, err)}
+		}
+		handlers[a.ID] = h
+	}
+	node, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: log})
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return node, nil
+}
