@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/google/uuid"
 )
 
 // Statuses of a Result.
@@ -125,6 +126,7 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
 	start := int(n.rr.Add(1)-1) % len(cands)
 	res := &DelegateResult{Candidates: make([]string, 0, len(cands))}
 	for i := range cands {
@@ -162,6 +164,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 			targets = append(targets, p)
 		}
 	}
+	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across peers
 	results := make([]Result, len(targets))
 	var wg sync.WaitGroup
 	for i, p := range targets {
@@ -203,6 +206,13 @@ func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, e
 		}
 	}
 	return out, nil
+}
+
+func orNewID(id string) string {
+	if id == "" {
+		return uuid.NewString()
+	}
+	return id
 }
 
 // newMessage builds an outgoing message to p's agent.

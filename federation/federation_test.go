@@ -79,6 +79,9 @@ func TestEightActionsAcrossThreeGateways(t *testing.T) {
 			got = append(got, fmt.Sprint(at(e, "peerId"), "=", at(e, "status"), ":", at(e, "response", "content")))
 		}
 		want := []string{"data-agent=ok:maintenance in 1h", "research-agent=ok:maintenance in 1h"}
+		if c0, c1 := at(out, 0, "response", "correlationId"), at(out, 1, "response", "correlationId"); c0 != c1 || c0 == nil {
+			t.Fatalf("one broadcast should be one conversation; correlationIds %v and %v", c0, c1)
+		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Fatalf("broadcast (-want +got):\n%s", d)
 		}

@@ -43,8 +43,10 @@ func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.Raw
 		Client: gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
 	})
 	if err != nil {
-		if gateway.CodeOf(err) == gateway.CodeInternal {
+		if code := gateway.CodeOf(err); code == gateway.CodeInternal {
 			err = fmt.Errorf("cannot reach gateway at %s (is 'agentfed serve' running there?): %w", f.gateway, err)
+		} else {
+			err = fmt.Errorf("%s: gateway %s refused the connection: %w", code, f.gateway, err)
 		}
 		return nil, &exitError{code: exitFailed, err: err}
 	}

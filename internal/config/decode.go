@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -13,27 +14,47 @@ import (
 // maxVisits bounds the nodes one decoding visits. Aliases let a small file
 // name the same node many times over; past this many visits the file is
 // rejected rather than expanded.
-const maxVisits = 1 << 20
+const maxVisits = 1 << 18
 
 // maxMergeDepth bounds how deeply merge keys (<<) may nest.
 const maxMergeDepth = 16
+
+// maxProblems bounds the problems reported for one file. Only a file built
+// to produce problems, mostly through aliases, reaches it.
+const maxProblems = 200
 
 // decoder walks a YAML node tree alongside the Go value it fills, reporting
 // every unknown key and wrongly typed value with its path and line, where a
 // plain yaml.Unmarshal would stop at the first.
 type decoder struct {
 	problems []federation.Problem
-	lines    map[string]int  // field path -> line it is written on
-	skip     map[string]bool // paths whose validation problems would repeat a decoding problem
-	visits   int             // nodes visited so far
+	reported map[federation.Problem]bool // problems already in problems
+	dropped  int                         // problems past maxProblems, not kept
+	lines    map[string]int              // field path -> line it is written on
+	skip     map[string]bool             // paths whose validation problems would repeat a decoding problem
+	visits   int                         // nodes visited so far
 }
 
 func newDecoder() *decoder {
-	return &decoder{lines: map[string]int{}, skip: map[string]bool{}}
+	return &decoder{
+		reported: map[federation.Problem]bool{},
+		lines:    map[string]int{},
+		skip:     map[string]bool{},
+	}
 }
 
+// add records a problem, once however often aliases lead to it, and counts
+// rather than keeps problems past maxProblems.
 func (d *decoder) add(path string, line int, format string, args ...any) {
-	d.problems = append(d.problems, federation.Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
+	p := federation.Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)}
+	switch {
+	case d.reported[p]:
+	case len(d.problems) >= maxProblems:
+		d.dropped++
+	default:
+		d.reported[p] = true
+		d.problems = append(d.problems, p)
+	}
 }
 
 // root decodes the document's top node into v, a federation.Config.
@@ -96,6 +117,7 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	if d.visits > maxVisits {
 		if d.visits == maxVisits+1 {
 			d.add("", 0, "the file expands, through aliases (*name), to more than %d values; write the repeated values out", maxVisits)
+			d.skip[""] = true // the configuration is incomplete; validating it would mislead
 		}
 		return nil
 	}
@@ -177,7 +199,7 @@ type entry struct {
 // mapping fills the struct v from the mapping n.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	fields := fieldsOf(v.Type())
-	entries := d.entries(n, path, 0)
+	entries := d.entries(n, path, []*yaml.Node{n})
 	present := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		present[e.key.Value] = true
@@ -205,8 +227,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 
 // entries lists the key/value pairs of mapping n: its own pairs first, then
 // those merged in through merge keys (<<), in the order YAML gives them
-// precedence. Keys that are not strings are reported and left out.
-func (d *decoder) entries(n *yaml.Node, path string, depth int) []entry {
+// precedence. Keys that are not strings are reported and left out. stack
+// holds n and the mappings that merge it.
+func (d *decoder) entries(n *yaml.Node, path string, stack []*yaml.Node) []entry {
 	var own, merged []entry
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := d.resolve(n.Content[i], path)
@@ -218,7 +241,7 @@ func (d *decoder) entries(n *yaml.Node, path string, depth int) []entry {
 			continue
 		}
 		if k.ShortTag() == "!!merge" {
-			merged = append(merged, d.merge(n.Content[i+1], path, depth)...)
+			merged = append(merged, d.merge(n.Content[i+1], path, stack)...)
 			continue
 		}
 		own = append(own, entry{key: k, value: n.Content[i+1]})
@@ -228,8 +251,8 @@ func (d *decoder) entries(n *yaml.Node, path string, depth int) []entry {
 
 // merge returns the entries a merge key's value brings in: one mapping, or a
 // list of mappings of which earlier ones take precedence.
-func (d *decoder) merge(v *yaml.Node, path string, depth int) []entry {
-	if depth >= maxMergeDepth {
+func (d *decoder) merge(v *yaml.Node, path string, stack []*yaml.Node) []entry {
+	if len(stack) > maxMergeDepth {
 		d.add(path, v.Line, "merge keys (<<) nest more than %d deep; write the values out", maxMergeDepth)
 		return nil
 	}
@@ -251,7 +274,11 @@ func (d *decoder) merge(v *yaml.Node, path string, depth int) []entry {
 			d.add(path, src.Line, "a merge key (<<) must merge a mapping or a list of mappings, got %s", describe(src))
 			continue
 		}
-		for _, e := range d.entries(src, path, depth+1) {
+		if slices.Contains(stack, src) {
+			d.add(path, v.Line, "a merge key (<<) merges a mapping into itself; merge a different mapping")
+			continue
+		}
+		for _, e := range d.entries(src, path, append(stack[:len(stack):len(stack)], src)) {
 			e.merged = true
 			out = append(out, e)
 		}

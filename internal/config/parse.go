@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"regexp"
@@ -37,6 +38,11 @@ func parse(data []byte, name string, lookup func(string) (string, bool)) (*feder
 	slices.SortStableFunc(problems, func(a, b federation.Problem) int {
 		return lineKey(a.Line) - lineKey(b.Line)
 	})
+	if more := len(problems) - maxProblems + d.dropped; more > 0 {
+		problems = append(problems[:min(len(problems), maxProblems)], federation.Problem{
+			Message: fmt.Sprintf("%d more problems not shown; fix these first", more),
+		})
+	}
 	return nil, &federation.ValidationError{File: name, Problems: problems}
 }
 

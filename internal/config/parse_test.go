@@ -498,24 +498,51 @@ func TestErrorsDoNotRevealTokens(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	tests := []struct {
-		file string
-		want func(*federation.Config) bool
-	}{
-		{"testdata/full.yaml", func(c *federation.Config) bool { return len(c.Federation.Peers) == 3 && len(c.Agents) == 3 }},
-		{"testdata/full.json", func(c *federation.Config) bool { return len(c.Federation.Peers) == 2 && c.Gateway.Listen == "127.0.0.1:28789" }},
-	}
-	for _, tt := range tests {
-		t.Run(filepath.Base(tt.file), func(t *testing.T) {
-			cfg, err := Load(tt.file)
-			if err != nil {
-				t.Fatalf("Load(%q):\n%v", tt.file, err)
-			}
-			if !tt.want(cfg) {
-				t.Errorf("Load(%q) = %+v, not the file's content", tt.file, cfg)
-			}
-		})
-	}
+	t.Run("yaml", func(t *testing.T) {
+		cfg, err := Load("testdata/full.yaml")
+		if err != nil {
+			t.Fatalf("Load():\n%v", err)
+		}
+		got := []int{len(cfg.Federation.Peers), len(cfg.Gateway.Auth.Peers), len(cfg.Agents)}
+		if diff := cmp.Diff([]int{3, 2, 3}, got); diff != "" {
+			t.Errorf("Load() peers, auth peers, agents (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		cfg, err := Load("testdata/full.json")
+		if err != nil {
+			t.Fatalf("Load():\n%v", err)
+		}
+		want := &federation.Config{
+			Federation: federation.FederationConfig{
+				Enabled:           true,
+				ServerID:          "json-server",
+				DefaultTimeoutMs:  20000,
+				AllowDynamicPeers: ptr(false),
+				RequireAuth:       true,
+				Peers: []federation.PeerConfig{
+					{
+						ID: "research-agent", Name: "Research Specialist", URL: "ws://127.0.0.1:18790",
+						Token: "literal-token", AgentID: "agent-research-01",
+						Capabilities: []string{"web-search", "summarization"}, Enabled: ptr(true), TimeoutMs: 45000,
+					},
+					{
+						ID: "data-agent", Name: "Data Analysis Agent", URL: "wss://data.example.com",
+						Token: "${NOT_A_VAR}", AgentID: "agent-data-01",
+					},
+				},
+			},
+			Gateway: federation.GatewayConfig{Listen: "127.0.0.1:28789"},
+			Agents: []federation.AgentConfig{
+				{ID: "echo", Name: "echo", Capabilities: []string{"echo"}, Handler: federation.HandlerConfig{Type: "echo"}},
+			},
+			Storage: federation.StorageConfig{Dir: "./data"},
+		}
+		if diff := cmp.Diff(want, cfg); diff != "" {
+			t.Errorf("Load() mismatch (-want +got):\n%s", diff)
+		}
+	})
 
 	t.Run("invalid file", func(t *testing.T) {
 		_, err := Load("testdata/invalid.yaml")
@@ -576,4 +603,50 @@ func TestDefault(t *testing.T) {
 	if Default() == cfg || &Default().Agents[0] == &cfg.Agents[0] {
 		t.Error("Default() shares memory between calls")
 	}
+}
+
+func TestParseLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []federation.Problem
+	}{
+		{
+			name: "merge cycle",
+			in:   "federation: &a {<<: [*a, *a]}\n",
+			want: []federation.Problem{
+				{Line: 1, Path: "federation", Message: "a merge key (<<) merges a mapping into itself; merge a different mapping"},
+			},
+		},
+		{
+			name: "alias expansion",
+			in: "x: &c [" + strings.Repeat("a,", 1000) + "a]\n" +
+				"federation:\n  peers: [" + strings.Repeat("{capabilities: *c},", 1000) + "{}]\n",
+			want: []federation.Problem{
+				{Line: 1, Path: "x", Message: "unknown key; valid keys here are federation, gateway, agents, storage"},
+				{Message: "the file expands, through aliases (*name), to more than 262144 values; write the repeated values out"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse([]byte(tt.in), "t.yaml", env(nil))
+			if diff := cmp.Diff(tt.want, problemsOf(t, err, "t.yaml")); diff != "" {
+				t.Errorf("parse() problems mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("problem count", func(t *testing.T) {
+		in := "agents:\n" + strings.Repeat("  - {id: a, colour: red}\n", 300)
+		_, err := parse([]byte(in), "t.yaml", env(nil))
+		problems := problemsOf(t, err, "t.yaml")
+		if len(problems) != maxProblems+1 {
+			t.Fatalf("parse() reported %d problems, want %d", len(problems), maxProblems+1)
+		}
+		want := federation.Problem{Message: "399 more problems not shown; fix these first"}
+		if diff := cmp.Diff(want, problems[maxProblems]); diff != "" {
+			t.Errorf("last problem mismatch (-want +got):\n%s", diff)
+		}
+	})
 }
