@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -141,4 +142,14 @@ func at(v any, path ...any) any {
 		}
 	}
 	return v
+}
+
+func errorsAs(err error, target **gateway.Error) bool { return errors.As(err, target) }
+
+func detailsOf(err error) any {
+	var e *gateway.Error
+	if errors.As(err, &e) {
+		return e.Details
+	}
+	return nil
 }

@@ -1,0 +1,16 @@
+// Package gateway is agentfed's wire: the gateway protocol, compatible with
+// OpenClaw's, over WebSocket (github.com/coder/websocket).
+//
+// Frames are JSON text messages of three shapes: Request ("req"), Response
+// ("res") and Event ("event"). A server sends a connect.challenge event when
+// a connection opens; the client's first request must be connect, answered
+// by a HelloOK payload; after that many requests share the connection
+// concurrently, matched by id. Errors carry a stable code (the Code*
+// constants) and a message.
+//
+// Server accepts connections (it is an http.Handler) and dispatches
+// requests to a Handler with the caller's Identity. Client dials, performs
+// the handshake and runs concurrent Calls. Pool keeps one Client per peer.
+// Server, Client and Pool are safe for concurrent use. docs/PROTOCOL.md
+// describes the protocol and agentfed's federation.* methods.
+package gateway
