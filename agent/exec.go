@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"time"
 
@@ -74,6 +75,11 @@ func (e *Exec) Handle(ctx context.Context, msg *federation.Message) (*federation
 	setProcessGroup(cmd)
 
 	if err := cmd.Start(); err != nil {
+		if cmd.Dir != "" {
+			if _, serr := os.Stat(cmd.Dir); serr != nil {
+				err = fmt.Errorf("working directory: %w", serr) // Start blames the program
+			}
+		}
 		return nil, fmt.Errorf("%w: exec %s: %w", federation.ErrAgentFailed, e.name(), err)
 	}
 	err = cmd.Wait()

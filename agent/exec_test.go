@@ -117,12 +117,13 @@ func TestExec(t *testing.T) {
 func TestExecStdinIsMessage(t *testing.T) {
 	msg := testMessage("what arrived?")
 	msg.Context = map[string]any{"session": "s-1"}
-	ans, err := (&Exec{Command: []string{"cat"}}).Handle(t.Context(), msg)
+	// Echoed as is, the message would be read as a JSON reply.
+	ans, err := (&Exec{Command: sh(`printf 'stdin: '; cat`)}).Handle(t.Context(), msg)
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	var got federation.Message
-	if err := json.Unmarshal([]byte(ans.Content), &got); err != nil {
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(ans.Content, "stdin: ")), &got); err != nil {
 		t.Fatalf("stdin is not a JSON message: %v\n%s", err, ans.Content)
 	}
 	if diff := cmp.Diff(msg, &got); diff != "" {
@@ -151,7 +152,7 @@ func TestExecConcurrent(t *testing.T) {
 
 func TestExecErrors(t *testing.T) {
 	var longStderr strings.Builder
-	longStderr.WriteString(`i=0; while [ $i -lt 3000 ]; do echo "line $i padding padding padding" >&2; i=$((i+1)); done;`)
+	longStderr.WriteString(`i=0; while [ $i -lt 5000 ]; do echo "line $i padding padding padding" >&2; i=$((i+1)); done;`)
 	longStderr.WriteString(` echo END-MARKER >&2; exit 1`)
 	tests := []struct {
 		name    string

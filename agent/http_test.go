@@ -67,11 +67,18 @@ func newAgentServer(t *testing.T) *httptest.Server {
 			}
 		}
 	})
+	stop := make(chan struct{})
 	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // until the client gives up
+		// The server notices a client hanging up only once the body is read.
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done(): // the client gave up
+		case <-stop:
+		}
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // runs first
 	return srv
 }
 

@@ -28,6 +28,16 @@ type FederationConfig struct {
 	// gateway.auth.peers entry.
 	RequireAuth bool         `yaml:"requireAuth" json:"requireAuth"`
 	Peers       []PeerConfig `yaml:"peers" json:"peers"`
+	// Delegation chooses how delegate picks among capable peers. An
+	// agentfed addition to the seed's section.
+	Delegation DelegationConfig `yaml:"delegation" json:"delegation"`
+}
+
+// DelegationConfig tunes the delegate action.
+type DelegationConfig struct {
+	// Strategy is round-robin (default), least-loaded, lowest-latency or
+	// random. A delegate call may override it with "strategy".
+	Strategy string `yaml:"strategy" json:"strategy,omitempty"`
 }
 
 // DynamicPeersAllowed reports the effective allowDynamicPeers.
@@ -57,6 +67,34 @@ type GatewayConfig struct {
 	// 127.0.0.1:18789.
 	Listen string     `yaml:"listen" json:"listen"`
 	Auth   AuthConfig `yaml:"auth" json:"auth"`
+	// HeartbeatMs is how often connected peers are pinged to measure RTT
+	// and notice silent failures. Default 5000.
+	HeartbeatMs int `yaml:"heartbeatMs" json:"heartbeatMs,omitempty"`
+	// Breaker tunes the per-peer circuit breakers.
+	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
+	// Limits bound what each peer connected to this gateway may ask of it.
+	Limits LimitsConfig `yaml:"limits" json:"limits"`
+}
+
+// BreakerConfig tunes the circuit breaker kept for each peer.
+type BreakerConfig struct {
+	// Failures is how many consecutive failed deliveries open the
+	// circuit. Default 5.
+	Failures int `yaml:"failures" json:"failures,omitempty"`
+	// OpenMs is how long the circuit stays open before a probe. Default
+	// 10000.
+	OpenMs int `yaml:"openMs" json:"openMs,omitempty"`
+}
+
+// LimitsConfig bounds inbound load per peer gateway.
+type LimitsConfig struct {
+	// PeerRatePerSec is the sustained rate of requests one peer may send;
+	// beyond it requests fail with RATE_LIMITED. Default 1000; negative
+	// means unlimited.
+	PeerRatePerSec float64 `yaml:"peerRatePerSec" json:"peerRatePerSec,omitempty"`
+	// PeerBurst is how many requests above the rate one peer may send at
+	// once. Default 2 x PeerRatePerSec.
+	PeerBurst int `yaml:"peerBurst" json:"peerBurst,omitempty"`
 }
 
 // AuthConfig holds the credentials this gateway accepts.
@@ -82,6 +120,12 @@ type AgentConfig struct {
 	Capabilities []string      `yaml:"capabilities" json:"capabilities"`
 	Description  string        `yaml:"description" json:"description,omitempty"`
 	Handler      HandlerConfig `yaml:"handler" json:"handler"`
+	// MaxConcurrency is how many messages the agent handles at once; the
+	// rest wait in a priority queue (urgent first, with ageing). Default 16.
+	MaxConcurrency int `yaml:"maxConcurrency" json:"maxConcurrency,omitempty"`
+	// MaxQueue is how many messages may wait; beyond it a message is
+	// refused with OVERLOADED. Default 1024.
+	MaxQueue int `yaml:"maxQueue" json:"maxQueue,omitempty"`
 }
 
 // HandlerConfig chooses a built-in agent kind; see package agent.

@@ -19,4 +19,7 @@ var (
 	ErrAgentFailed          = gateway.NewError(gateway.CodeAgentError, "federation: agent failed")
 	ErrFederationDisabled   = gateway.NewError(gateway.CodeFederationDisabled, "federation: disabled")
 	ErrShuttingDown         = gateway.NewError(gateway.CodeShuttingDown, "federation: shutting down")
+	ErrCircuitOpen          = gateway.NewError(gateway.CodeCircuitOpen, "federation: circuit open")
+	ErrRateLimited          = gateway.NewError(gateway.CodeRateLimited, "federation: rate limited")
+	ErrOverloaded           = gateway.NewError(gateway.CodeOverloaded, "federation: overloaded")
 )

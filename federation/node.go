@@ -96,6 +96,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		ServerID:     n.serverID,
 		Logger:       n.log,
 		Health:       func() any { return n.health() },
+		Started:      n.started,
 	}
 	return n, nil
 }

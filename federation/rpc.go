@@ -87,8 +87,10 @@ func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Ide
 	switch {
 	case want != "" && tokenEqual(token, want):
 		return &gateway.Identity{Role: gateway.RoleOperator, Authenticated: true}, nil
+	case want != "" && token == "":
+		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires an operator token: pass --token or set AGENTFED_TOKEN to its gateway.auth.operatorToken")
 	case want != "":
-		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "operator token missing or wrong: pass --token or set AGENTFED_TOKEN to gateway.auth.operatorToken")
+		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "operator token is wrong: pass --token or set AGENTFED_TOKEN to gateway.auth.operatorToken")
 	case isLoopback(r.RemoteAddr):
 		return &gateway.Identity{Role: gateway.RoleOperator}, nil
 	}
@@ -195,9 +197,13 @@ func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.Ra
 	if err := msg.Validate(); err != nil {
 		return nil, err
 	}
-	if id.Authenticated && msg.FromServer != id.PeerID {
+	if msg.FromServer != id.PeerID {
+		how := "identified itself"
+		if id.Authenticated {
+			how = "authenticated"
+		}
 		return nil, gateway.NewError(gateway.CodeForbidden,
-			fmt.Sprintf("message claims fromServer %q but the connection authenticated as %q", msg.FromServer, id.PeerID))
+			fmt.Sprintf("message claims fromServer %q but the connection %s as %q", msg.FromServer, how, id.PeerID))
 	}
 	if p.TargetAgent == "" {
 		p.TargetAgent = msg.ToAgent

@@ -184,10 +184,16 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 		c.mu.Unlock()
 	}()
 
-	if err := writeJSON(ctx, c.ws, Request{Type: FrameReq, ID: id, Method: method, Params: raw}); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// A Write whose ctx ends closes the whole connection, failing every
+	// other Call on it; so the write is bounded by writeTimeout instead,
+	// and ctx by the wait below.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	err = writeJSON(wctx, c.ws, Request{Type: FrameReq, ID: id, Method: method, Params: raw})
+	cancel()
+	if err != nil {
 		return fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
 	}
 	select {
@@ -249,6 +255,9 @@ func (c *Client) read() {
 	}
 	c.mu.Unlock()
 	close(c.done)
+	// Release the socket when the read failed without a close handshake
+	// (dropped connection, read limit); a no-op after one.
+	c.ws.Close(websocket.StatusInternalError, "connection ended")
 }
 
 func closeReason(err error) string {
@@ -283,4 +292,14 @@ func mustJSON(v any) json.RawMessage {
 		panic(err)
 	}
 	return b
+}
+
+// Ping sends a WebSocket ping and waits for the pong; it returns the round
+// trip time. It measures the connection, not the server's handlers.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if err := c.ws.Ping(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }

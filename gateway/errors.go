@@ -27,9 +27,10 @@ const (
 	CodeAgentError           = "AGENT_ERROR"
 	CodeFederationDisabled   = "FEDERATION_DISABLED"
 	CodeShuttingDown         = "SHUTTING_DOWN"
-	CodeTooLarge             = "TOO_LARGE"
 	CodeInternal             = "INTERNAL"
-	CodeUnsupportedProtocol  = "UNSUPPORTED_PROTOCOL"
+	CodeCircuitOpen          = "CIRCUIT_OPEN" // the peer failed repeatedly; calls fail fast for a while
+	CodeRateLimited          = "RATE_LIMITED" // over a rate limit; retry after retryAfterMs
+	CodeOverloaded           = "OVERLOADED"   // too much work queued; retry later
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

@@ -2,24 +2,41 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Pool keeps one Client per key (a peer id) and reuses it for every call.
-// A connection that has ended is redialled on the next Get. Concurrent Gets
-// for the same key share one dial. A Pool is safe for concurrent use; its
-// zero value is ready.
+// A connection that has ended is redialled on the next Get. After a failed
+// dial the key backs off (jittered, exponential, reset by a success):
+// until the next attempt is due, Gets fail at once with the last error
+// rather than piling dials onto a dead peer. Concurrent Gets for one key
+// share one dial. A Pool is safe for concurrent use; its zero value is
+// ready.
 type Pool struct {
 	// DialTimeout bounds one dial, independent of the first caller's
 	// deadline, so that one impatient caller does not fail the others.
 	// Default 10s.
 	DialTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between failed dials.
+	// Defaults 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
 
-	mu      sync.Mutex // guards entries and closed
-	entries map[string]*poolEntry
-	closed  bool
-	wg      sync.WaitGroup // dials in progress
+	mu     sync.Mutex // guards slots and closed
+	slots  map[string]*poolSlot
+	closed bool
+	wg     sync.WaitGroup // dials in progress
+}
+
+// poolSlot is the state kept for one key across connections.
+type poolSlot struct {
+	entry   *poolEntry // the current or in-progress connection, or nil
+	bo      *backoff.ExponentialBackOff
+	retryAt time.Time // no dial before this, after a failure
+	lastErr error     // why the last dial failed
 }
 
 type poolEntry struct {
@@ -39,19 +56,21 @@ func (p *Pool) Get(ctx context.Context, key string, dial DialFunc) (*Client, err
 		p.mu.Unlock()
 		return nil, NewError(CodeShuttingDown, "gateway: connection pool closed")
 	}
-	e := p.entries[key]
-	if e != nil && e.finished() && (e.err != nil || e.client.Err() != nil) {
-		e = nil // dead: dial again
+	s := p.slotLocked(key)
+	if e := s.entry; e != nil && e.finished() && (e.err != nil || e.client.Err() != nil) {
+		s.entry = nil // ended: dial again
 	}
-	if e == nil {
-		e = &poolEntry{ready: make(chan struct{})}
-		if p.entries == nil {
-			p.entries = make(map[string]*poolEntry)
+	if s.entry == nil {
+		if wait := time.Until(s.retryAt); wait > 0 {
+			err := s.lastErr
+			p.mu.Unlock()
+			return nil, &backoffError{err: err, wait: wait}
 		}
-		p.entries[key] = e
+		s.entry = &poolEntry{ready: make(chan struct{})}
 		p.wg.Add(1)
-		go p.dial(key, e, dial)
+		go p.dial(key, s, s.entry, dial)
 	}
+	e := s.entry
 	p.mu.Unlock()
 
 	select {
@@ -65,22 +84,62 @@ func (p *Pool) Get(ctx context.Context, key string, dial DialFunc) (*Client, err
 	}
 }
 
-func (p *Pool) dial(key string, e *poolEntry, dial DialFunc) {
+// backoffError is returned while a key waits before its next dial. It
+// unwraps to the last dial error, so its code survives.
+type backoffError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *backoffError) Error() string {
+	return fmt.Sprintf("%v (reconnecting; next attempt in %v)", e.err, e.wait.Round(time.Millisecond))
+}
+func (e *backoffError) Unwrap() error { return e.err }
+
+func (p *Pool) slotLocked(key string) *poolSlot {
+	if p.slots == nil {
+		p.slots = make(map[string]*poolSlot)
+	}
+	s := p.slots[key]
+	if s == nil {
+		s = &poolSlot{bo: &backoff.ExponentialBackOff{
+			InitialInterval:     orDefault(p.MinBackoff, 100*time.Millisecond),
+			RandomizationFactor: 0.5,
+			Multiplier:          2,
+			MaxInterval:         orDefault(p.MaxBackoff, 10*time.Second),
+		}}
+		p.slots[key] = s
+	}
+	return s
+}
+
+func (p *Pool) dial(key string, s *poolSlot, e *poolEntry, dial DialFunc) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), orDefault(p.DialTimeout, 10*time.Second))
 	defer cancel()
 	c, err := dial(ctx)
+	var orphan *Client // dropped while dialling: closed outside the lock
+	defer func() {
+		if orphan != nil {
+			orphan.Close()
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err == nil && (p.closed || p.entries[key] != e) {
-		c.Close() // dropped while dialling
-		err = NewError(CodeShuttingDown, "gateway: connection dropped while dialling")
-		c = nil
+	current := !p.closed && p.slots[key] == s && s.entry == e
+	switch {
+	case err == nil && !current:
+		orphan = c
+		c, err = nil, NewError(CodeShuttingDown, "gateway: connection dropped while dialling")
+	case err == nil:
+		s.bo.Reset()
+		s.retryAt, s.lastErr = time.Time{}, nil
+	case current:
+		s.entry = nil
+		s.lastErr = err
+		s.retryAt = time.Now().Add(s.bo.NextBackOff())
 	}
 	e.client, e.err = c, err
-	if err != nil && p.entries[key] == e {
-		delete(p.entries, key) // the next Get dials afresh
-	}
 	close(e.ready)
 }
 
@@ -93,23 +152,29 @@ func (e *poolEntry) finished() bool {
 	}
 }
 
-// Connected reports whether key has an open connection now.
-func (p *Pool) Connected(key string) bool {
+// Peek returns the open connection for key, or nil; it never dials.
+func (p *Pool) Peek(key string) *Client {
 	p.mu.Lock()
-	e := p.entries[key]
-	p.mu.Unlock()
-	return e != nil && e.finished() && e.err == nil && e.client.Err() == nil
+	defer p.mu.Unlock()
+	s := p.slots[key]
+	if s == nil || s.entry == nil || !s.entry.finished() || s.entry.err != nil || s.entry.client.Err() != nil {
+		return nil
+	}
+	return s.entry.client
 }
 
-// Drop closes and forgets the connection for key, if any; the next Get
-// dials again. Use it when a peer's URL or token changes.
+// Connected reports whether key has an open connection now.
+func (p *Pool) Connected(key string) bool { return p.Peek(key) != nil }
+
+// Drop closes and forgets the connection and backoff state for key; the
+// next Get dials at once. Use it when a peer's URL or token changes.
 func (p *Pool) Drop(key string) {
 	p.mu.Lock()
-	e := p.entries[key]
-	delete(p.entries, key)
+	s := p.slots[key]
+	delete(p.slots, key)
 	p.mu.Unlock()
-	if e != nil && e.finished() && e.client != nil {
-		e.client.Close()
+	if s != nil && s.entry != nil && s.entry.finished() && s.entry.client != nil {
+		s.entry.client.Close()
 	}
 }
 
@@ -118,14 +183,14 @@ func (p *Pool) Drop(key string) {
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
-	entries := p.entries
-	p.entries = nil
+	slots := p.slots
+	p.slots = nil
 	p.mu.Unlock()
 	p.wg.Wait()
 	var wg sync.WaitGroup
-	for _, e := range entries {
-		if e.client != nil {
-			wg.Go(func() { e.client.Close() })
+	for _, s := range slots {
+		if s.entry != nil && s.entry.client != nil {
+			wg.Go(func() { s.entry.client.Close() })
 		}
 	}
 	wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -60,13 +61,15 @@ type Server struct {
 	// TickInterval is how often a tick event is sent. Default 30s.
 	TickInterval time.Duration
 
-	startOnce sync.Once
-	start     time.Time
+	// Started is when the service started, for hello-ok's uptimeMs.
+	// Default: when the Server first served.
+	Started time.Time
 
-	mu      sync.Mutex // guards conns and closing
-	conns   map[*serverConn]struct{}
-	closing bool
-	wg      sync.WaitGroup // one per ServeHTTP in progress
+	startOnce sync.Once
+	mu        sync.Mutex // guards conns and closing
+	conns     map[*serverConn]struct{}
+	closing   bool
+	wg        sync.WaitGroup // one per ServeHTTP in progress
 }
 
 const (
@@ -79,8 +82,12 @@ const (
 )
 
 func (s *Server) started() time.Time {
-	s.startOnce.Do(func() { s.start = time.Now() })
-	return s.start
+	s.startOnce.Do(func() {
+		if s.Started.IsZero() {
+			s.Started = time.Now()
+		}
+	})
+	return s.Started
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -115,6 +122,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logger().Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	// Every path below has closed ws or received a close frame, except a
+	// read that failed on a read limit, a protocol error or a dropped TCP
+	// connection: release the connection then too.
+	defer ws.Close(websocket.StatusInternalError, "connection ended")
 	ws.SetReadLimit(maxPreauthPayload)
 	c := &serverConn{srv: s, ws: ws, req: r, connID: newID()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -148,7 +159,8 @@ func (s *Server) untrack(c *serverConn) {
 
 // Shutdown stops accepting connections and requests, lets requests in
 // flight finish until ctx ends, then closes every connection with a close
-// frame and waits for their goroutines.
+// frame and waits for their goroutines. It returns ctx's error when ctx
+// ended before the requests in flight finished.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -167,7 +179,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
+		// Not nil when ctx ended during the drain and requests were cut.
+		return ctx.Err()
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.ws.CloseNow()
@@ -209,8 +222,8 @@ func (c *serverConn) serve() {
 	var tickers sync.WaitGroup
 	tickers.Go(c.tick)
 	defer tickers.Wait()
-	defer c.cancel()
 	defer c.inflight.Wait()
+	defer c.cancel() // the connection is gone: end the handlers' ctx first
 
 	for {
 		_, data, err := c.ws.Read(c.ctx)
@@ -288,10 +301,18 @@ func (c *serverConn) tick() {
 // handshake sends the challenge, waits for connect and answers hello-ok.
 // On failure it has already closed the connection with a reason.
 func (c *serverConn) handshake() error {
-	ctx, cancel := context.WithTimeout(c.ctx, orDefault(c.srv.HandshakeTimeout, defaultHandshakeTimeout))
-	defer cancel()
+	// A Read whose ctx expires drops the TCP connection without a close
+	// frame, so the timeout closes the connection itself, with a reason.
+	expired := make(chan struct{})
+	timer := time.AfterFunc(orDefault(c.srv.HandshakeTimeout, defaultHandshakeTimeout), func() {
+		defer close(expired)
+		c.ws.Close(websocket.StatusPolicyViolation, "handshake timeout: send connect first")
+	})
 	c.event("connect.challenge", Challenge{Nonce: newID(), TS: time.Now().UnixMilli()})
-	_, data, err := c.ws.Read(ctx)
+	_, data, err := c.ws.Read(c.ctx)
+	if !timer.Stop() {
+		<-expired
+	}
 	if err != nil {
 		c.ws.Close(websocket.StatusPolicyViolation, "handshake timeout: send connect first")
 		return fmt.Errorf("read connect: %w", err)
@@ -324,6 +345,9 @@ func (c *serverConn) handshake() error {
 	if c.srv.Authenticate != nil {
 		if id, err = c.srv.Authenticate(c.req, &p); err != nil {
 			return c.refuse(f, err)
+		}
+		if id == nil {
+			return c.refuse(f, NewError(CodeInternal, "authenticator returned no identity"))
 		}
 	}
 	id.ConnID, id.RemoteAddr, id.Client = c.connID, c.req.RemoteAddr, p.Client
@@ -425,9 +449,14 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// truncate cuts s to at most n bytes, on a rune boundary: a close reason
+// must be valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that no input makes Parse panic, and that Parse returns
-// either a configuration or an error, never both or neither.
+// FuzzParse checks that no input makes Parse panic, that it returns either a
+// configuration or an error, and that a configuration it returns is valid.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(Example))
 	f.Add([]byte(""))
@@ -32,7 +32,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse() = %v, %v; want exactly one of them", cfg, err)
 		}
 		if err != nil {
-			_ = err.Error()
+			if err.Error() == "" {
+				t.Fatal("parse() returned an error with no text")
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("parse() returned a configuration that does not validate: %v", err)
 		}
 	})
 }

@@ -1,0 +1,204 @@
+package federation
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Peer health states, as list_peers and federation.health report them.
+const (
+	HealthHealthy  = "healthy"  // answering, few errors
+	HealthDegraded = "degraded" // answering, but with many errors, or never tried yet
+	HealthDown     = "down"     // unreachable, or its circuit is open
+	HealthUnknown  = "unknown"  // not contacted yet
+)
+
+// BreakerSettings tune the per-peer circuit breakers.
+type BreakerSettings struct {
+	// Failures is how many consecutive failed deliveries open a peer's
+	// circuit. Default 5.
+	Failures int
+	// Open is how long a circuit stays open before one probe may pass.
+	// Default 10s.
+	Open time.Duration
+}
+
+// PeerHealthInfo is one peer's health, as list_peers shows it.
+type PeerHealthInfo struct {
+	State     string  `json:"state"`
+	Circuit   string  `json:"circuit"` // closed, half-open or open
+	RTTMs     float64 `json:"rttMs,omitempty"`
+	LastSeen  int64   `json:"lastSeen,omitempty"` // Unix ms of the last answer or pong
+	LastError string  `json:"lastError,omitempty"`
+	ErrorRate float64 `json:"errorRate"` // failed share of the recent deliveries
+	InFlight  int64   `json:"inFlight"`
+}
+
+const recentWindow = 20 // deliveries remembered for the error rate
+
+// peerHealth tracks one peer: its breaker, RTT, recent outcomes and load.
+type peerHealth struct {
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	inflight atomic.Int64
+
+	mu       sync.Mutex // guards the fields below
+	rtt      time.Duration
+	lastSeen time.Time
+	lastErr  string
+	recent   [recentWindow]bool // true = failed
+	n, next  int
+}
+
+// healthTracker holds a peerHealth per peer id.
+type healthTracker struct {
+	settings BreakerSettings
+
+	mu    sync.Mutex // guards peers
+	peers map[string]*peerHealth
+}
+
+func newHealthTracker(s BreakerSettings) *healthTracker {
+	if s.Failures <= 0 {
+		s.Failures = 5
+	}
+	if s.Open <= 0 {
+		s.Open = 10 * time.Second
+	}
+	return &healthTracker{settings: s, peers: make(map[string]*peerHealth)}
+}
+
+func (t *healthTracker) get(id string) *peerHealth {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.peers[id]
+	if h == nil {
+		failures := uint32(t.settings.Failures)
+		h = &peerHealth{breaker: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:         id,
+			Timeout:      t.settings.Open,
+			ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+			IsSuccessful: peerAnswered,
+			IsExcluded:   func(err error) bool { return gateway.CodeOf(err) == gateway.CodeCancelled },
+		})}
+		t.peers[id] = h
+	}
+	return h
+}
+
+// forget drops a peer's state when it is unregistered.
+func (t *healthTracker) forget(id string) {
+	t.mu.Lock()
+	delete(t.peers, id)
+	t.mu.Unlock()
+}
+
+// peerAnswered reports whether err still shows a working peer: its gateway
+// answered, even if the answer was an error about the request itself.
+func peerAnswered(err error) bool {
+	switch gateway.CodeOf(err) {
+	case "", gateway.CodeAgentError, gateway.CodeUnknownAgent, gateway.CodeInvalidParams, gateway.CodeForbidden,
+		gateway.CodeFederationDisabled, gateway.CodeRateLimited, gateway.CodeOverloaded:
+		return true
+	}
+	return false
+}
+
+// allow asks the breaker whether a delivery may start. It returns a done
+// func to report the outcome, or a CIRCUIT_OPEN error.
+func (h *peerHealth) allow(peerID string, open time.Duration) (func(error, time.Duration), error) {
+	done, err := h.breaker.Allow()
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return nil, fmt.Errorf("%w: peer %q failed repeatedly; its circuit is open and a probe is let through every %v",
+			ErrCircuitOpen, peerID, open)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.inflight.Add(1)
+	return func(err error, rtt time.Duration) {
+		h.inflight.Add(-1)
+		done(err)
+		h.record(err, rtt)
+	}, nil
+}
+
+// record notes one delivery's outcome; rtt counts only on success.
+func (h *peerHealth) record(err error, rtt time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	failed := !peerAnswered(err)
+	h.recent[h.next] = failed
+	h.next = (h.next + 1) % recentWindow
+	h.n = min(h.n+1, recentWindow)
+	if failed {
+		h.lastErr = err.Error()
+		return
+	}
+	h.lastSeen = time.Now()
+	if rtt > 0 {
+		h.observeRTTLocked(rtt)
+	}
+}
+
+// pong records a heartbeat answer.
+func (h *peerHealth) pong(rtt time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastSeen = time.Now()
+	h.observeRTTLocked(rtt)
+}
+
+// observeRTTLocked keeps an exponentially weighted moving average.
+func (h *peerHealth) observeRTTLocked(rtt time.Duration) {
+	if h.rtt == 0 {
+		h.rtt = rtt
+		return
+	}
+	h.rtt = (h.rtt*7 + rtt) / 8
+}
+
+func (h *peerHealth) latency() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rtt
+}
+
+// info summarises the peer's health.
+func (h *peerHealth) info() PeerHealthInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := PeerHealthInfo{Circuit: h.breaker.State().String(), LastError: h.lastErr, InFlight: h.inflight.Load()}
+	out.RTTMs = millis(h.rtt)
+	if !h.lastSeen.IsZero() {
+		out.LastSeen = h.lastSeen.UnixMilli()
+	}
+	failed := 0
+	for i := range h.n {
+		if h.recent[i] {
+			failed++
+		}
+	}
+	if h.n > 0 {
+		out.ErrorRate = float64(failed) / float64(h.n)
+	}
+	lastFailed := h.n > 0 && h.recent[(h.next+recentWindow-1)%recentWindow]
+	switch {
+	case out.Circuit == "open":
+		out.State = HealthDown
+	case h.n == 0 && h.lastSeen.IsZero():
+		out.State = HealthUnknown
+	case lastFailed && h.lastSeen.IsZero():
+		out.State = HealthDown
+	case out.ErrorRate >= 0.2 || lastFailed:
+		out.State = HealthDegraded
+	default:
+		out.State = HealthHealthy
+	}
+	return out
+}

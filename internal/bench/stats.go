@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// latencies collects round-trip times.
+type latencies []time.Duration
+
+// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of a
+// sorted l.
+func (l latencies) percentile(p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(l)))) - 1
+	return l[max(0, min(i, len(l)-1))]
+}
+
+func (l latencies) mean() time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range l {
+		sum += d
+	}
+	return sum / time.Duration(len(l))
+}
+
+// addTo sorts l and adds its p50, p99, p99.9, mean and sample count to r,
+// each name prefixed with prefix.
+func (l latencies) addTo(r *Result, prefix string) {
+	slices.Sort(l)
+	r.add(prefix+"p50", micros(l.percentile(50)), unitMicros)
+	r.add(prefix+"p99", micros(l.percentile(99)), unitMicros)
+	r.add(prefix+"p99.9", micros(l.percentile(99.9)), unitMicros)
+	r.add(prefix+"mean", micros(l.mean()), unitMicros)
+	r.add(prefix+"samples", float64(len(l)), unitCount)
+}
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+func millis(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// warmup is how long a measurement runs before it records, so that
+// connections are dialled, pools filled and code paths warm.
+func warmup(d time.Duration) time.Duration { return min(d/10, 500*time.Millisecond) }
+
+// timeLoop calls op sequentially for warm-up and then for d, and returns
+// the latency of each call after the warm-up.
+func timeLoop(ctx context.Context, d time.Duration, op func(context.Context) error) (latencies, error) {
+	for end := time.Now().Add(warmup(d)); time.Now().Before(end); {
+		if err := op(ctx); err != nil {
+			return nil, err
+		}
+	}
+	l := make(latencies, 0, 1<<14)
+	for end := time.Now().Add(d); ; {
+		t0 := time.Now()
+		if err := op(ctx); err != nil {
+			return l, err
+		}
+		t1 := time.Now()
+		l = append(l, t1.Sub(t0))
+		if !t1.Before(end) {
+			return l, ctx.Err()
+		}
+	}
+}
+
+// rate runs op on workers goroutines for warm-up and then for d, and
+// returns the completed calls per second during d. The first error stops
+// every worker and is returned.
+func rate(ctx context.Context, workers int, d time.Duration, op func(context.Context) error) (float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		counting, stop atomic.Bool
+		n              atomic.Int64
+		errOnce        sync.Once
+		firstErr       error
+		wg             sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for !stop.Load() {
+				if err := op(ctx); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					stop.Store(true)
+					cancel()
+					return
+				}
+				if counting.Load() {
+					n.Add(1)
+				}
+			}
+		})
+	}
+	sleep(ctx, warmup(d))
+	counting.Store(true)
+	start := time.Now()
+	sleep(ctx, d)
+	stop.Store(true)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return float64(n.Load()) / elapsed.Seconds(), nil
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// errNotOK is returned for a delivery that came back with a status other
+// than ok.
+var errNotOK = errors.New("bench: delivery not ok")

@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Target is one goal of issue 5, checked against figures of the same run.
+type Target struct {
+	// Name says what is compared, like "relay-rtt p50 / raw-ws-rtt p50".
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"` // "x" for a ratio
+	// Goal is the bound, like "<= 1.5"; empty for a figure reported
+	// for information.
+	Goal string `json:"goal,omitempty"`
+	// Status is met, missed, info (no goal), not measured (a figure it
+	// needs was not in this run) or not implemented.
+	Status string `json:"status"`
+}
+
+// Target statuses.
+const (
+	StatusMet            = "met"
+	StatusMissed         = "missed"
+	StatusInfo           = "info"
+	StatusNotMeasured    = "not measured"
+	StatusNotImplemented = "not implemented"
+)
+
+// figures looks up "measurement/figure" in a report.
+type figures struct{ rep *Report }
+
+func (f figures) get(measurement, figure string) (float64, bool) {
+	r, ok := f.rep.Result(measurement)
+	if !ok || r.Error != "" {
+		return 0, false
+	}
+	fig, ok := r.Figure(figure)
+	return fig.Value, ok && fig.Value > 0
+}
+
+// check builds a target from a value and a goal; op is "<", "<=", ">=" or ""
+// (information only).
+func check(name string, v float64, ok bool, unit, op string, limit float64) Target {
+	t := Target{Name: name, Unit: unit, Status: StatusInfo}
+	if op != "" {
+		t.Goal = fmt.Sprintf("%s %g", op, limit)
+	}
+	switch {
+	case !ok:
+		t.Status = StatusNotMeasured
+	case op == "<=" && v <= limit, op == ">=" && v >= limit, op == "<" && v < limit:
+		t.Value, t.Status = v, StatusMet
+	case op != "":
+		t.Value, t.Status = v, StatusMissed
+	default:
+		t.Value = v
+	}
+	return t
+}
+
+// ratio builds a target comparing a/b with a goal.
+func (f figures) ratio(name, ma, fa, mb, fb, op string, limit float64) Target {
+	a, okA := f.get(ma, fa)
+	b, okB := f.get(mb, fb)
+	v := 0.0
+	if okA && okB {
+		v = a / b
+	}
+	return check(name, v, okA && okB, unitRatio, op, limit)
+}
+
+// targets computes every target of issue 5 that the report's figures
+// allow, in the issue's order.
+func targets(rep *Report, o *Options) []Target {
+	f := figures{rep}
+	nconn := fmt.Sprintf("relay-%dconn", o.Connections)
+	ts := []Target{
+		f.ratio("relay-rtt p50 / raw-ws-rtt p50", RelayRTT, "p50", RawWSRTT, "p50", "<=", 1.5),
+		f.ratio("relay-rtt p50 / nats-rtt p50", RelayRTT, "p50", NATSRTT, "p50", "<=", 0.5),
+		f.ratio("relay-rtt p99 / raw-ws-rtt p99", RelayRTT, "p99", RawWSRTT, "p99", "", 0),
+		f.ratio("relay-rtt p99 / nats-rtt p99", RelayRTT, "p99", NATSRTT, "p99", "", 0),
+		f.ratio(fmt.Sprintf("throughput relay (1 conn, %d in flight) / nats", o.Concurrency), Throughput, "relay-1conn", Throughput, "nats", ">=", 1.0),
+		f.ratio("throughput relay (1 conn) / raw-ws pipelined", Throughput, "relay-1conn", Throughput, "raw-ws-pipelined", ">=", 0.5),
+		f.ratio(fmt.Sprintf("throughput relay (%d conns) / nats", o.Connections), Throughput, nconn, Throughput, "nats", "", 0),
+		f.ratio(fmt.Sprintf("throughput relay (%d conns) / raw-ws pipelined", o.Connections), Throughput, nconn, Throughput, "raw-ws-pipelined", "", 0),
+	}
+	relay, okRelay := f.get(RelayRTT, "p50")
+	for _, n := range slices.Sorted(slices.Values(o.BroadcastSizes)) {
+		b, ok := f.get(Broadcast, fmt.Sprintf("n%d-p50", n))
+		op, limit := "", 0.0
+		if n >= 64 {
+			op, limit = "<=", 0.5
+		}
+		v := 0.0
+		if ok && okRelay {
+			v = b / (float64(n) * relay)
+		}
+		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, op, limit))
+	}
+	sel, ok := f.get(DelegateSelect, "scan-p50")
+	ts = append(ts, check(fmt.Sprintf("delegate-select scan p50 (%d peers)", o.SelectPeers), sel, ok, unitMicros, "<", 5))
+	ts = append(ts, Target{Name: "durable throughput with fsync", Unit: unitRate, Goal: ">= 20000", Status: StatusNotImplemented})
+	mem, ok := f.get(Memory, "rss-per-conn")
+	ts = append(ts, check("memory per idle peer connection (rss, both ends)", mem, ok, unitKiB, "<=", 64))
+	return ts
+}
