@@ -40,6 +40,8 @@ type SendRequest struct {
 type DelegateRequest struct {
 	RequiredCapabilities []string `json:"requiredCapabilities"`
 	Task                 string   `json:"task"`
+	// Strategy overrides federation.delegation.strategy for this call.
+	Strategy string `json:"strategy,omitempty"`
 	MessageOptions
 }
 
@@ -75,11 +77,20 @@ func (r *Result) Err() error {
 }
 
 // DelegateResult is the result of delegate: the answering attempt's Result
-// plus every candidate and every attempt made.
+// plus the strategy used, every candidate in the order it would be tried,
+// the candidates skipped as unhealthy, and every attempt made.
 type DelegateResult struct {
 	Result
-	Candidates []string `json:"candidates"`
-	Attempts   []Result `json:"attempts"`
+	Strategy   string    `json:"strategy"`
+	Candidates []string  `json:"candidates"`
+	Skipped    []Skipped `json:"skipped,omitempty"`
+	Attempts   []Result  `json:"attempts"`
+}
+
+// Skipped is a capable peer that delegate did not try, and why.
+type Skipped struct {
+	PeerID string `json:"peerId"`
+	Reason string `json:"reason"`
 }
 
 // SyncResult is the result of sync_context: the delivery Result and the
@@ -103,49 +114,6 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 		return nil, err
 	}
 	return n.deliver(ctx, p, msg, req.TimeoutMs), nil
-}
-
-// Delegate picks an enabled peer with every required capability (round
-// robin among candidates), and on failure tries the next candidate while
-// the deadline allows.
-func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResult, error) {
-	if err := n.checkEnabled(); err != nil {
-		return nil, err
-	}
-	if len(req.RequiredCapabilities) == 0 {
-		return nil, fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
-	}
-	cands := n.peers.capable(req.RequiredCapabilities)
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check capability spelling (case-sensitive) with list_peers", ErrNoCapablePeer, req.RequiredCapabilities)
-	}
-	if _, err := ParsePriority(string(req.Priority)); err != nil {
-		return nil, err
-	}
-	timeout := n.timeout(req.TimeoutMs, nil)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
-	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
-	start := int(n.rr.Add(1)-1) % len(cands)
-	res := &DelegateResult{Candidates: make([]string, 0, len(cands))}
-	for i := range cands {
-		res.Candidates = append(res.Candidates, cands[(start+i)%len(cands)].ID)
-	}
-	for i := range cands {
-		p := cands[(start+i)%len(cands)]
-		msg, err := n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
-		if err != nil {
-			return nil, err
-		}
-		r := n.deliver(ctx, p, msg, int(timeout/time.Millisecond))
-		res.Attempts = append(res.Attempts, *r)
-		res.Result = *r
-		if r.Status == StatusOK || ctx.Err() != nil {
-			break
-		}
-	}
-	return res, nil
 }
 
 // Broadcast delivers to every enabled peer concurrently; each peer has its
@@ -276,11 +244,19 @@ func (n *Node) timeout(callMs int, p *peer) time.Duration {
 // deliver relays msg to p and reports the outcome. It never returns nil.
 func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int) *Result {
 	timeout := n.timeout(callTimeoutMs, p)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	res := &Result{PeerID: p.ID}
-	err := n.relay(ctx, p, msg, timeout, &res.Response)
+	h := n.tracker.get(p.ID)
+	done, err := h.allow(p.ID, n.tracker.settings.Open)
+	if err == nil {
+		err = n.relay(ctx, p, msg, timeout, &res.Response)
+		done(err, time.Since(start))
+	}
 	res.LatencyMs = millis(time.Since(start))
 	switch {
 	case err == nil:

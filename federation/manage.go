@@ -10,16 +10,17 @@ import (
 // PeerInfo is one entry of list_peers: the seed's fields plus source and
 // live connection state. The token is never shown.
 type PeerInfo struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name"`
-	URL          string   `json:"url"`
-	AgentID      string   `json:"agentId"`
-	Capabilities []string `json:"capabilities"`
-	Description  string   `json:"description,omitempty"`
-	Enabled      bool     `json:"enabled"`
-	Source       string   `json:"source"` // static or dynamic
-	TimeoutMs    int      `json:"timeoutMs,omitempty"`
-	Connected    bool     `json:"connected"`
+	ID           string         `json:"id"`
+	Name         string         `json:"name"`
+	URL          string         `json:"url"`
+	AgentID      string         `json:"agentId"`
+	Capabilities []string       `json:"capabilities"`
+	Description  string         `json:"description,omitempty"`
+	Enabled      bool           `json:"enabled"`
+	Source       string         `json:"source"` // static or dynamic
+	TimeoutMs    int            `json:"timeoutMs,omitempty"`
+	Connected    bool           `json:"connected"`
+	Health       PeerHealthInfo `json:"health"`
 }
 
 // PeerList is the result of list_peers.
@@ -36,7 +37,7 @@ func (n *Node) ListPeers() *PeerList {
 		out.Peers = append(out.Peers, PeerInfo{
 			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
 			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
-			Connected: n.pool.Connected(p.ID),
+			Connected: n.pool.Connected(p.ID), Health: n.tracker.get(p.ID).info(),
 		})
 	}
 	out.TotalPeers = len(out.Peers)
@@ -100,6 +101,7 @@ func (n *Node) UnregisterPeer(id string) (*PeerChange, error) {
 		return nil, err
 	}
 	n.pool.Drop(id)
+	n.tracker.forget(id)
 	n.log.Info("peer unregistered", "id", id)
 	return &PeerChange{Success: true, PeerID: id, Message: fmt.Sprintf("peer %q unregistered", id)}, nil
 }

@@ -39,6 +39,7 @@ type Node struct {
 	pool     gateway.Pool
 	contexts *contextStore
 	srv      *gateway.Server
+	tracker  *healthTracker
 	started  time.Time
 	rr       roundRobin // delegate rotation
 
@@ -47,6 +48,9 @@ type Node struct {
 	listener net.Listener
 	stopping bool
 	serveErr chan error
+	bg       context.Context    // ends at Shutdown: background loops return
+	bgCancel context.CancelFunc // ends bg
+	loops    sync.WaitGroup     // background loops (heartbeat)
 }
 
 type localAgent struct {
@@ -88,6 +92,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.contexts = newContextStore(st)
+	n.tracker = newHealthTracker(BreakerSettings{
+		Failures: cfg.Gateway.Breaker.Failures,
+		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,
+	})
 	n.srv = &gateway.Server{
 		Handler:      gateway.HandlerFunc(n.serveRPC),
 		Authenticate: n.authenticate,
@@ -124,6 +132,11 @@ func (n *Node) Serve(ln net.Listener) error {
 	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
+	n.bg, n.bgCancel = context.WithCancel(context.Background())
+	if n.cfg.Federation.Enabled {
+		interval := time.Duration(cmpOrInt(n.cfg.Gateway.HeartbeatMs, 5000)) * time.Millisecond
+		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
+	}
 	n.logStart()
 	return nil
 }
@@ -178,10 +191,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 	var errs []error
 	if httpSrv != nil {
+		n.bgCancel()
 		errs = append(errs, httpSrv.Shutdown(ctx))
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
 	n.pool.Close()
+	n.loops.Wait()
 	if httpSrv != nil {
 		if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
@@ -189,4 +204,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
+}
+
+func cmpOrInt(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }

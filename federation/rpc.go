@@ -66,6 +66,7 @@ type PeerHealth struct {
 	ID        string `json:"id"`
 	Enabled   bool   `json:"enabled"`
 	Connected bool   `json:"connected"`
+	PeerHealthInfo
 }
 
 func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway.Identity, error) {
@@ -179,7 +180,8 @@ func (n *Node) capabilities() *Capabilities {
 func (n *Node) health() *Health {
 	h := &Health{ServerID: n.serverID, Status: "ok", UptimeMs: time.Since(n.started).Milliseconds()}
 	for _, p := range n.peers.list() {
-		h.Peers = append(h.Peers, PeerHealth{ID: p.ID, Enabled: p.IsEnabled(), Connected: n.pool.Connected(p.ID)})
+		h.Peers = append(h.Peers, PeerHealth{ID: p.ID, Enabled: p.IsEnabled(), Connected: n.pool.Connected(p.ID),
+			PeerHealthInfo: n.tracker.get(p.ID).info()})
 	}
 	return h
 }

@@ -25,9 +25,11 @@ type Pool struct {
 	// Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
 
-	mu     sync.Mutex // guards slots and closed
+	mu     sync.Mutex // guards slots, closed and base
 	slots  map[string]*poolSlot
 	closed bool
+	base   context.Context // parent of every dial; ends at Close
+	cancel context.CancelFunc
 	wg     sync.WaitGroup // dials in progress
 }
 
@@ -67,8 +69,11 @@ func (p *Pool) Get(ctx context.Context, key string, dial DialFunc) (*Client, err
 			return nil, &backoffError{err: err, wait: wait}
 		}
 		s.entry = &poolEntry{ready: make(chan struct{})}
+		if p.base == nil {
+			p.base, p.cancel = context.WithCancel(context.Background())
+		}
 		p.wg.Add(1)
-		go p.dial(key, s, s.entry, dial)
+		go p.dial(p.base, key, s, s.entry, dial)
 	}
 	e := s.entry
 	p.mu.Unlock()
@@ -113,9 +118,9 @@ func (p *Pool) slotLocked(key string) *poolSlot {
 	return s
 }
 
-func (p *Pool) dial(key string, s *poolSlot, e *poolEntry, dial DialFunc) {
+func (p *Pool) dial(base context.Context, key string, s *poolSlot, e *poolEntry, dial DialFunc) {
 	defer p.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), orDefault(p.DialTimeout, 10*time.Second))
+	ctx, cancel := context.WithTimeout(base, orDefault(p.DialTimeout, 10*time.Second))
 	defer cancel()
 	c, err := dial(ctx)
 	var orphan *Client // dropped while dialling: closed outside the lock
@@ -128,7 +133,7 @@ func (p *Pool) dial(key string, s *poolSlot, e *poolEntry, dial DialFunc) {
 	defer p.mu.Unlock()
 	current := !p.closed && p.slots[key] == s && s.entry == e
 	switch {
-	case err == nil && !current:
+	case !current:
 		orphan = c
 		c, err = nil, NewError(CodeShuttingDown, "gateway: connection dropped while dialling")
 	case err == nil:
@@ -185,6 +190,9 @@ func (p *Pool) Close() {
 	p.closed = true
 	slots := p.slots
 	p.slots = nil
+	if p.cancel != nil {
+		p.cancel() // abandon dials in progress
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 	var wg sync.WaitGroup

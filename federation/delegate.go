@@ -1,0 +1,199 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// Delegation strategies.
+const (
+	StrategyRoundRobin    = "round-robin"    // rotate through the candidates
+	StrategyLeastLoaded   = "least-loaded"   // fewest requests in flight from this gateway
+	StrategyLowestLatency = "lowest-latency" // smallest measured round trip
+	StrategyRandom        = "random"
+)
+
+// Strategies lists the delegation strategies.
+var Strategies = []string{StrategyRoundRobin, StrategyLeastLoaded, StrategyLowestLatency, StrategyRandom}
+
+// Delegate picks among the enabled peers that have every required
+// capability, by the call's strategy (else federation.delegation.strategy,
+// else round-robin). Peers that are down or whose circuit is open are
+// skipped. When the chosen peer fails in a way another peer might not
+// (unreachable, timed out, overloaded, an error marked retryable), the next
+// candidate is tried within the caller's deadline; the result lists every
+// attempt.
+func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResult, error) {
+	if err := n.checkEnabled(); err != nil {
+		return nil, err
+	}
+	if len(req.RequiredCapabilities) == 0 {
+		return nil, fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
+	}
+	strategy := cmpOr(req.Strategy, n.cfg.Federation.Delegation.Strategy, StrategyRoundRobin)
+	if !slices.Contains(Strategies, strategy) {
+		return nil, fmt.Errorf("%w: strategy %q is not one of %s", ErrInvalidParams, strategy, strings.Join(Strategies, ", "))
+	}
+	if _, err := ParsePriority(string(req.Priority)); err != nil {
+		return nil, err
+	}
+	cands := n.peers.capable(req.RequiredCapabilities)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check capability spelling (case-sensitive) with list_peers", ErrNoCapablePeer, req.RequiredCapabilities)
+	}
+	res := &DelegateResult{Strategy: strategy}
+	ordered := n.order(strategy, cands, &res.Skipped)
+	for _, p := range ordered {
+		res.Candidates = append(res.Candidates, p.ID)
+	}
+	if len(ordered) == 0 {
+		var why []string
+		for _, s := range res.Skipped {
+			why = append(why, fmt.Sprintf("%s (%s)", s.PeerID, s.Reason))
+		}
+		return nil, fmt.Errorf("%w: every peer with %q is unavailable: %s", ErrPeerUnavailable, req.RequiredCapabilities, strings.Join(why, ", "))
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, n.timeout(req.TimeoutMs, nil))
+	defer cancel()
+	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
+	for _, p := range ordered {
+		msg, err := n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
+		if err != nil {
+			return nil, err
+		}
+		r := n.deliver(ctx, p, msg, 0)
+		res.Attempts = append(res.Attempts, *r)
+		res.Result = *r
+		if r.Status == StatusOK || !retryable(r) || ctx.Err() != nil {
+			break
+		}
+	}
+	return res, nil
+}
+
+// retryable reports whether another peer might succeed where r failed.
+func retryable(r *Result) bool {
+	if r.Status == StatusTimeout {
+		return true
+	}
+	if r.Error == nil {
+		return false
+	}
+	switch r.Error.Code {
+	case gateway.CodePeerUnavailable, gateway.CodeCircuitOpen, gateway.CodeShuttingDown, gateway.CodeOverloaded,
+		gateway.CodeRateLimited, gateway.CodeUnknownAgent, gateway.CodeFederationDisabled, gateway.CodeUnauthorized:
+		return true
+	}
+	return r.Error.Retryable
+}
+
+// order drops the candidates that are down or open-circuited (noting them
+// in skipped) and orders the rest by strategy.
+func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer {
+	type scored struct {
+		p    *peer
+		info PeerHealthInfo
+	}
+	var live []scored
+	for _, p := range cands {
+		info := n.tracker.get(p.ID).info()
+		if info.Circuit == "open" || info.State == HealthDown {
+			reason := "down"
+			if info.Circuit == "open" {
+				reason = "circuit open"
+			}
+			if info.LastError != "" {
+				reason += ": " + info.LastError
+			}
+			*skipped = append(*skipped, Skipped{PeerID: p.ID, Reason: reason})
+			continue
+		}
+		live = append(live, scored{p, info})
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	// Rotate first, so that ties under every strategy spread round robin.
+	rot := int(n.rr.Add(1)-1) % len(live)
+	live = append(live[rot:], live[:rot]...)
+	switch strategy {
+	case StrategyLeastLoaded:
+		slices.SortStableFunc(live, func(a, b scored) int { return int(a.info.InFlight - b.info.InFlight) })
+	case StrategyLowestLatency:
+		// Unmeasured peers first, so that every peer gets measured.
+		slices.SortStableFunc(live, func(a, b scored) int {
+			return cmpFloat(a.info.RTTMs, b.info.RTTMs)
+		})
+	case StrategyRandom:
+		rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	}
+	out := make([]*peer, len(live))
+	for i, s := range live {
+		out[i] = s.p
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// heartbeat pings every connected peer each interval, to measure RTT and
+// notice silent failures, and reconnects enabled peers whose connection
+// dropped (the pool's backoff paces the attempts). It returns when bg ends.
+func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-bg.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(bg, interval)
+		var wg sync.WaitGroup
+		for _, p := range n.peers.list() {
+			if !p.IsEnabled() {
+				continue
+			}
+			h := n.tracker.get(p.ID)
+			wg.Go(func() {
+				c := n.pool.Peek(p.ID)
+				if c == nil {
+					c, _ = n.pool.Get(ctx, p.ID, n.dialer(p))
+				}
+				if c == nil {
+					return
+				}
+				if rtt, err := c.Ping(ctx); err == nil {
+					h.pong(rtt)
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+	}
+}

@@ -1,0 +1,86 @@
+package federation
+
+import (
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// TestBreakerOpensAndRecovers drives a peer's breaker through closed, open,
+// half-open and closed again on the bubble's fake clock.
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newHealthTracker(BreakerSettings{Failures: 3, Open: 10 * time.Second})
+		h := tr.get("p")
+		unreachable := gateway.NewError(gateway.CodePeerUnavailable, "connection refused")
+		for i := range 3 {
+			done, err := h.allow("p", time.Second)
+			if err != nil {
+				t.Fatalf("attempt %d refused before the breaker should open: %v", i, err)
+			}
+			done(unreachable, 0)
+		}
+		if _, err := h.allow("p", time.Second); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("after 3 failures: %v; want CIRCUIT_OPEN", err)
+		}
+		if got := h.info(); got.State != HealthDown || got.Circuit != "open" {
+			t.Fatalf("health with open circuit: %+v", got)
+		}
+		time.Sleep(10*time.Second + time.Millisecond)
+		done, err := h.allow("p", time.Second)
+		if err != nil {
+			t.Fatalf("after the open period a probe should pass: %v", err)
+		}
+		if _, err := h.allow("p", time.Second); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("a second request during the probe: %v; want CIRCUIT_OPEN", err)
+		}
+		done(nil, 2*time.Millisecond)
+		if got := h.info(); got.Circuit != "closed" || got.RTTMs != 2 {
+			t.Fatalf("after a successful probe: %+v", got)
+		}
+	})
+}
+
+// TestAgentErrorsDoNotTripTheBreaker: an answer is an answer, even an
+// error one; only unreachability and timeouts count against a peer.
+func TestAgentErrorsDoNotTripTheBreaker(t *testing.T) {
+	tr := newHealthTracker(BreakerSettings{Failures: 2})
+	h := tr.get("p")
+	for range 5 {
+		done, err := h.allow("p", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(gateway.NewError(gateway.CodeAgentError, "script exited 1"), time.Millisecond)
+	}
+	if got := h.info(); got.Circuit != "closed" || got.State != HealthHealthy {
+		t.Fatalf("agent errors changed peer health: %+v", got)
+	}
+}
+
+func TestHealthStates(t *testing.T) {
+	tr := newHealthTracker(BreakerSettings{Failures: 100})
+	h := tr.get("p")
+	if got := h.info().State; got != HealthUnknown {
+		t.Fatalf("fresh peer: %s", got)
+	}
+	fail := func() { done, _ := h.allow("p", 0); done(gateway.NewError(gateway.CodeTimeout, "slow"), 0) }
+	ok := func() { done, _ := h.allow("p", 0); done(nil, time.Millisecond) }
+	fail()
+	if got := h.info().State; got != HealthDown {
+		t.Fatalf("never answered, last failed: %s", got)
+	}
+	ok()
+	if got := h.info(); got.State != HealthDegraded || got.ErrorRate != 0.5 {
+		t.Fatalf("1 of 2 failed: %+v", got)
+	}
+	for range 18 {
+		ok()
+	}
+	if got := h.info(); got.State != HealthHealthy || got.ErrorRate != 0.05 {
+		t.Fatalf("1 of 20 failed: %+v", got)
+	}
+}

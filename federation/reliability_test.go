@@ -1,0 +1,196 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/federation"
+)
+
+// waitFor polls cond until it returns nil or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// workers starts n identical worker gateways, each with an agent "w"
+// answered by h (echo when nil), and a main gateway that knows them as
+// worker-1..n with capability task-processing.
+func workers(t *testing.T, n int, h func(i int) federation.Handler, tune func(*federation.Config)) (*gw, []*gw, []net.Listener) {
+	var ws []*gw
+	var lns []net.Listener
+	cfg := newConfig(t, "main", "")
+	for i := range n {
+		ln := listen(t)
+		extra := map[string]federation.Handler{}
+		if h != nil {
+			extra["w"] = h(i)
+		}
+		ws = append(ws, start(t, newConfig(t, fmt.Sprintf("worker-server-%d", i+1), "w"), ln, extra))
+		lns = append(lns, ln)
+		cfg.Federation.Peers = append(cfg.Federation.Peers, peerConf(fmt.Sprintf("worker-%d", i+1), "w", ln, "task-processing"))
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	return start(t, cfg, listen(t), nil), ws, lns
+}
+
+func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	main, _, _ := workers(t, 3, nil, nil)
+	count := map[string]int{}
+	for range 300 {
+		r, err := main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t"})
+		if err != nil || r.Status != federation.StatusOK {
+			t.Fatalf("delegate: %v %+v", err, r)
+		}
+		count[r.PeerID]++
+	}
+	for _, id := range []string{"worker-1", "worker-2", "worker-3"} {
+		if c := count[id]; c < 80 || c > 120 {
+			t.Fatalf("round robin gave %v; want each worker 100 ±20%%", count)
+		}
+	}
+}
+
+func TestLeastLoadedAvoidsBusyPeer(t *testing.T) {
+	release := make(chan struct{})
+	busy := func(i int) federation.Handler {
+		return federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+			if m.Content == "hold" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return &federation.Answer{Content: m.Content}, nil
+		})
+	}
+	main, _, _ := workers(t, 2, busy, nil)
+	defer close(release)
+	held := make(chan *federation.Result, 1)
+	go func() {
+		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "worker-1", Message: "hold"})
+		held <- r
+	}()
+	waitFor(t, 5*time.Second, func() error {
+		if in := main.ListPeers().Peers[0].Health.InFlight; in != 1 {
+			return fmt.Errorf("worker-1 in flight %d", in)
+		}
+		return nil
+	})
+	for range 4 {
+		r, err := main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t", Strategy: federation.StrategyLeastLoaded})
+		if err != nil || r.PeerID != "worker-2" {
+			t.Fatalf("least-loaded chose %+v, %v; want worker-2 while worker-1 is busy", r, err)
+		}
+	}
+	release <- struct{}{}
+	<-held
+}
+
+func TestLowestLatencyPrefersFastPeer(t *testing.T) {
+	slowFirst := func(i int) federation.Handler {
+		return federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+			if i == 0 {
+				time.Sleep(20 * time.Millisecond) // worker-1 is the slow one
+			}
+			return &federation.Answer{Content: m.Content}, nil
+		})
+	}
+	main, _, _ := workers(t, 2, slowFirst, nil)
+	req := federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t", Strategy: federation.StrategyLowestLatency}
+	for range 2 { // measure both
+		main.Delegate(context.Background(), req)
+	}
+	for range 5 {
+		r, err := main.Delegate(context.Background(), req)
+		if err != nil || r.PeerID != "worker-2" {
+			t.Fatalf("lowest-latency chose %+v, %v; want worker-2", r, err)
+		}
+	}
+}
+
+func TestUnknownStrategy(t *testing.T) {
+	main, _, _ := workers(t, 1, nil, nil)
+	_, err := main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t", Strategy: "fastest"})
+	if code(err) != "INVALID_PARAMS" {
+		t.Fatalf("unknown strategy: %v", err)
+	}
+}
+
+// TestDeadPeerIsSkippedThenHeals kills a worker: the breaker opens, delegate
+// skips it, and when it comes back on the same port the heartbeat
+// reconnects, the probe succeeds and it takes work again.
+func TestDeadPeerIsSkippedThenHeals(t *testing.T) {
+	main, ws, lns := workers(t, 2, nil, func(c *federation.Config) {
+		c.Gateway.Breaker = federation.BreakerConfig{Failures: 2, OpenMs: 200}
+		c.Gateway.HeartbeatMs = 50
+	})
+	addr := lns[0].Addr().String()
+	ws[0].stop(t)
+	req := federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t"}
+	for range 6 {
+		r, err := main.Delegate(context.Background(), req)
+		if err != nil || r.Status != federation.StatusOK || r.PeerID != "worker-2" {
+			t.Fatalf("with worker-1 dead, delegate gave %+v, %v", r, err)
+		}
+	}
+	p := main.ListPeers().Peers[0]
+	if p.Health.State != federation.HealthDown {
+		t.Fatalf("dead worker's health: %+v", p.Health)
+	}
+	r, _ := main.Delegate(context.Background(), req)
+	if len(r.Skipped) != 1 || r.Skipped[0].PeerID != "worker-1" || len(r.Attempts) != 1 {
+		t.Fatalf("delegate should skip the dead worker without trying it: %+v", r)
+	}
+
+	// Back on the same address.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot rebind %s: %v", addr, err)
+	}
+	start(t, newConfig(t, "worker-server-1", "w"), ln, nil)
+	waitFor(t, 10*time.Second, func() error {
+		h := main.ListPeers().Peers[0]
+		if !h.Connected || h.Health.Circuit == "open" {
+			return fmt.Errorf("worker-1 not back: connected=%v %+v", h.Connected, h.Health)
+		}
+		return nil
+	})
+	seen := map[string]bool{}
+	waitFor(t, 10*time.Second, func() error {
+		r, err := main.Delegate(context.Background(), req)
+		if err == nil && r.Status == federation.StatusOK {
+			seen[r.PeerID] = true
+		}
+		if !seen["worker-1"] {
+			return fmt.Errorf("worker-1 took no work yet: %v", seen)
+		}
+		return nil
+	})
+}
+
+func TestHeartbeatMeasuresRTT(t *testing.T) {
+	main, _, _ := workers(t, 1, nil, func(c *federation.Config) { c.Gateway.HeartbeatMs = 20 })
+	waitFor(t, 5*time.Second, func() error {
+		h := main.ListPeers().Peers[0].Health
+		if h.RTTMs <= 0 || h.LastSeen == 0 || h.State != federation.HealthHealthy {
+			return fmt.Errorf("health %+v", h)
+		}
+		return nil
+	})
+}
