@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/google/uuid"
 )
 
@@ -252,10 +253,17 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 	start := time.Now()
 	res := &Result{PeerID: p.ID}
 	h := n.tracker.get(p.ID)
-	done, err := h.allow(p.ID, n.tracker.settings.Open)
+	release, err := h.outbound.Acquire(ctx, msg.Priority.Rank())
+	if errors.Is(err, queue.ErrFull) {
+		err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
+	}
 	if err == nil {
-		err = n.relay(ctx, p, msg, timeout, &res.Response)
-		done(err, time.Since(start))
+		var done func(error, time.Duration)
+		if done, err = h.allow(p.ID, n.tracker.settings.Open); err == nil {
+			err = n.relay(ctx, p, msg, timeout, &res.Response)
+			done(err, time.Since(start))
+		}
+		release()
 	}
 	res.LatencyMs = millis(time.Since(start))
 	switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -46,6 +47,7 @@ const recentWindow = 20 // deliveries remembered for the error rate
 type peerHealth struct {
 	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	inflight atomic.Int64
+	outbound *queue.Sem // requests to this peer wait here by priority
 
 	mu       sync.Mutex // guards the fields below
 	rtt      time.Duration
@@ -85,7 +87,7 @@ func (t *healthTracker) get(id string) *peerHealth {
 			ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 			IsSuccessful: peerAnswered,
 			IsExcluded:   func(err error) bool { return gateway.CodeOf(err) == gateway.CodeCancelled },
-		})}
+		}), outbound: queue.New(peerOutboundInFlight, peerOutboundQueue, queueAgeing)}
 		t.peers[id] = h
 	}
 	return h

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/agentfed/agentfed/internal/store"
 )
 
@@ -40,6 +41,7 @@ type Node struct {
 	contexts *contextStore
 	srv      *gateway.Server
 	tracker  *healthTracker
+	limits   *peerLimits
 	started  time.Time
 	rr       roundRobin // delegate rotation
 
@@ -56,7 +58,17 @@ type Node struct {
 type localAgent struct {
 	cfg     AgentConfig
 	handler Handler
+	queue   *queue.Sem // bounds concurrent messages; the rest wait by priority
 }
+
+// Queue defaults.
+const (
+	defaultAgentConcurrency = 16
+	defaultAgentQueue       = 1024
+	peerOutboundInFlight    = 256  // requests outstanding on one peer connection
+	peerOutboundQueue       = 4096 // requests waiting for one
+	queueAgeing             = 2 * time.Second
+)
 
 // New validates cfg, opens its storage and loads dynamic peers. It does not
 // listen yet: call Start. cfg must have had ApplyDefaults.
@@ -73,7 +85,8 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		if h == nil {
 			return nil, fmt.Errorf("federation: agent %q has no handler", a.ID)
 		}
-		n.agents[a.ID] = &localAgent{cfg: a, handler: h}
+		n.agents[a.ID] = &localAgent{cfg: a, handler: h, queue: queue.New(
+			cmpOrInt(a.MaxConcurrency, defaultAgentConcurrency), cmpOrInt(a.MaxQueue, defaultAgentQueue), queueAgeing)}
 	}
 	st, err := store.Open(cfg.Storage.Dir)
 	if err != nil {
@@ -92,6 +105,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.contexts = newContextStore(st)
+	n.limits = newPeerLimits(cfg.Gateway.Limits)
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,
 		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,

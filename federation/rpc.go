@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/queue"
 )
 
 // Gateway methods served by a Node. Their params and payloads are described
@@ -57,8 +59,16 @@ type AgentInfo struct {
 type Health struct {
 	ServerID string       `json:"serverId"`
 	Status   string       `json:"status"`
-	UptimeMs int64        `json:"uptimeMs"`
-	Peers    []PeerHealth `json:"peers,omitempty"`
+	UptimeMs int64         `json:"uptimeMs"`
+	Peers    []PeerHealth  `json:"peers,omitempty"`
+	Agents   []AgentHealth `json:"agents,omitempty"`
+}
+
+// AgentHealth is one local agent's load.
+type AgentHealth struct {
+	ID      string `json:"id"`
+	Busy    int    `json:"busy"`    // messages being handled
+	Waiting int    `json:"waiting"` // messages queued by priority
 }
 
 // PeerHealth is one peer's connection state, as seen from this gateway.
@@ -155,6 +165,11 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		}
 		return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
 	}
+	if id.Role == gateway.RolePeer {
+		if err := n.limits.allow(id.PeerID); err != nil {
+			return nil, err
+		}
+	}
 	switch method {
 	case MethodRelay:
 		return n.serveRelay(ctx, id, params)
@@ -177,8 +192,15 @@ func (n *Node) capabilities() *Capabilities {
 	return c
 }
 
+// Health reports this gateway's state: uptime, peers and agent load.
+func (n *Node) Health() *Health { return n.health() }
+
 func (n *Node) health() *Health {
 	h := &Health{ServerID: n.serverID, Status: "ok", UptimeMs: time.Since(n.started).Milliseconds()}
+	for _, id := range sortedKeys(n.agents) {
+		busy, waiting := n.agents[id].queue.Stats()
+		h.Agents = append(h.Agents, AgentHealth{ID: id, Busy: busy, Waiting: waiting})
+	}
 	for _, p := range n.peers.list() {
 		h.Peers = append(h.Peers, PeerHealth{ID: p.ID, Enabled: p.IsEnabled(), Connected: n.pool.Connected(p.ID),
 			PeerHealthInfo: n.tracker.get(p.ID).info()})
@@ -246,6 +268,15 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	if len(synced) > 0 {
 		msg.Context = synced
 	}
+	release, err := agent.queue.Acquire(ctx, msg.Priority.Rank())
+	switch {
+	case errors.Is(err, queue.ErrFull):
+		e := fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, cmpOrInt(agent.cfg.MaxQueue, defaultAgentQueue))
+		return nil, e
+	case err != nil:
+		return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)
+	}
+	defer release()
 	start := time.Now()
 	ans, err := agent.handler.Handle(ctx, msg)
 	if err == nil && ans == nil {

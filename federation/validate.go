@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -132,6 +133,9 @@ func (ch *checker) federation(f *FederationConfig) {
 		ch.add("federation.serverId", "%q contains whitespace; use a single word such as \"main-agent-server\"", f.ServerID)
 	}
 	ch.timeout("federation.defaultTimeoutMs", f.DefaultTimeoutMs)
+	if st := f.Delegation.Strategy; st != "" && !slices.Contains(Strategies, st) {
+		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
+	}
 	first := make(map[string]int) // peer id -> index of its first use
 	for i := range f.Peers {
 		p := &f.Peers[i]
@@ -231,6 +235,17 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			ch.add(path+".token", "required; set the token this peer presents when it connects")
 		}
 	}
+	ch.timeout("gateway.heartbeatMs", g.HeartbeatMs)
+	ch.timeout("gateway.breaker.openMs", g.Breaker.OpenMs)
+	ch.count("gateway.breaker.failures", g.Breaker.Failures)
+	ch.count("gateway.limits.peerBurst", g.Limits.PeerBurst)
+}
+
+// count checks a count that may be left out (0) but not negative.
+func (ch *checker) count(path string, n int) {
+	if n < 0 {
+		ch.add(path, "%d is negative; leave it out for the default", n)
+	}
 }
 
 func (ch *checker) listen(path, addr string) {
@@ -263,6 +278,8 @@ func (ch *checker) agents(agents []AgentConfig) {
 		}
 		ch.capabilities(path+".capabilities", a.Capabilities)
 		ch.handler(&a.Handler, path+".handler")
+		ch.count(path+".maxConcurrency", a.MaxConcurrency)
+		ch.count(path+".maxQueue", a.MaxQueue)
 	}
 }
 

@@ -56,6 +56,25 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "reliability knobs",
+			modify: func(c *Config) {
+				c.Federation.Delegation.Strategy = "fastest"
+				c.Gateway.HeartbeatMs = -1
+				c.Gateway.Breaker = BreakerConfig{Failures: -2, OpenMs: -3}
+				c.Gateway.Limits.PeerBurst = -4
+				c.Agents = []AgentConfig{{ID: "a", MaxConcurrency: -5, MaxQueue: -6}}
+			},
+			want: []Problem{
+				{Path: "federation.delegation.strategy", Message: `"fastest" is not one of round-robin, least-loaded, lowest-latency, random`},
+				{Path: "gateway.heartbeatMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
+				{Path: "gateway.breaker.openMs", Message: "must not be negative (got -3); give milliseconds, or 0 for the default"},
+				{Path: "gateway.breaker.failures", Message: "-2 is negative; leave it out for the default"},
+				{Path: "gateway.limits.peerBurst", Message: "-4 is negative; leave it out for the default"},
+				{Path: "agents[0].maxConcurrency", Message: "-5 is negative; leave it out for the default"},
+				{Path: "agents[0].maxQueue", Message: "-6 is negative; leave it out for the default"},
+			},
+		},
+		{
 			name:   "duplicate peer id",
 			modify: func(c *Config) { c.Federation.Peers[1].ID = "research" },
 			want: []Problem{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,10 +38,11 @@ type DialOptions struct {
 // concurrently; their responses are matched by request id. A Client is safe
 // for concurrent use.
 type Client struct {
-	ws      *websocket.Conn
-	hello   *HelloOK
-	onEvent func(string, json.RawMessage)
-	nextID  atomic.Uint64
+	ws        *websocket.Conn
+	hello     *HelloOK
+	onEvent   func(string, json.RawMessage)
+	canCancel bool // the server serves request.cancel
+	nextID    atomic.Uint64
 
 	mu      sync.Mutex // guards pending and err
 	pending map[string]chan *frame
@@ -72,12 +74,13 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		ws:       ws,
-		hello:    hello,
-		onEvent:  opts.OnEvent,
-		pending:  make(map[string]chan *frame),
-		done:     make(chan struct{}),
-		readDone: make(chan struct{}),
+		ws:        ws,
+		hello:     hello,
+		onEvent:   opts.OnEvent,
+		canCancel: slices.Contains(hello.Features.Methods, MethodCancel),
+		pending:   make(map[string]chan *frame),
+		done:      make(chan struct{}),
+		readDone:  make(chan struct{}),
 	}
 	go c.read()
 	return c, nil
@@ -214,8 +217,20 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 		}
 		return nil
 	case <-ctx.Done():
+		c.cancelRemote(id)
 		return ctx.Err()
 	}
+}
+
+// cancelRemote tells the server to stop request id, if it can be told.
+// The answer is not awaited.
+func (c *Client) cancelRemote(id string) {
+	if !c.canCancel || c.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	writeJSON(ctx, c.ws, Request{Type: FrameReq, ID: "cancel-" + id, Method: MethodCancel, Params: mustJSON(CancelParams{ID: id})})
 }
 
 func (c *Client) read() {

@@ -53,7 +53,7 @@ func Example() {
 	err = c.Call(ctx, "shout", nil, nil)
 	fmt.Println(gateway.CodeOf(err), err)
 	// Output:
-	// protocol 4 methods [greet]
+	// protocol 4 methods [greet request.cancel]
 	// hello, Ada (operator)
 	// UNKNOWN_METHOD unknown method shout
 }

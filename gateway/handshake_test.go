@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestHelloOK(t *testing.T) {
 				Type:     "hello-ok",
 				Protocol: gateway.ProtocolVersion,
 				Server:   gateway.HelloServer{Version: "1.2.3", ServerID: "gw-a"},
-				Features: gateway.HelloFeatures{Methods: methods[tt.wantAuth.Role], Events: []string{"tick", "agent"}},
+				Features: gateway.HelloFeatures{Methods: append(slices.Clone(methods[tt.wantAuth.Role]), gateway.MethodCancel), Events: []string{"tick", "agent"}},
 				Auth:     tt.wantAuth,
 				Policy:   gateway.HelloPolicy{MaxPayload: 1 << 20, MaxBufferedBytes: 2 << 20, TickIntervalMs: time.Hour.Milliseconds()},
 			}
@@ -119,7 +120,7 @@ func TestHelloOK(t *testing.T) {
 func TestHelloOKZeroServer(t *testing.T) {
 	srv := startServer(t, &gateway.Server{})
 	hello := dialRaw(t, srv.URL).connect()
-	want := gateway.HelloFeatures{Methods: []string{}, Events: []string{"tick"}}
+	want := gateway.HelloFeatures{Methods: []string{gateway.MethodCancel}, Events: []string{"tick"}}
 	if diff := cmp.Diff(want, hello.Features); diff != "" {
 		t.Errorf("features mismatch (-want +got):\n%s", diff)
 	}

@@ -240,37 +240,42 @@ func TestPoolClose(t *testing.T) {
 	p.Close() // idempotent
 }
 
-// TestPoolCloseDuringDial checks that a dial finishing after Close does
-// not leave its connection open, and its waiting caller fails.
+// TestPoolCloseDuringDial checks that Close abandons a dial in progress
+// (its ctx ends), that the waiting caller fails with SHUTTING_DOWN, and
+// that a dial which completes anyway does not leave its connection open.
 func TestPoolCloseDuringDial(t *testing.T) {
 	srv := startServer(t, &gateway.Server{})
-	var p gateway.Pool
-	d := &countingDialer{url: srv.URL, gate: make(chan struct{})}
-
-	got := make(chan error, 1)
-	go func() {
-		_, err := p.Get(context.Background(), "peer-a", d.dial)
-		got <- err
-	}()
-	waitFor(t, 5*time.Second, func() error {
-		if d.dials.Load() == 0 {
-			return errors.New("dial not started")
+	for _, ignoresCtx := range []bool{false, true} {
+		var p gateway.Pool
+		d := &countingDialer{url: srv.URL, gate: make(chan struct{})}
+		dial := d.dial
+		if ignoresCtx { // a dialer that finishes its dial despite Close
+			dial = func(ctx context.Context) (*gateway.Client, error) {
+				d.dials.Add(1)
+				<-d.gate
+				return gateway.Dial(context.Background(), d.url, nil)
+			}
 		}
-		return nil
-	})
-	closed := make(chan struct{})
-	go func() { p.Close(); close(closed) }()
-	select {
-	case <-closed:
-		t.Fatal("Close returned while a dial was in progress")
-	case err := <-got:
-		t.Fatalf("Get returned %v before the dial finished", err)
-	default:
-	}
-	close(d.gate)
-	<-closed
-	if err := <-got; gateway.CodeOf(err) != gateway.CodeShuttingDown {
-		t.Errorf("Get = %v, want SHUTTING_DOWN", err)
+		got := make(chan error, 1)
+		go func() {
+			_, err := p.Get(context.Background(), "peer-a", dial)
+			got <- err
+		}()
+		waitFor(t, 5*time.Second, func() error {
+			if d.dials.Load() == 0 {
+				return errors.New("dial not started")
+			}
+			return nil
+		})
+		closed := make(chan struct{})
+		go func() { p.Close(); close(closed) }()
+		if ignoresCtx {
+			close(d.gate)
+		}
+		<-closed
+		if err := <-got; gateway.CodeOf(err) != gateway.CodeShuttingDown {
+			t.Errorf("ignoresCtx=%v: Get = %v, want SHUTTING_DOWN", ignoresCtx, err)
+		}
 	}
 	// startServer's cleanup checks the dialled connection was closed.
 }

@@ -17,8 +17,14 @@ import (
 	"github.com/coder/websocket"
 )
 
+// MethodCancel is served by every Server: params {"id"} end the context of
+// that request in flight on the same connection. Clients send it when the
+// caller of a Call gives up, if the server lists it in hello-ok.
+const MethodCancel = "request.cancel"
+
 // Handler serves the requests of an authenticated connection. It is called
-// concurrently, once per request; ctx ends when the connection closes.
+// concurrently, once per request; ctx ends when the connection closes or
+// the client cancels the request (request.cancel).
 type Handler interface {
 	ServeRPC(ctx context.Context, id *Identity, method string, params json.RawMessage) (any, error)
 }
@@ -199,6 +205,9 @@ type serverConn struct {
 	ctx    context.Context // ends when the connection is done
 	cancel context.CancelFunc
 
+	reqMu sync.Mutex                    // guards reqs
+	reqs  map[string]context.CancelFunc // requests in flight, by id
+
 	id       *Identity
 	protocol int
 	seq      atomic.Int64   // last event seq sent
@@ -249,6 +258,10 @@ func (c *serverConn) serve() {
 			c.reply(f.ID, nil, NewError(CodeInvalidRequest, "already connected: connect may be sent only once"))
 			continue
 		}
+		if f.Method == MethodCancel {
+			c.cancelRequest(f)
+			continue
+		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
@@ -269,20 +282,53 @@ func (c *serverConn) serveRequest(f *frame) {
 		c.reply(f.ID, nil, NewError(CodeShuttingDown, "gateway is shutting down; retry on another gateway or later"))
 		return
 	}
-	payload, err := c.callHandler(f)
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	c.reqMu.Lock()
+	if c.reqs == nil {
+		c.reqs = make(map[string]context.CancelFunc)
+	}
+	c.reqs[f.ID] = cancel
+	c.reqMu.Unlock()
+	payload, err := c.callHandler(ctx, f)
+	c.reqMu.Lock()
+	delete(c.reqs, f.ID)
+	c.reqMu.Unlock()
 	c.reply(f.ID, payload, err)
+}
+
+// CancelParams are the params of request.cancel.
+type CancelParams struct {
+	ID string `json:"id"`
+}
+
+// cancelRequest ends the context of the request in flight with the given
+// id on this connection, so its handler stops work nobody waits for.
+func (c *serverConn) cancelRequest(f *frame) {
+	var p CancelParams
+	if err := json.Unmarshal(f.Params, &p); err != nil || p.ID == "" {
+		c.reply(f.ID, nil, NewError(CodeInvalidParams, "request.cancel needs params {\"id\": the request's id}"))
+		return
+	}
+	c.reqMu.Lock()
+	cancel := c.reqs[p.ID]
+	c.reqMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.reply(f.ID, map[string]bool{"cancelled": cancel != nil}, nil)
 }
 
 // callHandler runs the handler, turning a panic into an INTERNAL error so
 // one bad request cannot take the gateway down.
-func (c *serverConn) callHandler(f *frame) (payload any, err error) {
+func (c *serverConn) callHandler(ctx context.Context, f *frame) (payload any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.srv.logger().Error("handler panic", "method", f.Method, "panic", r)
 			payload, err = nil, NewError(CodeInternal, fmt.Sprintf("internal error serving %s", f.Method))
 		}
 	}()
-	return c.srv.Handler.ServeRPC(c.ctx, c.id, f.Method, f.Params)
+	return c.srv.Handler.ServeRPC(ctx, c.id, f.Method, f.Params)
 }
 
 func (c *serverConn) tick() {
@@ -377,8 +423,9 @@ func (c *serverConn) hello(id *Identity, token bool) *HelloOK {
 		h.Auth.Scopes = []string{}
 	}
 	if c.srv.Methods != nil {
-		h.Features.Methods = c.srv.Methods(id.Role)
+		h.Features.Methods = append(h.Features.Methods, c.srv.Methods(id.Role)...)
 	}
+	h.Features.Methods = append(h.Features.Methods, MethodCancel)
 	snap := Snapshot{Presence: []any{}, Health: map[string]any{}, UptimeMs: time.Since(c.srv.started()).Milliseconds(), ServerID: c.srv.ServerID}
 	if c.srv.Health != nil {
 		snap.Health = c.srv.Health()

@@ -324,3 +324,36 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Errorf("client Err = %v, want a going-away (1001) close", err)
 	}
 }
+
+// TestCancelReachesHandler: when a Call's ctx ends, the server's handler
+// sees its own ctx end, long before any deadline of its own.
+func TestCancelReachesHandler(t *testing.T) {
+	started, stopped := make(chan struct{}), make(chan error, 1)
+	srv := &gateway.Server{Handler: gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+		close(started)
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return nil, ctx.Err()
+	})}
+	c := dial(t, startServer(t, srv).URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(ctx, "slow", nil, nil) }()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Call: %v", err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("handler ctx ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never saw the cancellation")
+	}
+	// The connection is still good for other calls.
+	if err := c.Call(context.Background(), "request.cancel", gateway.CancelParams{ID: "nope"}, nil); err != nil {
+		t.Fatalf("request.cancel of an unknown id: %v", err)
+	}
+}

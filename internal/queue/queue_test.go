@@ -1,0 +1,119 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// admitOrder queues one waiter per rank behind a held slot, in the given
+// order and one second apart, then releases and records who got in.
+func admitOrder(t *testing.T, s *Sem, ranks []int, gap time.Duration) []int {
+	t.Helper()
+	hold, err := s.Acquire(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []int
+	var wg sync.WaitGroup
+	for _, r := range ranks {
+		wg.Go(func() {
+			release, err := s.Acquire(context.Background(), r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got = append(got, r)
+			mu.Unlock()
+			release()
+		})
+		synctest.Wait() // r is waiting
+		time.Sleep(gap)
+	}
+	hold()
+	wg.Wait()
+	return got
+}
+
+func TestPriorityOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(1, 100, 0)
+		got := admitOrder(t, s, []int{0, 0, 1, 3, 2, 0}, 0)
+		if want := []int{3, 2, 1, 0, 0, 0}; !slices.Equal(got, want) {
+			t.Fatalf("admitted %v; want %v", got, want)
+		}
+	})
+}
+
+// TestAgeingPreventsStarvation: a low waiter that has waited long enough
+// goes before urgent work that just arrived.
+func TestAgeingPreventsStarvation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(1, 100, 10*time.Second)
+		// low (0) waits 40s before urgent (3) arrives: 0+4 > 3.
+		got := admitOrder(t, s, []int{0, 3}, 40*time.Second)
+		if want := []int{0, 3}; !slices.Equal(got, want) {
+			t.Fatalf("admitted %v; want the aged low first %v", got, want)
+		}
+	})
+}
+
+func TestFullAndCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(1, 1, 0)
+		hold, _ := s.Acquire(context.Background(), 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := s.Acquire(ctx, 0); errc <- err }()
+		synctest.Wait()
+		if _, err := s.Acquire(context.Background(), 3); !errors.Is(err, ErrFull) {
+			t.Fatalf("second waiter with MaxWaiting 1: %v; want ErrFull", err)
+		}
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled waiter: %v", err)
+		}
+		if busy, waiting := s.Stats(); busy != 1 || waiting != 0 {
+			t.Fatalf("after cancel: busy %d waiting %d", busy, waiting)
+		}
+		hold()
+		hold() // a second release is a no-op
+		if busy, _ := s.Stats(); busy != 0 {
+			t.Fatalf("after release: busy %d", busy)
+		}
+	})
+}
+
+func TestConcurrentHoldersNeverExceedLimit(t *testing.T) {
+	s := New(3, 1000, time.Millisecond)
+	var mu sync.Mutex
+	cur, peak := 0, 0
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			release, err := s.Acquire(context.Background(), i%4)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			cur++
+			peak = max(peak, cur)
+			mu.Unlock()
+			mu.Lock()
+			cur--
+			mu.Unlock()
+			release()
+		})
+	}
+	wg.Wait()
+	if peak > 3 {
+		t.Fatalf("peak holders %d > limit 3", peak)
+	}
+}
