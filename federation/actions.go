@@ -28,6 +28,13 @@ type MessageOptions struct {
 	TimeoutMs     int            `json:"timeoutMs,omitempty"`
 	// FromAgent names the sending agent. Default "operator".
 	FromAgent string `json:"fromAgent,omitempty"`
+	// Durable writes the message to the on-disk outbox first and answers
+	// status "queued" at once; the gateway then delivers it with retries,
+	// across restarts, and the receiver handles it once.
+	Durable bool `json:"durable,omitempty"`
+	// TTLMs bounds how long a durable message may wait for delivery before
+	// it moves to the dead letters. Default: no limit.
+	TTLMs int `json:"ttlMs,omitempty"`
 }
 
 // SendRequest is the send action.
@@ -63,7 +70,8 @@ type SyncRequest struct {
 // of send, each attempt of delegate, and each entry of broadcast.
 type Result struct {
 	PeerID    string         `json:"peerId"`
-	Status    string         `json:"status"` // ok, error or timeout
+	MessageID string         `json:"messageId,omitempty"` // the request message's id
+	Status    string         `json:"status"`              // ok, error, timeout, or queued (durable)
 	Response  *Message       `json:"response,omitempty"`
 	Error     *gateway.Error `json:"error,omitempty"`
 	LatencyMs float64        `json:"latencyMs"` // milliseconds, to the microsecond
@@ -114,7 +122,49 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.deliver(ctx, p, msg, req.TimeoutMs), nil
+	if req.Durable {
+		e := n.outboxEntry("send", msg, req.MessageOptions)
+		e.PeerID = p.ID
+		if err := n.outbox.enqueue(e); err != nil {
+			return nil, err
+		}
+		return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
+	}
+	return n.deliver(ctx, p, msg, req.TimeoutMs, false), nil
+}
+
+// outboxEntry builds the outbox entry of a durable message.
+func (n *Node) outboxEntry(kind string, msg *Message, o MessageOptions) *OutboxEntry {
+	now := time.Now()
+	e := &OutboxEntry{MessageID: msg.MessageID, Kind: kind, State: StateQueued, CreatedAt: now.UnixMilli(),
+		Message: msg, TimeoutMs: o.TimeoutMs, TTLMs: o.TTLMs}
+	if o.TTLMs > 0 {
+		e.ExpiresAt = now.Add(time.Duration(o.TTLMs) * time.Millisecond).UnixMilli()
+	}
+	return e
+}
+
+// deliverEntry makes one delivery attempt of a durable message.
+func (n *Node) deliverEntry(ctx context.Context, e *OutboxEntry) *Result {
+	if e.Kind == "delegate" {
+		req := DelegateRequest{RequiredCapabilities: e.RequiredCapabilities, Strategy: e.Strategy,
+			MessageOptions: MessageOptions{TimeoutMs: e.TimeoutMs}}
+		res, err := n.delegate(ctx, req, func(p *peer) (*Message, error) {
+			m := *e.Message
+			m.ToAgent = p.AgentID
+			return &m, nil
+		}, true)
+		if err != nil {
+			return &Result{MessageID: e.MessageID, Status: StatusError, Error: gateway.ToError(err)}
+		}
+		e.PeerID = res.PeerID
+		return &res.Result
+	}
+	p, err := n.usablePeer(e.PeerID)
+	if err != nil {
+		return &Result{PeerID: e.PeerID, MessageID: e.MessageID, Status: StatusError, Error: gateway.ToError(err)}
+	}
+	return n.deliver(ctx, p, e.Message, e.TimeoutMs, true)
 }
 
 // Broadcast delivers to every enabled peer concurrently; each peer has its
@@ -135,13 +185,26 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	}
 	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across peers
 	results := make([]Result, len(targets))
-	var wg sync.WaitGroup
+	msgs := make([]*Message, len(targets))
 	for i, p := range targets {
 		msg, err := n.newMessage(TypeBroadcast, p, req.Message, req.MessageOptions)
 		if err != nil {
 			return nil, err
 		}
-		wg.Go(func() { results[i] = *n.deliver(ctx, p, msg, req.TimeoutMs) })
+		msgs[i] = msg
+	}
+	if req.Durable {
+		entries := make([]*OutboxEntry, len(targets))
+		for i, p := range targets {
+			entries[i] = n.outboxEntry("broadcast", msgs[i], req.MessageOptions)
+			entries[i].PeerID = p.ID
+			results[i] = Result{PeerID: p.ID, MessageID: msgs[i].MessageID, Status: StatusQueued}
+		}
+		return results, n.outbox.enqueue(entries...)
+	}
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
 	}
 	wg.Wait()
 	return results, nil
@@ -167,7 +230,7 @@ func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, e
 	if req.CorrelationID == "" {
 		msg.CorrelationID = "" // the default session
 	}
-	r := n.deliver(ctx, p, msg, req.TimeoutMs)
+	r := n.deliver(ctx, p, msg, req.TimeoutMs, false)
 	out := &SyncResult{Result: *r}
 	if r.Response != nil {
 		if v, ok := r.Response.Context["version"].(float64); ok {
@@ -243,7 +306,7 @@ func (n *Node) timeout(callMs int, p *peer) time.Duration {
 }
 
 // deliver relays msg to p and reports the outcome. It never returns nil.
-func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int) *Result {
+func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
 	timeout := n.timeout(callTimeoutMs, p)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
@@ -251,7 +314,7 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	res := &Result{PeerID: p.ID}
+	res := &Result{PeerID: p.ID, MessageID: msg.MessageID}
 	h := n.tracker.get(p.ID)
 	release, err := h.outbound.Acquire(ctx, msg.Priority.Rank())
 	if errors.Is(err, queue.ErrFull) {
@@ -260,7 +323,7 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 	if err == nil {
 		var done func(error, time.Duration)
 		if done, err = h.allow(p.ID, n.tracker.settings.Open); err == nil {
-			err = n.relay(ctx, p, msg, timeout, &res.Response)
+			err = n.relay(ctx, p, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable}, &res.Response)
 			done(err, time.Since(start))
 		}
 		release()
@@ -285,12 +348,11 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // relay sends one federation.relay over the pooled connection to p.
-func (n *Node) relay(ctx context.Context, p *peer, msg *Message, timeout time.Duration, out **Message) error {
+func (n *Node) relay(ctx context.Context, p *peer, params RelayParams, out **Message) error {
 	c, err := n.conn(ctx, p)
 	if err != nil {
 		return err
 	}
-	params := RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds()}
 	var reply Message
 	if err := c.Call(ctx, MethodRelay, params, &reply); err != nil {
 		if gateway.CodeOf(err) == gateway.CodePeerUnavailable {

@@ -25,25 +25,56 @@ var Strategies = []string{StrategyRoundRobin, StrategyLeastLoaded, StrategyLowes
 
 // Delegate picks among the enabled peers that have every required
 // capability, by the call's strategy (else federation.delegation.strategy,
-// else round-robin). Peers that are down or whose circuit is open are
-// skipped. When the chosen peer fails in a way another peer might not
+// else round-robin). Peers whose circuit is open are skipped and peers that
+// look down are tried last. When the chosen peer fails in a way another peer might not
 // (unreachable, timed out, overloaded, an error marked retryable), the next
 // candidate is tried within the caller's deadline; the result lists every
 // attempt.
 func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResult, error) {
+	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
+	if req.Durable {
+		if err := n.checkDelegate(&req); err != nil {
+			return nil, err
+		}
+		msg, err := n.newMessage(TypeDelegation, &peer{}, req.Task, req.MessageOptions)
+		if err != nil {
+			return nil, err
+		}
+		e := n.outboxEntry("delegate", msg, req.MessageOptions)
+		e.RequiredCapabilities, e.Strategy = req.RequiredCapabilities, req.Strategy
+		if err := n.outbox.enqueue(e); err != nil {
+			return nil, err
+		}
+		return &DelegateResult{Result: Result{MessageID: msg.MessageID, Status: StatusQueued}, Strategy: req.Strategy}, nil
+	}
+	return n.delegate(ctx, req, func(p *peer) (*Message, error) {
+		return n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
+	}, false)
+}
+
+// checkDelegate validates a delegate request and resolves its strategy.
+func (n *Node) checkDelegate(req *DelegateRequest) error {
 	if err := n.checkEnabled(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(req.RequiredCapabilities) == 0 {
-		return nil, fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
+		return fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
 	}
-	strategy := cmpOr(req.Strategy, n.cfg.Federation.Delegation.Strategy, StrategyRoundRobin)
-	if !slices.Contains(Strategies, strategy) {
-		return nil, fmt.Errorf("%w: strategy %q is not one of %s", ErrInvalidParams, strategy, strings.Join(Strategies, ", "))
+	req.Strategy = cmpOr(req.Strategy, n.cfg.Federation.Delegation.Strategy, StrategyRoundRobin)
+	if !slices.Contains(Strategies, req.Strategy) {
+		return fmt.Errorf("%w: strategy %q is not one of %s", ErrInvalidParams, req.Strategy, strings.Join(Strategies, ", "))
 	}
-	if _, err := ParsePriority(string(req.Priority)); err != nil {
+	_, err := ParsePriority(string(req.Priority))
+	return err
+}
+
+// delegate runs one delegation: candidates, order, attempts. mk builds the
+// message for a peer.
+func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer) (*Message, error), durable bool) (*DelegateResult, error) {
+	if err := n.checkDelegate(&req); err != nil {
 		return nil, err
 	}
+	strategy := req.Strategy
 	cands := n.peers.capable(req.RequiredCapabilities)
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check capability spelling (case-sensitive) with list_peers", ErrNoCapablePeer, req.RequiredCapabilities)
@@ -58,18 +89,17 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 		for _, s := range res.Skipped {
 			why = append(why, fmt.Sprintf("%s (%s)", s.PeerID, s.Reason))
 		}
-		return nil, fmt.Errorf("%w: every peer with %q is unavailable: %s", ErrPeerUnavailable, req.RequiredCapabilities, strings.Join(why, ", "))
+		return nil, fmt.Errorf("%w: every peer with %q has an open circuit: %s", ErrCircuitOpen, req.RequiredCapabilities, strings.Join(why, ", "))
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, n.timeout(req.TimeoutMs, nil))
 	defer cancel()
-	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
 	for _, p := range ordered {
-		msg, err := n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
+		msg, err := mk(p)
 		if err != nil {
 			return nil, err
 		}
-		r := n.deliver(ctx, p, msg, 0)
+		r := n.deliver(ctx, p, msg, 0, durable)
 		res.Attempts = append(res.Attempts, *r)
 		res.Result = *r
 		if r.Status == StatusOK || !retryable(r) || ctx.Err() != nil {
@@ -95,8 +125,10 @@ func retryable(r *Result) bool {
 	return r.Error.Retryable
 }
 
-// order drops the candidates that are down or open-circuited (noting them
-// in skipped) and orders the rest by strategy.
+// order drops the candidates whose circuit is open (noting them in
+// skipped: the breaker lets a probe through when its open period ends),
+// orders the rest by strategy, and moves peers that look down to the end,
+// so they are tried only when no healthier peer answered.
 func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer {
 	type scored struct {
 		p    *peer
@@ -105,11 +137,8 @@ func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer
 	var live []scored
 	for _, p := range cands {
 		info := n.tracker.get(p.ID).info()
-		if info.Circuit == "open" || info.State == HealthDown {
-			reason := "down"
-			if info.Circuit == "open" {
-				reason = "circuit open"
-			}
+		if info.Circuit == "open" {
+			reason := "circuit open"
 			if info.LastError != "" {
 				reason += ": " + info.LastError
 			}
@@ -135,11 +164,21 @@ func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer
 	case StrategyRandom:
 		rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	}
+	slices.SortStableFunc(live, func(a, b scored) int {
+		return boolInt(a.info.State == HealthDown) - boolInt(b.info.State == HealthDown)
+	})
 	out := make([]*peer, len(live))
 	for i, s := range live {
 		out[i] = s.p
 	}
 	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func cmpFloat(a, b float64) int {

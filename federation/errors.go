@@ -22,4 +22,5 @@ var (
 	ErrCircuitOpen          = gateway.NewError(gateway.CodeCircuitOpen, "federation: circuit open")
 	ErrRateLimited          = gateway.NewError(gateway.CodeRateLimited, "federation: rate limited")
 	ErrOverloaded           = gateway.NewError(gateway.CodeOverloaded, "federation: overloaded")
+	ErrUnknownMessage       = gateway.NewError(gateway.CodeUnknownMessage, "federation: unknown message")
 )

@@ -41,6 +41,8 @@ type Node struct {
 	contexts *contextStore
 	srv      *gateway.Server
 	tracker  *healthTracker
+	outbox   *outbox
+	once     *onceTracker // durable messages being handled now
 	limits   *peerLimits
 	started  time.Time
 	rr       roundRobin // delegate rotation
@@ -105,6 +107,11 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.contexts = newContextStore(st)
+	n.once = &onceTracker{inflight: make(map[string]chan struct{})}
+	if n.outbox, err = newOutbox(n, st); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.limits = newPeerLimits(cfg.Gateway.Limits)
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,
@@ -150,6 +157,7 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.cfg.Federation.Enabled {
 		interval := time.Duration(cmpOrInt(n.cfg.Gateway.HeartbeatMs, 5000)) * time.Millisecond
 		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
+		n.loops.Go(func() { n.outbox.run(n.bg) })
 	}
 	n.logStart()
 	return nil

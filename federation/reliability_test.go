@@ -137,25 +137,41 @@ func TestUnknownStrategy(t *testing.T) {
 // reconnects, the probe succeeds and it takes work again.
 func TestDeadPeerIsSkippedThenHeals(t *testing.T) {
 	main, ws, lns := workers(t, 2, nil, func(c *federation.Config) {
-		c.Gateway.Breaker = federation.BreakerConfig{Failures: 2, OpenMs: 200}
+		c.Gateway.Breaker = federation.BreakerConfig{Failures: 2, OpenMs: 1500}
 		c.Gateway.HeartbeatMs = 50
 	})
 	addr := lns[0].Addr().String()
 	ws[0].stop(t)
 	req := federation.DelegateRequest{RequiredCapabilities: []string{"task-processing"}, Task: "t"}
-	for range 6 {
+	for i := range 6 {
 		r, err := main.Delegate(context.Background(), req)
 		if err != nil || r.Status != federation.StatusOK || r.PeerID != "worker-2" {
 			t.Fatalf("with worker-1 dead, delegate gave %+v, %v", r, err)
 		}
+		// The first call may try worker-1 and learn it is down.
+		if i > 0 && (len(r.Attempts) != 1 || r.Candidates[1] != "worker-1") {
+			t.Fatalf("a down worker should be tried last, not first: %+v", r)
+		}
 	}
-	p := main.ListPeers().Peers[0]
-	if p.Health.State != federation.HealthDown {
+	if p := main.ListPeers().Peers[0]; p.Health.State != federation.HealthDown {
 		t.Fatalf("dead worker's health: %+v", p.Health)
+	}
+	// Direct sends fail until the breaker opens; then they fail fast and
+	// delegate skips the peer altogether.
+	// (The first delegate's failed attempt was the first of the two.)
+	for i := range 2 {
+		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "worker-1", Message: "x"})
+		want := "PEER_UNAVAILABLE"
+		if i == 1 {
+			want = "CIRCUIT_OPEN"
+		}
+		if r.Error == nil || r.Error.Code != want {
+			t.Fatalf("send %d to dead worker: %+v; want %s", i, r.Error, want)
+		}
 	}
 	r, _ := main.Delegate(context.Background(), req)
 	if len(r.Skipped) != 1 || r.Skipped[0].PeerID != "worker-1" || len(r.Attempts) != 1 {
-		t.Fatalf("delegate should skip the dead worker without trying it: %+v", r)
+		t.Fatalf("delegate should skip the open-circuit worker: %+v", r)
 	}
 
 	// Back on the same address.

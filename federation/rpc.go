@@ -23,11 +23,12 @@ const (
 	MethodCapabilities = "federation.capabilities" // peer, operator
 	MethodHealth       = "federation.health"       // peer, operator
 	MethodTool         = "federation.tool"         // operator
+	MethodOutbox       = "federation.outbox"       // operator
 )
 
 var roleMethods = map[string][]string{
 	gateway.RolePeer:     {MethodRelay, MethodCapabilities, MethodHealth},
-	gateway.RoleOperator: {MethodTool, MethodCapabilities, MethodHealth},
+	gateway.RoleOperator: {MethodTool, MethodOutbox, MethodCapabilities, MethodHealth},
 }
 
 func methodsFor(role string) []string { return roleMethods[role] }
@@ -39,6 +40,10 @@ type RelayParams struct {
 	// TimeoutMs is how long the caller will wait; the receiving gateway
 	// stops the agent's work when it passes. agentfed's addition.
 	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+	// Durable asks the receiver to handle this messageId at most once per
+	// sender and to keep the reply, so that redelivery returns the same
+	// answer. agentfed's addition.
+	Durable bool `json:"durable,omitempty"`
 }
 
 // Capabilities is the payload of federation.capabilities.
@@ -57,8 +62,8 @@ type AgentInfo struct {
 
 // Health is the payload of federation.health.
 type Health struct {
-	ServerID string       `json:"serverId"`
-	Status   string       `json:"status"`
+	ServerID string        `json:"serverId"`
+	Status   string        `json:"status"`
 	UptimeMs int64         `json:"uptimeMs"`
 	Peers    []PeerHealth  `json:"peers,omitempty"`
 	Agents   []AgentHealth `json:"agents,omitempty"`
@@ -179,6 +184,8 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return n.health(), nil
 	case MethodTool:
 		return n.Tool().Call(ctx, params)
+	case MethodOutbox:
+		return n.serveOutbox(params)
 	}
 	return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
 }
@@ -244,6 +251,9 @@ func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.Ra
 	}
 	if msg.Type == TypeSync {
 		return n.acceptSync(msg)
+	}
+	if p.Durable {
+		return n.deliverOnce(ctx, agent, msg)
 	}
 	return n.deliverLocal(ctx, agent, msg)
 }

@@ -28,9 +28,10 @@ const (
 	CodeFederationDisabled   = "FEDERATION_DISABLED"
 	CodeShuttingDown         = "SHUTTING_DOWN"
 	CodeInternal             = "INTERNAL"
-	CodeCircuitOpen          = "CIRCUIT_OPEN" // the peer failed repeatedly; calls fail fast for a while
-	CodeRateLimited          = "RATE_LIMITED" // over a rate limit; retry after retryAfterMs
-	CodeOverloaded           = "OVERLOADED"   // too much work queued; retry later
+	CodeCircuitOpen          = "CIRCUIT_OPEN"    // the peer failed repeatedly; calls fail fast for a while
+	CodeRateLimited          = "RATE_LIMITED"    // over a rate limit; retry after retryAfterMs
+	CodeOverloaded           = "OVERLOADED"      // too much work queued; retry later
+	CodeUnknownMessage       = "UNKNOWN_MESSAGE" // no durable message with that id
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

@@ -19,9 +19,11 @@ import (
 
 // Buckets.
 const (
-	Meta    = "meta"
-	Peers   = "peers"
-	Context = "context"
+	Meta      = "meta"
+	Peers     = "peers"
+	Context   = "context"
+	Outbox    = "outbox"    // durable messages this gateway sends
+	Processed = "processed" // durable messages this gateway has handled, with replies
 )
 
 // FileName is the database file inside storage.dir.
@@ -40,6 +42,9 @@ func Open(dir string) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err == nil {
+		db.MaxBatchDelay = 2 * time.Millisecond // group commit window
+	}
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("storage.dir %q is in use by another agentfed gateway; give each gateway its own storage.dir", dir)
 	}
@@ -47,7 +52,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Meta, Peers, Context} {
+		for _, b := range []string{Meta, Peers, Context, Outbox, Processed} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
@@ -80,6 +85,33 @@ func (s *Store) Get(bucket, key string) ([]byte, error) {
 func (s *Store) Put(bucket, key string, value []byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucket)).Put([]byte(key), value)
+	})
+}
+
+// KV is one key and value for PutBatch.
+type KV struct {
+	Key   string
+	Value []byte // nil deletes Key
+}
+
+// PutBatch stores (or deletes) kvs in bucket in one transaction, and joins
+// concurrent callers into a shared commit: many writers pay for one fsync
+// (group commit). It returns when the data is on disk.
+func (s *Store) PutBatch(bucket string, kvs ...KV) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		for _, kv := range kvs {
+			var err error
+			if kv.Value == nil {
+				err = b.Delete([]byte(kv.Key))
+			} else {
+				err = b.Put([]byte(kv.Key), kv.Value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,33 @@ func TestPutGetDeleteForEach(t *testing.T) {
 	}
 	if v, _ := s.Get(Peers, "b"); v != nil {
 		t.Fatalf("deleted key still has %q", v)
+	}
+}
+
+func TestPutBatchConcurrent(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errc := make(chan error, 100)
+	for i := range 100 {
+		go func() { errc <- s.PutBatch(Outbox, KV{Key: fmt.Sprint(i), Value: []byte("x")}) }()
+	}
+	for range 100 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	s.ForEach(Outbox, func(string, []byte) error { n++; return nil })
+	if n != 100 {
+		t.Fatalf("%d records after 100 batched puts", n)
+	}
+	if err := s.PutBatch(Outbox, KV{Key: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get(Outbox, "1"); v != nil {
+		t.Fatal("a nil value should delete")
 	}
 }
