@@ -229,6 +229,7 @@ func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 				}
 				if rtt, err := c.Ping(ctx); err == nil {
 					h.pong(rtt)
+					n.outbox.peerUp(p.ID)
 				}
 			})
 		}

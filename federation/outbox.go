@@ -27,7 +27,7 @@ const StatusQueued = "queued"
 // Outbox tuning.
 const (
 	outboxConcurrency = 64               // deliveries in flight at once
-	outboxMaxBackoff  = 30 * time.Second // between attempts of one message
+	outboxMaxBackoff  = 10 * time.Second // between attempts of one message
 	processedKeep     = 24 * time.Hour   // how long receivers remember handled durable messages
 )
 
@@ -101,6 +101,22 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 	o.mu.Unlock()
 	o.poke()
 	return nil
+}
+
+// peerUp makes the queued messages for peer due now: a heartbeat reached
+// it, so there is no reason to wait out their backoff.
+func (o *outbox) peerUp(peer string) {
+	o.mu.Lock()
+	found := false
+	for id, e := range o.pending {
+		if e.PeerID == peer && !o.running[id] && e.NextAttemptAt != 0 {
+			e.NextAttemptAt, found = 0, true
+		}
+	}
+	o.mu.Unlock()
+	if found {
+		o.poke()
+	}
 }
 
 func (o *outbox) poke() {

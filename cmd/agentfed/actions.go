@@ -15,6 +15,8 @@ type messageFlags struct {
 	priority      string
 	timeoutMs     int
 	fromAgent     string
+	durable       bool
+	ttlMs         int
 }
 
 func (m *messageFlags) register(cmd *cobra.Command, withContext bool) {
@@ -25,6 +27,10 @@ func (m *messageFlags) register(cmd *cobra.Command, withContext bool) {
 	cmd.Flags().StringVar(&m.priority, "priority", "", "low, normal, high or urgent (default normal)")
 	cmd.Flags().IntVar(&m.timeoutMs, "timeout-ms", 0, "timeout override in milliseconds")
 	cmd.Flags().StringVar(&m.fromAgent, "from-agent", "", `sending agent id (default "operator")`)
+	if withContext { // send, delegate, broadcast
+		cmd.Flags().BoolVar(&m.durable, "durable", false, "queue on disk and deliver with retries; prints the messageId to check with 'agentfed status'")
+		cmd.Flags().IntVar(&m.ttlMs, "ttl-ms", 0, "with --durable: move to the dead letters if not delivered within this many milliseconds")
+	}
 }
 
 // apply adds the set options to an action object.
@@ -41,6 +47,12 @@ func (m *messageFlags) apply(a map[string]any) error {
 	setIf(a, "fromAgent", m.fromAgent)
 	if m.timeoutMs != 0 {
 		a["timeoutMs"] = m.timeoutMs
+	}
+	if m.durable {
+		a["durable"] = true
+	}
+	if m.ttlMs != 0 {
+		a["ttlMs"] = m.ttlMs
 	}
 	return nil
 }
@@ -95,6 +107,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 	var (
 		send, deleg, bcast, sync messageFlags
 		caps                     []string
+		strategy                 string
 		syncData                 string
 		reg                      struct {
 			id, name, url, agentID, token, description string
@@ -120,10 +133,12 @@ func newActionCmds(s *streams) []*cobra.Command {
 		flags: func(c *cobra.Command) {
 			deleg.register(c, true)
 			c.Flags().StringSliceVar(&caps, "capability", nil, "a required capability (repeat, or comma-separate)")
+			c.Flags().StringVar(&strategy, "strategy", "", "round-robin, least-loaded, lowest-latency or random (default: the gateway's)")
 			c.MarkFlagRequired("capability")
 		},
 		build: func(args []string) (map[string]any, error) {
 			a := map[string]any{"action": "delegate", "requiredCapabilities": caps, "task": args[0]}
+			setIf(a, "strategy", strategy)
 			return a, deleg.apply(a)
 		},
 		show: showDelegate,

@@ -38,6 +38,20 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.RawMessage, error) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
+	c, err := f.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out json.RawMessage
+	if err := c.Call(ctx, federation.MethodTool, action, &out); err != nil {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", gateway.CodeOf(err), err)}
+	}
+	return out, nil
+}
+
+// dial connects to the gateway as an operator.
+func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
 	c, err := gateway.Dial(ctx, f.gateway, &gateway.DialOptions{
 		Token:  f.token,
 		Client: gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
@@ -50,12 +64,7 @@ func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.Raw
 		}
 		return nil, &exitError{code: exitFailed, err: err}
 	}
-	defer c.Close()
-	var out json.RawMessage
-	if err := c.Call(ctx, federation.MethodTool, action, &out); err != nil {
-		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", gateway.CodeOf(err), err)}
-	}
-	return out, nil
+	return c, nil
 }
 
 func newToolCmd(s *streams) *cobra.Command {

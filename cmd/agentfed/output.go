@@ -26,6 +26,8 @@ func decode[T any](raw json.RawMessage) (*T, error) {
 // line prints one delivery: who answered, how fast, and what.
 func (p *printer) line(r *federation.Result) {
 	switch {
+	case r.Status == federation.StatusQueued:
+		p.f("queued for %s as %s; check it with: agentfed status %s\n", orAny(r.PeerID), r.MessageID, r.MessageID)
 	case r.Status == federation.StatusOK && r.Response != nil:
 		p.f("%s answered in %.2f ms (%s/%s):\n%s\n", r.PeerID, r.LatencyMs, r.Response.FromServer, r.Response.FromAgent, r.Response.Content)
 	case r.Error != nil:
@@ -33,6 +35,13 @@ func (p *printer) line(r *federation.Result) {
 	default:
 		p.f("%s: %s\n", r.PeerID, r.Status)
 	}
+}
+
+func orAny(peer string) string {
+	if peer == "" {
+		return "whichever capable peer answers"
+	}
+	return peer
 }
 
 func showResult(p *printer, raw json.RawMessage) error {
@@ -48,6 +57,9 @@ func showDelegate(p *printer, raw json.RawMessage) error {
 	r, err := decode[federation.DelegateResult](raw)
 	if err != nil {
 		return err
+	}
+	for _, s := range r.Skipped {
+		p.f("skipped %s: %s\n", s.PeerID, s.Reason)
 	}
 	for _, a := range r.Attempts[:max(len(r.Attempts)-1, 0)] {
 		p.f("tried %s: %s: %s\n", a.PeerID, a.Status, a.Error.Message)
