@@ -227,9 +227,14 @@ func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 				if c == nil {
 					return
 				}
-				if rtt, err := c.Ping(ctx); err == nil {
+				rtt, err := c.Ping(ctx)
+				switch {
+				case err == nil:
 					h.pong(rtt)
 					n.outbox.peerUp(p.ID)
+				case bg.Err() == nil: // no pong: the connection is stalled or dead
+					h.record(fmt.Errorf("%w: peer %q sent no heartbeat pong within %v", ErrPeerUnavailable, p.ID, interval), 0)
+					c.Abort()
 				}
 			})
 		}

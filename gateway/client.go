@@ -318,3 +318,11 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	}
 	return time.Since(start), nil
 }
+
+// Abort drops the connection without a close handshake, failing every
+// pending Call at once. Use it when the peer stopped answering (a missed
+// heartbeat), where a polite Close would wait for it.
+func (c *Client) Abort() {
+	c.ws.CloseNow()
+	<-c.readDone
+}

@@ -1,0 +1,127 @@
+package federation_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/federation"
+)
+
+// behindProxy starts a peer gateway whose agent "a" is h (echo if nil) and
+// a main gateway that reaches it through a fault proxy as peer "p".
+func behindProxy(t *testing.T, h federation.Handler, tune func(*federation.Config)) (*gw, *faultProxy) {
+	ln := listen(t)
+	extra := map[string]federation.Handler{}
+	if h != nil {
+		extra["a"] = h
+	}
+	start(t, newConfig(t, "far-server", "a"), ln, extra)
+	px := newFaultProxy(t, ln.Addr().String())
+	cfg := newConfig(t, "main", "")
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "p", Name: "P", URL: px.url(), AgentID: "a"}}
+	if tune != nil {
+		tune(cfg)
+	}
+	return start(t, cfg, listen(t), nil), px
+}
+
+// TestCutConnectionFailsFastThenReconnects: a request in flight when the
+// connection is cut fails at once with PEER_UNAVAILABLE, not at its
+// timeout, and the next request reconnects.
+func TestCutConnectionFailsFastThenReconnects(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	slow := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+		if m.Content == "slow" {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return &federation.Answer{Content: m.Content}, nil
+	})
+	main, px := behindProxy(t, slow, nil)
+	done := make(chan *federation.Result, 1)
+	go func() {
+		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "slow", MessageOptions: federation.MessageOptions{TimeoutMs: 60000}})
+		done <- r
+	}()
+	<-entered
+	px.cut()
+	select {
+	case r := <-done:
+		if r.Status != federation.StatusError || r.Error.Code != "PEER_UNAVAILABLE" {
+			t.Fatalf("request on a cut connection: %+v", r.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request on a cut connection waited instead of failing")
+	}
+	waitFor(t, 15*time.Second, func() error { // reconnects (after the pool's backoff)
+		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "again"})
+		return r.Err()
+	})
+}
+
+// TestStalledLinkIsDetectedByHeartbeat: when a link silently stops
+// carrying bytes, the heartbeat notices, and a request in flight fails
+// with PEER_UNAVAILABLE long before its own timeout.
+func TestStalledLinkIsDetectedByHeartbeat(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	hold := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+		if m.Content == "hold" {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return &federation.Answer{Content: m.Content}, nil
+	})
+	main, px := behindProxy(t, hold, func(c *federation.Config) { c.Gateway.HeartbeatMs = 100 })
+	if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "warm"}); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	done := make(chan *federation.Result, 1)
+	go func() {
+		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "hold", MessageOptions: federation.MessageOptions{TimeoutMs: 60000}})
+		done <- r
+	}()
+	<-entered
+	px.stall(true)
+	select {
+	case r := <-done:
+		if r.Error == nil || r.Error.Code != "PEER_UNAVAILABLE" {
+			t.Fatalf("request on a stalled link: %+v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a stalled link went unnoticed")
+	}
+	if h := main.ListPeers().Peers[0].Health; h.LastError == "" {
+		t.Fatalf("health does not show the missed heartbeat: %+v", h)
+	}
+	px.stall(false)
+}
+
+// TestStalledPeerDoesNotDelayBroadcast: one stalled peer's timeout does
+// not hold back the other peers' results.
+func TestStalledPeerDoesNotDelayBroadcast(t *testing.T) {
+	lnFast, lnStuck := listen(t), listen(t)
+	start(t, newConfig(t, "fast-server", "a"), lnFast, nil)
+	start(t, newConfig(t, "stuck-server", "a"), lnStuck, nil)
+	px := newFaultProxy(t, lnStuck.Addr().String())
+	cfg := newConfig(t, "main", "")
+	cfg.Federation.Peers = []federation.PeerConfig{
+		{ID: "fast", Name: "Fast", URL: url(lnFast), AgentID: "a"},
+		{ID: "stuck", Name: "Stuck", URL: px.url(), AgentID: "a", TimeoutMs: 1500},
+	}
+	main := start(t, cfg, listen(t), nil)
+	px.stall(true)
+	res, err := main.Broadcast(context.Background(), federation.BroadcastRequest{Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, stuck := res[0], res[1]
+	if fast.Status != federation.StatusOK || stuck.Status != federation.StatusTimeout {
+		t.Fatalf("broadcast: fast %s, stuck %s", fast.Status, stuck.Status)
+	}
+	if fast.LatencyMs >= stuck.LatencyMs {
+		t.Fatalf("the fast peer's result (%.1f ms) waited for the stuck one (%.1f ms)", fast.LatencyMs, stuck.LatencyMs)
+	}
+}
