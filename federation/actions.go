@@ -380,19 +380,5 @@ func (n *Node) conn(ctx context.Context, p *peer) (*gateway.Client, error) {
 	return nil, fmt.Errorf("%w: cannot reach peer %q at %s: %v", ErrPeerUnavailable, p.ID, p.URL, err)
 }
 
-// dialer opens a peer-role connection to p.
-func (n *Node) dialer(p *peer) gateway.DialFunc {
-	return func(ctx context.Context) (*gateway.Client, error) {
-		return gateway.Dial(ctx, p.URL, &gateway.DialOptions{
-			Role:  gateway.RolePeer,
-			Token: p.Token,
-			Client: gateway.ClientInfo{
-				ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, Version: Version,
-				Platform: "agentfed", InstanceID: n.serverID, DisplayName: n.serverID,
-			},
-		})
-	}
-}
-
 // roundRobin is the delegate rotation counter.
 type roundRobin = atomic.Uint64

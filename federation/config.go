@@ -56,6 +56,28 @@ type PeerConfig struct {
 	Description  string   `yaml:"description" json:"description,omitempty"`
 	Enabled      *bool    `yaml:"enabled" json:"enabled,omitempty"`
 	TimeoutMs    int      `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
+	// TLS tunes how a wss:// peer's certificate is verified. agentfed's
+	// addition; by default system roots verify it.
+	TLS *PeerTLSConfig `yaml:"tls" json:"tls,omitempty"`
+}
+
+// PeerTLSConfig says how to verify one wss:// peer, and which client
+// certificate to present to it.
+type PeerTLSConfig struct {
+	// CAFile is a PEM bundle of CAs trusted for this peer instead of the
+	// system roots.
+	CAFile string `yaml:"caFile" json:"caFile,omitempty"`
+	// PinSHA256 is the SHA-256 of the peer certificate's public key
+	// (SubjectPublicKeyInfo), hex or base64: the connection fails unless a
+	// certificate in the chain has it.
+	PinSHA256 string `yaml:"pinSha256" json:"pinSha256,omitempty"`
+	// InsecureSkipVerify turns verification off. Never for production; the
+	// gateway logs a warning for every peer that sets it.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify" json:"insecureSkipVerify,omitempty"`
+	// CertFile and KeyFile are this gateway's client certificate, for a
+	// peer that requires mutual TLS.
+	CertFile string `yaml:"certFile" json:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile" json:"keyFile,omitempty"`
 }
 
 // IsEnabled reports the effective enabled flag (default true).
@@ -74,6 +96,23 @@ type GatewayConfig struct {
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	// Limits bound what each peer connected to this gateway may ask of it.
 	Limits LimitsConfig `yaml:"limits" json:"limits"`
+	// TLS makes the gateway serve wss:// instead of ws://.
+	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
+}
+
+// ServerTLSConfig is the gateway's own certificate, reloaded when the
+// files change, and optional mutual TLS.
+type ServerTLSConfig struct {
+	CertFile string `yaml:"certFile" json:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile" json:"keyFile,omitempty"`
+	// ClientCAFile, when set, makes the gateway ask connecting clients
+	// for a certificate signed by these CAs. A peer whose certificate
+	// names (CN or a DNS SAN) a gateway.auth.peers serverId is
+	// authenticated as that serverId without a token.
+	ClientCAFile string `yaml:"clientCaFile" json:"clientCaFile,omitempty"`
+	// RequireClientCert refuses TLS connections without a valid client
+	// certificate.
+	RequireClientCert bool `yaml:"requireClientCert" json:"requireClientCert,omitempty"`
 }
 
 // BreakerConfig tunes the circuit breaker kept for each peer.
