@@ -151,7 +151,7 @@ func (n *Node) deliverEntry(ctx context.Context, e *OutboxEntry) *Result {
 			MessageOptions: MessageOptions{TimeoutMs: e.TimeoutMs}}
 		res, err := n.delegate(ctx, req, func(p *peer) (*Message, error) {
 			m := *e.Message
-			m.ToAgent = p.AgentID
+			m.ToAgent, m.Timestamp = p.AgentID, time.Now().UnixMilli()
 			return &m, nil
 		}, true)
 		if err != nil {
@@ -164,7 +164,9 @@ func (n *Node) deliverEntry(ctx context.Context, e *OutboxEntry) *Result {
 	if err != nil {
 		return &Result{PeerID: e.PeerID, MessageID: e.MessageID, Status: StatusError, Error: gateway.ToError(err)}
 	}
-	return n.deliver(ctx, p, e.Message, e.TimeoutMs, true)
+	m := *e.Message
+	m.Timestamp = time.Now().UnixMilli() // sent now: inside the receiver's replay window
+	return n.deliver(ctx, p, &m, e.TimeoutMs, true)
 }
 
 // Broadcast delivers to every enabled peer concurrently; each peer has its
@@ -341,6 +343,12 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 	}
 	n.log.Debug("relay", "peer", p.ID, "messageId", msg.MessageID, "correlationId", msg.CorrelationID,
 		"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
+	outcome := "ok"
+	if res.Error != nil {
+		outcome = res.Error.Code
+	}
+	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
+		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
 	return res
 }
 

@@ -8,6 +8,7 @@ type Config struct {
 	Gateway    GatewayConfig    `yaml:"gateway" json:"gateway"`
 	Agents     []AgentConfig    `yaml:"agents" json:"agents"`
 	Storage    StorageConfig    `yaml:"storage" json:"storage"`
+	Audit      AuditConfig      `yaml:"audit" json:"audit"`
 }
 
 // FederationConfig is the seed's federation section.
@@ -96,6 +97,15 @@ type GatewayConfig struct {
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	// Limits bound what each peer connected to this gateway may ask of it.
 	Limits LimitsConfig `yaml:"limits" json:"limits"`
+	// DynamicPeerHosts restricts the hosts register_peer may point at:
+	// host patterns like "127.0.0.1", "*.agents.example.com". Empty: any
+	// host. Keeps register_peer from making this gateway dial arbitrary
+	// internal addresses.
+	DynamicPeerHosts []string `yaml:"dynamicPeerHosts" json:"dynamicPeerHosts,omitempty"`
+	// ReplayWindowMs is how far a relayed message's timestamp may be from
+	// this gateway's clock; messages outside it are refused as stale.
+	// Default 300000 (5 minutes).
+	ReplayWindowMs int `yaml:"replayWindowMs" json:"replayWindowMs,omitempty"`
 	// TLS makes the gateway serve wss:// instead of ws://.
 	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
 }
@@ -146,10 +156,27 @@ type AuthConfig struct {
 }
 
 // PeerCredential lets the gateway named ServerID connect as a peer when it
-// presents Token.
+// presents Token (or, during a rotation, PreviousToken), and says what it
+// may do. Empty allow-lists allow everything.
 type PeerCredential struct {
 	ServerID string `yaml:"serverId" json:"serverId"`
 	Token    string `yaml:"token" json:"token"`
+	// PreviousToken stays valid alongside Token while peers switch over;
+	// remove it (and reload with SIGHUP) when they have.
+	PreviousToken string `yaml:"previousToken" json:"previousToken,omitempty"`
+	// AllowAgents lists the local agent ids this peer may reach.
+	AllowAgents []string `yaml:"allowAgents" json:"allowAgents,omitempty"`
+	// AllowCapabilities: this peer may reach only agents that have at
+	// least one of these capabilities.
+	AllowCapabilities []string `yaml:"allowCapabilities" json:"allowCapabilities,omitempty"`
+	// AllowMethods lists the gateway methods this peer may call (of
+	// federation.relay, federation.capabilities, federation.health).
+	AllowMethods []string `yaml:"allowMethods" json:"allowMethods,omitempty"`
+	// RatePerSec overrides gateway.limits.peerRatePerSec for this peer.
+	RatePerSec float64 `yaml:"ratePerSec" json:"ratePerSec,omitempty"`
+	// MaxMessageBytes caps the size of one relayed message's content plus
+	// context from this peer. Default: the frame limit.
+	MaxMessageBytes int `yaml:"maxMessageBytes" json:"maxMessageBytes,omitempty"`
 }
 
 // AgentConfig is one local agent hosted by this gateway.

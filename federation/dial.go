@@ -6,16 +6,26 @@ import (
 	"github.com/agentfed/agentfed/gateway"
 )
 
-// dialer opens a peer-role connection to p.
+// dialer opens a peer-role connection to p, over TLS for a wss:// URL as
+// p's tls settings say (see peerTLSConfig).
 func (n *Node) dialer(p *peer) gateway.DialFunc {
 	return func(ctx context.Context) (*gateway.Client, error) {
-		return gateway.Dial(ctx, p.URL, &gateway.DialOptions{
-			Role:  gateway.RolePeer,
-			Token: p.Token,
+		hc, err := n.clients.get(&p.PeerConfig, n.log)
+		if err != nil {
+			return nil, err
+		}
+		c, err := gateway.Dial(ctx, p.URL, &gateway.DialOptions{
+			Role:       gateway.RolePeer,
+			Token:      p.Token,
+			HTTPClient: hc,
 			Client: gateway.ClientInfo{
 				ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, Version: Version,
 				Platform: "agentfed", InstanceID: n.serverID, DisplayName: n.serverID,
 			},
 		})
+		if err != nil {
+			return nil, explainDialError(p.ID, err)
+		}
+		return c, nil
 	}
 }

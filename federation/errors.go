@@ -23,4 +23,8 @@ var (
 	ErrRateLimited          = gateway.NewError(gateway.CodeRateLimited, "federation: rate limited")
 	ErrOverloaded           = gateway.NewError(gateway.CodeOverloaded, "federation: overloaded")
 	ErrUnknownMessage       = gateway.NewError(gateway.CodeUnknownMessage, "federation: unknown message")
+	ErrForbidden            = gateway.NewError(gateway.CodeForbidden, "federation: forbidden")
+	ErrTooLarge             = gateway.NewError(gateway.CodeTooLarge, "federation: too large")
+	ErrStale                = gateway.NewError(gateway.CodeStale, "federation: stale message")
+	ErrReplayed             = gateway.NewError(gateway.CodeReplayed, "federation: replayed message")
 )

@@ -38,26 +38,31 @@ func newPeerLimits(cfg LimitsConfig) *peerLimits {
 }
 
 // allow takes one token for peer, or returns RATE_LIMITED saying when to
-// retry.
-func (l *peerLimits) allow(peer string) error {
-	if l.rate == rate.Inf {
+// retry. override, when positive, is the peer's own rate (its
+// gateway.auth.peers ratePerSec).
+func (l *peerLimits) allow(peer string, override float64) error {
+	r, burst := l.rate, l.burst
+	if override > 0 {
+		r, burst = rate.Limit(override), int(math.Max(1, 2*override))
+	}
+	if r == rate.Inf {
 		return nil
 	}
 	l.mu.Lock()
 	lim := l.limiters[peer]
-	if lim == nil {
+	if lim == nil || lim.Limit() != r {
 		if len(l.limiters) >= maxLimiters {
 			clear(l.limiters) // bounded memory; a reset only forgives
 		}
-		lim = rate.NewLimiter(l.rate, l.burst)
+		lim = rate.NewLimiter(r, burst)
 		l.limiters[peer] = lim
 	}
 	l.mu.Unlock()
 	if lim.Allow() {
 		return nil
 	}
-	retry := max(int(1000/float64(l.rate)), 1)
-	err := fmt.Errorf("%w: peer %q is over its limit of %g requests per second (gateway.limits.peerRatePerSec)", ErrRateLimited, peer, float64(l.rate))
+	retry := max(int(1000/float64(r)), 1)
+	err := fmt.Errorf("%w: peer %q is over its limit of %g requests per second", ErrRateLimited, peer, float64(r))
 	e := *ErrRateLimited
 	e.Message, e.Retryable, e.RetryAfterMs = err.Error(), true, retry
 	return &e

@@ -81,10 +81,14 @@ func (n *Node) RegisterPeer(req RegisterRequest) (*PeerChange, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidParams, registerProblems(problems))
 	}
+	if err := n.checkDynamicHost(pc.URL); err != nil {
+		return nil, err
+	}
 	if err := n.peers.register(pc); err != nil {
 		return nil, err
 	}
 	n.log.Info("peer registered", "id", pc.ID, "url", pc.URL, "agentId", pc.AgentID)
+	n.audit.write(auditEvent{Dir: "op", Kind: "peer", Action: "register_peer", Peer: pc.ID, Outcome: "ok", Detail: pc.URL})
 	info := n.peerInfo(pc.ID)
 	return &PeerChange{Success: true, PeerID: pc.ID, Message: fmt.Sprintf("peer %q registered", pc.ID), Peer: info}, nil
 }
@@ -103,6 +107,7 @@ func (n *Node) UnregisterPeer(id string) (*PeerChange, error) {
 	n.pool.Drop(id)
 	n.tracker.forget(id)
 	n.log.Info("peer unregistered", "id", id)
+	n.audit.write(auditEvent{Dir: "op", Kind: "peer", Action: "unregister_peer", Peer: id, Outcome: "ok"})
 	return &PeerChange{Success: true, PeerID: id, Message: fmt.Sprintf("peer %q unregistered", id)}, nil
 }
 

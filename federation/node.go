@@ -2,12 +2,14 @@ package federation
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
@@ -41,11 +43,16 @@ type Node struct {
 	contexts *contextStore
 	srv      *gateway.Server
 	tracker  *healthTracker
+	authCfg  atomic.Pointer[AuthConfig] // credentials in force; Reload swaps them
+	replay   *replayGuard
+	audit    *auditLog // nil when disabled
 	outbox   *outbox
 	once     *onceTracker // durable messages being handled now
 	limits   *peerLimits
 	started  time.Time
 	rr       roundRobin // delegate rotation
+	tls      *tls.Config // served when gateway.tls has a certificate, else nil
+	clients  peerClients // HTTP clients for wss:// peers
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -82,6 +89,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
+	var err error
+	if n.tls, err = newServerTLS(cfg.Gateway.TLS, n.log); err != nil {
+		return nil, err
+	}
 	for _, a := range cfg.Agents {
 		h := opts.Handlers[a.ID]
 		if h == nil {
@@ -107,6 +118,13 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.contexts = newContextStore(st)
+	auth := cfg.Gateway.Auth
+	n.authCfg.Store(&auth)
+	n.replay = newReplayGuard(time.Duration(cmpOrInt(cfg.Gateway.ReplayWindowMs, 300000)) * time.Millisecond)
+	if n.audit, err = openAudit(cfg.Audit, cfg.Storage.Dir); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.once = &onceTracker{inflight: make(map[string]chan struct{})}
 	if n.outbox, err = newOutbox(n, st); err != nil {
 		st.Close()
@@ -149,6 +167,9 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.httpSrv != nil || n.stopping {
 		return errors.New("federation: node already started or stopped")
 	}
+	if n.tls != nil {
+		ln = tls.NewListener(ln, n.tls)
+	}
 	n.listener = ln
 	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
@@ -168,6 +189,7 @@ func (n *Node) logStart() {
 		"federation", n.cfg.Federation.Enabled, "requireAuth", n.cfg.Federation.RequireAuth)
 	for _, p := range n.peers.list() {
 		n.log.Info("peer", "id", p.ID, "url", p.URL, "agentId", p.AgentID, "enabled", p.IsEnabled(), "source", p.source)
+		logPeerTLS(n.log, &p.PeerConfig)
 	}
 	for id, a := range n.agents {
 		n.log.Info("agent", "id", id, "type", a.cfg.Handler.Type, "capabilities", a.cfg.Capabilities)
@@ -190,12 +212,17 @@ func (n *Node) Addr() net.Addr {
 	return n.listener.Addr()
 }
 
-// URL returns the ws:// URL peers and operators use to reach this node.
+// URL returns the ws:// (wss:// with gateway.tls) URL peers and operators
+// use to reach this node.
 func (n *Node) URL() string {
-	if a := n.Addr(); a != nil {
-		return "ws://" + a.String()
+	a := n.Addr()
+	switch {
+	case a == nil:
+		return ""
+	case n.tls != nil:
+		return "wss://" + a.String()
 	}
-	return ""
+	return "ws://" + a.String()
 }
 
 // Shutdown stops accepting connections, lets requests in flight finish
@@ -218,13 +245,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
 	n.pool.Close()
+	n.clients.closeIdle()
 	n.loops.Wait()
 	if httpSrv != nil {
 		if err := <-n.serveErr; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, n.store.Close())
+	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
 

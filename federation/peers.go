@@ -155,3 +155,44 @@ func (r *registry) unregister(id string) error {
 	r.removeLocked(p)
 	return nil
 }
+
+// replaceStatic swaps in a new set of static peers, keeping dynamic ones
+// (a dynamic peer whose id a static one now takes is hidden until the
+// static one goes). It returns the ids whose configuration changed.
+func (r *registry) replaceStatic(static []PeerConfig) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]PeerConfig, len(static))
+	for _, p := range static {
+		next[p.ID] = p
+	}
+	var changed []string
+	for id, old := range r.byID {
+		if old.source != SourceStatic {
+			continue
+		}
+		if p, ok := next[id]; !ok || !samePeer(old.PeerConfig, p) {
+			r.removeLocked(old)
+			changed = append(changed, id)
+		}
+	}
+	for _, p := range static {
+		if old, ok := r.byID[p.ID]; ok {
+			if old.source == SourceStatic {
+				continue // unchanged
+			}
+			r.removeLocked(old)
+		}
+		if !slices.Contains(changed, p.ID) {
+			changed = append(changed, p.ID)
+		}
+		r.addLocked(&peer{PeerConfig: p, source: SourceStatic})
+	}
+	return changed
+}
+
+func samePeer(a, b PeerConfig) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}

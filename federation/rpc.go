@@ -85,6 +85,22 @@ type PeerHealth struct {
 }
 
 func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway.Identity, error) {
+	id, err := n.authenticateRole(r, p)
+	if err != nil {
+		detail := ""
+		var e *gateway.Error
+		if errors.As(err, &e) {
+			if d, ok := e.Details.(map[string]string); ok {
+				detail = d["code"]
+			}
+		}
+		n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Peer: p.Client.InstanceID, Method: p.Role,
+			Outcome: gateway.CodeOf(err), Detail: detail})
+	}
+	return id, err
+}
+
+func (n *Node) authenticateRole(r *http.Request, p *gateway.ConnectParams) (*gateway.Identity, error) {
 	token := ""
 	if p.Auth != nil {
 		token = p.Auth.Token
@@ -99,7 +115,7 @@ func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway
 }
 
 func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Identity, error) {
-	want := n.cfg.Gateway.Auth.OperatorToken
+	want := n.auth().OperatorToken
 	switch {
 	case want != "" && tokenEqual(token, want):
 		return &gateway.Identity{Role: gateway.RoleOperator, Authenticated: true}, nil
@@ -116,16 +132,19 @@ func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Ide
 func (n *Node) authenticatePeer(p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
 	// Compare against every credential, matched or not, so the time taken
 	// does not tell which one a guess came close to.
+	auth := n.auth()
 	matched := ""
-	for _, c := range n.cfg.Gateway.Auth.Peers {
-		if tokenEqual(token, c.Token) && matched == "" {
+	for _, c := range auth.Peers {
+		ok := tokenEqual(token, c.Token)
+		ok = tokenEqual(token, c.PreviousToken) || ok // both compared, always
+		if ok && matched == "" {
 			matched = c.ServerID
 		}
 	}
 	switch {
 	case matched != "":
 		return &gateway.Identity{Role: gateway.RolePeer, PeerID: matched, Authenticated: true}, nil
-	case token != "" && len(n.cfg.Gateway.Auth.Peers) > 0:
+	case token != "" && len(auth.Peers) > 0:
 		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "peer token matches no gateway.auth.peers entry")
 	case n.cfg.Federation.RequireAuth:
 		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires authentication (federation.requireAuth): present a token listed in its gateway.auth.peers")
@@ -171,7 +190,15 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
 	}
 	if id.Role == gateway.RolePeer {
-		if err := n.limits.allow(id.PeerID); err != nil {
+		cred := n.credential(id)
+		if cred != nil && len(cred.AllowMethods) > 0 && !slices.Contains(cred.AllowMethods, method) {
+			return nil, n.deny(id, method, "", fmt.Sprintf("method %s is not in gateway.auth.peers[%s].allowMethods", method, id.PeerID))
+		}
+		rate := 0.0
+		if cred != nil {
+			rate = cred.RatePerSec
+		}
+		if err := n.limits.allow(id.PeerID, rate); err != nil {
 			return nil, err
 		}
 	}
@@ -183,7 +210,13 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 	case MethodHealth:
 		return n.health(), nil
 	case MethodTool:
-		return n.Tool().Call(ctx, params)
+		out, err := n.Tool().Call(ctx, params)
+		var head struct {
+			Action string `json:"action"`
+		}
+		json.Unmarshal(params, &head)
+		n.audit.write(auditEvent{Dir: "op", Kind: "tool", Action: head.Action, Remote: id.RemoteAddr, Outcome: outcomeOf(err)})
+		return out, err
 	case MethodOutbox:
 		return n.serveOutbox(params)
 	}
@@ -215,17 +248,44 @@ func (n *Node) health() *Health {
 	return h
 }
 
-// serveRelay handles a message from a peer gateway for one of our agents.
-func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.RawMessage) (*Message, error) {
+func outcomeOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return gateway.CodeOf(err)
+}
+
+// serveRelay handles a message from a peer gateway for one of our agents,
+// and audits the outcome.
+func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.RawMessage) (reply *Message, err error) {
+	var p RelayParams
+	start := time.Now()
+	defer func() {
+		e := auditEvent{Dir: "in", Kind: "relay", Peer: id.PeerID, Agent: p.TargetAgent, Outcome: outcomeOf(err), LatencyMs: millis(time.Since(start))}
+		if m := p.Message; m != nil {
+			e.MessageID, e.CorrelationID, e.Type, e.Content = m.MessageID, m.CorrelationID, string(m.Type), m.Content
+		}
+		n.audit.write(e)
+	}()
+	return n.relayIn(ctx, id, raw, &p)
+}
+
+func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMessage, pp *RelayParams) (*Message, error) {
 	if !n.cfg.Federation.Enabled {
 		return nil, fmt.Errorf("%w: gateway %q has federation.enabled=false", ErrFederationDisabled, n.serverID)
 	}
-	var p RelayParams
-	if err := json.Unmarshal(raw, &p); err != nil {
+	if err := json.Unmarshal(raw, pp); err != nil {
 		return nil, fmt.Errorf("%w: federation.relay params: %v", ErrInvalidParams, err)
 	}
+	p := pp
 	msg := p.Message
 	if err := msg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := n.checkGrant(id, p); err != nil {
+		return nil, err
+	}
+	if err := n.replay.check(msg, !p.Durable); err != nil {
 		return nil, err
 	}
 	if msg.FromServer != id.PeerID {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,6 +236,27 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			ch.add(path+".token", "required; set the token this peer presents when it connects")
 		}
 	}
+	for i, cred := range g.Auth.Peers {
+		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
+		for j, m := range cred.AllowMethods {
+			if m != "federation.relay" && m != "federation.capabilities" && m != "federation.health" {
+				ch.add(fmt.Sprintf("%s.allowMethods[%d]", path, j), "%q is not a peer method; use federation.relay, federation.capabilities or federation.health", m)
+			}
+		}
+		ch.count(path+".maxMessageBytes", cred.MaxMessageBytes)
+		if cred.RatePerSec < 0 {
+			ch.add(path+".ratePerSec", "%g is negative; leave it out for gateway.limits.peerRatePerSec", cred.RatePerSec)
+		}
+		if cred.PreviousToken != "" && cred.PreviousToken == cred.Token {
+			ch.add(path+".previousToken", "is the same as token; set it to the token being replaced, or remove it")
+		}
+	}
+	for i, h := range g.DynamicPeerHosts {
+		if _, err := path.Match(h, ""); err != nil || h == "" {
+			ch.add(fmt.Sprintf("gateway.dynamicPeerHosts[%d]", i), "%q is not a host pattern like \"127.0.0.1\" or \"*.example.com\"", h)
+		}
+	}
+	ch.timeout("gateway.replayWindowMs", g.ReplayWindowMs)
 	ch.timeout("gateway.heartbeatMs", g.HeartbeatMs)
 	ch.timeout("gateway.breaker.openMs", g.Breaker.OpenMs)
 	ch.count("gateway.breaker.failures", g.Breaker.Failures)

@@ -13,8 +13,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // benchMessage mirrors federation.Message (package federation imports this
@@ -185,4 +188,84 @@ func BenchmarkCallParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWebSocketEcho is the floor under BenchmarkCall: the same frames
+// through a bare coder/websocket echo, decoded with the same decodeFrame
+// and params decode on both sides, with no gateway around them.
+func BenchmarkWebSocketEcho(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("content=%d", size), func(b *testing.B) {
+			url := benchWSEcho(b)
+			ws, _, err := websocket.Dial(context.Background(), url, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ws.CloseNow()
+			ws.SetReadLimit(defaultMaxPayload)
+			raw, _ := marshalPayload(benchParams(strings.Repeat("x", size)))
+			data, _ := json.Marshal(Request{Type: FrameReq, ID: "1k", Method: "federation.relay", Params: raw})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ws.Write(ctx, websocket.MessageText, data); err != nil {
+					b.Fatal(err)
+				}
+				_, got, err := ws.Read(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := benchDecode(got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchDecode(data []byte) error {
+	f, err := decodeFrame(data)
+	if err != nil {
+		return err
+	}
+	var p benchRelayParams
+	return json.Unmarshal(f.Params, &p)
+}
+
+// benchWSEcho serves a bare WebSocket echo that decodes every message, on
+// a loopback port, until the benchmark ends.
+func benchWSEcho(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns.Add(1)
+		defer conns.Done()
+		defer ws.CloseNow()
+		ws.SetReadLimit(defaultMaxPayload)
+		for {
+			typ, data, err := ws.Read(context.Background())
+			if err != nil || benchDecode(data) != nil {
+				return
+			}
+			if err := ws.Write(context.Background(), typ, data); err != nil {
+				return
+			}
+		}
+	})}
+	served := make(chan struct{})
+	go func() { defer close(served); hs.Serve(ln) }()
+	b.Cleanup(func() {
+		hs.Close()
+		<-served
+		conns.Wait() // the client has closed its end by now
+	})
+	return "ws://" + ln.Addr().String()
 }

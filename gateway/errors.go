@@ -32,6 +32,9 @@ const (
 	CodeRateLimited          = "RATE_LIMITED"    // over a rate limit; retry after retryAfterMs
 	CodeOverloaded           = "OVERLOADED"      // too much work queued; retry later
 	CodeUnknownMessage       = "UNKNOWN_MESSAGE" // no durable message with that id
+	CodeTooLarge             = "TOO_LARGE"       // a message over a size limit
+	CodeStale                = "STALE_MESSAGE"   // a timestamp outside the replay window
+	CodeReplayed             = "REPLAYED"        // a messageId this gateway has already seen from that peer
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

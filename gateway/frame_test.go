@@ -193,3 +193,27 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckDepth(t *testing.T) {
+	deep := strings.Repeat("[", 65) + strings.Repeat("]", 65)
+	for _, tt := range []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"flat", `{"type":"req","id":"1","method":"m","params":{"a":[1,2,{"b":3}]}}`, true},
+		{"64 levels", strings.Repeat("[", 64) + strings.Repeat("]", 64), true},
+		{"65 levels", deep, false},
+		{"brackets inside strings do not count", `{"s":"` + strings.Repeat("[", 100) + `"}`, true},
+		{"escaped quote keeps the string open", `{"s":"\"` + strings.Repeat("{", 100) + `"}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := checkDepth([]byte(tt.in), maxDepth); (err == nil) != tt.ok {
+				t.Fatalf("checkDepth = %v; want ok=%v", err, tt.ok)
+			}
+		})
+	}
+	if _, err := decodeFrame([]byte(`{"type":"req","id":"1","method":"m","params":` + deep + `}`)); err == nil {
+		t.Fatal("decodeFrame accepted a frame nested 65 levels deep")
+	}
+}

@@ -53,7 +53,18 @@ every connection with a close frame.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			<-ctx.Done()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					break wait
+				case <-hup:
+					reload(node, file, log)
+				}
+			}
 			log.Info("shutting down", "grace", grace)
 			sctx, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
@@ -71,6 +82,29 @@ every connection with a close frame.`,
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
 	return cmd
+}
+
+// reload re-reads the config file on SIGHUP and applies what can change
+// without a restart (credentials, static peers). A bad file changes
+// nothing.
+func reload(node *federation.Node, file string, log *slog.Logger) {
+	if file == "" {
+		log.Warn("SIGHUP ignored: no --config file to reload")
+		return
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	restart, err := node.Reload(cfg)
+	if err != nil {
+		log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if len(restart) > 0 {
+		log.Warn("reload applied credentials and peers; these changes need a restart", "keys", restart)
+	}
 }
 
 // loadConfig reads file, or returns the no-config default. A bad file is a

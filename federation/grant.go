@@ -1,0 +1,147 @@
+package federation
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// auth returns the credentials in force; Reload may replace them.
+func (n *Node) auth() *AuthConfig { return n.authCfg.Load() }
+
+// credential returns the gateway.auth.peers entry an authenticated peer
+// connection matched, or nil.
+func (n *Node) credential(id *gateway.Identity) *PeerCredential {
+	if !id.Authenticated {
+		return nil
+	}
+	for i, c := range n.auth().Peers {
+		if c.ServerID == id.PeerID {
+			return &n.auth().Peers[i]
+		}
+	}
+	return nil
+}
+
+// checkGrant enforces what the calling peer may reach: its agents and
+// capabilities allow-lists and its message size cap.
+func (n *Node) checkGrant(id *gateway.Identity, p *RelayParams) error {
+	cred := n.credential(id)
+	if cred == nil {
+		return nil
+	}
+	target := cmpOr(p.TargetAgent, p.Message.ToAgent)
+	if len(cred.AllowAgents) > 0 && !slices.Contains(cred.AllowAgents, target) {
+		return n.deny(id, MethodRelay, target, fmt.Sprintf("agent %q is not in the allowAgents of gateway.auth.peers entry %q", target, cred.ServerID))
+	}
+	if len(cred.AllowCapabilities) > 0 {
+		a := n.agents[target]
+		if a == nil || !slices.ContainsFunc(a.cfg.Capabilities, func(c string) bool { return slices.Contains(cred.AllowCapabilities, c) }) {
+			return n.deny(id, MethodRelay, target, fmt.Sprintf("agent %q has none of the allowCapabilities %q of gateway.auth.peers entry %q", target, cred.AllowCapabilities, cred.ServerID))
+		}
+	}
+	if max := cred.MaxMessageBytes; max > 0 {
+		size := len(p.Message.Content)
+		if p.Message.Context != nil {
+			b, _ := json.Marshal(p.Message.Context)
+			size += len(b)
+		}
+		if size > max {
+			return fmt.Errorf("%w: message of %d bytes (content and context) is over the %d-byte maxMessageBytes of gateway.auth.peers entry %q", ErrTooLarge, size, max, cred.ServerID)
+		}
+	}
+	return nil
+}
+
+// deny logs and audits a refused request and returns FORBIDDEN naming the
+// rule.
+func (n *Node) deny(id *gateway.Identity, method, agent, rule string) error {
+	n.log.Info("forbidden", "peer", id.PeerID, "method", method, "agent", agent, "rule", rule)
+	n.audit.write(auditEvent{Dir: "in", Kind: "forbidden", Peer: id.PeerID, Method: method, Agent: agent, Outcome: gateway.CodeForbidden, Detail: rule})
+	return fmt.Errorf("%w: %s", ErrForbidden, rule)
+}
+
+// checkDynamicHost refuses a register_peer URL whose host is not in
+// gateway.dynamicPeerHosts (when that list is set).
+func (n *Node) checkDynamicHost(raw string) error {
+	allow := n.cfg.Gateway.DynamicPeerHosts
+	if len(allow) == 0 {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: peerUrl: %v", ErrInvalidParams, err)
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, pat := range allow {
+		if ok, _ := path.Match(strings.ToLower(pat), host); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: peerUrl host %q is not in gateway.dynamicPeerHosts %q", ErrForbidden, host, allow)
+}
+
+// replayGuard refuses messages whose timestamp is outside the window, and
+// message ids already seen from the same sender within it.
+type replayGuard struct {
+	window time.Duration
+
+	mu    sync.Mutex // guards seen and order
+	seen  map[string]int64
+	order []string // insertion order, for eviction
+}
+
+const maxSeen = 200_000 // ids remembered; beyond that the oldest are forgotten
+
+func newReplayGuard(window time.Duration) *replayGuard {
+	return &replayGuard{window: window, seen: make(map[string]int64)}
+}
+
+// check validates msg's timestamp and, when remember is set, that its id
+// is new from that sender. Durable messages are not remembered here: the
+// receiver's once-only handling answers their redeliveries.
+func (g *replayGuard) check(msg *Message, remember bool) error {
+	now := time.Now()
+	skew := now.Sub(time.UnixMilli(msg.Timestamp))
+	if skew > g.window || skew < -g.window {
+		return fmt.Errorf("%w: message %q has timestamp %s, %v from this gateway's clock (window ±%v); check the sender's clock",
+			ErrStale, msg.MessageID, time.UnixMilli(msg.Timestamp).UTC().Format(time.RFC3339), skew.Round(time.Second), g.window)
+	}
+	if !remember {
+		return nil
+	}
+	key := msg.FromServer + "\x00" + msg.MessageID
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pruneLocked(now)
+	if _, dup := g.seen[key]; dup {
+		return fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, msg.FromServer)
+	}
+	if len(g.order) >= maxSeen {
+		delete(g.seen, g.order[0])
+		g.order = g.order[1:]
+	}
+	g.seen[key] = now.Add(g.window).UnixMilli()
+	g.order = append(g.order, key)
+	return nil
+}
+
+// pruneLocked forgets ids whose window has passed (they would be refused
+// as stale anyway).
+func (g *replayGuard) pruneLocked(now time.Time) {
+	i := 0
+	for i < len(g.order) && g.seen[g.order[i]] < now.UnixMilli() {
+		delete(g.seen, g.order[i])
+		i++
+	}
+	if i > 0 {
+		g.order = slices.Delete(g.order, 0, i)
+	}
+}
