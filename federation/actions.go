@@ -223,6 +223,9 @@ func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, e
 	if req.SyncData == nil {
 		return nil, fmt.Errorf("%w: syncData must be a JSON object", ErrInvalidParams)
 	}
+	if req.Durable || req.TTLMs != 0 {
+		return nil, fmt.Errorf("%w: sync_context does not take durable or ttlMs; send it again if it fails", ErrInvalidParams)
+	}
 	opts := req.MessageOptions
 	opts.Context = req.SyncData
 	msg, err := n.newMessage(TypeSync, p, "", opts)

@@ -45,11 +45,12 @@ const recentWindow = 20 // deliveries remembered for the error rate
 
 // peerHealth tracks one peer: its breaker, RTT, recent outcomes and load.
 type peerHealth struct {
-	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	inflight atomic.Int64
-	outbound *queue.Sem // requests to this peer wait here by priority
+	newBreaker func() *gobreaker.TwoStepCircuitBreaker[struct{}]
+	inflight   atomic.Int64
+	outbound   *queue.Sem // requests to this peer wait here by priority
 
 	mu       sync.Mutex // guards the fields below
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	rtt      time.Duration
 	lastSeen time.Time
 	lastErr  string
@@ -81,13 +82,16 @@ func (t *healthTracker) get(id string) *peerHealth {
 	h := t.peers[id]
 	if h == nil {
 		failures := uint32(t.settings.Failures)
-		h = &peerHealth{breaker: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-			Name:         id,
-			Timeout:      t.settings.Open,
-			ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
-			IsSuccessful: peerAnswered,
-			IsExcluded:   func(err error) bool { return gateway.CodeOf(err) == gateway.CodeCancelled },
-		}), outbound: queue.New(peerOutboundInFlight, peerOutboundQueue, queueAgeing)}
+		h = &peerHealth{newBreaker: func() *gobreaker.TwoStepCircuitBreaker[struct{}] {
+			return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+				Name:         id,
+				Timeout:      t.settings.Open,
+				ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+				IsSuccessful: peerAnswered,
+				IsExcluded:   func(err error) bool { return gateway.CodeOf(err) == gateway.CodeCancelled },
+			})
+		}, outbound: queue.New(peerOutboundInFlight, peerOutboundQueue, queueAgeing)}
+		h.breaker = h.newBreaker()
 		t.peers[id] = h
 	}
 	return h
@@ -114,7 +118,10 @@ func peerAnswered(err error) bool {
 // allow asks the breaker whether a delivery may start. It returns a done
 // func to report the outcome, or a CIRCUIT_OPEN error.
 func (h *peerHealth) allow(peerID string, open time.Duration) (func(error, time.Duration), error) {
-	done, err := h.breaker.Allow()
+	h.mu.Lock()
+	breaker := h.breaker
+	h.mu.Unlock()
+	done, err := breaker.Allow()
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return nil, fmt.Errorf("%w: peer %q failed repeatedly; its circuit is open and a probe is let through every %v",
 			ErrCircuitOpen, peerID, open)
@@ -148,12 +155,17 @@ func (h *peerHealth) record(err error, rtt time.Duration) {
 	}
 }
 
-// pong records a heartbeat answer.
+// pong records a heartbeat answer. A peer that answers pings is
+// reachable again, so an open circuit closes at once instead of waiting
+// for its probe.
 func (h *peerHealth) pong(rtt time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastSeen = time.Now()
 	h.observeRTTLocked(rtt)
+	if h.breaker.State() == gobreaker.StateOpen {
+		h.breaker = h.newBreaker()
+	}
 }
 
 // observeRTTLocked keeps an exponentially weighted moving average.

@@ -167,6 +167,7 @@ func (o *outbox) run(ctx context.Context) {
 		case <-timer.C:
 		case <-prune.C:
 			o.n.pruneProcessed(time.Now().Add(-processedKeep))
+			o.pruneFinished(time.Now().Add(-processedKeep))
 		}
 	}
 }
@@ -190,7 +191,13 @@ func (o *outbox) due(now time.Time) ([]*OutboxEntry, time.Duration) {
 			next = min(next, wait)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	sort.Slice(out, func(i, j int) bool { // urgent first, then oldest first
+		ri, rj := out[i].Message.Priority.Rank(), out[j].Message.Priority.Rank()
+		if ri != rj {
+			return ri > rj
+		}
+		return out[i].CreatedAt < out[j].CreatedAt
+	})
 	return out, next
 }
 
@@ -246,6 +253,23 @@ func (o *outbox) finish(e *OutboxEntry, state string, r *Result) {
 	delete(o.pending, e.MessageID)
 	o.mu.Unlock()
 	o.n.log.Info("durable message "+state, "messageId", e.MessageID, "peer", e.PeerID, "attempts", e.Attempts)
+}
+
+// pruneFinished deletes delivered entries last changed before cutoff, so
+// the outbox does not grow without bound. Failed and dead entries stay
+// until an operator retries or drops them.
+func (o *outbox) pruneFinished(cutoff time.Time) {
+	var old []store.KV
+	o.st.ForEach(store.Outbox, func(k string, v []byte) error {
+		var e OutboxEntry
+		if json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.CreatedAt < cutoff.UnixMilli() {
+			old = append(old, store.KV{Key: k})
+		}
+		return nil
+	})
+	if len(old) > 0 {
+		o.st.PutBatch(store.Outbox, old...)
+	}
 }
 
 // get returns the stored entry for id.

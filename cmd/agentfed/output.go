@@ -92,7 +92,7 @@ func showPeers(p *printer, raw json.RawMessage) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tURL\tAGENT\tCAPABILITIES\tSOURCE\tSTATE")
+	fmt.Fprintln(tw, "ID\tNAME\tURL\tAGENT\tCAPABILITIES\tSOURCE\tSTATE\tHEALTH\tRTT")
 	for _, e := range l.Peers {
 		state := "disabled"
 		switch {
@@ -101,7 +101,14 @@ func showPeers(p *printer, raw json.RawMessage) error {
 		case e.Enabled:
 			state = "idle"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, e.URL, e.AgentID, strings.Join(e.Capabilities, ","), e.Source, state)
+		health, rtt := e.Health.State, "-"
+		if e.Health.Circuit == "open" {
+			health += " (circuit open)"
+		}
+		if e.Health.RTTMs > 0 {
+			rtt = fmt.Sprintf("%.2f ms", e.Health.RTTMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, e.URL, e.AgentID, strings.Join(e.Capabilities, ","), e.Source, state, health, rtt)
 	}
 	return tw.Flush()
 }
