@@ -364,11 +364,19 @@ func (n *Node) relay(ctx context.Context, p *peer, params RelayParams, out **Mes
 	if err != nil {
 		return err
 	}
+	req := params.Message
+	eph, err := n.protectOutbound(p, &params) // sealed and signed last, just before the wire
+	if err != nil {
+		return err
+	}
 	var reply Message
 	if err := c.Call(ctx, MethodRelay, params, &reply); err != nil {
 		if gateway.CodeOf(err) == gateway.CodePeerUnavailable {
 			return fmt.Errorf("%w: peer %q: %v", ErrPeerUnavailable, p.ID, err)
 		}
+		return err
+	}
+	if err := n.acceptReply(p, req, &reply, eph); err != nil {
 		return err
 	}
 	*out = &reply

@@ -193,3 +193,34 @@ func BenchmarkDelegateSelect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDelegate is a whole Delegate that finds candidates and delivers
+// to one, by the number of candidates (all served by one echo gateway, each
+// over its own connection). Compared with BenchmarkRelay it shows what
+// choosing costs as candidates grow.
+func BenchmarkDelegate(b *testing.B) {
+	for _, n := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("candidates=%d", n), func(b *testing.B) {
+			echo := benchNode(b, "bench-echo", true)
+			conf := make([]federation.PeerConfig, n)
+			for i := range conf {
+				conf[i] = echoPeerConf(fmt.Sprintf("peer-%03d", i), echo, "echo")
+			}
+			main := benchNode(b, "bench-main", false, conf...)
+			req := federation.DelegateRequest{RequiredCapabilities: []string{"echo"}, Task: "build status?"}
+			ctx := context.Background()
+			for range 2 * n { // dial every candidate
+				if _, err := main.Delegate(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := main.Delegate(ctx, req)
+				if err != nil || res.Status != federation.StatusOK {
+					b.Fatalf("delegate: %v %v", err, res)
+				}
+			}
+		})
+	}
+}

@@ -60,6 +60,14 @@ type PeerConfig struct {
 	// TLS tunes how a wss:// peer's certificate is verified. agentfed's
 	// addition; by default system roots verify it.
 	TLS *PeerTLSConfig `yaml:"tls" json:"tls,omitempty"`
+	// PublicKey pins the peer gateway's Ed25519 signing key
+	// (ed25519:<base64url>, from its `agentfed identity`): its replies must
+	// be signed by it. agentfed's addition.
+	PublicKey string `yaml:"publicKey" json:"publicKey,omitempty"`
+	// EncryptionKey is the peer gateway's X25519 key (x25519:<base64url>):
+	// when set, the content and context of every message to the peer are
+	// sealed so that only it can read them. agentfed's addition.
+	EncryptionKey string `yaml:"encryptionKey" json:"encryptionKey,omitempty"`
 }
 
 // PeerTLSConfig says how to verify one wss:// peer, and which client
@@ -108,6 +116,21 @@ type GatewayConfig struct {
 	ReplayWindowMs int `yaml:"replayWindowMs" json:"replayWindowMs,omitempty"`
 	// TLS makes the gateway serve wss:// instead of ws://.
 	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
+	// Signing turns on application-layer signatures; see docs/SECURITY.md.
+	Signing SigningConfig `yaml:"signing" json:"signing"`
+}
+
+// SigningConfig says whether this gateway signs what it sends and insists
+// on signatures from its peers. The keys are the gateway's identity,
+// generated under storage.dir; the peers' keys are pinned on
+// gateway.auth.peers[].publicKey and federation.peers[].publicKey.
+type SigningConfig struct {
+	// Sign signs every outgoing relayed message and every reply.
+	Sign bool `yaml:"sign" json:"sign,omitempty"`
+	// Require refuses relayed messages that are not signed by a key pinned
+	// for their sender, so every gateway.auth.peers entry needs publicKey.
+	// Without it, only the peers with a pinned key must sign.
+	Require bool `yaml:"require" json:"require,omitempty"`
 }
 
 // ServerTLSConfig is the gateway's own certificate, reloaded when the
@@ -138,7 +161,7 @@ type BreakerConfig struct {
 // LimitsConfig bounds inbound load per peer gateway.
 type LimitsConfig struct {
 	// PeerRatePerSec is the sustained rate of requests one peer may send;
-	// beyond it requests fail with RATE_LIMITED. Default 1000; negative
+	// beyond it requests fail with RATE_LIMITED. Default 20000; negative
 	// means unlimited.
 	PeerRatePerSec float64 `yaml:"peerRatePerSec" json:"peerRatePerSec,omitempty"`
 	// PeerBurst is how many requests above the rate one peer may send at
@@ -177,6 +200,9 @@ type PeerCredential struct {
 	// MaxMessageBytes caps the size of one relayed message's content plus
 	// context from this peer. Default: the frame limit.
 	MaxMessageBytes int `yaml:"maxMessageBytes" json:"maxMessageBytes,omitempty"`
+	// PublicKey pins this peer's Ed25519 signing key (ed25519:<base64url>,
+	// from its `agentfed identity`): its messages must be signed by it.
+	PublicKey string `yaml:"publicKey" json:"publicKey,omitempty"`
 }
 
 // AgentConfig is one local agent hosted by this gateway.

@@ -200,9 +200,10 @@ func cmpOr(vals ...string) string {
 	return ""
 }
 
-// heartbeat pings every connected peer each interval, to measure RTT and
-// notice silent failures, and reconnects enabled peers whose connection
-// dropped (the pool's backoff paces the attempts). It returns when bg ends.
+// heartbeat pings every peer connection each interval, to measure RTT and
+// notice silent failures, and redials peers whose connection dropped (the
+// pool's backoff paces the attempts). Peers never used are left alone. It
+// returns when bg ends.
 func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -215,7 +216,9 @@ func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 		ctx, cancel := context.WithTimeout(bg, interval)
 		var wg sync.WaitGroup
 		for _, p := range n.peers.list() {
-			if !p.IsEnabled() {
+			// Only peers in use: a peer never dialled costs nothing, so
+			// registering 10,000 does not open 10,000 connections.
+			if !p.IsEnabled() || !n.pool.Known(p.ID) {
 				continue
 			}
 			h := n.tracker.get(p.ID)

@@ -27,4 +27,5 @@ var (
 	ErrTooLarge             = gateway.NewError(gateway.CodeTooLarge, "federation: too large")
 	ErrStale                = gateway.NewError(gateway.CodeStale, "federation: stale message")
 	ErrReplayed             = gateway.NewError(gateway.CodeReplayed, "federation: replayed message")
+	ErrBadSignature         = gateway.NewError(gateway.CodeBadSignature, "federation: bad signature")
 )

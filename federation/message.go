@@ -78,6 +78,13 @@ type Message struct {
 	CorrelationID string         `json:"correlationId,omitempty"`
 	Priority      Priority       `json:"priority,omitempty"`
 	Timestamp     int64          `json:"timestamp"`
+	// Sealed holds content and context encrypted to the target gateway,
+	// which are then empty in the clear (see Message.Seal). agentfed's
+	// addition.
+	Sealed *Sealed `json:"sealed,omitempty"`
+	// Signature is the origin gateway's Ed25519 signature of every other
+	// field, base64url (see Identity.Sign). agentfed's addition.
+	Signature string `json:"signature,omitempty"`
 }
 
 // NewMessage returns a message with a fresh UUID, the current time in Unix

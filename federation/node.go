@@ -50,9 +50,10 @@ type Node struct {
 	once     *onceTracker // durable messages being handled now
 	limits   *peerLimits
 	started  time.Time
-	rr       roundRobin // delegate rotation
+	rr       roundRobin  // delegate rotation
 	tls      *tls.Config // served when gateway.tls has a certificate, else nil
 	clients  peerClients // HTTP clients for wss:// peers
+	identity *Identity   // signs and opens messages; see seal.go
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -106,6 +107,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	if n.identity, err = LoadIdentity(cfg.Storage.Dir); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.serverID = cfg.Federation.ServerID
 	if n.serverID == "" {
 		if n.serverID, err = st.ServerID(); err != nil {

@@ -200,13 +200,22 @@ func TestDeadPeerIsSkippedThenHeals(t *testing.T) {
 	})
 }
 
+// TestHeartbeatMeasuresRTT: once a peer is in use, heartbeats keep its
+// health fresh without any traffic; a peer never used is not dialled.
 func TestHeartbeatMeasuresRTT(t *testing.T) {
-	main, _, _ := workers(t, 1, nil, func(c *federation.Config) { c.Gateway.HeartbeatMs = 20 })
+	main, _, _ := workers(t, 2, nil, func(c *federation.Config) { c.Gateway.HeartbeatMs = 20 })
+	if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "worker-1", Message: "x"}); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	after := main.ListPeers().Peers[0].Health.LastSeen
 	waitFor(t, 5*time.Second, func() error {
 		h := main.ListPeers().Peers[0].Health
-		if h.RTTMs <= 0 || h.LastSeen == 0 || h.State != federation.HealthHealthy {
-			return fmt.Errorf("health %+v", h)
+		if h.LastSeen <= after || h.RTTMs <= 0 || h.State != federation.HealthHealthy {
+			return fmt.Errorf("no heartbeat since the send: %+v", h)
 		}
 		return nil
 	})
+	if p := main.ListPeers().Peers[1]; p.Connected || p.Health.State != federation.HealthUnknown {
+		t.Fatalf("an unused peer was dialled: %+v", p)
+	}
 }

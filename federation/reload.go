@@ -26,6 +26,9 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	if cfg.Federation.Enabled != n.cfg.Federation.Enabled {
 		needRestart = append(needRestart, "federation.enabled")
 	}
+	if cfg.Gateway.Signing != n.cfg.Gateway.Signing {
+		needRestart = append(needRestart, "gateway.signing")
+	}
 	if len(cfg.Agents) != len(n.cfg.Agents) {
 		needRestart = append(needRestart, "agents")
 	}

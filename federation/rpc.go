@@ -50,6 +50,11 @@ type RelayParams struct {
 type Capabilities struct {
 	ServerID string      `json:"serverId"`
 	Agents   []AgentInfo `json:"agents"`
+	// SigningKey and EncryptionKey are the gateway's identity keys, so
+	// that an operator can learn them; trust comes only from keys pinned
+	// in the config. agentfed's addition.
+	SigningKey    string `json:"signingKey,omitempty"`
+	EncryptionKey string `json:"encryptionKey,omitempty"`
 }
 
 // AgentInfo describes one local agent.
@@ -109,7 +114,7 @@ func (n *Node) authenticateRole(r *http.Request, p *gateway.ConnectParams) (*gat
 	case gateway.RoleOperator:
 		return n.authenticateOperator(r, token)
 	case gateway.RolePeer:
-		return n.authenticatePeer(p, token)
+		return n.authenticatePeer(r, p, token)
 	}
 	return nil, gateway.NewError(gateway.CodeInvalidRequest, fmt.Sprintf("invalid role %q: agentfed serves operator and peer", p.Role))
 }
@@ -129,7 +134,7 @@ func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Ide
 	return nil, unauthorized("AUTH_TOKEN_NOT_CONFIGURED", "operator access without gateway.auth.operatorToken is allowed only from loopback; set an operator token to allow remote operators")
 }
 
-func (n *Node) authenticatePeer(p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
+func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
 	// Compare against every credential, matched or not, so the time taken
 	// does not tell which one a guess came close to.
 	auth := n.auth()
@@ -141,9 +146,16 @@ func (n *Node) authenticatePeer(p *gateway.ConnectParams, token string) (*gatewa
 			matched = c.ServerID
 		}
 	}
+	// A client certificate verified against gateway.tls.clientCaFile that
+	// names a serverId authenticates as it, like that serverId's token.
+	certID := certPeerID(r, auth.Peers)
 	switch {
+	case matched != "" && certID != "" && matched != certID:
+		return nil, unauthorized("AUTH_IDENTITY_CONFLICT", fmt.Sprintf("the client certificate names %q but the token belongs to another gateway.auth.peers entry; present one identity", certID))
 	case matched != "":
 		return &gateway.Identity{Role: gateway.RolePeer, PeerID: matched, Authenticated: true}, nil
+	case certID != "":
+		return &gateway.Identity{Role: gateway.RolePeer, PeerID: certID, Authenticated: true}, nil
 	case token != "" && len(auth.Peers) > 0:
 		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "peer token matches no gateway.auth.peers entry")
 	case n.cfg.Federation.RequireAuth:
@@ -224,7 +236,8 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 }
 
 func (n *Node) capabilities() *Capabilities {
-	c := &Capabilities{ServerID: n.serverID, Agents: []AgentInfo{}}
+	pub := n.identity.Public()
+	c := &Capabilities{ServerID: n.serverID, Agents: []AgentInfo{}, SigningKey: pub.SigningKey, EncryptionKey: pub.EncryptionKey}
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id].cfg
 		c.Agents = append(c.Agents, AgentInfo{ID: a.ID, Name: a.Name, Capabilities: nonNil(a.Capabilities), Description: a.Description})
@@ -282,6 +295,11 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if err := msg.Validate(); err != nil {
 		return nil, err
 	}
+	// Verified and opened before anything reads content (maxMessageBytes).
+	replyTo, err := n.openInbound(id, p)
+	if err != nil {
+		return nil, err
+	}
 	if err := n.checkGrant(id, p); err != nil {
 		return nil, err
 	}
@@ -309,13 +327,19 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
 		defer cancel()
 	}
-	if msg.Type == TypeSync {
-		return n.acceptSync(msg)
+	var reply *Message
+	switch {
+	case msg.Type == TypeSync:
+		reply, err = n.acceptSync(msg)
+	case p.Durable:
+		reply, err = n.deliverOnce(ctx, agent, msg)
+	default:
+		reply, err = n.deliverLocal(ctx, agent, msg)
 	}
-	if p.Durable {
-		return n.deliverOnce(ctx, agent, msg)
+	if err != nil {
+		return nil, err
 	}
-	return n.deliverLocal(ctx, agent, msg)
+	return n.protectReply(msg, reply, replyTo)
 }
 
 func (n *Node) acceptSync(msg *Message) (*Message, error) {

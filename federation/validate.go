@@ -172,6 +172,8 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 	}
 	ch.capabilities(path+".capabilities", p.Capabilities)
 	ch.timeout(path+".timeoutMs", p.TimeoutMs)
+	ch.peerTLS(p, path)
+	ch.peerKeys(p, path)
 }
 
 // url checks that raw parses as an absolute URL with one of two schemes and
@@ -257,6 +259,8 @@ func (ch *checker) gateway(g *GatewayConfig) {
 		}
 	}
 	ch.timeout("gateway.replayWindowMs", g.ReplayWindowMs)
+	ch.serverTLS(&g.TLS)
+	ch.signing(g)
 	ch.timeout("gateway.heartbeatMs", g.HeartbeatMs)
 	ch.timeout("gateway.breaker.openMs", g.Breaker.OpenMs)
 	ch.count("gateway.breaker.failures", g.Breaker.Failures)

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -197,6 +198,40 @@ func TestValidate(t *testing.T) {
 				{Path: "agents[6].handler.command", Message: `required for an exec handler; give the program and its arguments, like ["./agent.sh"]`},
 				{Path: "agents[7].handler.url", Message: "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent"},
 				{Path: "agents[8].handler.url", Message: `scheme "ws" is not http:// or https://`},
+			},
+		},
+		{
+			name: "tls pins in hex with colons and base64",
+			modify: func(c *Config) {
+				c.Federation.Peers[1].TLS = &PeerTLSConfig{PinSHA256: strings.Repeat("ab:", 31) + "ab"}
+				c.Federation.Peers = append(c.Federation.Peers, PeerConfig{ID: "p", Name: "P", URL: "wss://p.example.com", AgentID: "a",
+					TLS: &PeerTLSConfig{InsecureSkipVerify: true, PinSHA256: "sha256/" + strings.Repeat("A", 43) + "="}})
+			},
+		},
+		{
+			name: "tls",
+			modify: func(c *Config) {
+				c.Federation.Peers[0].TLS = &PeerTLSConfig{InsecureSkipVerify: true}
+				c.Federation.Peers[1].TLS = &PeerTLSConfig{KeyFile: "k.pem", PinSHA256: "abcd", CAFile: "testdata/no-such-ca.pem"}
+				c.Gateway.TLS = ServerTLSConfig{ClientCAFile: "validate_test.go", RequireClientCert: true}
+			},
+			want: []Problem{
+				{Path: "federation.peers[0].tls", Message: "has no effect on a ws:// URL, which is neither encrypted nor verified; use wss:// or remove tls"},
+				{Path: "federation.peers[1].tls.certFile", Message: "required with federation.peers[1].tls.keyFile; give the PEM file of its certificate"},
+				{Path: "federation.peers[1].tls.caFile", Message: "cannot read it: open testdata/no-such-ca.pem: no such file or directory"},
+				{Path: "federation.peers[1].tls.pinSha256", Message: `"abcd" is 2 bytes of hex; a SHA-256 is 32 bytes (64 hex digits)`},
+				{Path: "gateway.tls.clientCaFile", Message: "needs gateway.tls.certFile and keyFile: client certificates are asked for only over TLS"},
+				{Path: "gateway.tls.clientCaFile", Message: "validate_test.go holds no PEM certificate"},
+			},
+		},
+		{
+			name: "tls pair that does not load",
+			modify: func(c *Config) {
+				c.Gateway.TLS = ServerTLSConfig{CertFile: "testdata/no-such-cert.pem", KeyFile: "testdata/no-such-key.pem", RequireClientCert: true}
+			},
+			want: []Problem{
+				{Path: "gateway.tls.certFile", Message: "cannot load the certificate and key: open testdata/no-such-cert.pem: no such file or directory"},
+				{Path: "gateway.tls.requireClientCert", Message: "needs gateway.tls.clientCaFile, the CAs that client certificates must be issued by"},
 			},
 		},
 		{

@@ -35,6 +35,7 @@ const (
 	CodeTooLarge             = "TOO_LARGE"       // a message over a size limit
 	CodeStale                = "STALE_MESSAGE"   // a timestamp outside the replay window
 	CodeReplayed             = "REPLAYED"        // a messageId this gateway has already seen from that peer
+	CodeBadSignature         = "BAD_SIGNATURE"   // a message or reply not signed by the pinned key, or a sealed one altered
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

@@ -168,6 +168,14 @@ func (p *Pool) Peek(key string) *Client {
 	return s.entry.client
 }
 
+// Known reports whether key has been dialled before (its connection may
+// have dropped since). Drop forgets a key.
+func (p *Pool) Known(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.slots[key] != nil
+}
+
 // Connected reports whether key has an open connection now.
 func (p *Pool) Connected(key string) bool { return p.Peek(key) != nil }
 

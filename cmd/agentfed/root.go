@@ -83,7 +83,7 @@ with 'agentfed send', 'agentfed peers', ... or 'agentfed tool JSON'.`,
 	}
 	root.AddCommand(
 		newServeCmd(s), newConfigCmd(s), newInitCmd(s), newDemoCmd(s), newVersionCmd(s), newSchemaCmd(s),
-		newToolCmd(s), newStatusCmd(s), newOutboxCmd(s), newBenchCmd(s),
+		newToolCmd(s), newStatusCmd(s), newOutboxCmd(s), newBenchCmd(s), newIdentityCmd(s),
 	)
 	root.AddCommand(newActionCmds(s)...)
 	return root

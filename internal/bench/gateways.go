@@ -40,7 +40,8 @@ func newGateways(log *slog.Logger) (*gateways, error) {
 // hosts the echo agent when echo is true, and knows peers. It is the
 // no-config gateway of `agentfed serve` with one change: no per-peer rate
 // limit, which would otherwise cap every throughput figure at the limit.
-func (g *gateways) start(serverID string, echo bool, peers []federation.PeerConfig) (*federation.Node, error) {
+// tweak, when given, changes the configuration before the node is built.
+func (g *gateways) start(serverID string, echo bool, peers []federation.PeerConfig, tweak ...func(*federation.Config)) (*federation.Node, error) {
 	cfg := config.Default()
 	cfg.Federation.ServerID = serverID
 	cfg.Federation.Peers = peers
@@ -57,6 +58,9 @@ func (g *gateways) start(serverID string, echo bool, peers []federation.PeerConf
 		handlers[echoAgent] = h
 	} else {
 		cfg.Agents = nil
+	}
+	for _, f := range tweak {
+		f(cfg)
 	}
 	n, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: g.log})
 	if err != nil {

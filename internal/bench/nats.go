@@ -79,30 +79,25 @@ func (e *natsEcho) close() {
 	e.srv.WaitForShutdown()
 }
 
-// measureNATSRTT times sequential request-replies of the sample frame
-// through an embedded nats-server.
-func measureNATSRTT(ctx context.Context, o *Options, s *sample) Result {
-	r := Result{Note: "nats.go Request -> embedded nats-server on 127.0.0.1 -> responder connection -> back; JSON-decoded on both sides"}
+// startNATSRTT starts a NATS echo with one responder: one op is one
+// request-reply of the sample frame.
+func startNATSRTT(_ context.Context, _ *Options, s *sample) (func(context.Context) error, func(), error) {
 	e, err := startNATSEcho(1)
 	if err != nil {
-		return fail(r, err)
+		return nil, nil, err
 	}
-	defer e.close()
-	l, err := timeLoop(ctx, o.Duration, func(context.Context) error { return e.request(s) })
-	if err != nil {
-		return fail(r, err)
-	}
-	l.addTo(&r, "")
-	return r
+	return func(context.Context) error { return e.request(s) }, e.close, nil
 }
 
-// natsThroughput runs o.Concurrency concurrent requesters against
-// GOMAXPROCS queue-group responders for d and returns messages per second.
-func natsThroughput(ctx context.Context, o *Options, s *sample, d time.Duration) (float64, error) {
+// startNATSThroughput starts a NATS echo with GOMAXPROCS queue-group
+// responders; a run keeps o.Concurrency requests in flight.
+func startNATSThroughput(o *Options, s *sample) (countFunc, func(), error) {
 	e, err := startNATSEcho(runtime.GOMAXPROCS(0))
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer e.close()
-	return rate(ctx, o.Concurrency, d, func(context.Context) error { return e.request(s) })
+	run := func(ctx context.Context, d time.Duration) (int64, time.Duration, error) {
+		return count(ctx, o.Concurrency, d, func(context.Context) error { return e.request(s) })
+	}
+	return run, e.close, nil
 }

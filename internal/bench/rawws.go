@@ -16,9 +16,9 @@ import (
 // relay request when decodeJSON is set. It is the floor a gateway's relay
 // is compared with: the same library, the same bytes, no federation.
 type wsEcho struct {
-	url string
-	ln  net.Listener
-	srv *http.Server
+	url    string
+	srv    *http.Server
+	served chan struct{} // closed when Serve has returned
 
 	mu    sync.Mutex // guards conns
 	conns map[*websocket.Conn]struct{}
@@ -30,7 +30,7 @@ func startWSEcho(decodeJSON bool) (*wsEcho, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &wsEcho{url: "ws://" + ln.Addr().String(), ln: ln, conns: make(map[*websocket.Conn]struct{})}
+	e := &wsEcho{url: "ws://" + ln.Addr().String(), served: make(chan struct{}), conns: make(map[*websocket.Conn]struct{})}
 	e.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -38,7 +38,10 @@ func startWSEcho(decodeJSON bool) (*wsEcho, error) {
 		}
 		e.serve(ws, decodeJSON)
 	}), ReadHeaderTimeout: 10 * time.Second}
-	go e.srv.Serve(ln)
+	go func() {
+		defer close(e.served)
+		e.srv.Serve(ln)
+	}()
 	return e, nil
 }
 
@@ -73,6 +76,7 @@ func (e *wsEcho) serve(ws *websocket.Conn, decodeJSON bool) {
 // close stops the server and every connection and waits for them.
 func (e *wsEcho) close() {
 	e.srv.Close()
+	<-e.served
 	e.mu.Lock()
 	conns := e.conns
 	e.conns = nil
@@ -94,22 +98,20 @@ func dialWS(ctx context.Context, url string) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// measureRawWSRTT times sequential round trips of the sample frame through
-// a bare WebSocket echo, decoding it on both sides.
-func measureRawWSRTT(ctx context.Context, o *Options, s *sample) Result {
-	r := Result{Note: "bare coder/websocket echo of the same frame, JSON-decoded on both sides: the floor"}
+// startRawWSRTT starts a JSON-decoding echo and dials it: one op is one
+// round trip of the sample frame, decoded on both sides.
+func startRawWSRTT(ctx context.Context, _ *Options, s *sample) (func(context.Context) error, func(), error) {
 	e, err := startWSEcho(true)
 	if err != nil {
-		return fail(r, err)
+		return nil, nil, err
 	}
-	defer e.close()
 	ws, err := dialWS(ctx, e.url)
 	if err != nil {
-		return fail(r, err)
+		e.close()
+		return nil, nil, err
 	}
-	defer ws.CloseNow()
-	bg := context.Background()
-	l, err := timeLoop(ctx, o.Duration, func(context.Context) error {
+	bg := context.Background() // the fastest path: no per-call timers
+	op := func(context.Context) error {
 		if err := ws.Write(bg, websocket.MessageText, s.frame); err != nil {
 			return err
 		}
@@ -118,87 +120,70 @@ func measureRawWSRTT(ctx context.Context, o *Options, s *sample) Result {
 			return err
 		}
 		return decode(b)
-	})
-	if err != nil {
-		return fail(r, err)
 	}
-	l.addTo(&r, "")
-	return r
+	return op, func() { ws.CloseNow(); e.close() }, nil
 }
 
-// pipelinedWSThroughput streams the sample frame through a bare echo that
-// does no JSON work, keeping window messages in flight on one connection,
-// and returns messages per second.
-func pipelinedWSThroughput(ctx context.Context, window int, d time.Duration, s *sample) (float64, error) {
+// pipeline streams the sample frame through a bare echo that does no JSON
+// work, keeping a window of messages in flight on one connection.
+type pipeline struct {
+	ws       *websocket.Conn
+	frame    []byte
+	tokens   chan struct{} // one per message in flight
+	received atomic.Int64
+	readDone chan struct{}
+	readErr  error // why the reader ended; set before readDone is closed
+}
+
+func startPipeline(ctx context.Context, window int, s *sample) (countFunc, func(), error) {
 	e, err := startWSEcho(false)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer e.close()
 	ws, err := dialWS(ctx, e.url)
 	if err != nil {
-		return 0, err
+		e.close()
+		return nil, nil, err
 	}
-	defer ws.CloseNow()
+	p := &pipeline{ws: ws, frame: s.frame, tokens: make(chan struct{}, window), readDone: make(chan struct{})}
+	go p.read()
+	return p.run, func() { ws.CloseNow(); <-p.readDone; e.close() }, nil
+}
 
-	tokens := make(chan struct{}, window)
-	var (
-		stop, counting atomic.Bool
-		received       atomic.Int64
-		readErr        error
-		readDone       = make(chan struct{})
-		writeErr       = make(chan error, 1)
-	)
-	go func() {
-		defer close(readDone)
-		for {
-			if _, _, err := ws.Read(context.Background()); err != nil {
-				readErr = err
-				return
-			}
-			if counting.Load() {
-				received.Add(1)
-			}
-			<-tokens
+func (p *pipeline) read() {
+	defer close(p.readDone)
+	for {
+		if _, _, err := p.ws.Read(context.Background()); err != nil {
+			p.readErr = err
+			return
 		}
-	}()
-	go func() {
-		for !stop.Load() {
-			select {
-			case tokens <- struct{}{}:
-			case <-readDone:
-				writeErr <- readErr
-				return
-			}
-			if err := ws.Write(context.Background(), websocket.MessageText, s.frame); err != nil {
-				writeErr <- err
-				return
-			}
-		}
-		writeErr <- nil
-	}()
-	sleep(ctx, warmup(d))
-	counting.Store(true)
-	start := time.Now()
-	sleep(ctx, d)
-	stop.Store(true)
-	if err := <-writeErr; err != nil {
-		return 0, err
+		p.received.Add(1)
+		<-p.tokens
 	}
-	// Collect the answers still in flight: the window drains.
-	for len(tokens) > 0 {
+}
+
+// run writes for d, keeping the window full, then waits for the answers
+// still in flight, and returns how many answers came back meanwhile.
+func (p *pipeline) run(ctx context.Context, d time.Duration) (int64, time.Duration, error) {
+	start := time.Now()
+	from := p.received.Load()
+	for end := start.Add(d); time.Now().Before(end) && ctx.Err() == nil; {
 		select {
-		case <-readDone:
-			return 0, readErr
+		case p.tokens <- struct{}{}:
+		case <-p.readDone:
+			return 0, 0, p.readErr
+		}
+		if err := p.ws.Write(context.Background(), websocket.MessageText, p.frame); err != nil {
+			return 0, 0, err
+		}
+	}
+	for len(p.tokens) > 0 {
+		select {
+		case <-p.readDone:
+			return 0, 0, p.readErr
 		default:
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
-	elapsed := time.Since(start)
-	ws.CloseNow()
-	<-readDone
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return float64(received.Load()) / elapsed.Seconds(), nil
+	return p.received.Load() - from, time.Since(start), ctx.Err()
 }

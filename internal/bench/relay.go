@@ -43,36 +43,29 @@ func startRelayPair(o *Options, connections int) (*relayPair, error) {
 
 func (p *relayPair) close() error { return p.gws.close() }
 
-// measureRelayRTT times sequential sends from a main gateway through a
-// second gateway to its echo agent and back.
-func measureRelayRTT(ctx context.Context, o *Options, s *sample) Result {
-	r := Result{Note: "sequential Node.Send main -> peer gateway -> echo agent -> back, one pooled connection"}
+// startRelayRTT starts a relay pair for relay-rtt: one send is one round
+// trip.
+func startRelayRTT(_ context.Context, o *Options, s *sample) (func(context.Context) error, func(), error) {
 	p, err := startRelayPair(o, 1)
 	if err != nil {
-		return fail(r, err)
+		return nil, nil, err
 	}
-	defer p.close()
-	l, err := timeLoop(ctx, o.Duration, func(ctx context.Context) error {
-		return send(ctx, p.main, p.peers[0], s.content)
-	})
-	if err != nil {
-		return fail(r, err)
-	}
-	l.addTo(&r, "")
-	return r
+	return func(ctx context.Context) error { return send(ctx, p.main, p.peers[0], s.content) }, func() { p.close() }, nil
 }
 
-// relayThroughput runs o.Concurrency concurrent senders spread over the
-// pair's connections for d and returns messages per second.
-func relayThroughput(ctx context.Context, o *Options, s *sample, connections int, d time.Duration) (float64, error) {
+// startRelayThroughput starts a relay pair with connections peer
+// connections; a run keeps o.Concurrency sends in flight across them.
+func startRelayThroughput(o *Options, s *sample, connections int) (countFunc, func(), error) {
 	p, err := startRelayPair(o, connections)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer p.close()
 	var next atomic.Uint64
-	return rate(ctx, o.Concurrency, d, func(ctx context.Context) error {
-		peer := p.peers[int(next.Add(1))%len(p.peers)]
-		return send(ctx, p.main, peer, s.content)
-	})
+	op := func(ctx context.Context) error {
+		return send(ctx, p.main, p.peers[int(next.Add(1))%len(p.peers)], s.content)
+	}
+	run := func(ctx context.Context, d time.Duration) (int64, time.Duration, error) {
+		return count(ctx, o.Concurrency, d, op)
+	}
+	return run, func() { p.close() }, nil
 }

@@ -36,7 +36,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "target\t%14s\tgoal\tstatus\n", "value")
 	for _, t := range rep.Targets {
 		v := "-"
-		if t.Status != StatusNotMeasured && t.Status != StatusNotImplemented {
+		if t.Status != StatusNotMeasured {
 			v = format(t.Value, t.Unit) + " " + t.Unit
 		}
 		fmt.Fprintf(tw, "%s\t%14s\t%s\t%s\n", t.Name, v, orDash(t.Goal), t.Status)

@@ -23,11 +23,11 @@ import (
 //     qualifies. This is the selection work without a delivery, and the
 //     figure the target applies to;
 //   - hit: c(5) and c(7), held by P/C peers whose gateway is a real echo
-//     gateway; hit-overhead is its p50 minus that of a Send to one of those
-//     peers, timed alternately with it.
+//     gateway; hit-overhead is its p50 minus that of a Send to those same
+//     peers in turn, timed alternately with it.
 func measureDelegateSelect(ctx context.Context, o *Options, s *sample) Result {
 	p, c := o.SelectPeers, o.SelectCapabilities
-	r := Result{Note: fmt.Sprintf("Delegate among %d peers with %d capabilities (3 each); scan walks the rarest capability's %d peers and finds none; hit delivers to one of %d candidates",
+	r := Result{Note: fmt.Sprintf("Delegate among %d peers with %d capabilities (3 each), heartbeats off; scan walks the rarest capability's %d peers and finds none; hit delivers to one of %d candidates",
 		p, c, 3*p/c, p/c)}
 	gws, err := newGateways(o.Logger)
 	if err != nil {
@@ -44,7 +44,9 @@ func measureDelegateSelect(ctx context.Context, o *Options, s *sample) Result {
 		peers[i] = echoPeer(fmt.Sprintf("peer-%05d", i), echo, capName(i), capName(i+1), capName(i+2))
 	}
 	t0 := time.Now()
-	main, err := gws.start("bench-main", false, peers)
+	// With heartbeats on, main would dial every one of its peers each
+	// interval (5s by default) in the middle of the measurement.
+	main, err := gws.start("bench-main", false, peers, func(c *federation.Config) { c.Gateway.HeartbeatMs = int(time.Hour / time.Millisecond) })
 	if err != nil {
 		return fail(r, err)
 	}
@@ -72,7 +74,11 @@ func measureDelegateSelect(ctx context.Context, o *Options, s *sample) Result {
 		r.add(m.name+"-p50", micros(l.percentile(50)), unitMicros)
 		r.add(m.name+"-p99", micros(l.percentile(99)), unitMicros)
 	}
-	hit, sent, err := delegateHits(ctx, main, fmt.Sprintf("peer-%05d", 5), []string{capName(5), capName(7)}, p/c, s, d)
+	var capable []string // the peers holding c(5) and c(7)
+	for i := 5; i < p; i += c {
+		capable = append(capable, fmt.Sprintf("peer-%05d", i))
+	}
+	hit, sent, err := delegateHits(ctx, main, capable, []string{capName(5), capName(7)}, s, d)
 	if err != nil {
 		return fail(r, err)
 	}
@@ -82,10 +88,10 @@ func measureDelegateSelect(ctx context.Context, o *Options, s *sample) Result {
 	return r
 }
 
-// delegateHits alternates a Delegate that finds capable candidates with a
-// Send to one of them for d, after a warm-up that dials every candidate,
-// and returns both sorted latencies.
-func delegateHits(ctx context.Context, main *federation.Node, peer string, caps []string, candidates int, s *sample, d time.Duration) (hit, sent latencies, err error) {
+// delegateHits alternates a Delegate that finds the capable candidates with
+// a Send to each of them in turn for d, after a warm-up that dials every
+// candidate, and returns both sorted latencies.
+func delegateHits(ctx context.Context, main *federation.Node, capable, caps []string, s *sample, d time.Duration) (hit, sent latencies, err error) {
 	req := federation.DelegateRequest{RequiredCapabilities: caps, Task: s.content}
 	delegate := func(ctx context.Context) error {
 		res, err := main.Delegate(ctx, req)
@@ -94,23 +100,23 @@ func delegateHits(ctx context.Context, main *federation.Node, peer string, caps 
 			return err
 		case res.Status != federation.StatusOK:
 			return fmt.Errorf("%w: delegate: %s %v", errNotOK, res.Status, res.Error)
-		case len(res.Candidates) != candidates:
-			return fmt.Errorf("delegate found %d candidates, want %d", len(res.Candidates), candidates)
+		case len(res.Candidates) != len(capable):
+			return fmt.Errorf("delegate found %d candidates, want %d", len(res.Candidates), len(capable))
 		}
 		return nil
 	}
-	for range 2 * candidates {
+	for range 2 * len(capable) {
 		if err := delegate(ctx); err != nil {
 			return nil, nil, err
 		}
 	}
-	for end := time.Now().Add(d); time.Now().Before(end) || len(hit) == 0; {
+	for i, end := 0, time.Now().Add(d); time.Now().Before(end) || len(hit) == 0; i++ {
 		t0 := time.Now()
 		if err := delegate(ctx); err != nil {
 			return nil, nil, err
 		}
 		t1 := time.Now()
-		if err := send(ctx, main, peer, s.content); err != nil {
+		if err := send(ctx, main, capable[i%len(capable)], s.content); err != nil {
 			return nil, nil, err
 		}
 		hit, sent = append(hit, t1.Sub(t0)), append(sent, time.Since(t1))

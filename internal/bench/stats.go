@@ -53,15 +53,35 @@ func millis(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 // connections are dialled, pools filled and code paths warm.
 func warmup(d time.Duration) time.Duration { return min(d/10, 500*time.Millisecond) }
 
+// slicesOf is how many alternating slices cases measured together split d
+// into: interleaving them spreads the machine's drift (other load, CPU
+// frequency, GC) over every case instead of biasing whichever ran last.
+func slicesOf(d time.Duration) int { return max(1, min(int(d/(250*time.Millisecond)), 20)) }
+
 // timeLoop calls op sequentially for warm-up and then for d, and returns
 // the latency of each call after the warm-up.
 func timeLoop(ctx context.Context, d time.Duration, op func(context.Context) error) (latencies, error) {
-	for end := time.Now().Add(warmup(d)); time.Now().Before(end); {
+	if err := repeat(ctx, warmup(d), op); err != nil {
+		return nil, err
+	}
+	return record(ctx, d, make(latencies, 0, 1<<12), op)
+}
+
+// repeat calls op sequentially for d, at least once.
+func repeat(ctx context.Context, d time.Duration, op func(context.Context) error) error {
+	for end := time.Now().Add(d); ; {
 		if err := op(ctx); err != nil {
-			return nil, err
+			return err
+		}
+		if !time.Now().Before(end) {
+			return ctx.Err()
 		}
 	}
-	l := make(latencies, 0, 1<<14)
+}
+
+// record calls op sequentially for d, at least once, and appends the
+// latency of each call to l.
+func record(ctx context.Context, d time.Duration, l latencies, op func(context.Context) error) (latencies, error) {
 	for end := time.Now().Add(d); ; {
 		t0 := time.Now()
 		if err := op(ctx); err != nil {
@@ -75,19 +95,20 @@ func timeLoop(ctx context.Context, d time.Duration, op func(context.Context) err
 	}
 }
 
-// rate runs op on workers goroutines for warm-up and then for d, and
-// returns the completed calls per second during d. The first error stops
-// every worker and is returned.
-func rate(ctx context.Context, workers int, d time.Duration, op func(context.Context) error) (float64, error) {
+// count runs op on workers goroutines for d and returns how many calls
+// completed and how long they took. The first error stops every worker
+// and is returned.
+func count(ctx context.Context, workers int, d time.Duration, op func(context.Context) error) (int64, time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		counting, stop atomic.Bool
-		n              atomic.Int64
-		errOnce        sync.Once
-		firstErr       error
-		wg             sync.WaitGroup
+		stop     atomic.Bool
+		n        atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+		wg       sync.WaitGroup
 	)
+	start := time.Now()
 	for range workers {
 		wg.Go(func() {
 			for !stop.Load() {
@@ -97,26 +118,18 @@ func rate(ctx context.Context, workers int, d time.Duration, op func(context.Con
 					cancel()
 					return
 				}
-				if counting.Load() {
-					n.Add(1)
-				}
+				n.Add(1)
 			}
 		})
 	}
-	sleep(ctx, warmup(d))
-	counting.Store(true)
-	start := time.Now()
 	sleep(ctx, d)
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
 	if firstErr != nil {
-		return 0, firstErr
+		return 0, 0, firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return float64(n.Load()) / elapsed.Seconds(), nil
+	return n.Load(), elapsed, ctx.Err()
 }
 
 // sleep waits for d or until ctx ends.

@@ -304,8 +304,8 @@ agents:
       id: b
 `,
 			want: []federation.Problem{
-				{Line: 3, Path: "federation.peers[0].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs"},
-				{Line: 3, Path: "federation.peers[1].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs"},
+				{Line: 3, Path: "federation.peers[0].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, tls, publicKey, encryptionKey"},
+				{Line: 3, Path: "federation.peers[1].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, tls, publicKey, encryptionKey"},
 			},
 		},
 		{
@@ -623,7 +623,7 @@ func TestParseLimits(t *testing.T) {
 			in: "x: &c [" + strings.Repeat("a,", 1000) + "a]\n" +
 				"federation:\n  peers: [" + strings.Repeat("{capabilities: *c},", 1000) + "{}]\n",
 			want: []federation.Problem{
-				{Line: 1, Path: "x", Message: "unknown key; valid keys here are federation, gateway, agents, storage"},
+				{Line: 1, Path: "x", Message: "unknown key; valid keys here are federation, gateway, agents, storage, audit"},
 				{Message: "the file expands, through aliases (*name), to more than 262144 values; write the repeated values out"},
 			},
 		},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,6 +33,16 @@ const FileName = "agentfed.db"
 // Store is an open state database.
 type Store struct {
 	db *bolt.DB
+
+	mu         sync.Mutex // guards queue and committing
+	queue      []*batchReq
+	committing bool // a caller is committing the queue
+}
+
+type batchReq struct {
+	bucket string
+	kvs    []KV
+	done   chan error
 }
 
 // Open creates dir if needed and opens its database. It fails at once, with
@@ -42,9 +53,6 @@ func Open(dir string) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err == nil {
-		db.MaxBatchDelay = 2 * time.Millisecond // group commit window
-	}
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("storage.dir %q is in use by another agentfed gateway; give each gateway its own storage.dir", dir)
 	}
@@ -94,25 +102,71 @@ type KV struct {
 	Value []byte // nil deletes Key
 }
 
-// PutBatch stores (or deletes) kvs in bucket in one transaction, and joins
-// concurrent callers into a shared commit: many writers pay for one fsync
-// (group commit). It returns when the data is on disk.
+// PutBatch stores (or deletes, for a nil Value) kvs in bucket, and
+// returns when they are on disk. Concurrent callers share commits (group
+// commit): while one transaction is being written and fsynced, the writes
+// that arrive queue up, and the next transaction takes them all at once,
+// so many writers pay for one fsync without any fixed delay.
 func (s *Store) PutBatch(bucket string, kvs ...KV) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucket))
-		for _, kv := range kvs {
-			var err error
-			if kv.Value == nil {
-				err = b.Delete([]byte(kv.Key))
-			} else {
-				err = b.Put([]byte(kv.Key), kv.Value)
-			}
-			if err != nil {
+	req := &batchReq{bucket: bucket, kvs: kvs, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	if s.committing {
+		s.mu.Unlock()
+		return <-req.done // the committing caller will include it
+	}
+	s.committing = true
+	for len(s.queue) > 0 {
+		group := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		s.commit(group)
+		s.mu.Lock()
+	}
+	s.committing = false
+	s.mu.Unlock()
+	return <-req.done
+}
+
+// commit writes a group in one transaction. If it fails, each request is
+// retried alone, so one bad request cannot fail the others.
+func (s *Store) commit(group []*batchReq) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range group {
+			if err := apply(tx, r); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err == nil || len(group) == 1 {
+		for _, r := range group {
+			r.done <- err
+		}
+		return
+	}
+	for _, r := range group {
+		r.done <- s.db.Update(func(tx *bolt.Tx) error { return apply(tx, r) })
+	}
+}
+
+func apply(tx *bolt.Tx, r *batchReq) error {
+	b := tx.Bucket([]byte(r.bucket))
+	if b == nil {
+		return fmt.Errorf("no bucket %q", r.bucket)
+	}
+	for _, kv := range r.kvs {
+		var err error
+		if kv.Value == nil {
+			err = b.Delete([]byte(kv.Key))
+		} else {
+			err = b.Put([]byte(kv.Key), kv.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delete removes key from bucket.

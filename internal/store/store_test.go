@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -90,4 +91,48 @@ func TestPutBatchConcurrent(t *testing.T) {
 	if v, _ := s.Get(Outbox, "1"); v != nil {
 		t.Fatal("a nil value should delete")
 	}
+}
+
+func TestPutBatchBadBucketFailsAlone(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errc := make(chan error, 20)
+	for i := range 20 {
+		bucket := Outbox
+		if i == 7 {
+			bucket = "nope"
+		}
+		go func() { errc <- s.PutBatch(bucket, KV{Key: fmt.Sprint(i), Value: []byte("x")}) }()
+	}
+	failed := 0
+	for range 20 {
+		if <-errc != nil {
+			failed++
+		}
+	}
+	n := 0
+	s.ForEach(Outbox, func(string, []byte) error { n++; return nil })
+	if failed != 1 || n != 19 {
+		t.Fatalf("%d failed, %d stored; want only the bad bucket's write to fail", failed, n)
+	}
+}
+
+func BenchmarkPutBatchParallel(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.SetParallelism(32)
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.PutBatch(Outbox, KV{Key: fmt.Sprint(n.Add(1)), Value: make([]byte, 300)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
