@@ -51,6 +51,9 @@ func (h *HTTP) Handle(ctx context.Context, msg *federation.Message) (*federation
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/plain;q=0.9, */*;q=0.1")
+	// A durable message can reach the agent twice if its gateway crashed
+	// while the agent worked; the key lets the agent do the work once.
+	req.Header.Set("Idempotency-Key", msg.FromServer+"/"+msg.MessageID)
 
 	out, status, err := h.do(req)
 	switch {

@@ -32,6 +32,10 @@ func newAgentServer(t *testing.T) *httptest.Server {
 			http.Error(w, "bad message: "+err.Error(), http.StatusBadRequest)
 			return nil, false
 		}
+		if key, want := r.Header.Get("Idempotency-Key"), msg.FromServer+"/"+msg.MessageID; key != want {
+			http.Error(w, fmt.Sprintf("Idempotency-Key %q, want %q", key, want), http.StatusBadRequest)
+			return nil, false
+		}
 		return &msg, true
 	}
 	mux.HandleFunc("POST /json", func(w http.ResponseWriter, r *http.Request) {
