@@ -94,41 +94,48 @@ type replayGuard struct {
 	window time.Duration
 
 	mu    sync.Mutex // guards seen and order
-	seen  map[string]int64
+	seen  map[string]seenID
 	order []string // insertion order, for eviction
+}
+
+type seenID struct {
+	until   int64 // Unix ms after which the id is outside the window
+	durable bool
 }
 
 const maxSeen = 200_000 // ids remembered; beyond that the oldest are forgotten
 
 func newReplayGuard(window time.Duration) *replayGuard {
-	return &replayGuard{window: window, seen: make(map[string]int64)}
+	return &replayGuard{window: window, seen: make(map[string]seenID)}
 }
 
-// check validates msg's timestamp and, when remember is set, that its id
-// is new from that sender. Durable messages are not remembered here: the
-// receiver's once-only handling answers their redeliveries.
-func (g *replayGuard) check(msg *Message, remember bool) error {
+// check validates msg's timestamp and that its id is new from that
+// sender. Every id is remembered with whether it came durable: a durable
+// message may arrive again durable (the receiver's once-only store answers
+// the redelivery without running the agent), but any other repeat, such
+// as a delivered plain message resent as durable, is REPLAYED.
+func (g *replayGuard) check(msg *Message, durable bool) error {
 	now := time.Now()
 	skew := now.Sub(time.UnixMilli(msg.Timestamp))
 	if skew > g.window || skew < -g.window {
 		return fmt.Errorf("%w: message %q has timestamp %s, %v from this gateway's clock (window ±%v); check the sender's clock",
 			ErrStale, msg.MessageID, time.UnixMilli(msg.Timestamp).UTC().Format(time.RFC3339), skew.Round(time.Second), g.window)
 	}
-	if !remember {
-		return nil
-	}
 	key := msg.FromServer + "\x00" + msg.MessageID
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.pruneLocked(now)
-	if _, dup := g.seen[key]; dup {
+	if seen, dup := g.seen[key]; dup {
+		if seen.durable && durable {
+			return nil
+		}
 		return fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, msg.FromServer)
 	}
 	if len(g.order) >= maxSeen {
 		delete(g.seen, g.order[0])
 		g.order = g.order[1:]
 	}
-	g.seen[key] = now.Add(g.window).UnixMilli()
+	g.seen[key] = seenID{until: now.Add(g.window).UnixMilli(), durable: durable}
 	g.order = append(g.order, key)
 	return nil
 }
@@ -137,7 +144,7 @@ func (g *replayGuard) check(msg *Message, remember bool) error {
 // as stale anyway).
 func (g *replayGuard) pruneLocked(now time.Time) {
 	i := 0
-	for i < len(g.order) && g.seen[g.order[i]] < now.UnixMilli() {
+	for i < len(g.order) && g.seen[g.order[i]].until < now.UnixMilli() {
 		delete(g.seen, g.order[i])
 		i++
 	}

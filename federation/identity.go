@@ -221,7 +221,7 @@ func Fingerprint(pub ed25519.PublicKey) string {
 
 // ParseSigningKey parses an Ed25519 public key written ed25519:<base64url>.
 func ParseSigningKey(s string) (ed25519.PublicKey, error) {
-	b, err := parseKey(s, signingKeyPrefix, encryptionKeyPrefix, "Ed25519", ed25519.PublicKeySize)
+	b, err := parseKey(s, signingKeyPrefix, encryptionKeyPrefix, "Ed25519", "signingKey", ed25519.PublicKeySize)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func ParseSigningKey(s string) (ed25519.PublicKey, error) {
 
 // ParseEncryptionKey parses an X25519 public key written x25519:<base64url>.
 func ParseEncryptionKey(s string) (*ecdh.PublicKey, error) {
-	b, err := parseKey(s, encryptionKeyPrefix, signingKeyPrefix, "X25519", 32)
+	b, err := parseKey(s, encryptionKeyPrefix, signingKeyPrefix, "X25519", "encryptionKey", 32)
 	if err != nil {
 		return nil, err
 	}
@@ -238,14 +238,15 @@ func ParseEncryptionKey(s string) (*ecdh.PublicKey, error) {
 }
 
 // parseKey decodes prefix<base64url> of size bytes. other is the prefix of
-// the other kind of key, named in the error when it is used by mistake.
-func parseKey(s, prefix, other, kind string, size int) ([]byte, error) {
+// the other kind of key, named in the error when it is used by mistake, and
+// line the line of `agentfed identity` that shows the right one.
+func parseKey(s, prefix, other, kind, line string, size int) ([]byte, error) {
 	rest, ok := strings.CutPrefix(s, prefix)
 	if !ok {
 		if strings.HasPrefix(s, other) {
-			return nil, fmt.Errorf("is an %s key, not %s; copy the %s line of `agentfed identity`", strings.TrimSuffix(other, ":"), kind, strings.TrimSuffix(prefix, ":"))
+			return nil, fmt.Errorf("is an %s key, not %s; copy the %s line of the peer's `agentfed identity`", strings.TrimSuffix(other, ":"), kind, line)
 		}
-		return nil, fmt.Errorf("is not an %s public key: write it %s<base64url>, as `agentfed identity` prints it", kind, prefix)
+		return nil, fmt.Errorf("is not an %s public key: write it %s<base64url>, as the %s line of `agentfed identity` shows it", kind, prefix, line)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest, "="))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentfed/agentfed/federation"
@@ -142,5 +143,31 @@ func TestValidateSigning(t *testing.T) {
 				t.Errorf("problem paths (-want +got):\n%s\n%v", diff, cfg.Validate())
 			}
 		})
+	}
+}
+
+// TestIdentityCreatedOnce: processes racing to create the identity (a
+// gateway starting while `agentfed identity` runs) end up with one.
+func TestIdentityCreatedOnce(t *testing.T) {
+	dir := t.TempDir()
+	keys := make([]federation.PublicIdentity, 8)
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			id, err := federation.LoadIdentity(dir)
+			if errs[i] = err; err == nil {
+				keys[i] = id.Public()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if diff := cmp.Diff(keys[0], keys[i]); diff != "" {
+			t.Fatalf("concurrent LoadIdentity calls disagree (-0 +%d):\n%s", i, diff)
+		}
 	}
 }

@@ -303,7 +303,7 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if err := n.checkGrant(id, p); err != nil {
 		return nil, err
 	}
-	if err := n.replay.check(msg, !p.Durable); err != nil {
+	if err := n.replay.check(msg, p.Durable); err != nil {
 		return nil, err
 	}
 	if msg.FromServer != id.PeerID {

@@ -49,6 +49,20 @@ func TestReplayProtection(t *testing.T) {
 	if err := relayMsg(t, c, m, "public"); code(err) != gateway.CodeReplayed {
 		t.Fatalf("the same message again: %v; want REPLAYED", err)
 	}
+	// Resending a delivered plain message as durable is a replay too.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Call(ctx, federation.MethodRelay, federation.RelayParams{TargetAgent: "public", Message: m, Durable: true}, nil)
+	if code(err) != gateway.CodeReplayed {
+		t.Fatalf("a delivered message resent as durable: %v; want REPLAYED", err)
+	}
+	// A durable message may come again durable: the kept reply answers it.
+	d := federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "durable")
+	for i := range 2 {
+		if err := c.Call(ctx, federation.MethodRelay, federation.RelayParams{TargetAgent: "public", Message: d, Durable: true}, nil); err != nil {
+			t.Fatalf("durable delivery %d: %v", i+1, err)
+		}
+	}
 	for _, skew := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
 		old := federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "stale")
 		old.Timestamp = time.Now().Add(skew).UnixMilli()
