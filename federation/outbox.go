@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -59,13 +60,12 @@ type outbox struct {
 	st   *store.Store
 	wake chan struct{} // a new message is due
 
-	mu      sync.Mutex              // guards pending and running
-	pending map[string]*OutboxEntry // queued entries, by messageId
-	running map[string]bool         // entries being delivered now
+	mu    sync.Mutex // guards sched
+	sched schedule
 }
 
 func newOutbox(n *Node, st *store.Store) (*outbox, error) {
-	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), pending: map[string]*OutboxEntry{}, running: map[string]bool{}}
+	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: newSchedule()}
 	err := st.ForEach(store.Outbox, func(id string, v []byte) error {
 		var e OutboxEntry
 		if err := json.Unmarshal(v, &e); err != nil {
@@ -73,7 +73,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 		}
 		if e.State == StateQueued {
 			e.NextAttemptAt = 0 // resume at once after a restart
-			o.pending[id] = &e
+			o.sched.add(&e, time.Now())
 		}
 		return nil
 	})
@@ -94,9 +94,10 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 	if err := o.st.PutBatch(store.Outbox, kvs...); err != nil {
 		return fmt.Errorf("write outbox: %w", err)
 	}
+	now := time.Now()
 	o.mu.Lock()
 	for _, e := range entries {
-		o.pending[e.MessageID] = e
+		o.sched.add(e, now)
 	}
 	o.mu.Unlock()
 	o.poke()
@@ -107,12 +108,7 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 // it, so there is no reason to wait out their backoff.
 func (o *outbox) peerUp(peer string) {
 	o.mu.Lock()
-	found := false
-	for id, e := range o.pending {
-		if e.PeerID == peer && !o.running[id] && e.NextAttemptAt != 0 {
-			e.NextAttemptAt, found = 0, true
-		}
-	}
+	found := o.sched.wakePeer(peer)
 	o.mu.Unlock()
 	if found {
 		o.poke()
@@ -146,20 +142,28 @@ func (o *outbox) run(ctx context.Context) {
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
 	for {
-		due, next := o.due(time.Now())
-		for _, e := range due {
+		for {
+			o.mu.Lock()
+			e := o.sched.next(time.Now())
+			o.mu.Unlock()
+			if e == nil {
+				break
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
-				return
+				return // e stays queued on disk
 			}
 			wg.Go(func() {
-				defer o.poke() // reschedule: e may be due again later
+				defer o.poke() // its slot is free again
 				defer func() { <-slots }()
 				o.attempt(ctx, e)
 			})
 		}
-		timer.Reset(next)
+		o.mu.Lock()
+		wait := o.sched.wait(time.Now())
+		o.mu.Unlock()
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -172,45 +176,22 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
-// due marks and returns the entries whose attempt is due, and how long
-// until the next one is.
-func (o *outbox) due(now time.Time) ([]*OutboxEntry, time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	next := time.Hour
-	var out []*OutboxEntry
-	for id, e := range o.pending {
-		if o.running[id] {
-			continue
-		}
-		wait := time.UnixMilli(e.NextAttemptAt).Sub(now)
-		if wait <= 0 {
-			o.running[id] = true
-			out = append(out, e)
-		} else {
-			next = min(next, wait)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { // urgent first, then oldest first
-		ri, rj := out[i].Message.Priority.Rank(), out[j].Message.Priority.Rank()
-		if ri != rj {
-			return ri > rj
-		}
-		return out[i].CreatedAt < out[j].CreatedAt
-	})
-	return out, next
-}
-
-// attempt delivers e once and records the outcome.
+// attempt delivers e once, records the outcome, and schedules e again if
+// it is to be retried.
 func (o *outbox) attempt(ctx context.Context, e *OutboxEntry) {
+	retry := true
 	defer func() {
 		o.mu.Lock()
-		delete(o.running, e.MessageID)
+		if retry {
+			o.sched.add(e, time.Now())
+		} else {
+			o.sched.remove(e)
+		}
 		o.mu.Unlock()
 	}()
 	now := time.Now()
 	if e.ExpiresAt != 0 && now.UnixMilli() >= e.ExpiresAt {
-		o.finish(e, StateDead, nil)
+		retry = !o.finish(e, StateDead, nil)
 		return
 	}
 	r := o.n.deliverEntry(ctx, e)
@@ -220,9 +201,9 @@ func (o *outbox) attempt(ctx context.Context, e *OutboxEntry) {
 	e.Attempts++
 	switch {
 	case r.Status == StatusOK:
-		o.finish(e, StateDelivered, r)
+		retry = !o.finish(e, StateDelivered, r)
 	case !retryable(r):
-		o.finish(e, StateFailed, r)
+		retry = !o.finish(e, StateFailed, r)
 	default:
 		e.LastError = r.Error
 		backoff := min(time.Duration(1<<min(e.Attempts, 15))*50*time.Millisecond, outboxMaxBackoff)
@@ -236,8 +217,9 @@ func (o *outbox) attempt(ctx context.Context, e *OutboxEntry) {
 	}
 }
 
-// finish records a final state and takes the entry off the schedule.
-func (o *outbox) finish(e *OutboxEntry, state string, r *Result) {
+// finish records a final state; it reports whether that reached the disk
+// (if not, the entry stays scheduled and is tried again).
+func (o *outbox) finish(e *OutboxEntry, state string, r *Result) bool {
 	e.State, e.Result, e.NextAttemptAt = state, r, 0
 	if r != nil && r.Error != nil {
 		e.LastError = r.Error
@@ -247,12 +229,16 @@ func (o *outbox) finish(e *OutboxEntry, state string, r *Result) {
 	}
 	if err := o.save(e); err != nil {
 		o.n.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
-		return
+		e.State = StateQueued
+		e.NextAttemptAt = time.Now().Add(time.Second).UnixMilli() // not a tight loop on a failing disk
+		return false
 	}
-	o.mu.Lock()
-	delete(o.pending, e.MessageID)
-	o.mu.Unlock()
-	o.n.log.Info("durable message "+state, "messageId", e.MessageID, "peer", e.PeerID, "attempts", e.Attempts)
+	level := slog.LevelInfo
+	if state == StateDelivered {
+		level = slog.LevelDebug
+	}
+	o.n.log.Log(context.Background(), level, "durable message "+state, "messageId", e.MessageID, "peer", e.PeerID, "attempts", e.Attempts)
+	return true
 }
 
 // pruneFinished deletes delivered entries last changed before cutoff, so

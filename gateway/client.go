@@ -194,7 +194,10 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 	// other Call on it; so the write is bounded by writeTimeout instead,
 	// and ctx by the wait below.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	err = writeJSON(wctx, c.ws, Request{Type: FrameReq, ID: id, Method: method, Params: raw})
+	buf := getBuf()
+	*buf = appendRequest(*buf, id, method, raw)
+	err = c.ws.Write(wctx, websocket.MessageText, *buf)
+	putBuf(buf)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // Frame types, as in OpenClaw's gateway protocol.
@@ -128,4 +129,53 @@ func checkDepth(data []byte, limit int) error {
 		}
 	}
 	return nil
+}
+
+// bufPool recycles frame buffers: a frame is built, written, and its
+// buffer returned, so steady traffic allocates no frame buffers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // let the occasional huge frame's buffer go
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// appendString appends s as a JSON string. Ids and method names are
+// almost always plain ASCII; anything else goes through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendResponse appends a successful res frame around an already-encoded
+// payload, without encoding the payload a second time.
+func appendResponse(dst []byte, id string, payload []byte) []byte {
+	dst = append(dst, `{"type":"res","id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"ok":true,"payload":`...)
+	dst = append(dst, payload...)
+	return append(dst, '}')
+}
+
+// appendRequest appends a req frame around already-encoded params.
+func appendRequest(dst []byte, id, method string, params []byte) []byte {
+	dst = append(dst, `{"type":"req","id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"method":`...)
+	dst = appendString(dst, method)
+	dst = append(dst, `,"params":`...)
+	dst = append(dst, params...)
+	return append(dst, '}')
 }

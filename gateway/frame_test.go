@@ -217,3 +217,23 @@ func TestCheckDepth(t *testing.T) {
 		t.Fatal("decodeFrame accepted a frame nested 65 levels deep")
 	}
 }
+
+// TestAppendFramesMatchEncodingJSON: the hand-built frames decode to the
+// same values encoding/json produces, for ids that need escaping too.
+func TestAppendFramesMatchEncodingJSON(t *testing.T) {
+	for _, id := range []string{"1", "a-b_c", `q"uote`, "back\\slash", "ctl\x01", "<tag>&", "ünï", "\u2028"} {
+		payload := json.RawMessage(`{"x":[1,"two",{"three":null}]}`)
+		for name, got := range map[string][]byte{
+			"res": appendResponse(nil, id, payload),
+			"req": appendRequest(nil, id, "federation.relay", payload),
+		} {
+			f, err := decodeFrame(got)
+			if err != nil {
+				t.Fatalf("%s frame for id %q: %v: %s", name, id, err, got)
+			}
+			if f.ID != id || (name == "res" && (!f.OK || string(f.Payload) != string(payload))) || (name == "req" && (f.Method != "federation.relay" || string(f.Params) != string(payload))) {
+				t.Fatalf("%s frame for id %q decoded to %+v", name, id, f)
+			}
+		}
+	}
+}

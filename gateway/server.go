@@ -459,14 +459,18 @@ func (c *serverConn) drain(ctx context.Context) {
 }
 
 func (c *serverConn) reply(id string, payload any, err error) {
-	res := Response{Type: FrameRes, ID: id, OK: err == nil}
-	if err != nil {
-		res.Error = ToError(err)
-	} else if res.Payload, err = marshalPayload(payload); err != nil {
-		res.OK, res.Payload = false, nil
-		res.Error = NewError(CodeInternal, "encode response: "+err.Error())
+	if err == nil {
+		var b json.RawMessage
+		if b, err = marshalPayload(payload); err == nil {
+			buf := getBuf()
+			*buf = appendResponse(*buf, id, b)
+			c.writeBytes(*buf)
+			putBuf(buf)
+			return
+		}
+		err = NewError(CodeInternal, "encode response: "+err.Error())
 	}
-	c.write(res)
+	c.write(Response{Type: FrameRes, ID: id, Error: ToError(err)})
 }
 
 func (c *serverConn) event(name string, payload any) {
@@ -483,6 +487,10 @@ func (c *serverConn) write(v any) {
 	if err != nil {
 		return
 	}
+	c.writeBytes(b)
+}
+
+func (c *serverConn) writeBytes(b []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil && !errors.Is(err, context.Canceled) {

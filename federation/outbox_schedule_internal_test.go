@@ -1,0 +1,75 @@
+package federation
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func entry(id, peer string, prio Priority, created, next int64) *OutboxEntry {
+	return &OutboxEntry{MessageID: id, PeerID: peer, CreatedAt: created, NextAttemptAt: next, Message: &Message{Priority: prio}}
+}
+
+func drain(s *schedule, now time.Time) []string {
+	var out []string
+	for e := s.next(now); e != nil; e = s.next(now) {
+		out = append(out, e.MessageID)
+	}
+	return out
+}
+
+func TestScheduleOrder(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	s := newSchedule()
+	s.add(entry("low-old", "p", PriorityLow, 1, 0), now)
+	s.add(entry("normal", "p", PriorityNormal, 2, 0), now)
+	s.add(entry("urgent-new", "p", PriorityUrgent, 5, 0), now)
+	s.add(entry("urgent-old", "p", PriorityUrgent, 3, 0), now)
+	s.add(entry("later", "p", PriorityUrgent, 0, now.UnixMilli()+500), now)
+	if got, want := fmt.Sprint(drain(&s, now)), "[urgent-old urgent-new normal low-old]"; got != want {
+		t.Fatalf("due order %s; want %s", got, want)
+	}
+	if w := s.wait(now); w != 500*time.Millisecond {
+		t.Fatalf("wait %v; want 500ms", w)
+	}
+	if got := drain(&s, now.Add(500*time.Millisecond)); fmt.Sprint(got) != "[later]" {
+		t.Fatalf("after its backoff: %v", got)
+	}
+}
+
+func TestScheduleWakePeer(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	s := newSchedule()
+	a := entry("a", "up", PriorityNormal, 1, now.UnixMilli()+60_000)
+	s.add(a, now)
+	s.add(entry("b", "other", PriorityNormal, 2, now.UnixMilli()+60_000), now)
+	if !s.wakePeer("up") || s.wakePeer("up") {
+		t.Fatal("wakePeer should report waiting entries once")
+	}
+	if got := drain(&s, now); fmt.Sprint(got) != "[a]" {
+		t.Fatalf("after wakePeer: %v; want only the woken peer's entry", got)
+	}
+	// a's stale waiting item must not bring it back.
+	s.remove(a)
+	if got := drain(&s, now.Add(time.Hour)); fmt.Sprint(got) != "[b]" {
+		t.Fatalf("an hour later: %v; want [b]", got)
+	}
+}
+
+func BenchmarkSchedule(b *testing.B) {
+	now := time.Now()
+	s := newSchedule()
+	for i := range 1_000_000 {
+		s.add(entry(fmt.Sprint(i), "p", PriorityNormal, int64(i), 0), now)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		e := s.next(now)
+		if e == nil {
+			b.Fatal("empty")
+		}
+		e.NextAttemptAt = 0
+		e.CreatedAt = int64(1_000_000 + i)
+		s.add(e, now)
+	}
+}
