@@ -114,6 +114,9 @@ type GatewayConfig struct {
 	// this gateway's clock; messages outside it are refused as stale.
 	// Default 300000 (5 minutes).
 	ReplayWindowMs int `yaml:"replayWindowMs" json:"replayWindowMs,omitempty"`
+	// IdleTimeoutMs closes a connection that has sent nothing, not even a
+	// heartbeat ping, for this long. Default 600000 (10 minutes).
+	IdleTimeoutMs int `yaml:"idleTimeoutMs" json:"idleTimeoutMs,omitempty"`
 	// TLS makes the gateway serve wss:// instead of ws://.
 	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
 	// Signing turns on application-layer signatures; see docs/SECURITY.md.

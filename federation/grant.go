@@ -63,7 +63,9 @@ func (n *Node) checkGrant(id *gateway.Identity, p *RelayParams) error {
 // deny logs and audits a refused request and returns FORBIDDEN naming the
 // rule.
 func (n *Node) deny(id *gateway.Identity, method, agent, rule string) error {
-	n.log.Info("forbidden", "peer", id.PeerID, "method", method, "agent", agent, "rule", rule)
+	if ok, suppressed := n.remoteLog.Allow(); ok {
+		n.log.Info("forbidden", "peer", id.PeerID, "method", method, "agent", agent, "rule", rule, "suppressed", suppressed)
+	}
 	n.audit.write(auditEvent{Dir: "in", Kind: "forbidden", Peer: id.PeerID, Method: method, Agent: agent, Outcome: gateway.CodeForbidden, Detail: rule})
 	return fmt.Errorf("%w: %s", ErrForbidden, rule)
 }

@@ -46,14 +46,16 @@ type Node struct {
 	authCfg  atomic.Pointer[AuthConfig] // credentials in force; Reload swaps them
 	replay   *replayGuard
 	audit    *auditLog // nil when disabled
-	outbox   *outbox
-	once     *onceTracker // durable messages being handled now
-	limits   *peerLimits
-	started  time.Time
-	rr       roundRobin  // delegate rotation
-	tls      *tls.Config // served when gateway.tls has a certificate, else nil
-	clients  peerClients // HTTP clients for wss:// peers
-	identity *Identity   // signs and opens messages; see seal.go
+
+	remoteLog gateway.LogThrottle // logs that peers can trigger at will
+	outbox    *outbox
+	once      *onceTracker // durable messages being handled now
+	limits    *peerLimits
+	started   time.Time
+	rr        roundRobin  // delegate rotation
+	tls       *tls.Config // served when gateway.tls has a certificate, else nil
+	clients   peerClients // HTTP clients for wss:// peers
+	identity  *Identity   // signs and opens messages; see seal.go
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -148,6 +150,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		ServerID:     n.serverID,
 		Logger:       n.log,
 		Health:       func() any { return n.health() },
+		IdleTimeout:  time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
 		Started:      n.started,
 	}
 	return n, nil
@@ -172,11 +175,13 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.httpSrv != nil || n.stopping {
 		return errors.New("federation: node already started or stopped")
 	}
+	ln = gateway.TrackActivity(ln) // for the idle limit; under TLS
 	if n.tls != nil {
 		ln = tls.NewListener(ln, n.tls)
 	}
 	n.listener = ln
-	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ConnContext: gateway.ConnContext,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
 	n.bg, n.bgCancel = context.WithCancel(context.Background())

@@ -377,7 +377,9 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		err = fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)
 	}
 	if err != nil {
-		n.log.Info("agent failed", "agent", agent.cfg.ID, "messageId", msg.MessageID, "err", err)
+		if ok, suppressed := n.remoteLog.Allow(); ok {
+			n.log.Info("agent failed", "agent", agent.cfg.ID, "messageId", msg.MessageID, "err", err, "suppressed", suppressed)
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: agent %q did not answer before the caller's deadline", ErrTimeout, agent.cfg.ID)
 		}

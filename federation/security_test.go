@@ -262,3 +262,37 @@ func readAudit(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
+
+// TestIdleConnectionsAreClosed: a connection that sends nothing, not even
+// pings, is closed after gateway.idleTimeoutMs; one that keeps pinging is
+// not.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	cfg := newConfig(t, "idle-server", "echo")
+	cfg.Gateway.IdleTimeoutMs = 300
+	g := start(t, cfg, listen(t), nil)
+	quiet := operator(t, g, "")
+	busy := operator(t, g, "")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				busy.Ping(context.Background())
+			}
+		}
+	}()
+	select {
+	case <-quiet.Done():
+		if !strings.Contains(quiet.Err().Error(), "idle timeout") {
+			t.Fatalf("quiet connection closed with %v; want idle timeout", quiet.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle connection was never closed")
+	}
+	if busy.Err() != nil {
+		t.Fatalf("a connection that pings was closed: %v", busy.Err())
+	}
+}

@@ -259,6 +259,7 @@ func (ch *checker) gateway(g *GatewayConfig) {
 		}
 	}
 	ch.timeout("gateway.replayWindowMs", g.ReplayWindowMs)
+	ch.timeout("gateway.idleTimeoutMs", g.IdleTimeoutMs)
 	ch.serverTLS(&g.TLS)
 	ch.signing(g)
 	ch.timeout("gateway.heartbeatMs", g.HeartbeatMs)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/google/go-cmp/cmp"
@@ -55,4 +57,22 @@ func TestErrorIsMatchesCode(t *testing.T) {
 	if errors.Is(remote, errors.New(gateway.CodePeerUnavailable)) {
 		t.Error("errors.Is matched a plain error")
 	}
+}
+
+func TestLogThrottle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var th gateway.LogThrottle
+		if ok, _ := th.Allow(); !ok {
+			t.Fatal("the first line should pass")
+		}
+		for range 5 {
+			if ok, _ := th.Allow(); ok {
+				t.Fatal("a line within the interval passed")
+			}
+		}
+		time.Sleep(time.Second)
+		if ok, n := th.Allow(); !ok || n != 5 {
+			t.Fatalf("after the interval: ok=%v suppressed=%d; want true, 5", ok, n)
+		}
+	})
 }

@@ -64,12 +64,18 @@ type Server struct {
 	// MaxInFlight caps concurrent requests per connection; the reader
 	// waits for a free slot, which pushes back on the sender. Default 256.
 	MaxInFlight int
+	// IdleTimeout closes a connection that has read nothing (not even a
+	// ping) for this long; it needs the listener wrapped with TrackActivity.
+	// Default 10 minutes.
+	IdleTimeout time.Duration
 	// TickInterval is how often a tick event is sent. Default 30s.
 	TickInterval time.Duration
 
 	// Started is when the service started, for hello-ok's uptimeMs.
 	// Default: when the Server first served.
 	Started time.Time
+
+	refusedLog LogThrottle // remote parties can trigger refusals at will
 
 	startOnce sync.Once
 	mu        sync.Mutex // guards conns and closing
@@ -83,6 +89,7 @@ const (
 	defaultHandshakeTimeout = 15 * time.Second
 	defaultMaxInFlight      = 256
 	defaultTickInterval     = 30 * time.Second
+	defaultIdleTimeout      = 10 * time.Minute
 	maxPreauthPayload       = 64 << 10
 	writeTimeout            = 10 * time.Second
 )
@@ -133,7 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection: release the connection then too.
 	defer ws.Close(websocket.StatusInternalError, "connection ended")
 	ws.SetReadLimit(maxPreauthPayload)
-	c := &serverConn{srv: s, ws: ws, req: r, connID: newID()}
+	c := &serverConn{srv: s, ws: ws, req: r, connID: newID(), lastRead: lastActivity(r.Context())}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
 	if !s.track(c) {
@@ -205,6 +212,8 @@ type serverConn struct {
 	ctx    context.Context // ends when the connection is done
 	cancel context.CancelFunc
 
+	lastRead func() time.Time // when the TCP connection last read; nil if untracked
+
 	reqMu sync.Mutex                    // guards reqs
 	reqs  map[string]context.CancelFunc // requests in flight, by id
 
@@ -221,7 +230,9 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	log := c.srv.logger().With("conn", c.connID, "remote", c.req.RemoteAddr)
 	if err := c.handshake(); err != nil {
-		log.Info("handshake refused", "err", err)
+		if ok, suppressed := c.srv.refusedLog.Allow(); ok {
+			log.Info("handshake refused", "err", err, "suppressed", suppressed)
+		}
 		return
 	}
 	log = log.With("role", c.id.Role, "peer", c.id.PeerID)
@@ -334,12 +345,21 @@ func (c *serverConn) callHandler(ctx context.Context, f *frame) (payload any, er
 func (c *serverConn) tick() {
 	t := time.NewTicker(orDefault(c.srv.TickInterval, defaultTickInterval))
 	defer t.Stop()
+	idle := orDefault(c.srv.IdleTimeout, defaultIdleTimeout)
+	check := time.NewTicker(max(idle/4, 10*time.Millisecond))
+	defer check.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case now := <-t.C:
 			c.event("tick", TickEvent{TS: now.UnixMilli()})
+		case now := <-check.C:
+			if c.lastRead != nil && now.Sub(c.lastRead()) > idle {
+				c.srv.logger().Debug("closing idle connection", "conn", c.connID, "idle", idle)
+				c.ws.Close(websocket.StatusPolicyViolation, "idle timeout")
+				return
+			}
 		}
 	}
 }
