@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -45,18 +46,30 @@ type auditEvent struct {
 	Content       string  `json:"content,omitempty"`
 }
 
-// auditLog appends events to a size-rotated file. A nil *auditLog writes
-// nothing. Safe for concurrent use.
+// auditLog appends events to a size-rotated file. Writers only append to
+// a buffer; a background writer flushes it every auditFlush (sooner when
+// it passes auditBatch bytes) and on close, so the request path makes no
+// file syscall. A nil *auditLog writes nothing. Safe for concurrent use.
 type auditLog struct {
 	path           string
 	maxSize        int64
 	maxFiles       int
 	includeContent bool
 
-	mu   sync.Mutex // guards f and size
-	f    *os.File
-	size int64
+	mu    sync.Mutex // guards buf
+	buf   []byte     // lines not yet written
+	kick  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	fileM sync.Mutex // guards f and size; held by the writer
+	f     *os.File
+	size  int64
 }
+
+const (
+	auditFlush = 50 * time.Millisecond
+	auditBatch = 64 << 10
+)
 
 func openAudit(cfg AuditConfig, storageDir string) (*auditLog, error) {
 	if cfg.Enabled != nil && !*cfg.Enabled {
@@ -71,6 +84,8 @@ func openAudit(cfg AuditConfig, storageDir string) (*auditLog, error) {
 	if err := a.open(); err != nil {
 		return nil, err
 	}
+	a.kick, a.stop, a.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go a.run()
 	return a, nil
 }
 
@@ -88,8 +103,48 @@ func (a *auditLog) open() error {
 	return nil
 }
 
-// write appends one event. Failures are not fatal to the request; they
-// are reported on the next Close.
+// run flushes the buffer periodically until close.
+func (a *auditLog) run() {
+	defer close(a.done)
+	t := time.NewTicker(auditFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			a.flush()
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		a.flush()
+	}
+}
+
+// flush writes the buffered lines, rotating the file as needed.
+func (a *auditLog) flush() {
+	a.mu.Lock()
+	pending := a.buf
+	a.buf = nil
+	a.mu.Unlock()
+	a.fileM.Lock()
+	defer a.fileM.Unlock()
+	for len(pending) > 0 && a.f != nil {
+		chunk := pending // one write, unless the file must rotate first
+		if a.size+int64(len(chunk)) > a.maxSize {
+			chunk = pending[:bytes.IndexByte(pending, '\n')+1]
+			if a.size > 0 && a.size+int64(len(chunk)) > a.maxSize {
+				a.rotateLocked()
+				continue
+			}
+		}
+		pending = pending[len(chunk):]
+		if n, err := a.f.Write(chunk); err == nil {
+			a.size += int64(n)
+		}
+	}
+}
+
+// write queues one event for the writer.
 func (a *auditLog) write(e auditEvent) {
 	if a == nil {
 		return
@@ -104,15 +159,14 @@ func (a *auditLog) write(e auditEvent) {
 	}
 	b = append(b, '\n')
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.f == nil {
-		return
-	}
-	if a.size+int64(len(b)) > a.maxSize && a.size > 0 {
-		a.rotateLocked()
-	}
-	if n, err := a.f.Write(b); err == nil {
-		a.size += int64(n)
+	a.buf = append(a.buf, b...)
+	full := len(a.buf) >= auditBatch
+	a.mu.Unlock()
+	if full {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -129,12 +183,15 @@ func (a *auditLog) rotateLocked() {
 	a.open() // on failure f stays nil and events are dropped
 }
 
+// close flushes what is buffered and closes the file.
 func (a *auditLog) close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	close(a.stop)
+	<-a.done
+	a.fileM.Lock()
+	defer a.fileM.Unlock()
 	if a.f == nil {
 		return nil
 	}
