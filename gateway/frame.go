@@ -164,8 +164,11 @@ func appendString(dst []byte, s string) []byte {
 func appendResponse(dst []byte, id string, payload []byte) []byte {
 	dst = append(dst, `{"type":"res","id":`...)
 	dst = appendString(dst, id)
-	dst = append(dst, `,"ok":true,"payload":`...)
-	dst = append(dst, payload...)
+	dst = append(dst, `,"ok":true`...)
+	if len(payload) > 0 { // omitted when empty, as encoding/json's omitempty would
+		dst = append(dst, `,"payload":`...)
+		dst = append(dst, payload...)
+	}
 	return append(dst, '}')
 }
 
@@ -175,7 +178,9 @@ func appendRequest(dst []byte, id, method string, params []byte) []byte {
 	dst = appendString(dst, id)
 	dst = append(dst, `,"method":`...)
 	dst = appendString(dst, method)
-	dst = append(dst, `,"params":`...)
-	dst = append(dst, params...)
+	if len(params) > 0 {
+		dst = append(dst, `,"params":`...)
+		dst = append(dst, params...)
+	}
 	return append(dst, '}')
 }

@@ -221,6 +221,13 @@ func TestCheckDepth(t *testing.T) {
 // TestAppendFramesMatchEncodingJSON: the hand-built frames decode to the
 // same values encoding/json produces, for ids that need escaping too.
 func TestAppendFramesMatchEncodingJSON(t *testing.T) {
+	for _, empty := range []json.RawMessage{nil, {}} {
+		for _, b := range [][]byte{appendResponse(nil, "1", empty), appendRequest(nil, "1", "m", empty)} {
+			if _, err := decodeFrame(b); err != nil {
+				t.Fatalf("frame with an empty payload is invalid: %s: %v", b, err)
+			}
+		}
+	}
 	for _, id := range []string{"1", "a-b_c", `q"uote`, "back\\slash", "ctl\x01", "<tag>&", "ünï", "\u2028"} {
 		payload := json.RawMessage(`{"x":[1,"two",{"three":null}]}`)
 		for name, got := range map[string][]byte{
