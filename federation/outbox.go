@@ -73,7 +73,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 		}
 		if e.State == StateQueued {
 			e.NextAttemptAt = 0 // resume at once after a restart
-			o.sched.add(&e, time.Now())
+			o.sched.add(itemOf(&e), time.Now())
 		}
 		return nil
 	})
@@ -97,7 +97,7 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 	now := time.Now()
 	o.mu.Lock()
 	for _, e := range entries {
-		o.sched.add(e, now)
+		o.sched.add(itemOf(e), now)
 	}
 	o.mu.Unlock()
 	o.poke()
@@ -144,9 +144,9 @@ func (o *outbox) run(ctx context.Context) {
 	for {
 		for {
 			o.mu.Lock()
-			e := o.sched.next(time.Now())
+			it := o.sched.next(time.Now())
 			o.mu.Unlock()
-			if e == nil {
+			if it == nil {
 				break
 			}
 			select {
@@ -157,7 +157,7 @@ func (o *outbox) run(ctx context.Context) {
 			wg.Go(func() {
 				defer o.poke() // its slot is free again
 				defer func() { <-slots }()
-				o.attempt(ctx, e)
+				o.attempt(ctx, it)
 			})
 		}
 		o.mu.Lock()
@@ -176,19 +176,26 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
-// attempt delivers e once, records the outcome, and schedules e again if
-// it is to be retried.
-func (o *outbox) attempt(ctx context.Context, e *OutboxEntry) {
+// attempt loads the message from disk, delivers it once, records the
+// outcome, and schedules it again if it is to be retried.
+func (o *outbox) attempt(ctx context.Context, it *schedItem) {
 	retry := true
+	var e *OutboxEntry
 	defer func() {
 		o.mu.Lock()
-		if retry {
-			o.sched.add(e, time.Now())
+		if retry && e != nil {
+			it.next = e.NextAttemptAt
+			o.sched.add(it, time.Now())
 		} else {
-			o.sched.remove(e)
+			o.sched.remove(it)
 		}
 		o.mu.Unlock()
 	}()
+	e, err := o.get(it.id)
+	if err != nil || e.State != StateQueued {
+		retry = false // dropped or finished meanwhile
+		return
+	}
 	now := time.Now()
 	if e.ExpiresAt != 0 && now.UnixMilli() >= e.ExpiresAt {
 		retry = !o.finish(e, StateDead, nil)

@@ -7,13 +7,27 @@ import (
 
 // schedule orders the queued durable messages: those waiting out a
 // backoff by due time, those due by priority (urgent first) then age. Every
-// operation is O(log n), so a million queued messages cost no scans. It is
-// not safe for concurrent use: the outbox holds its mutex.
+// operation is O(log n), so a million queued messages cost no scans, and it
+// holds only a small item per message: the message itself stays on disk
+// until its attempt. It is not safe for concurrent use: the outbox holds
+// its mutex.
 type schedule struct {
 	waiting waitHeap
 	ready   readyHeap
-	where   map[string]int                     // messageId -> slotWaiting, slotReady or slotRunning
-	backoff map[string]map[string]*OutboxEntry // peer -> its entries waiting out a backoff
+	where   map[string]int                   // messageId -> slotWaiting, slotReady or slotRunning
+	backoff map[string]map[string]*schedItem // peer -> its items waiting out a backoff
+}
+
+// schedItem is what the schedule keeps of one queued message.
+type schedItem struct {
+	id, peer  string
+	rank      int   // priority rank
+	createdAt int64 // Unix ms
+	next      int64 // Unix ms of the next attempt; 0: now
+}
+
+func itemOf(e *OutboxEntry) *schedItem {
+	return &schedItem{id: e.MessageID, peer: e.PeerID, rank: e.Message.Priority.Rank(), createdAt: e.CreatedAt, next: e.NextAttemptAt}
 }
 
 const (
@@ -23,47 +37,47 @@ const (
 )
 
 func newSchedule() schedule {
-	return schedule{where: map[string]int{}, backoff: map[string]map[string]*OutboxEntry{}}
+	return schedule{where: map[string]int{}, backoff: map[string]map[string]*schedItem{}}
 }
 
 // add schedules e: ready if due at now, else waiting.
-func (s *schedule) add(e *OutboxEntry, now time.Time) {
-	if e.NextAttemptAt <= now.UnixMilli() {
-		s.where[e.MessageID] = slotReady
+func (s *schedule) add(e *schedItem, now time.Time) {
+	if e.next <= now.UnixMilli() {
+		s.where[e.id] = slotReady
 		heap.Push(&s.ready, e)
 		return
 	}
-	s.where[e.MessageID] = slotWaiting
-	heap.Push(&s.waiting, waitItem{e: e, at: e.NextAttemptAt})
-	if s.backoff[e.PeerID] == nil {
-		s.backoff[e.PeerID] = map[string]*OutboxEntry{}
+	s.where[e.id] = slotWaiting
+	heap.Push(&s.waiting, waitItem{e: e, at: e.next})
+	if s.backoff[e.peer] == nil {
+		s.backoff[e.peer] = map[string]*schedItem{}
 	}
-	s.backoff[e.PeerID][e.MessageID] = e
+	s.backoff[e.peer][e.id] = e
 }
 
-// remove forgets a finished entry.
-func (s *schedule) remove(e *OutboxEntry) {
-	delete(s.where, e.MessageID)
-	if b := s.backoff[e.PeerID]; b != nil {
-		delete(b, e.MessageID)
+// remove forgets a finished message.
+func (s *schedule) remove(e *schedItem) {
+	delete(s.where, e.id)
+	if b := s.backoff[e.peer]; b != nil {
+		delete(b, e.id)
 	}
 }
 
 // next returns the most urgent due entry and marks it running, or nil.
 // Heap items left behind by wakePeer or remove are skipped.
-func (s *schedule) next(now time.Time) *OutboxEntry {
+func (s *schedule) next(now time.Time) *schedItem {
 	for s.waiting.Len() > 0 && s.waiting[0].at <= now.UnixMilli() {
 		it := heap.Pop(&s.waiting).(waitItem)
-		if s.where[it.e.MessageID] == slotWaiting && it.e.NextAttemptAt == it.at {
-			delete(s.backoff[it.e.PeerID], it.e.MessageID)
-			s.where[it.e.MessageID] = slotReady
+		if s.where[it.e.id] == slotWaiting && it.e.next == it.at {
+			delete(s.backoff[it.e.peer], it.e.id)
+			s.where[it.e.id] = slotReady
 			heap.Push(&s.ready, it.e)
 		}
 	}
 	for s.ready.Len() > 0 {
-		e := heap.Pop(&s.ready).(*OutboxEntry)
-		if s.where[e.MessageID] == slotReady {
-			s.where[e.MessageID] = slotRunning
+		e := heap.Pop(&s.ready).(*schedItem)
+		if s.where[e.id] == slotReady {
+			s.where[e.id] = slotRunning
 			return e
 		}
 	}
@@ -83,7 +97,7 @@ func (s *schedule) wait(now time.Time) time.Duration {
 func (s *schedule) wakePeer(peer string) bool {
 	b := s.backoff[peer]
 	for id, e := range b {
-		e.NextAttemptAt = 0
+		e.next = 0
 		s.where[id] = slotReady
 		heap.Push(&s.ready, e)
 	}
@@ -92,8 +106,8 @@ func (s *schedule) wakePeer(peer string) bool {
 }
 
 type waitItem struct {
-	e  *OutboxEntry
-	at int64 // e.NextAttemptAt when pushed; a changed entry makes the item stale
+	e  *schedItem
+	at int64 // e.next when pushed; a changed item makes this one stale
 }
 
 type waitHeap []waitItem
@@ -109,18 +123,17 @@ func (h *waitHeap) Pop() any {
 	return it
 }
 
-type readyHeap []*OutboxEntry
+type readyHeap []*schedItem
 
 func (h readyHeap) Len() int { return len(h) }
 func (h readyHeap) Less(i, j int) bool {
-	ri, rj := h[i].Message.Priority.Rank(), h[j].Message.Priority.Rank()
-	if ri != rj {
-		return ri > rj
+	if h[i].rank != h[j].rank {
+		return h[i].rank > h[j].rank
 	}
-	return h[i].CreatedAt < h[j].CreatedAt
+	return h[i].createdAt < h[j].createdAt
 }
 func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *readyHeap) Push(x any)   { *h = append(*h, x.(*OutboxEntry)) }
+func (h *readyHeap) Push(x any)   { *h = append(*h, x.(*schedItem)) }
 func (h *readyHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]

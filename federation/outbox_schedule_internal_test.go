@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-func entry(id, peer string, prio Priority, created, next int64) *OutboxEntry {
-	return &OutboxEntry{MessageID: id, PeerID: peer, CreatedAt: created, NextAttemptAt: next, Message: &Message{Priority: prio}}
+func entry(id, peer string, prio Priority, created, next int64) *schedItem {
+	return itemOf(&OutboxEntry{MessageID: id, PeerID: peer, CreatedAt: created, NextAttemptAt: next, Message: &Message{Priority: prio}})
 }
 
 func drain(s *schedule, now time.Time) []string {
 	var out []string
 	for e := s.next(now); e != nil; e = s.next(now) {
-		out = append(out, e.MessageID)
+		out = append(out, e.id)
 	}
 	return out
 }
@@ -68,8 +68,8 @@ func BenchmarkSchedule(b *testing.B) {
 		if e == nil {
 			b.Fatal("empty")
 		}
-		e.NextAttemptAt = 0
-		e.CreatedAt = int64(1_000_000 + i)
+		e.next = 0
+		e.createdAt = int64(1_000_000 + i)
 		s.add(e, now)
 	}
 }
