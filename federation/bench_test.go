@@ -15,12 +15,9 @@ package federation_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -28,47 +25,19 @@ import (
 // The harness's listen, newConfig and start take a *testing.T; these are
 // their testing.TB counterparts for benchmarks.
 
-func listenTB(tb testing.TB) net.Listener {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ln
-}
-
 // benchNode starts a gateway named serverID, with an echo agent "echo"
 // when echo is set, knowing peers, until the benchmark ends. Per-peer rate
 // limits are off: a benchmark measures the path, not the limiter.
 func benchNode(tb testing.TB, serverID string, echo bool, peers ...federation.PeerConfig) *federation.Node {
 	tb.Helper()
-	cfg := &federation.Config{}
-	cfg.Federation.Enabled = true
-	cfg.Federation.ServerID = serverID
+	agentID := ""
+	if echo {
+		agentID = "echo"
+	}
+	cfg := newConfig(tb, serverID, agentID, "echo")
 	cfg.Federation.Peers = peers
 	cfg.Gateway.Limits.PeerRatePerSec = -1
-	cfg.Storage.Dir = tb.TempDir()
-	handlers := map[string]federation.Handler{}
-	if echo {
-		cfg.Agents = []federation.AgentConfig{{ID: "echo", Capabilities: []string{"echo"}, Handler: federation.HandlerConfig{Type: "echo"}}}
-		handlers["echo"] = agent.Echo{}
-	}
-	cfg.ApplyDefaults()
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := n.Serve(listenTB(tb)); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			tb.Errorf("shutdown %s: %v", serverID, err)
-		}
-	})
-	return n
+	return start(tb, cfg, listen(tb), nil).Node
 }
 
 func echoPeerConf(id string, n *federation.Node, caps ...string) federation.PeerConfig {

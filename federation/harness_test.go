@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ type gw struct {
 
 // listen reserves a loopback port, so that peers can name a gateway's URL
 // before it starts.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +39,7 @@ func url(ln net.Listener) string { return "ws://" + ln.Addr().String() }
 
 // newConfig returns an enabled config with an echo agent named agentID
 // (none when agentID is empty), storing under a temp dir.
-func newConfig(t *testing.T, serverID, agentID string, caps ...string) *federation.Config {
+func newConfig(t testing.TB, serverID, agentID string, caps ...string) *federation.Config {
 	cfg := &federation.Config{}
 	cfg.Federation.Enabled = true
 	cfg.Federation.ServerID = serverID
@@ -55,7 +56,13 @@ func peerConf(id, agentID string, ln net.Listener, caps ...string) federation.Pe
 
 // start builds handlers for cfg's agents (overridden by extra) and serves
 // the node on ln until the test ends.
-func start(t *testing.T, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler) *gw {
+func start(t testing.TB, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler) *gw {
+	t.Helper()
+	return startWith(t, cfg, ln, extra, nil)
+}
+
+// startWith is start with the node logging to log (nil: discard).
+func startWith(t testing.TB, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler, log *slog.Logger) *gw {
 	t.Helper()
 	cfg.ApplyDefaults()
 	handlers := map[string]federation.Handler{}
@@ -69,7 +76,7 @@ func start(t *testing.T, cfg *federation.Config, ln net.Listener, extra map[stri
 	for id, h := range extra {
 		handlers[id] = h
 	}
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers})
+	n, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +88,7 @@ func start(t *testing.T, cfg *federation.Config, ln net.Listener, extra map[stri
 	return g
 }
 
-func (g *gw) stop(t *testing.T) {
+func (g *gw) stop(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {

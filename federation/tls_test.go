@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -149,26 +148,7 @@ func (b *logBuffer) String() string {
 // startLogged is start with the node's logs, debug and up, kept in logs.
 func startLogged(t *testing.T, cfg *federation.Config, ln net.Listener, logs *logBuffer) *gw {
 	t.Helper()
-	cfg.ApplyDefaults()
-	handlers := map[string]federation.Handler{}
-	for _, a := range cfg.Agents {
-		h, err := agent.New(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		handlers[a.ID] = h
-	}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Serve(ln); err != nil {
-		t.Fatal(err)
-	}
-	g := &gw{Node: n, cfg: cfg, ln: ln}
-	t.Cleanup(func() { g.stop(t) })
-	return g
+	return startWith(t, cfg, ln, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 // tlsGateway starts "secure-server", hosting agent-1, serving wss:// with a
