@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,8 +345,10 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 		res.Status = StatusError
 		res.Error = gateway.ToError(err)
 	}
-	n.log.Debug("relay", "peer", p.ID, "messageId", msg.MessageID, "correlationId", msg.CorrelationID,
-		"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
+	if n.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when dropped
+		n.log.Debug("relay", "peer", p.ID, "messageId", msg.MessageID, "correlationId", msg.CorrelationID,
+			"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
+	}
 	outcome := "ok"
 	if res.Error != nil {
 		outcome = res.Error.Code

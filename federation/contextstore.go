@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/agentfed/agentfed/internal/store"
@@ -18,17 +19,34 @@ type SyncedContext struct {
 	Version int64          `json:"version"`
 }
 
-// contextStore keeps synced context per sender server and session, in
-// memory and in storage.dir, so it survives a restart.
+// Bounds on what peers can make a gateway keep.
+const (
+	maxSessionsPerSender = 10_000 // synced sessions one sender may keep
+	maxContextCache      = 4096   // synced contexts kept decoded in memory
+)
+
+// contextStore keeps synced context per sender server and session in
+// storage.dir, so it survives a restart, with a bounded cache in memory.
+// Sessions never synced cost nothing: a set of the keys on disk answers
+// them without a lookup.
 type contextStore struct {
 	st *store.Store
 
-	mu    sync.Mutex // guards cache and every read-modify-write
-	cache map[string]*SyncedContext
+	mu       sync.Mutex // guards the maps below and every read-modify-write
+	cache    map[string]*SyncedContext
+	known    map[string]struct{} // keys stored on disk
+	sessions map[string]int      // sender -> number of its keys in known
 }
 
-func newContextStore(st *store.Store) *contextStore {
-	return &contextStore{st: st, cache: make(map[string]*SyncedContext)}
+func newContextStore(st *store.Store) (*contextStore, error) {
+	s := &contextStore{st: st, cache: map[string]*SyncedContext{}, known: map[string]struct{}{}, sessions: map[string]int{}}
+	err := st.ForEach(store.Context, func(key string, _ []byte) error {
+		s.known[key] = struct{}{}
+		server, _, _ := strings.Cut(key, "\x00")
+		s.sessions[server]++
+		return nil
+	})
+	return s, err
 }
 
 func contextKey(server, session string) string {
@@ -38,12 +56,16 @@ func contextKey(server, session string) string {
 	return server + "\x00" + session
 }
 
-// getLocked returns the stored context, loading it from storage once.
+// getLocked returns the stored context (empty for a session never
+// synced), loading it from storage into the bounded cache.
 func (s *contextStore) getLocked(key string) (*SyncedContext, error) {
 	if c, ok := s.cache[key]; ok {
 		return c, nil
 	}
 	c := &SyncedContext{Data: map[string]any{}}
+	if _, ok := s.known[key]; !ok {
+		return c, nil // never synced: nothing to load, nothing to cache
+	}
 	b, err := s.st.Get(store.Context, key)
 	if err != nil {
 		return nil, err
@@ -53,8 +75,20 @@ func (s *contextStore) getLocked(key string) (*SyncedContext, error) {
 			return nil, fmt.Errorf("stored context %q: %w", key, err)
 		}
 	}
-	s.cache[key] = c
+	s.cacheLocked(key, c)
 	return c, nil
+}
+
+// cacheLocked keeps c decoded, evicting an arbitrary entry when full (the
+// disk has them all).
+func (s *contextStore) cacheLocked(key string, c *SyncedContext) {
+	if _, ok := s.cache[key]; !ok && len(s.cache) >= maxContextCache {
+		for k := range s.cache {
+			delete(s.cache, k)
+			break
+		}
+	}
+	s.cache[key] = c
 }
 
 // merge overlays data onto the stored context (top-level keys replace,
@@ -63,6 +97,10 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	key := contextKey(server, session)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, exists := s.known[key]
+	if !exists && s.sessions[server] >= maxSessionsPerSender {
+		return 0, fmt.Errorf("%w: %q already keeps %d synced sessions here; reuse a correlationId", ErrOverloaded, server, maxSessionsPerSender)
+	}
 	cur, err := s.getLocked(key)
 	if err != nil {
 		return 0, err
@@ -79,10 +117,14 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	if err != nil {
 		return 0, fmt.Errorf("encode context: %w", err)
 	}
-	if err := s.st.Put(store.Context, key, b); err != nil {
+	if err := s.st.PutBatch(store.Context, store.KV{Key: key, Value: b}); err != nil {
 		return 0, fmt.Errorf("save context: %w", err)
 	}
-	s.cache[key] = next
+	if !exists {
+		s.known[key] = struct{}{}
+		s.sessions[server]++
+	}
+	s.cacheLocked(key, next)
 	return next.Version, nil
 }
 

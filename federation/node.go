@@ -124,7 +124,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	n.contexts = newContextStore(st)
+	if n.contexts, err = newContextStore(st); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load synced context: %w", err)
+	}
 	auth := cfg.Gateway.Auth
 	n.authCfg.Store(&auth)
 	n.replay = newReplayGuard(time.Duration(cmpOrInt(cfg.Gateway.ReplayWindowMs, 300000)) * time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -388,7 +389,9 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		}
 		return nil, err
 	}
-	n.log.Debug("agent answered", "agent", agent.cfg.ID, "messageId", msg.MessageID, "latency", time.Since(start))
+	if n.log.Enabled(ctx, slog.LevelDebug) {
+		n.log.Debug("agent answered", "agent", agent.cfg.ID, "messageId", msg.MessageID, "latency", time.Since(start))
+	}
 	return msg.Reply(n.serverID, ans.Content, ans.Context), nil
 }
 
