@@ -246,7 +246,10 @@ func (c *serverConn) serve() {
 	defer c.cancel() // the connection is gone: end the handlers' ctx first
 
 	for {
-		_, data, err := c.ws.Read(c.ctx)
+		// Read with no ctx of its own: every way this loop must end closes
+		// the connection, which ends the Read, and a cancellable ctx would
+		// cost a deadline watcher per frame.
+		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if status := websocket.CloseStatus(err); status == -1 && c.ctx.Err() == nil {
 				log.Debug("connection read ended", "err", err)
