@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/agentfed/agentfed/internal/store"
 )
@@ -15,8 +16,9 @@ const DefaultSession = "default"
 
 // SyncedContext is what sync_context stored for one sender and session.
 type SyncedContext struct {
-	Data    map[string]any `json:"data"`
-	Version int64          `json:"version"`
+	Data      map[string]any `json:"data"`
+	Version   int64          `json:"version"`
+	UpdatedAt int64          `json:"updatedAt,omitempty"` // Unix ms of the last sync
 }
 
 // Bounds on what peers can make a gateway keep.
@@ -105,7 +107,7 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	if err != nil {
 		return 0, err
 	}
-	next := &SyncedContext{Data: maps.Clone(cur.Data), Version: cur.Version + 1}
+	next := &SyncedContext{Data: maps.Clone(cur.Data), Version: cur.Version + 1, UpdatedAt: time.Now().UnixMilli()}
 	for k, v := range data {
 		if v == nil {
 			delete(next.Data, k)
@@ -137,4 +139,30 @@ func (s *contextStore) get(server, session string) (map[string]any, int64, error
 		return nil, 0, err
 	}
 	return maps.Clone(c.Data), c.Version, nil
+}
+
+// prune forgets sessions not synced since cutoff, so a sender's session
+// count (capped) and the store do not only ever grow.
+func (s *contextStore) prune(cutoff time.Time) {
+	var old []store.KV
+	s.st.ForEach(store.Context, func(k string, v []byte) error {
+		var c SyncedContext
+		if json.Unmarshal(v, &c) == nil && c.UpdatedAt < cutoff.UnixMilli() {
+			old = append(old, store.KV{Key: k})
+		}
+		return nil
+	})
+	if len(old) == 0 || s.st.PutBatch(store.Context, old...) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, kv := range old {
+		if _, ok := s.known[kv.Key]; ok {
+			delete(s.known, kv.Key)
+			server, _, _ := strings.Cut(kv.Key, "\x00")
+			s.sessions[server]--
+		}
+		delete(s.cache, kv.Key)
+	}
 }

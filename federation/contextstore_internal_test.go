@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/agentfed/agentfed/internal/store"
 )
@@ -50,5 +51,22 @@ func TestContextStoreBounds(t *testing.T) {
 	data, v, err := s2.get("flooder", "0")
 	if err != nil || v != 2 || data["k"] != 2.0 || s2.sessions["flooder"] != maxSessionsPerSender {
 		t.Fatalf("after reload: %v %d %v, %d sessions", data, v, err, s2.sessions["flooder"])
+	}
+}
+
+func TestContextStorePrune(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, _ := newContextStore(st)
+	s.merge("peer", "old", map[string]any{"a": 1})
+	s.prune(time.Now().Add(time.Hour)) // everything is older than that
+	if len(s.known) != 0 || s.sessions["peer"] != 0 || len(s.cache) != 0 {
+		t.Fatalf("after prune: known %d sessions %d cache %d", len(s.known), s.sessions["peer"], len(s.cache))
+	}
+	if data, v, _ := s.get("peer", "old"); len(data) != 0 || v != 0 {
+		t.Fatalf("a pruned session still answers %v v%d", data, v)
 	}
 }

@@ -60,6 +60,11 @@ func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message)
 		delete(n.once.inflight, key)
 		n.once.mu.Unlock()
 	}()
+	// Look again now that this call owns the message: a first delivery may
+	// have recorded its reply between the look above and taking ownership.
+	if reply, err := n.processedReply(key); reply != nil || err != nil {
+		return reply, err
+	}
 	reply, err := n.deliverLocal(ctx, agent, msg)
 	if err != nil {
 		return nil, err // not recorded: a retry may run the agent again

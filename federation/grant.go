@@ -91,24 +91,33 @@ func (n *Node) checkDynamicHost(raw string) error {
 }
 
 // replayGuard refuses messages whose timestamp is outside the window, and
-// message ids already seen from the same sender within it.
+// message ids already seen from the same sender. Ids are kept per sender,
+// so one sender flooding ids evicts only its own.
 type replayGuard struct {
 	window time.Duration
 
-	mu    sync.Mutex // guards seen and order
+	mu      sync.Mutex // guards senders
+	senders map[string]*seenSet
+}
+
+// seenSet is one sender's remembered ids, oldest first.
+type seenSet struct {
 	seen  map[string]seenID
-	order []string // insertion order, for eviction
+	order []string
 }
 
 type seenID struct {
-	until   int64 // Unix ms after which the id is outside the window
+	until   int64 // Unix ms after which the id can no longer come fresh
 	durable bool
 }
 
-const maxSeen = 200_000 // ids remembered; beyond that the oldest are forgotten
+const (
+	maxSeenPerSender = 200_000 // beyond this a sender's oldest ids are forgotten
+	maxSenders       = 10_000  // distinct senders tracked at once
+)
 
 func newReplayGuard(window time.Duration) *replayGuard {
-	return &replayGuard{window: window, seen: make(map[string]seenID)}
+	return &replayGuard{window: window, senders: make(map[string]*seenSet)}
 }
 
 // check validates msg's timestamp and that its id is new from that
@@ -123,34 +132,46 @@ func (g *replayGuard) check(msg *Message, durable bool) error {
 		return fmt.Errorf("%w: message %q has timestamp %s, %v from this gateway's clock (window ±%v); check the sender's clock",
 			ErrStale, msg.MessageID, time.UnixMilli(msg.Timestamp).UTC().Format(time.RFC3339), skew.Round(time.Second), g.window)
 	}
-	key := msg.FromServer + "\x00" + msg.MessageID
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.pruneLocked(now)
-	if seen, dup := g.seen[key]; dup {
+	set := g.senders[msg.FromServer]
+	if set == nil {
+		if len(g.senders) >= maxSenders {
+			for k := range g.senders { // bounded memory: forget one sender
+				delete(g.senders, k)
+				break
+			}
+		}
+		set = &seenSet{seen: make(map[string]seenID)}
+		g.senders[msg.FromServer] = set
+	}
+	set.pruneLocked(now)
+	if seen, dup := set.seen[msg.MessageID]; dup {
 		if seen.durable && durable {
 			return nil
 		}
 		return fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, msg.FromServer)
 	}
-	if len(g.order) >= maxSeen {
-		delete(g.seen, g.order[0])
-		g.order = g.order[1:]
+	if len(set.order) >= maxSeenPerSender {
+		delete(set.seen, set.order[0])
+		set.order = set.order[1:]
 	}
-	g.seen[key] = seenID{until: now.Add(g.window).UnixMilli(), durable: durable}
-	g.order = append(g.order, key)
+	// A message stamped up to a window ahead stays fresh until a window
+	// after its stamp: remember its id that long (now + 2 windows covers it,
+	// and keeps order sorted by expiry).
+	set.seen[msg.MessageID] = seenID{until: now.Add(2 * g.window).UnixMilli(), durable: durable}
+	set.order = append(set.order, msg.MessageID)
 	return nil
 }
 
-// pruneLocked forgets ids whose window has passed (they would be refused
-// as stale anyway).
-func (g *replayGuard) pruneLocked(now time.Time) {
+// pruneLocked forgets ids whose time has passed.
+func (s *seenSet) pruneLocked(now time.Time) {
 	i := 0
-	for i < len(g.order) && g.seen[g.order[i]].until < now.UnixMilli() {
-		delete(g.seen, g.order[i])
+	for i < len(s.order) && s.seen[s.order[i]].until < now.UnixMilli() {
+		delete(s.seen, s.order[i])
 		i++
 	}
 	if i > 0 {
-		g.order = slices.Delete(g.order, 0, i)
+		s.order = slices.Delete(s.order, 0, i)
 	}
 }

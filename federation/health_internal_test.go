@@ -84,3 +84,21 @@ func TestHealthStates(t *testing.T) {
 		t.Fatalf("1 of 20 failed: %+v", got)
 	}
 }
+
+// TestReplayGuardFutureStamp: a message stamped ahead of this clock stays
+// fresh until a window after its stamp, and its id must be remembered
+// that long.
+func TestReplayGuardFutureStamp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newReplayGuard(200 * time.Millisecond)
+		m := NewMessage(TypeRequest, "s", "a", "b", "x")
+		m.Timestamp = time.Now().Add(190 * time.Millisecond).UnixMilli()
+		if err := g.check(m, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond) // past now+window, still within stamp+window
+		if err := g.check(m, false); !errors.Is(err, ErrReplayed) {
+			t.Fatalf("replay of a future-stamped message: %v; want REPLAYED", err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -45,6 +46,7 @@ type OutboxEntry struct {
 	CreatedAt            int64          `json:"createdAt"`           // Unix ms
 	ExpiresAt            int64          `json:"expiresAt,omitempty"` // Unix ms; 0: never
 	NextAttemptAt        int64          `json:"nextAttemptAt,omitempty"`
+	FinishedAt           int64          `json:"finishedAt,omitempty"` // Unix ms of the final state
 	LastError            *gateway.Error `json:"lastError,omitempty"`
 	Result               *Result        `json:"result,omitempty"`
 	Message              *Message       `json:"message"`
@@ -172,6 +174,7 @@ func (o *outbox) run(ctx context.Context) {
 		case <-prune.C:
 			o.n.pruneProcessed(time.Now().Add(-processedKeep))
 			o.pruneFinished(time.Now().Add(-processedKeep))
+			o.n.contexts.prune(time.Now().Add(-processedKeep))
 		}
 	}
 }
@@ -192,8 +195,13 @@ func (o *outbox) attempt(ctx context.Context, it *schedItem) {
 		o.mu.Unlock()
 	}()
 	e, err := o.get(it.id)
-	if err != nil || e.State != StateQueued {
+	switch {
+	case errors.Is(err, ErrUnknownMessage) || err == nil && e.State != StateQueued:
 		retry = false // dropped or finished meanwhile
+		return
+	case err != nil: // storage trouble: try again later, do not forget it
+		o.n.log.Error("outbox read failed", "messageId", it.id, "err", err)
+		e = &OutboxEntry{NextAttemptAt: time.Now().Add(time.Second).UnixMilli()}
 		return
 	}
 	now := time.Now()
@@ -227,7 +235,7 @@ func (o *outbox) attempt(ctx context.Context, it *schedItem) {
 // finish records a final state; it reports whether that reached the disk
 // (if not, the entry stays scheduled and is tried again).
 func (o *outbox) finish(e *OutboxEntry, state string, r *Result) bool {
-	e.State, e.Result, e.NextAttemptAt = state, r, 0
+	e.State, e.Result, e.NextAttemptAt, e.FinishedAt = state, r, 0, time.Now().UnixMilli()
 	if r != nil && r.Error != nil {
 		e.LastError = r.Error
 	}
@@ -248,14 +256,14 @@ func (o *outbox) finish(e *OutboxEntry, state string, r *Result) bool {
 	return true
 }
 
-// pruneFinished deletes delivered entries last changed before cutoff, so
+// pruneFinished deletes delivered entries finished before cutoff, so
 // the outbox does not grow without bound. Failed and dead entries stay
 // until an operator retries or drops them.
 func (o *outbox) pruneFinished(cutoff time.Time) {
 	var old []store.KV
 	o.st.ForEach(store.Outbox, func(k string, v []byte) error {
 		var e OutboxEntry
-		if json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.CreatedAt < cutoff.UnixMilli() {
+		if json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli() {
 			old = append(old, store.KV{Key: k})
 		}
 		return nil

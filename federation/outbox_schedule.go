@@ -55,8 +55,13 @@ func (s *schedule) add(e *schedItem, now time.Time) {
 	s.backoff[e.peer][e.id] = e
 }
 
-// remove forgets a finished message.
+// remove forgets a message whose attempt finished it. If it was queued
+// again meanwhile (an operator's retry), it is not running any more and
+// stays scheduled.
 func (s *schedule) remove(e *schedItem) {
+	if s.where[e.id] != slotRunning {
+		return
+	}
 	delete(s.where, e.id)
 	if b := s.backoff[e.peer]; b != nil {
 		delete(b, e.id)

@@ -73,3 +73,19 @@ func BenchmarkSchedule(b *testing.B) {
 		s.add(e, now)
 	}
 }
+
+// TestScheduleRemoveAfterRequeue: an attempt that finishes a message must
+// not unschedule it if an operator queued it again meanwhile.
+func TestScheduleRemoveAfterRequeue(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	s := newSchedule()
+	it := entry("m", "p", PriorityNormal, 1, 0)
+	s.add(it, now)
+	running := s.next(now) // the attempt starts
+	requeued := entry("m", "p", PriorityNormal, 1, 0)
+	s.add(requeued, now) // retry while the attempt is finishing
+	s.remove(running)    // the attempt's deferred remove
+	if got := drain(&s, now); fmt.Sprint(got) != "[m]" {
+		t.Fatalf("after a requeue during the attempt: %v; want [m]", got)
+	}
+}

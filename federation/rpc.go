@@ -163,6 +163,10 @@ func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token
 		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires authentication (federation.requireAuth): present a token listed in its gateway.auth.peers")
 	case p.Client.InstanceID == "":
 		return nil, gateway.NewError(gateway.CodeInvalidRequest, "a peer connection must name its serverId in client.instanceId")
+	case slices.ContainsFunc(auth.Peers, func(c PeerCredential) bool { return c.ServerID == p.Client.InstanceID }):
+		// A configured peer must prove it is that peer; otherwise anyone
+		// could claim its name and escape its pins and grants.
+		return nil, unauthorized("AUTH_TOKEN_MISSING", fmt.Sprintf("%q is a configured peer (gateway.auth.peers): connect with its token", p.Client.InstanceID))
 	}
 	return &gateway.Identity{Role: gateway.RolePeer, PeerID: p.Client.InstanceID}, nil
 }
@@ -204,6 +208,9 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 	}
 	if id.Role == gateway.RolePeer {
 		cred := n.credential(id)
+		if id.Authenticated && cred == nil { // its credential was removed by a reload: fail closed
+			return nil, unauthorized("AUTH_CREDENTIAL_REMOVED", fmt.Sprintf("the credential of %q is no longer configured; reconnect", id.PeerID))
+		}
 		if cred != nil && len(cred.AllowMethods) > 0 && !slices.Contains(cred.AllowMethods, method) {
 			return nil, n.deny(id, method, "", fmt.Sprintf("method %s is not in gateway.auth.peers[%s].allowMethods", method, id.PeerID))
 		}
@@ -301,12 +308,8 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkGrant(id, p); err != nil {
-		return nil, err
-	}
-	if err := n.replay.check(msg, p.Durable); err != nil {
-		return nil, err
-	}
+	// Identity first: nothing below may record anything under a sender
+	// name the connection does not own.
 	if msg.FromServer != id.PeerID {
 		how := "identified itself"
 		if id.Authenticated {
@@ -314,6 +317,12 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		}
 		return nil, gateway.NewError(gateway.CodeForbidden,
 			fmt.Sprintf("message claims fromServer %q but the connection %s as %q", msg.FromServer, how, id.PeerID))
+	}
+	if err := n.checkGrant(id, p); err != nil {
+		return nil, err
+	}
+	if err := n.replay.check(msg, p.Durable); err != nil {
+		return nil, err
 	}
 	if p.TargetAgent == "" {
 		p.TargetAgent = msg.ToAgent

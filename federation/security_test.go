@@ -296,3 +296,46 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 		t.Fatalf("a connection that pings was closed: %v", busy.Err())
 	}
 }
+
+// TestReviewedIdentityHoles: a connection may not claim a configured
+// peer's name without its token; a reload that removes a credential
+// narrows an open connection's rights to nothing; a peer cannot record
+// message ids under another sender's name.
+func TestReviewedIdentityHoles(t *testing.T) {
+	g := guarded(t, func(c *federation.PeerCredential) { c.AllowAgents = []string{"public"} })
+	if _, err := dialPeer(t, g, "main-server", ""); code(err) != gateway.CodeUnauthorized {
+		t.Fatalf("tokenless connection claiming a configured peer: %v; want UNAUTHORIZED", err)
+	}
+
+	// Another configured peer tries to pre-record main-server's next id.
+	next := *g.cfg
+	next.Gateway.Auth.Peers = append(next.Gateway.Auth.Peers, federation.PeerCredential{ServerID: "other-server", Token: "other-token"})
+	if _, err := g.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	other, err := dialPeer(t, g, "other-server", "other-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "mine")
+	if err := relayMsg(t, other, m, "public"); code(err) != gateway.CodeForbidden {
+		t.Fatalf("relay under another sender's name: %v; want FORBIDDEN", err)
+	}
+	main, err := dialPeer(t, g, "main-server", "main-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := relayMsg(t, main, m, "public"); err != nil {
+		t.Fatalf("the real sender's message after the forgery attempt: %v", err)
+	}
+
+	// Remove main-server's credential: its open connection loses all rights.
+	next.Gateway.Auth.Peers = next.Gateway.Auth.Peers[1:]
+	if _, err := g.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	err = relayMsg(t, main, federation.NewMessage(federation.TypeRequest, "main-server", "a", "secret", "x"), "secret")
+	if code(err) != gateway.CodeUnauthorized {
+		t.Fatalf("relay after the credential was removed: %v; want UNAUTHORIZED", err)
+	}
+}

@@ -48,8 +48,9 @@ type Client struct {
 	pending map[string]chan *frame
 	err     error // why the connection ended; set once
 
-	done     chan struct{} // closed when the connection has ended
-	readDone chan struct{} // closed when the reader goroutine returns
+	done     chan struct{}  // closed when the connection has ended
+	readDone chan struct{}  // closed when the reader goroutine returns
+	bg       sync.WaitGroup // cancel notices being sent
 }
 
 // ErrClosed is the cause of calls failing on a connection that has ended.
@@ -225,15 +226,22 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 	}
 }
 
-// cancelRemote tells the server to stop request id, if it can be told.
-// The answer is not awaited.
+// cancelRemote tells the server to stop request id, if it can be told,
+// without waiting: the caller has given up already. The write gets the
+// usual writeTimeout, since a write whose ctx ends mid-frame closes the
+// whole connection.
 func (c *Client) cancelRemote(id string) {
 	if !c.canCancel || c.Err() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	writeJSON(ctx, c.ws, Request{Type: FrameReq, ID: "cancel-" + id, Method: MethodCancel, Params: mustJSON(CancelParams{ID: id})})
+	c.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		defer cancel()
+		buf := getBuf()
+		*buf = appendRequest(*buf, "cancel-"+id, MethodCancel, mustJSON(CancelParams{ID: id}))
+		c.ws.Write(ctx, websocket.MessageText, *buf)
+		putBuf(buf)
+	})
 }
 
 func (c *Client) read() {
@@ -289,10 +297,12 @@ func closeReason(err error) string {
 	return err.Error()
 }
 
-// Close sends a normal close frame and waits for the reader to finish.
+// Close sends a normal close frame and waits for the reader and any
+// cancel notice being sent to finish.
 func (c *Client) Close() error {
 	err := c.ws.Close(websocket.StatusNormalClosure, "")
 	<-c.readDone
+	c.bg.Wait()
 	return err
 }
 
@@ -328,4 +338,5 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 func (c *Client) Abort() {
 	c.ws.CloseNow()
 	<-c.readDone
+	c.bg.Wait()
 }

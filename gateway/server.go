@@ -276,12 +276,24 @@ func (c *serverConn) serve() {
 			c.cancelRequest(f)
 			continue
 		}
+		// Admit the request, unless draining: checked and counted under one
+		// lock, so drain's Wait never races an Add.
+		c.mu.Lock()
+		draining := c.draining
+		if !draining {
+			c.inflight.Add(1)
+		}
+		c.mu.Unlock()
+		if draining {
+			c.reply(f.ID, nil, NewError(CodeShuttingDown, "gateway is shutting down; retry on another gateway or later"))
+			continue
+		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
+			c.inflight.Done()
 			return
 		}
-		c.inflight.Add(1)
 		go c.serveRequest(f)
 	}
 }
@@ -289,13 +301,6 @@ func (c *serverConn) serve() {
 func (c *serverConn) serveRequest(f *frame) {
 	defer c.inflight.Done()
 	defer func() { <-c.sem }()
-	c.mu.Lock()
-	draining := c.draining
-	c.mu.Unlock()
-	if draining {
-		c.reply(f.ID, nil, NewError(CodeShuttingDown, "gateway is shutting down; retry on another gateway or later"))
-		return
-	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	c.reqMu.Lock()
