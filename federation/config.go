@@ -57,6 +57,10 @@ type PeerConfig struct {
 	Description  string   `yaml:"description" json:"description,omitempty"`
 	Enabled      *bool    `yaml:"enabled" json:"enabled,omitempty"`
 	TimeoutMs    int      `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
+	// ServerID is the peer gateway's serverId, agentfed's addition. When
+	// set, the gateway dialled must say it is that server, and while the
+	// peer is disabled its inbound connections are refused too.
+	ServerID string `yaml:"serverId" json:"serverId,omitempty"`
 	// TLS tunes how a wss:// peer's certificate is verified. agentfed's
 	// addition; by default system roots verify it.
 	TLS *PeerTLSConfig `yaml:"tls" json:"tls,omitempty"`

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -25,6 +26,11 @@ func (n *Node) dialer(p *peer) gateway.DialFunc {
 		})
 		if err != nil {
 			return nil, explainDialError(p.ID, err)
+		}
+		if got := c.Hello().Server.ServerID; p.ServerID != "" && got != p.ServerID {
+			c.Close()
+			return nil, gateway.NewError(gateway.CodeForbidden, fmt.Sprintf(
+				"peer %q at %s is gateway %q, not the configured serverId %q; check its url", p.ID, p.URL, got, p.ServerID))
 		}
 		return c, nil
 	}

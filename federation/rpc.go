@@ -150,6 +150,13 @@ func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token
 	// A client certificate verified against gateway.tls.clientCaFile that
 	// names a serverId authenticates as it, like that serverId's token.
 	certID := certPeerID(r, auth.Peers)
+	claimed := cmpOr(matched, certID, p.Client.InstanceID)
+	for _, peer := range n.peers.list() {
+		if peer.ServerID != "" && peer.ServerID == claimed && !peer.IsEnabled() {
+			return nil, gateway.NewError(gateway.CodeForbidden, fmt.Sprintf(
+				"peer %q (serverId %q) is disabled here (federation.peers enabled: false)", peer.ID, claimed))
+		}
+	}
 	switch {
 	case matched != "" && certID != "" && matched != certID:
 		return nil, unauthorized("AUTH_IDENTITY_CONFLICT", fmt.Sprintf("the client certificate names %q but the token belongs to another gateway.auth.peers entry; present one identity", certID))

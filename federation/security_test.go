@@ -339,3 +339,38 @@ func TestReviewedIdentityHoles(t *testing.T) {
 		t.Fatalf("relay after the credential was removed: %v; want UNAUTHORIZED", err)
 	}
 }
+
+// TestPeerServerID: a peer entry's serverId must match the gateway
+// dialled, and while the entry is disabled that gateway may not connect.
+func TestPeerServerID(t *testing.T) {
+	lnPeer := listen(t)
+	pcfg := newConfig(t, "research-server", "agent-1")
+	pcfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "main-server", Token: "t"}}
+	peerGW := start(t, pcfg, lnPeer, nil)
+
+	cfg := newConfig(t, "main-server", "")
+	wrong := peerConf("misrouted", "agent-1", lnPeer)
+	wrong.ServerID, wrong.Token = "data-server", "t"
+	right := peerConf("research", "agent-1", lnPeer)
+	right.ServerID, right.Token = "research-server", "t"
+	cfg.Federation.Peers = []federation.PeerConfig{wrong, right}
+	main := start(t, cfg, listen(t), nil)
+	r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "misrouted", Message: "x"})
+	if r.Err() == nil || !strings.Contains(r.Error.Message, `is gateway "research-server", not the configured serverId "data-server"`) {
+		t.Fatalf("send to a misrouted peer: %+v", r.Error)
+	}
+	if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "research", Message: "x"}); r.Err() != nil {
+		t.Fatalf("send to the right peer: %v", r.Err())
+	}
+
+	// The research gateway disables its entry for main-server.
+	off := false
+	next := *peerGW.cfg
+	next.Federation.Peers = []federation.PeerConfig{{ID: "main", Name: "Main", URL: "ws://127.0.0.1:1", AgentID: "x", ServerID: "main-server", Enabled: &off}}
+	if _, err := peerGW.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialPeer(t, peerGW, "main-server", "t"); code(err) != gateway.CodeForbidden || !strings.Contains(err.Error(), "disabled") {
+		t.Fatalf("a disabled peer connecting: %v; want FORBIDDEN", err)
+	}
+}

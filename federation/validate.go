@@ -172,6 +172,9 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 	}
 	ch.capabilities(path+".capabilities", p.Capabilities)
 	ch.timeout(path+".timeoutMs", p.TimeoutMs)
+	if strings.IndexFunc(p.ServerID, unicode.IsSpace) >= 0 {
+		ch.add(path+".serverId", "%q contains whitespace; use the peer gateway's federation.serverId", p.ServerID)
+	}
 	ch.peerTLS(p, path)
 	ch.peerKeys(p, path)
 }
