@@ -62,13 +62,11 @@ const (
 // decodeFrame parses one text frame and checks its shape. The error names
 // what is wrong, for an INVALID_REQUEST answer.
 func decodeFrame(data []byte) (*frame, error) {
-	if err := checkDepth(data, maxDepth); err != nil {
-		return nil, err
-	}
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
+	fp, err := scanFrame(data)
+	if err != nil {
 		return nil, fmt.Errorf("frame is not a JSON object: %v", err)
 	}
+	f := *fp
 	switch f.Type {
 	case FrameReq:
 		if f.ID == "" || len(f.ID) > maxIDLen {
@@ -101,34 +99,6 @@ func marshalPayload(v any) (json.RawMessage, error) {
 		return v, nil
 	}
 	return json.Marshal(v)
-}
-
-// checkDepth refuses JSON nested deeper than limit before it is decoded,
-// so a hostile frame cannot make the decoder recurse deeply.
-func checkDepth(data []byte, limit int) error {
-	depth, inString, escaped := 0, false, false
-	for _, b := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch b {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case b == '"':
-			inString = true
-		case b == '{' || b == '[':
-			if depth++; depth > limit {
-				return fmt.Errorf("frame nests JSON deeper than %d levels", limit)
-			}
-		case b == '}' || b == ']':
-			depth--
-		}
-	}
-	return nil
 }
 
 // bufPool recycles frame buffers: a frame is built, written, and its
