@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -64,6 +63,9 @@ type Server struct {
 	// MaxInFlight caps concurrent requests per connection; the reader
 	// waits for a free slot, which pushes back on the sender. Default 256.
 	MaxInFlight int
+	// WriteTimeout aborts a connection whose writes make no progress for
+	// this long: the client stopped reading. Default 10s.
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection that has read nothing (not even a
 	// ping) for this long; it needs the listener wrapped with TrackActivity.
 	// Default 10 minutes.
@@ -213,6 +215,8 @@ type serverConn struct {
 	cancel context.CancelFunc
 
 	lastRead func() time.Time // when the TCP connection last read; nil if untracked
+	writing  atomic.Int32     // writes in progress or waiting
+	progress atomic.Int64     // Unix ns when a write last finished (or the first began)
 
 	reqMu sync.Mutex                    // guards reqs
 	reqs  map[string]context.CancelFunc // requests in flight, by id
@@ -354,7 +358,7 @@ func (c *serverConn) tick() {
 	t := time.NewTicker(orDefault(c.srv.TickInterval, defaultTickInterval))
 	defer t.Stop()
 	idle := orDefault(c.srv.IdleTimeout, defaultIdleTimeout)
-	check := time.NewTicker(max(idle/4, 10*time.Millisecond))
+	check := time.NewTicker(max(min(idle, orDefault(c.srv.WriteTimeout, writeTimeout))/4, 10*time.Millisecond))
 	defer check.Stop()
 	for {
 		select {
@@ -363,6 +367,11 @@ func (c *serverConn) tick() {
 		case now := <-t.C:
 			c.event("tick", TickEvent{TS: now.UnixMilli()})
 		case now := <-check.C:
+			if c.writeStalled(now) {
+				c.srv.logger().Debug("closing connection whose writes stalled", "conn", c.connID)
+				c.ws.CloseNow() // a polite close would queue behind the stuck write
+				return
+			}
 			if c.lastRead != nil && now.Sub(c.lastRead()) > idle {
 				c.srv.logger().Debug("closing idle connection", "conn", c.connID, "idle", idle)
 				c.ws.Close(websocket.StatusPolicyViolation, "idle timeout")
@@ -518,12 +527,25 @@ func (c *serverConn) write(v any) {
 	c.writeBytes(b)
 }
 
+// writeBytes writes one frame. It takes no deadline of its own (that
+// would cost a timer and a watcher per frame): tick aborts a connection
+// whose writes make no progress for writeTimeout.
 func (c *serverConn) writeBytes(b []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil && !errors.Is(err, context.Canceled) {
+	if c.writing.Add(1) == 1 {
+		c.progress.Store(time.Now().UnixNano())
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.progress.Store(time.Now().UnixNano())
+	c.writing.Add(-1)
+	if err != nil {
 		c.srv.logger().Debug("write failed", "conn", c.connID, "err", err)
 	}
+}
+
+// writeStalled reports whether writes are waiting and none has finished
+// for writeTimeout: the peer stopped reading.
+func (c *serverConn) writeStalled(now time.Time) bool {
+	return c.writing.Load() > 0 && now.Sub(time.Unix(0, c.progress.Load())) > orDefault(c.srv.WriteTimeout, writeTimeout)
 }
 
 func newID() string {

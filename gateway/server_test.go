@@ -357,3 +357,32 @@ func TestCancelReachesHandler(t *testing.T) {
 		t.Fatalf("request.cancel of an unknown id: %v", err)
 	}
 }
+
+// TestStalledReaderIsCut: a client that sends requests but stops reading
+// the answers is disconnected once the server's writes stall for
+// WriteTimeout, and the server goes on serving others.
+func TestStalledReaderIsCut(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	srv := startServer(t, &gateway.Server{
+		WriteTimeout: 200 * time.Millisecond,
+		Handler: gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, _ string, _ json.RawMessage) (any, error) {
+			return map[string]string{"big": big}, nil
+		}),
+	})
+	c := dialRaw(t, srv.URL)
+	c.connect()
+	for i := range 64 { // 64 MiB of answers nobody reads
+		if err := c.sendErr(fmt.Sprintf(`{"type":"req","id":"%d","method":"m"}`, i)); err != nil {
+			break // the server may already have cut us
+		}
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if n := srv.conns.open(); n != 0 {
+			return fmt.Errorf("%d connections still open", n)
+		}
+		return nil
+	})
+	if err := dial(t, srv.URL, nil).Call(context.Background(), "m", nil, nil); err != nil {
+		t.Fatalf("the server stopped serving others: %v", err)
+	}
+}
