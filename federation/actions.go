@@ -266,12 +266,18 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 	if from == "" {
 		from = "operator"
 	}
-	m := NewMessage(typ, n.serverID, from, p.AgentID, content)
-	m.Context, m.Priority = o.Context, prio
-	if o.CorrelationID != "" {
-		m.CorrelationID = o.CorrelationID
-	}
-	return m, nil
+	return &Message{
+		MessageID:     uuid.NewString(),
+		FromAgent:     from,
+		FromServer:    n.serverID,
+		ToAgent:       p.AgentID,
+		Type:          typ,
+		Content:       content,
+		Context:       o.Context,
+		CorrelationID: orNewID(o.CorrelationID), // a broadcast's or delegate's shared one, else new
+		Priority:      prio,
+		Timestamp:     time.Now().UnixMilli(),
+	}, nil
 }
 
 func (n *Node) checkEnabled() error {
