@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +21,7 @@ import (
 type clientFlags struct {
 	gateway string
 	token   string
+	caFile  string
 	json    bool
 }
 
@@ -28,6 +32,7 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 	}
 	cmd.Flags().StringVar(&f.gateway, "gateway", def, "gateway URL (default from $AGENTFED_GATEWAY)")
 	cmd.Flags().StringVar(&f.token, "token", os.Getenv("AGENTFED_TOKEN"), "operator token (default $AGENTFED_TOKEN)")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("AGENTFED_CA_FILE"), "PEM CAs to verify a wss:// gateway with, instead of the system roots (default $AGENTFED_CA_FILE)")
 	if withJSON {
 		cmd.Flags().BoolVar(&f.json, "json", false, "print the exact tool result as JSON")
 	}
@@ -50,11 +55,33 @@ func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.Raw
 	return out, nil
 }
 
+// httpClient trusts --ca-file for wss://, or returns nil (the default
+// client, system roots) without one.
+func (f *clientFlags) httpClient() (*http.Client, error) {
+	if f.caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(f.caFile)
+	if err != nil {
+		return nil, usageErr("--ca-file: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, usageErr("--ca-file %s holds no PEM certificate", f.caFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}, nil
+}
+
 // dial connects to the gateway as an operator.
 func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
+	hc, err := f.httpClient()
+	if err != nil {
+		return nil, err
+	}
 	c, err := gateway.Dial(ctx, f.gateway, &gateway.DialOptions{
-		Token:  f.token,
-		Client: gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
+		Token:      f.token,
+		HTTPClient: hc,
+		Client:     gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
 	})
 	if err != nil {
 		if code := gateway.CodeOf(err); code == gateway.CodeInternal {
