@@ -17,6 +17,7 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 	d.expand(&c.Gateway.Auth.OperatorToken, "gateway.auth.operatorToken", lookup)
 	for i := range c.Gateway.Auth.Peers {
 		d.expand(&c.Gateway.Auth.Peers[i].Token, fmt.Sprintf("gateway.auth.peers[%d].token", i), lookup)
+		d.expand(&c.Gateway.Auth.Peers[i].PreviousToken, fmt.Sprintf("gateway.auth.peers[%d].previousToken", i), lookup)
 	}
 }
 

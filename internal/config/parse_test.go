@@ -406,16 +406,16 @@ func TestParse(t *testing.T) {
 gateway:
   auth:
     operatorToken: "${OP}"
-    peers: [{serverId: s, token: "${IN}"}]
+    peers: [{serverId: s, token: "${IN}", previousToken: "${OLD}"}]
 `,
-			env: map[string]string{"T": "tok", "OP": "op", "IN": "in", "NAME": "expanded"},
+			env: map[string]string{"T": "tok", "OP": "op", "IN": "in", "OLD": "old", "NAME": "expanded"},
 			want: defaults(federation.Config{
 				Federation: federation.FederationConfig{Peers: []federation.PeerConfig{
 					{ID: "a", Name: "${NAME}", URL: "ws://h:1", AgentID: "x", Token: "pre-tok-${LITERAL}-$$-$"},
 				}},
 				Gateway: federation.GatewayConfig{Auth: federation.AuthConfig{
 					OperatorToken: "op",
-					Peers:         []federation.PeerCredential{{ServerID: "s", Token: "in"}},
+					Peers:         []federation.PeerCredential{{ServerID: "s", Token: "in", PreviousToken: "old"}},
 				}},
 			}),
 		},
