@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -134,9 +135,12 @@ func TestSealHidesContent(t *testing.T) {
 		{"wrong key", func(*federation.Message) {}, other, gateway.CodeInvalidParams},
 		{"wrong key, recipient forged", func(m *federation.Message) { m.Sealed.To = other.Public().EncryptionKey }, other, gateway.CodeBadSignature},
 		{"ciphertext altered", func(m *federation.Message) {
-			c := []byte(m.Sealed.Ciphertext)
+			c, err := base64.RawURLEncoding.DecodeString(m.Sealed.Ciphertext) // alter the bytes, not the text
+			if err != nil {
+				t.Fatal(err)
+			}
 			c[5] ^= 1
-			m.Sealed.Ciphertext = string(c)
+			m.Sealed.Ciphertext = base64.RawURLEncoding.EncodeToString(c)
 		}, target, gateway.CodeBadSignature},
 		{"moved to another agent", func(m *federation.Message) { m.ToAgent = "payroll" }, target, gateway.CodeBadSignature},
 		{"moved to another message", func(m *federation.Message) { m.MessageID = "other" }, target, gateway.CodeBadSignature},
@@ -290,9 +294,14 @@ func TestTamperedMessage(t *testing.T) {
 		if _, err := m.Seal(encryptionKey(t, mustIdentity(t, g.cfg.Storage.Dir))); err != nil {
 			t.Fatal(err)
 		}
-		c := []byte(m.Sealed.Ciphertext)
+		// Flip a bit of the ciphertext itself, not of its base64 text,
+		// which could make it invalid base64 instead of a forgery.
+		c, err := base64.RawURLEncoding.DecodeString(m.Sealed.Ciphertext)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c[3] ^= 1
-		m.Sealed.Ciphertext = string(c)
+		m.Sealed.Ciphertext = base64.RawURLEncoding.EncodeToString(c)
 		peerID.Sign(m) // the peer signs garbage: the seal still catches it
 		return m
 	}
