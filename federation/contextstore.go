@@ -144,25 +144,18 @@ func (s *contextStore) get(server, session string) (map[string]any, int64, error
 // prune forgets sessions not synced since cutoff, so a sender's session
 // count (capped) and the store do not only ever grow.
 func (s *contextStore) prune(cutoff time.Time) {
-	var old []store.KV
-	s.st.ForEach(store.Context, func(k string, v []byte) error {
+	old, _ := s.st.DeleteIf(store.Context, func(_ string, v []byte) bool {
 		var c SyncedContext
-		if json.Unmarshal(v, &c) == nil && c.UpdatedAt < cutoff.UnixMilli() {
-			old = append(old, store.KV{Key: k})
-		}
-		return nil
+		return json.Unmarshal(v, &c) == nil && c.UpdatedAt < cutoff.UnixMilli()
 	})
-	if len(old) == 0 || s.st.PutBatch(store.Context, old...) != nil {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, kv := range old {
-		if _, ok := s.known[kv.Key]; ok {
-			delete(s.known, kv.Key)
-			server, _, _ := strings.Cut(kv.Key, "\x00")
+	for _, key := range old {
+		if _, ok := s.known[key]; ok {
+			delete(s.known, key)
+			server, _, _ := strings.Cut(key, "\x00")
 			s.sessions[server]--
 		}
-		delete(s.cache, kv.Key)
+		delete(s.cache, key)
 	}
 }

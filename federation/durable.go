@@ -93,17 +93,10 @@ func (n *Node) processedReply(key string) (*Message, error) {
 
 // pruneProcessed forgets handled durable messages older than before.
 func (n *Node) pruneProcessed(before time.Time) {
-	var old []store.KV
-	n.store.ForEach(store.Processed, func(k string, v []byte) error {
+	n.store.DeleteIf(store.Processed, func(_ string, v []byte) bool {
 		var e processedEntry
-		if json.Unmarshal(v, &e) == nil && e.At < before.UnixMilli() {
-			old = append(old, store.KV{Key: k})
-		}
-		return nil
+		return json.Unmarshal(v, &e) == nil && e.At < before.UnixMilli()
 	})
-	if len(old) > 0 {
-		n.store.PutBatch(store.Processed, old...)
-	}
 }
 
 // OutboxParams are the params of federation.outbox.

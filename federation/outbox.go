@@ -260,17 +260,10 @@ func (o *outbox) finish(e *OutboxEntry, state string, r *Result) bool {
 // the outbox does not grow without bound. Failed and dead entries stay
 // until an operator retries or drops them.
 func (o *outbox) pruneFinished(cutoff time.Time) {
-	var old []store.KV
-	o.st.ForEach(store.Outbox, func(k string, v []byte) error {
+	o.st.DeleteIf(store.Outbox, func(_ string, v []byte) bool {
 		var e OutboxEntry
-		if json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli() {
-			old = append(old, store.KV{Key: k})
-		}
-		return nil
+		return json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli()
 	})
-	if len(old) > 0 {
-		o.st.PutBatch(store.Outbox, old...)
-	}
 }
 
 // get returns the stored entry for id.

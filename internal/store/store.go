@@ -169,6 +169,29 @@ func apply(tx *bolt.Tx, r *batchReq) error {
 	return nil
 }
 
+// DeleteIf deletes, in one group-committed batch, the entries of bucket
+// for which expired reports true, and returns their keys. It is how the
+// gateway forgets old records (handled messages, delivered outbox entries,
+// synced sessions).
+func (s *Store) DeleteIf(bucket string, expired func(key string, value []byte) bool) ([]string, error) {
+	var keys []string
+	var kvs []KV
+	err := s.ForEach(bucket, func(k string, v []byte) error {
+		if expired(k, v) {
+			keys = append(keys, k)
+			kvs = append(kvs, KV{Key: k})
+		}
+		return nil
+	})
+	if err != nil || len(kvs) == 0 {
+		return nil, err
+	}
+	if err := s.PutBatch(bucket, kvs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
 // Delete removes key from bucket.
 func (s *Store) Delete(bucket, key string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

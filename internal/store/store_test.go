@@ -136,3 +136,26 @@ func BenchmarkPutBatchParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestDeleteIf(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"keep-1", "old-1", "old-2", "keep-2"} {
+		s.Put(Context, k, []byte(k))
+	}
+	deleted, err := s.DeleteIf(Context, func(k string, _ []byte) bool { return strings.HasPrefix(k, "old-") })
+	if err != nil || strings.Join(deleted, ",") != "old-1,old-2" {
+		t.Fatalf("DeleteIf = %v, %v", deleted, err)
+	}
+	var left []string
+	s.ForEach(Context, func(k string, _ []byte) error { left = append(left, k); return nil })
+	if strings.Join(left, ",") != "keep-1,keep-2" {
+		t.Fatalf("left %v", left)
+	}
+	if deleted, err := s.DeleteIf(Context, func(string, []byte) bool { return false }); err != nil || deleted != nil {
+		t.Fatalf("nothing to delete: %v %v", deleted, err)
+	}
+}
