@@ -177,12 +177,6 @@ func (h *peerHealth) observeRTTLocked(rtt time.Duration) {
 	h.rtt = (h.rtt*7 + rtt) / 8
 }
 
-func (h *peerHealth) latency() time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.rtt
-}
-
 // info summarises the peer's health.
 func (h *peerHealth) info() PeerHealthInfo {
 	h.mu.Lock()

@@ -7,17 +7,16 @@ import (
 )
 
 // faultProxy forwards TCP connections to a target and can stall them
-// (bytes are swallowed, as on a dead link), cut them (close every
-// connection now), or refuse new ones. It is the network between two
+// (bytes are swallowed, as on a dead link) or cut them (close every
+// connection now). It is the network between two
 // gateways in reliability tests.
 type faultProxy struct {
 	ln     net.Listener
 	target string
 
-	mu      sync.Mutex // guards conns, stalled and refuse
+	mu      sync.Mutex // guards conns and stalled
 	conns   map[net.Conn]bool
 	stalled bool
-	refuse  bool
 	wg      sync.WaitGroup
 }
 
@@ -39,13 +38,6 @@ func (p *faultProxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
-		}
-		p.mu.Lock()
-		refuse := p.refuse
-		p.mu.Unlock()
-		if refuse {
-			c.Close()
-			continue
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -86,12 +78,6 @@ func (p *faultProxy) pipe(dst, src net.Conn) {
 func (p *faultProxy) stall(on bool) {
 	p.mu.Lock()
 	p.stalled = on
-	p.mu.Unlock()
-}
-
-func (p *faultProxy) refuseNew(on bool) {
-	p.mu.Lock()
-	p.refuse = on
 	p.mu.Unlock()
 }
 

@@ -106,7 +106,7 @@ storage: {dir: %q}
 	}
 
 	// Restarted, worker 1 is noticed by the heartbeat and takes work again.
-	w1 = serve(t, "--config", w1Cfg, "--listen", w1Addr)
+	serve(t, "--config", w1Cfg, "--listen", w1Addr) // stopped by the test's cleanup
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r, err := call(map[string]any{"action": "delegate", "requiredCapabilities": []string{"task"}, "task": "t"})
