@@ -22,6 +22,10 @@ type Echo struct{}
 
 var _ federation.Handler = Echo{}
 
+// Immediate implements [federation.Immediate]: Echo neither blocks nor
+// does I/O.
+func (Echo) Immediate() bool { return true }
+
 // Handle implements [federation.Handler].
 func (Echo) Handle(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
 	if msg == nil {

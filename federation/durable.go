@@ -65,7 +65,7 @@ func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message)
 	if reply, err := n.processedReply(key); reply != nil || err != nil {
 		return reply, err
 	}
-	reply, err := n.deliverLocal(ctx, agent, msg)
+	reply, err := n.deliverLocal(ctx, agent, msg, nil)
 	if err != nil {
 		return nil, err // not recorded: a retry may run the agent again
 	}

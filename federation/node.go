@@ -68,9 +68,10 @@ type Node struct {
 }
 
 type localAgent struct {
-	cfg     AgentConfig
-	handler Handler
-	queue   *queue.Sem // bounds concurrent messages; the rest wait by priority
+	cfg       AgentConfig
+	handler   Handler
+	queue     *queue.Sem // bounds concurrent messages; the rest wait by priority
+	immediate bool       // handler implements Immediate: served on the reader
 }
 
 // Queue defaults.
@@ -101,7 +102,8 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		if h == nil {
 			return nil, fmt.Errorf("federation: agent %q has no handler", a.ID)
 		}
-		n.agents[a.ID] = &localAgent{cfg: a, handler: h, queue: queue.New(
+		im, _ := h.(Immediate)
+		n.agents[a.ID] = &localAgent{cfg: a, handler: h, immediate: im != nil && im.Immediate(), queue: queue.New(
 			cmpOrInt(a.MaxConcurrency, defaultAgentConcurrency), cmpOrInt(a.MaxQueue, defaultAgentQueue), queueAgeing)}
 	}
 	st, err := store.Open(cfg.Storage.Dir)
@@ -155,6 +157,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Health:       func() any { return n.health() },
 		IdleTimeout:  time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
 		Started:      n.started,
+		Inline:       true, // serveRPC detaches before anything that blocks
 	}
 	return n, nil
 }

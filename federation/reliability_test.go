@@ -219,3 +219,60 @@ func TestHeartbeatMeasuresRTT(t *testing.T) {
 		t.Fatalf("an unused peer was dialled: %+v", p)
 	}
 }
+
+// TestBlockingAgentDoesNotHoldTheConnection: relays run on the peer
+// connection's reader only for immediate agents (echo); an agent that
+// blocks is handed a goroutine, so many of its messages over one pooled
+// connection run at once, and an echo relay on another connection, a
+// health call and a sync to the same gateway are served meanwhile.
+func TestBlockingAgentDoesNotHoldTheConnection(t *testing.T) {
+	const n = 8
+	started, release := make(chan string, n), make(chan struct{})
+	slow := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		started <- msg.Content
+		select {
+		case <-release:
+			return &federation.Answer{Content: "done " + msg.Content}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	lnB := listen(t)
+	cfgB := newConfig(t, "b", "echo")
+	cfgB.Agents = append(cfgB.Agents, federation.AgentConfig{ID: "slow", MaxConcurrency: n, Handler: federation.HandlerConfig{Type: "echo"}})
+	start(t, cfgB, lnB, map[string]federation.Handler{"slow": slow})
+	cfgA := newConfig(t, "a", "")
+	cfgA.Federation.Peers = []federation.PeerConfig{peerConf("b-slow", "slow", lnB), peerConf("b", "echo", lnB)}
+	a := start(t, cfgA, listen(t), nil)
+
+	ctx := context.Background()
+	results := make(chan *federation.Result, n)
+	for i := range n {
+		go func() {
+			res, err := a.Send(ctx, federation.SendRequest{PeerID: "b-slow", Message: fmt.Sprint(i)})
+			if err != nil {
+				res = &federation.Result{Status: err.Error()}
+			}
+			results <- res
+		}()
+	}
+	for i := range n { // all n run at once over the one connection to b-slow
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d messages to the blocking agent started: the connection stopped reading", i, n)
+		}
+	}
+	if res, err := a.Send(ctx, federation.SendRequest{PeerID: "b", Message: "hi"}); err != nil || res.Status != federation.StatusOK {
+		t.Fatalf("echo while slow blocks: %+v, %v", res, err)
+	}
+	if res, err := a.SyncContext(ctx, federation.SyncRequest{PeerID: "b-slow", SyncData: map[string]any{"k": "v"}}); err != nil || res.Status != federation.StatusOK {
+		t.Fatalf("sync to the slow agent's gateway while it blocks: %+v, %v", res, err)
+	}
+	close(release)
+	for range n {
+		if res := <-results; res.Status != federation.StatusOK {
+			t.Errorf("slow send: %+v", res)
+		}
+	}
+}

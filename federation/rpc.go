@@ -229,6 +229,9 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 			return nil, err
 		}
 	}
+	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth {
+		ctx = gateway.Detach(ctx) // tool actions call peers; the outbox is on disk
+	}
 	switch method {
 	case MethodRelay:
 		return n.serveRelay(ctx, id, params)
@@ -339,10 +342,20 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		return nil, fmt.Errorf("%w: gateway %q hosts no agent %q (it hosts %v)", ErrUnknownAgent, n.serverID, p.TargetAgent, sortedKeys(n.agents))
 	}
 	msg.ToAgent = p.TargetAgent
-	if p.TimeoutMs > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
-		defer cancel()
+	// An immediate agent with a free slot answers on the connection's
+	// reader goroutine (gateway.Server.Inline); anything that may block
+	// detaches first, and only then needs a deadline.
+	var held func()
+	if agent.immediate && msg.Type != TypeSync && !p.Durable {
+		held = agent.queue.TryAcquire()
+	}
+	if held == nil {
+		ctx = gateway.Detach(ctx)
+		if p.TimeoutMs > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
+			defer cancel()
+		}
 	}
 	var reply *Message
 	switch {
@@ -351,7 +364,7 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	case p.Durable:
 		reply, err = n.deliverOnce(ctx, agent, msg)
 	default:
-		reply, err = n.deliverLocal(ctx, agent, msg)
+		reply, err = n.deliverLocal(ctx, agent, msg, held)
 	}
 	if err != nil {
 		return nil, err
@@ -369,17 +382,24 @@ func (n *Node) acceptSync(msg *Message) (*Message, error) {
 }
 
 // deliverLocal hands msg, its context merged with the session's synced
-// context, to a local agent and builds the response message.
-func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message) (*Message, error) {
+// context, to a local agent and builds the response message. held, when
+// not nil, releases the agent queue slot the caller already holds.
+func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message, held func()) (*Message, error) {
 	synced, _, err := n.contexts.get(msg.FromServer, msg.CorrelationID)
 	if err != nil {
+		if held != nil {
+			held()
+		}
 		return nil, err
 	}
 	maps.Copy(synced, msg.Context)
 	if len(synced) > 0 {
 		msg.Context = synced
 	}
-	release, err := agent.queue.Acquire(ctx, msg.Priority.Rank())
+	release, err := held, error(nil)
+	if release == nil {
+		release, err = agent.queue.Acquire(ctx, msg.Priority.Rank())
+	}
 	switch {
 	case errors.Is(err, queue.ErrFull):
 		e := fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, cmpOrInt(agent.cfg.MaxQueue, defaultAgentQueue))

@@ -145,8 +145,9 @@ func startServer(t testing.TB, s *gateway.Server) *testServer {
 //	echo   returns its params
 //	whoami returns the caller's Identity
 //	panic  panics
-//	block  signals started (when set), then waits for release or the end
-//	       of its context; it reports that end on cancelled (when set)
+//	block  detaches (gateway.Detach), signals started (when set), then
+//	       waits for release or the end of its context; it reports that
+//	       end on cancelled (when set)
 //	fail   returns FORBIDDEN
 //	unencodable returns a payload json cannot encode
 type testHandler struct {
@@ -164,6 +165,7 @@ func (h testHandler) ServeRPC(ctx context.Context, id *gateway.Identity, method 
 	case "panic":
 		panic("handler bug")
 	case "block":
+		ctx = gateway.Detach(ctx) // a no-op unless the server is Inline
 		if h.started != nil {
 			h.started <- string(params)
 		}

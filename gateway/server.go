@@ -72,6 +72,12 @@ type Server struct {
 	IdleTimeout time.Duration
 	// TickInterval is how often a tick event is sent. Default 30s.
 	TickInterval time.Duration
+	// Inline runs each request's handler on the connection's reader
+	// goroutine, which saves a goroutine start and a scheduler wake-up per
+	// request. A handler that may block (I/O, waiting for other work,
+	// calling other gateways) must call Detach first: until it does, the
+	// connection reads nothing else, not even request.cancel.
+	Inline bool
 
 	// Started is when the service started, for hello-ok's uptimeMs.
 	// Default: when the Server first served.
@@ -221,6 +227,9 @@ type serverConn struct {
 	reqMu sync.Mutex                    // guards reqs
 	reqs  map[string]context.CancelFunc // requests in flight, by id
 
+	log      *slog.Logger
+	readDone chan struct{} // closed by the reader that saw the connection end
+
 	id       *Identity
 	protocol int
 	seq      atomic.Int64   // last event seq sent
@@ -232,16 +241,17 @@ type serverConn struct {
 }
 
 func (c *serverConn) serve() {
-	log := c.srv.logger().With("conn", c.connID, "remote", c.req.RemoteAddr)
+	c.log = c.srv.logger().With("conn", c.connID, "remote", c.req.RemoteAddr)
 	if err := c.handshake(); err != nil {
 		if ok, suppressed := c.srv.refusedLog.Allow(); ok {
-			log.Info("handshake refused", "err", err, "suppressed", suppressed)
+			c.log.Info("handshake refused", "err", err, "suppressed", suppressed)
 		}
 		return
 	}
-	log = log.With("role", c.id.Role, "peer", c.id.PeerID)
-	log.Debug("connection open")
+	c.log = c.log.With("role", c.id.Role, "peer", c.id.PeerID)
+	c.log.Debug("connection open")
 	c.sem = make(chan struct{}, orDefault(c.srv.MaxInFlight, defaultMaxInFlight))
+	c.readDone = make(chan struct{})
 
 	var tickers sync.WaitGroup
 	tickers.Go(c.tick)
@@ -249,6 +259,14 @@ func (c *serverConn) serve() {
 	defer c.inflight.Wait()
 	defer c.cancel() // the connection is gone: end the handlers' ctx first
 
+	c.read()
+	<-c.readDone // this goroutine may have handed reading on (Detach)
+}
+
+// read reads and dispatches requests until the connection ends (then
+// readEnded); or until an inline handler detaches, handing reading to
+// a new goroutine. One goroutine reads at a time.
+func (c *serverConn) read() {
 	for {
 		// Read with no ctx of its own: every way this loop must end closes
 		// the connection, which ends the Read, and a cancellable ctx would
@@ -256,9 +274,9 @@ func (c *serverConn) serve() {
 		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if status := websocket.CloseStatus(err); status == -1 && c.ctx.Err() == nil {
-				log.Debug("connection read ended", "err", err)
+				c.log.Debug("connection read ended", "err", err)
 			}
-			return
+			break
 		}
 		f, err := decodeFrame(data)
 		if err != nil {
@@ -267,7 +285,7 @@ func (c *serverConn) serve() {
 				continue
 			}
 			c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+err.Error(), 120))
-			return
+			break
 		}
 		if f.Type != FrameReq {
 			continue // clients send no res or event frames we act on
@@ -296,10 +314,24 @@ func (c *serverConn) serve() {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
 			c.inflight.Done()
+			c.readEnded()
 			return
 		}
-		go c.serveRequest(f)
+		if !c.srv.Inline {
+			go c.serveRequest(f)
+		} else if c.serveInline(f) {
+			return // detached: another goroutine reads now
+		}
 	}
+	c.readEnded()
+}
+
+// readEnded ends the handlers' ctx, since the connection is gone (the
+// goroutine waiting in serve may be serving a detached request itself),
+// and wakes serve.
+func (c *serverConn) readEnded() {
+	c.cancel()
+	close(c.readDone)
 }
 
 func (c *serverConn) serveRequest(f *frame) {
@@ -307,17 +339,75 @@ func (c *serverConn) serveRequest(f *frame) {
 	defer func() { <-c.sem }()
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
+	c.trackRequest(f.ID, cancel)
+	payload, err := c.callHandler(ctx, f)
+	c.untrackRequest(f.ID)
+	c.reply(f.ID, payload, err)
+}
+
+// serveInline serves f on the reader goroutine and reports whether its
+// handler detached, which made another goroutine the reader.
+func (c *serverConn) serveInline(f *frame) (detached bool) {
+	defer c.inflight.Done()
+	defer func() { <-c.sem }()
+	r := &inlineRequest{Context: c.ctx, c: c, id: f.ID}
+	payload, err := c.callHandler(r, f)
+	if r.cancel != nil {
+		c.untrackRequest(f.ID)
+		r.cancel()
+	}
+	c.reply(f.ID, payload, err)
+	return r.cancel != nil
+}
+
+func (c *serverConn) trackRequest(id string, cancel context.CancelFunc) {
 	c.reqMu.Lock()
 	if c.reqs == nil {
 		c.reqs = make(map[string]context.CancelFunc)
 	}
-	c.reqs[f.ID] = cancel
+	c.reqs[id] = cancel
 	c.reqMu.Unlock()
-	payload, err := c.callHandler(ctx, f)
+}
+
+func (c *serverConn) untrackRequest(id string) {
 	c.reqMu.Lock()
-	delete(c.reqs, f.ID)
+	delete(c.reqs, id)
 	c.reqMu.Unlock()
-	c.reply(f.ID, payload, err)
+}
+
+// inlineRequest is the context of a request served on the reader
+// goroutine (Server.Inline); Detach finds it by detachKey.
+type inlineRequest struct {
+	context.Context
+	c      *serverConn
+	id     string
+	cancel context.CancelFunc // set by Detach
+}
+
+type detachKey struct{}
+
+func (r *inlineRequest) Value(key any) any {
+	if key == (detachKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
+}
+
+// Detach lets the handler serving ctx block: when the server runs handlers
+// inline (Server.Inline), it hands the connection's reading to a new
+// goroutine, so the connection's other requests go on being read and
+// served meanwhile. It returns the context to use from then on, which
+// request.cancel ends. Called again, or outside an inline handler, it
+// returns ctx. Call it on the handler's goroutine, before blocking.
+func Detach(ctx context.Context) context.Context {
+	r, _ := ctx.Value(detachKey{}).(*inlineRequest)
+	if r == nil || r.cancel != nil {
+		return ctx
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.c.trackRequest(r.id, r.cancel)
+	go r.c.read()
+	return ctx
 }
 
 // CancelParams are the params of request.cancel.

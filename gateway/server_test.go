@@ -120,8 +120,10 @@ func TestPostConnectReadLimit(t *testing.T) {
 	}
 }
 
-func TestHandlerPanic(t *testing.T) {
-	srv := startServer(t, &gateway.Server{})
+func TestHandlerPanic(t *testing.T) { bothModes(t, testHandlerPanic) }
+
+func testHandlerPanic(t *testing.T, inline bool) {
+	srv := startServer(t, &gateway.Server{Inline: inline})
 	c := dial(t, srv.URL, nil)
 	ctx := context.Background()
 	err := c.Call(ctx, "panic", nil, nil)
@@ -168,9 +170,11 @@ func TestHandlerErrors(t *testing.T) {
 
 // TestHandlerContextEndsWithConnection checks the Handler contract: ctx
 // ends when the connection closes, even while the handler is running.
-func TestHandlerContextEndsWithConnection(t *testing.T) {
+func TestHandlerContextEndsWithConnection(t *testing.T) { bothModes(t, testHandlerContextEndsWithConnection) }
+
+func testHandlerContextEndsWithConnection(t *testing.T, inline bool) {
 	started, cancelled := make(chan string, 1), make(chan error, 1)
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}})
+	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}, Inline: inline})
 	for _, how := range []string{"close", "cut"} {
 		t.Run(how, func(t *testing.T) {
 			c := dialRaw(t, srv.URL)
@@ -250,9 +254,11 @@ func TestTickEvents(t *testing.T) {
 
 // TestShutdown checks that Shutdown lets a request in flight answer, refuses
 // new requests meanwhile, then closes with going-away.
-func TestShutdown(t *testing.T) {
+func TestShutdown(t *testing.T) { bothModes(t, testShutdown) }
+
+func testShutdown(t *testing.T, inline bool) {
 	started, release := make(chan string, 1), make(chan struct{})
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, release: release}})
+	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, release: release}, Inline: inline})
 	c := dialRaw(t, srv.URL)
 	c.connect()
 	c.send(`{"type":"req","id":"slow","method":"block","params":"a"}`)
@@ -300,9 +306,11 @@ func TestShutdown(t *testing.T) {
 
 // TestShutdownDeadline checks that Shutdown gives up on a handler that
 // outlives ctx: it cancels the handler, closes and reports ctx's error.
-func TestShutdownDeadline(t *testing.T) {
+func TestShutdownDeadline(t *testing.T) { bothModes(t, testShutdownDeadline) }
+
+func testShutdownDeadline(t *testing.T, inline bool) {
 	started, cancelled := make(chan string, 1), make(chan error, 1)
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}})
+	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}, Inline: inline})
 	c := dial(t, srv.URL, nil)
 	call := make(chan error, 1)
 	go func() { call <- c.Call(context.Background(), "block", nil, nil) }()
@@ -327,9 +335,12 @@ func TestShutdownDeadline(t *testing.T) {
 
 // TestCancelReachesHandler: when a Call's ctx ends, the server's handler
 // sees its own ctx end, long before any deadline of its own.
-func TestCancelReachesHandler(t *testing.T) {
+func TestCancelReachesHandler(t *testing.T) { bothModes(t, testCancelReachesHandler) }
+
+func testCancelReachesHandler(t *testing.T, inline bool) {
 	started, stopped := make(chan struct{}), make(chan error, 1)
-	srv := &gateway.Server{Handler: gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+	srv := &gateway.Server{Inline: inline, Handler: gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+		ctx = gateway.Detach(ctx)
 		close(started)
 		<-ctx.Done()
 		stopped <- ctx.Err()

@@ -44,8 +44,11 @@ func New(limit, maxWaiting int, age time.Duration) *Sem {
 // release func that must be called exactly once, or ErrFull, or ctx's
 // error if ctx ends first.
 func (s *Sem) Acquire(ctx context.Context, rank int) (release func(), err error) {
+	if release := s.TryAcquire(); release != nil {
+		return release, nil
+	}
 	s.mu.Lock()
-	if s.busy < s.limit && len(s.waiting) == 0 {
+	if s.busy < s.limit && len(s.waiting) == 0 { // freed meanwhile
 		s.busy++
 		s.mu.Unlock()
 		return s.releaseOnce(), nil
@@ -73,6 +76,19 @@ func (s *Sem) Acquire(ctx context.Context, rank int) (release func(), err error)
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// TryAcquire takes a slot if one is free and nobody waits, without
+// blocking; otherwise it returns nil.
+func (s *Sem) TryAcquire() (release func()) {
+	s.mu.Lock()
+	if s.busy < s.limit && len(s.waiting) == 0 {
+		s.busy++
+		s.mu.Unlock()
+		return s.releaseOnce()
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Sem) releaseOnce() func() {
