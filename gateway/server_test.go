@@ -170,7 +170,9 @@ func TestHandlerErrors(t *testing.T) {
 
 // TestHandlerContextEndsWithConnection checks the Handler contract: ctx
 // ends when the connection closes, even while the handler is running.
-func TestHandlerContextEndsWithConnection(t *testing.T) { bothModes(t, testHandlerContextEndsWithConnection) }
+func TestHandlerContextEndsWithConnection(t *testing.T) {
+	bothModes(t, testHandlerContextEndsWithConnection)
+}
 
 func testHandlerContextEndsWithConnection(t *testing.T, inline bool) {
 	started, cancelled := make(chan string, 1), make(chan error, 1)
