@@ -379,7 +379,7 @@ func (n *Node) relay(ctx context.Context, p *peer, params RelayParams, out **Mes
 		return err
 	}
 	var reply Message
-	if err := c.Call(ctx, MethodRelay, params, &reply); err != nil {
+	if err := c.Call(ctx, MethodRelay, &params, &reply); err != nil {
 		if gateway.CodeOf(err) == gateway.CodePeerUnavailable {
 			return fmt.Errorf("%w: peer %q: %v", ErrPeerUnavailable, p.ID, err)
 		}

@@ -29,6 +29,10 @@ type DialOptions struct {
 	MaxPayload int64
 	// HandshakeTimeout bounds dial plus connect. Default 15s.
 	HandshakeTimeout time.Duration
+	// WriteTimeout aborts the connection when its writes make no progress
+	// for this long (checked every second): the server stopped reading.
+	// Default 10s.
+	WriteTimeout time.Duration
 	// OnEvent, when set, receives every event frame after the handshake,
 	// on the connection's reader goroutine: it must not block.
 	OnEvent func(name string, payload json.RawMessage)
@@ -43,6 +47,9 @@ type Client struct {
 	onEvent   func(string, json.RawMessage)
 	canCancel bool // the server serves request.cancel
 	nextID    atomic.Uint64
+
+	writes       writeGauge // watched by clientWatch
+	writeTimeout time.Duration
 
 	mu      sync.Mutex // guards pending and err
 	pending map[string]chan *frame
@@ -82,7 +89,10 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		pending:   make(map[string]chan *frame),
 		done:      make(chan struct{}),
 		readDone:  make(chan struct{}),
+
+		writeTimeout: orDefault(opts.WriteTimeout, writeTimeout),
 	}
+	clientWatch.add(c)
 	go c.read()
 	return c, nil
 }
@@ -168,11 +178,21 @@ func (c *Client) Err() error {
 // (when out is not nil). A failed response is returned as *Error; a
 // connection that ends first fails the call at once with ErrClosed.
 func (c *Client) Call(ctx context.Context, method string, params, out any) error {
-	raw, err := marshalPayload(params)
+	id := strconv.FormatUint(c.nextID.Add(1), 36)
+	buf := getBuf()
+	defer putBuf(buf)
+	var err error
+	if a, ok := params.(Appender); ok {
+		*buf, err = appendRequestOf(*buf, id, method, a)
+	} else {
+		var raw json.RawMessage
+		if raw, err = marshalPayload(params); err == nil {
+			*buf = appendRequest(*buf, id, method, raw)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("encode %s params: %w", method, err)
 	}
-	id := strconv.FormatUint(c.nextID.Add(1), 36)
 	ch := make(chan *frame, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -192,15 +212,9 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 		return err
 	}
 	// A Write whose ctx ends closes the whole connection, failing every
-	// other Call on it; so the write is bounded by writeTimeout instead,
-	// and ctx by the wait below.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	buf := getBuf()
-	*buf = appendRequest(*buf, id, method, raw)
-	err = c.ws.Write(wctx, websocket.MessageText, *buf)
-	putBuf(buf)
-	cancel()
-	if err != nil {
+	// other Call on it; so the write has no ctx, clientWatch cuts it when
+	// it stalls for writeTimeout, and ctx bounds the wait below.
+	if err := c.write(*buf); err != nil {
 		return fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
 	}
 	select {
@@ -215,7 +229,7 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 			return f.Error
 		}
 		if out != nil {
-			if err := json.Unmarshal(f.Payload, out); err != nil {
+			if err := decodePayload(f.Payload, out); err != nil {
 				return NewError(CodeInvalidRequest, fmt.Sprintf("decode %s response: %v", method, err))
 			}
 		}
@@ -226,20 +240,35 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 	}
 }
 
+// decodePayload decodes a payload that decodeFrame has validated: a
+// json.Unmarshaler is handed it directly, without encoding/json's second
+// validating pass.
+func decodePayload(payload []byte, out any) error {
+	if u, ok := out.(json.Unmarshaler); ok {
+		if len(payload) == 0 {
+			payload = []byte("null")
+		}
+		return u.UnmarshalJSON(payload)
+	}
+	return json.Unmarshal(payload, out)
+}
+
+func (c *Client) write(frame []byte) error {
+	c.writes.begin()
+	defer c.writes.end()
+	return c.ws.Write(context.Background(), websocket.MessageText, frame)
+}
+
 // cancelRemote tells the server to stop request id, if it can be told,
-// without waiting: the caller has given up already. The write gets the
-// usual writeTimeout, since a write whose ctx ends mid-frame closes the
-// whole connection.
+// without waiting: the caller has given up already.
 func (c *Client) cancelRemote(id string) {
 	if !c.canCancel || c.Err() != nil {
 		return
 	}
 	c.bg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		defer cancel()
 		buf := getBuf()
 		*buf = appendRequest(*buf, "cancel-"+id, MethodCancel, mustJSON(CancelParams{ID: id}))
-		c.ws.Write(ctx, websocket.MessageText, *buf)
+		c.write(*buf)
 		putBuf(buf)
 	})
 }
@@ -281,6 +310,7 @@ func (c *Client) read() {
 	}
 	c.mu.Unlock()
 	close(c.done)
+	clientWatch.remove(c)
 	// Release the socket when the read failed without a close handshake
 	// (dropped connection, read limit); a no-op after one.
 	c.ws.Close(websocket.StatusInternalError, "connection ended")

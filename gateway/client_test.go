@@ -331,3 +331,37 @@ func TestPing(t *testing.T) {
 		t.Errorf("Ping = %v, %v; want a positive round trip", rtt, err)
 	}
 }
+
+// TestStalledServerIsCut: a server that stops reading makes the client's
+// writes block; the client watchdog cuts the connection after
+// WriteTimeout, failing the blocked Calls with PEER_UNAVAILABLE.
+func TestStalledServerIsCut(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	url := fakeServer(t, func(ctx context.Context, ws *websocket.Conn) {
+		write(ctx, ws, fakeChallenge)
+		ws.Read(ctx) // connect
+		write(ctx, ws, fakeHello)
+		select { // then read nothing more
+		case <-hold:
+		case <-ctx.Done():
+		}
+	})
+	c := dial(t, url, &gateway.DialOptions{WriteTimeout: 200 * time.Millisecond})
+	big := json.RawMessage(`"` + strings.Repeat("x", 1<<20) + `"`)
+	errs := make(chan error, 64)
+	for range 64 { // 64 MiB of requests nobody reads
+		go func() { errs <- c.Call(context.Background(), "m", big, nil) }()
+	}
+	for range 64 {
+		select {
+		case err := <-errs:
+			if gateway.CodeOf(err) != gateway.CodePeerUnavailable {
+				t.Fatalf("Call = %v, want PEER_UNAVAILABLE", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("calls still blocked 20s after the server stopped reading")
+		}
+	}
+	<-c.Done()
+}

@@ -89,6 +89,27 @@ func decodeFrame(data []byte) (*frame, error) {
 	return &f, nil
 }
 
+// Appender is implemented by params and payloads that encode themselves
+// as JSON, appended to dst, faster than encoding/json's reflection. The
+// gateway writes what they append into the frame as is: it must be valid
+// JSON.
+type Appender interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
+// appendPayload appends v as a payload or params value: Appenders
+// directly, anything else through marshalPayload.
+func appendPayload(dst []byte, v any) ([]byte, error) {
+	if a, ok := v.(Appender); ok {
+		return a.AppendJSON(dst)
+	}
+	b, err := marshalPayload(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
 // marshalPayload encodes v for a payload or params field. A nil v encodes as
 // an empty object, so that a payload is always a JSON object.
 func marshalPayload(v any) (json.RawMessage, error) {
@@ -142,15 +163,37 @@ func appendResponse(dst []byte, id string, payload []byte) []byte {
 	return append(dst, '}')
 }
 
+// appendResponseOf appends a successful res frame with payload v encoded
+// in place.
+func appendResponseOf(dst []byte, id string, v any) ([]byte, error) {
+	dst = append(dst, `{"type":"res","id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"ok":true,"payload":`...)
+	dst, err := appendPayload(dst, v)
+	return append(dst, '}'), err
+}
+
 // appendRequest appends a req frame around already-encoded params.
 func appendRequest(dst []byte, id, method string, params []byte) []byte {
-	dst = append(dst, `{"type":"req","id":`...)
-	dst = appendString(dst, id)
-	dst = append(dst, `,"method":`...)
-	dst = appendString(dst, method)
+	dst = appendRequestHead(dst, id, method)
 	if len(params) > 0 {
 		dst = append(dst, `,"params":`...)
 		dst = append(dst, params...)
 	}
 	return append(dst, '}')
+}
+
+// appendRequestOf appends a req frame with params v encoded in place.
+func appendRequestOf(dst []byte, id, method string, v any) ([]byte, error) {
+	dst = appendRequestHead(dst, id, method)
+	dst = append(dst, `,"params":`...)
+	dst, err := appendPayload(dst, v)
+	return append(dst, '}'), err
+}
+
+func appendRequestHead(dst []byte, id, method string) []byte {
+	dst = append(dst, `{"type":"req","id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"method":`...)
+	return appendString(dst, method)
 }

@@ -221,8 +221,7 @@ type serverConn struct {
 	cancel context.CancelFunc
 
 	lastRead func() time.Time // when the TCP connection last read; nil if untracked
-	writing  atomic.Int32     // writes in progress or waiting
-	progress atomic.Int64     // Unix ns when a write last finished (or the first began)
+	writes   writeGauge
 
 	reqMu sync.Mutex                    // guards reqs
 	reqs  map[string]context.CancelFunc // requests in flight, by id
@@ -457,7 +456,7 @@ func (c *serverConn) tick() {
 		case now := <-t.C:
 			c.event("tick", TickEvent{TS: now.UnixMilli()})
 		case now := <-check.C:
-			if c.writeStalled(now) {
+			if c.writes.stalled(now, orDefault(c.srv.WriteTimeout, writeTimeout)) {
 				c.srv.logger().Debug("closing connection whose writes stalled", "conn", c.connID)
 				c.ws.CloseNow() // a polite close would queue behind the stuck write
 				return
@@ -586,6 +585,17 @@ func (c *serverConn) drain(ctx context.Context) {
 }
 
 func (c *serverConn) reply(id string, payload any, err error) {
+	if a, ok := payload.(Appender); ok && err == nil {
+		buf := getBuf()
+		if *buf, err = appendResponseOf(*buf, id, a); err == nil {
+			c.writeBytes(*buf)
+		}
+		putBuf(buf)
+		if err == nil {
+			return
+		}
+		err = NewError(CodeInternal, "encode response: "+err.Error())
+	}
 	if err == nil {
 		var b json.RawMessage
 		if b, err = marshalPayload(payload); err == nil {
@@ -621,22 +631,14 @@ func (c *serverConn) write(v any) {
 // would cost a timer and a watcher per frame): tick aborts a connection
 // whose writes make no progress for writeTimeout.
 func (c *serverConn) writeBytes(b []byte) {
-	if c.writing.Add(1) == 1 {
-		c.progress.Store(time.Now().UnixNano())
-	}
+	c.writes.begin()
 	err := c.ws.Write(context.Background(), websocket.MessageText, b)
-	c.progress.Store(time.Now().UnixNano())
-	c.writing.Add(-1)
+	c.writes.end()
 	if err != nil {
 		c.srv.logger().Debug("write failed", "conn", c.connID, "err", err)
 	}
 }
 
-// writeStalled reports whether writes are waiting and none has finished
-// for writeTimeout: the peer stopped reading.
-func (c *serverConn) writeStalled(now time.Time) bool {
-	return c.writing.Load() > 0 && now.Sub(time.Unix(0, c.progress.Load())) > orDefault(c.srv.WriteTimeout, writeTimeout)
-}
 
 func newID() string {
 	var b [16]byte
