@@ -639,7 +639,6 @@ func (c *serverConn) writeBytes(b []byte) {
 	}
 }
 
-
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:])
