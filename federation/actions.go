@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
-	"github.com/google/uuid"
 )
 
 // Statuses of a Result.
@@ -248,7 +247,7 @@ func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, e
 
 func orNewID(id string) string {
 	if id == "" {
-		return uuid.NewString()
+		return newID()
 	}
 	return id
 }
@@ -267,7 +266,7 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 		from = "operator"
 	}
 	return &Message{
-		MessageID:     uuid.NewString(),
+		MessageID:     newID(),
 		FromAgent:     from,
 		FromServer:    n.serverID,
 		ToAgent:       p.AgentID,

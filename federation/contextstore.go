@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentfed/agentfed/internal/store"
@@ -38,6 +39,9 @@ type contextStore struct {
 	cache    map[string]*SyncedContext
 	known    map[string]struct{} // keys stored on disk
 	sessions map[string]int      // sender -> number of its keys in known
+	// stored is len(known), read without mu: until anything is synced,
+	// relays skip the lock (which a merge holds across an fsync).
+	stored atomic.Int64
 }
 
 func newContextStore(st *store.Store) (*contextStore, error) {
@@ -48,6 +52,7 @@ func newContextStore(st *store.Store) (*contextStore, error) {
 		s.sessions[server]++
 		return nil
 	})
+	s.stored.Store(int64(len(s.known)))
 	return s, err
 }
 
@@ -125,13 +130,18 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	if !exists {
 		s.known[key] = struct{}{}
 		s.sessions[server]++
+		s.stored.Store(int64(len(s.known)))
 	}
 	s.cacheLocked(key, next)
 	return next.Version, nil
 }
 
-// get returns a copy of the stored context data and its version.
+// get returns a copy of the stored context data and its version: nil and
+// 0 for a session never synced.
 func (s *contextStore) get(server, session string) (map[string]any, int64, error) {
+	if s.stored.Load() == 0 {
+		return nil, 0, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.getLocked(contextKey(server, session))
@@ -155,6 +165,7 @@ func (s *contextStore) prune(cutoff time.Time) {
 			delete(s.known, key)
 			server, _, _ := strings.Cut(key, "\x00")
 			s.sessions[server]--
+			s.stored.Store(int64(len(s.known)))
 		}
 		delete(s.cache, key)
 	}

@@ -392,8 +392,8 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		}
 		return nil, err
 	}
-	maps.Copy(synced, msg.Context)
 	if len(synced) > 0 {
+		maps.Copy(synced, msg.Context)
 		msg.Context = synced
 	}
 	release, err := held, error(nil)

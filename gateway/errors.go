@@ -63,10 +63,11 @@ func (e *Error) Is(target error) bool {
 // CodeOf returns the stable code of err: the code of the first *Error in its
 // chain, TIMEOUT or CANCELLED for context errors, and INTERNAL otherwise.
 func CodeOf(err error) string {
+	if err == nil {
+		return "" // before e, which escapes: no allocation for success
+	}
 	var e *Error
 	switch {
-	case err == nil:
-		return ""
 	case errors.As(err, &e):
 		return e.Code
 	case errors.Is(err, context.DeadlineExceeded):
