@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -50,6 +51,7 @@ type Client struct {
 
 	writes       writeGauge // watched by clientWatch
 	writeTimeout time.Duration
+	conn         *batchConn // the TCP connection's write batching; nil with a custom RoundTripper
 
 	mu      sync.Mutex // guards pending and err
 	pending map[string]chan *frame
@@ -71,7 +73,11 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, defaultHandshakeTimeout))
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: opts.HTTPClient})
+	hc, conn := batchingHTTPClient(opts.HTTPClient)
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
+	if hc != opts.HTTPClient && hc != http.DefaultClient {
+		hc.CloseIdleConnections() // a refused upgrade may leave one in the private pool
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +97,46 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		readDone:  make(chan struct{}),
 
 		writeTimeout: orDefault(opts.WriteTimeout, writeTimeout),
+		conn:         conn.Load(),
 	}
 	clientWatch.add(c)
 	go c.read()
 	return c, nil
+}
+
+// batchingHTTPClient returns an HTTP client for one WebSocket dial whose
+// TCP connection is a batchConn, stored in conn once dialled. Only an
+// *http.Transport can be wrapped so; any other RoundTripper is used as is.
+func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchConn]) {
+	conn := new(atomic.Pointer[batchConn])
+	if base == nil {
+		base = http.DefaultClient
+	}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return base, conn
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		b := newBatchConn(c)
+		conn.Store(b)
+		return b, nil
+	}
+	hc := *base
+	hc.Transport = t
+	return &hc, conn
 }
 
 func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions) (*HelloOK, error) {

@@ -33,14 +33,16 @@ func (l activityListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ac := &activityConn{Conn: c}
+	ac := &activityConn{Conn: newBatchConn(c)}
 	ac.last.Store(time.Now().UnixNano())
 	return ac, nil
 }
 
 // TrackActivity wraps a listener so that Server can close connections that
-// stay idle past IdleTimeout. Wrap the plain TCP listener (under any TLS
-// listener), and set the http.Server's ConnContext to ConnContext.
+// stay idle past IdleTimeout, and batches the frames written while a
+// connection's reader is busy into one write (see batchConn). Wrap the
+// plain TCP listener (under any TLS listener), and set the http.Server's
+// ConnContext to ConnContext.
 func TrackActivity(ln net.Listener) net.Listener { return activityListener{ln} }
 
 type connKey struct{}
@@ -51,16 +53,33 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// lastActivity returns a func reporting when the request's connection last
-// read anything, or nil when the connection is not tracked.
-func lastActivity(ctx context.Context) func() time.Time {
+// tracked returns the request's connection as TrackActivity wrapped it,
+// or nil when it is not tracked.
+func tracked(ctx context.Context) *activityConn {
 	c, _ := ctx.Value(connKey{}).(net.Conn)
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	ac, ok := c.(*activityConn)
-	if !ok {
+	ac, _ := c.(*activityConn)
+	return ac
+}
+
+// lastActivity returns a func reporting when the request's connection last
+// read anything, or nil when the connection is not tracked.
+func lastActivity(ctx context.Context) func() time.Time {
+	ac := tracked(ctx)
+	if ac == nil {
 		return nil
 	}
 	return func() time.Time { return time.Unix(0, ac.last.Load()) }
+}
+
+// batching returns the request connection's batchConn, or nil.
+func batching(ctx context.Context) *batchConn {
+	ac := tracked(ctx)
+	if ac == nil {
+		return nil
+	}
+	b, _ := ac.Conn.(*batchConn)
+	return b
 }

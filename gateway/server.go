@@ -148,7 +148,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection: release the connection then too.
 	defer ws.Close(websocket.StatusInternalError, "connection ended")
 	ws.SetReadLimit(maxPreauthPayload)
-	c := &serverConn{srv: s, ws: ws, req: r, connID: newID(), lastRead: lastActivity(r.Context())}
+	c := &serverConn{srv: s, ws: ws, req: r, connID: newID(), lastRead: lastActivity(r.Context()), batch: batching(r.Context())}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
 	if !s.track(c) {
@@ -221,6 +221,7 @@ type serverConn struct {
 	cancel context.CancelFunc
 
 	lastRead func() time.Time // when the TCP connection last read; nil if untracked
+	batch    *batchConn       // the TCP connection's write batching; nil if untracked
 	writes   writeGauge
 
 	reqMu sync.Mutex                    // guards reqs
@@ -456,7 +457,7 @@ func (c *serverConn) tick() {
 		case now := <-t.C:
 			c.event("tick", TickEvent{TS: now.UnixMilli()})
 		case now := <-check.C:
-			if c.writes.stalled(now, orDefault(c.srv.WriteTimeout, writeTimeout)) {
+			if limit := orDefault(c.srv.WriteTimeout, writeTimeout); c.writes.stalled(now, limit) || c.batch != nil && c.batch.stalled(now, limit) {
 				c.srv.logger().Debug("closing connection whose writes stalled", "conn", c.connID)
 				c.ws.CloseNow() // a polite close would queue behind the stuck write
 				return

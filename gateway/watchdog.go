@@ -84,7 +84,7 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			w.mu.Lock()
 			var stalled []*Client
 			for c := range w.clients {
-				if c.writes.stalled(now, c.writeTimeout) {
+				if c.writes.stalled(now, c.writeTimeout) || c.conn != nil && c.conn.stalled(now, c.writeTimeout) {
 					stalled = append(stalled, c)
 				}
 			}
