@@ -62,31 +62,30 @@ const (
 // decodeFrame parses one text frame and checks its shape. The error names
 // what is wrong, for an INVALID_REQUEST answer.
 func decodeFrame(data []byte) (*frame, error) {
-	fp, err := scanFrame(data)
+	f, err := scanFrame(data)
 	if err != nil {
 		return nil, fmt.Errorf("frame is not a JSON object: %v", err)
 	}
-	f := *fp
 	switch f.Type {
 	case FrameReq:
 		if f.ID == "" || len(f.ID) > maxIDLen {
-			return &f, fmt.Errorf("req frame needs an id of 1 to %d bytes", maxIDLen)
+			return f, fmt.Errorf("req frame needs an id of 1 to %d bytes", maxIDLen)
 		}
 		if f.Method == "" || len(f.Method) > maxMethodLen {
-			return &f, fmt.Errorf("req frame needs a method of 1 to %d bytes", maxMethodLen)
+			return f, fmt.Errorf("req frame needs a method of 1 to %d bytes", maxMethodLen)
 		}
 	case FrameRes:
 		if f.ID == "" {
-			return &f, fmt.Errorf("res frame has no id")
+			return f, fmt.Errorf("res frame has no id")
 		}
 	case FrameEvent:
 		if f.Event == "" {
-			return &f, fmt.Errorf("event frame has no event name")
+			return f, fmt.Errorf("event frame has no event name")
 		}
 	default:
-		return &f, fmt.Errorf("frame type %q is not req, res or event", f.Type)
+		return f, fmt.Errorf("frame type %q is not req, res or event", f.Type)
 	}
-	return &f, nil
+	return f, nil
 }
 
 // Appender is implemented by params and payloads that encode themselves
