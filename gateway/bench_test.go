@@ -132,10 +132,12 @@ func benchServe(b *testing.B) *Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &Server{Handler: HandlerFunc(benchEchoHandler)}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second}
+	// Set up as a federation node is: the handler never blocks, so it runs
+	// inline, and the listener batches writes.
+	srv := &Server{Handler: HandlerFunc(benchEchoHandler), Inline: true}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ConnContext: ConnContext}
 	served := make(chan struct{})
-	go func() { defer close(served); hs.Serve(ln) }()
+	go func() { defer close(served); hs.Serve(TrackActivity(ln)) }()
 	c, err := Dial(context.Background(), "ws://"+ln.Addr().String(), nil)
 	if err != nil {
 		hs.Close()
