@@ -305,7 +305,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if !n.cfg.Federation.Enabled {
 		return nil, fmt.Errorf("%w: gateway %q has federation.enabled=false", ErrFederationDisabled, n.serverID)
 	}
-	if err := json.Unmarshal(raw, pp); err != nil {
+	// The gateway's frame scanner has validated raw: decode it directly,
+	// without json.Unmarshal's second validating pass.
+	if err := pp.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: federation.relay params: %v", ErrInvalidParams, err)
 	}
 	p := pp

@@ -208,20 +208,21 @@ func verifySig(m *Message, key ed25519.PublicKey, inReplyTo string) error {
 func signedBytes(m *Message, inReplyTo string) ([]byte, error) {
 	c := *m
 	c.Signature = ""
-	b, err := json.Marshal(&c)
+	b, err := c.AppendJSON(nil) // encoding/json's bytes (codec.go)
 	if err != nil {
 		return nil, fmt.Errorf("%w: message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
 	// Decode and encode again, as the receiver does: numbers become
 	// float64 and invalid UTF-8 becomes U+FFFD on both sides.
 	var norm Message
-	if err := json.Unmarshal(b, &norm); err != nil {
+	if err := norm.UnmarshalJSON(b); err != nil {
 		return nil, fmt.Errorf("%w: message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
-	if b, err = json.Marshal(&norm); err != nil {
+	out := append(make([]byte, 0, len(sigContext)+len(inReplyTo)+1+len(b)), sigContext+inReplyTo+"\x00"...)
+	if out, err = norm.AppendJSON(out); err != nil {
 		return nil, fmt.Errorf("%w: message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
-	return append([]byte(sigContext+inReplyTo+"\x00"), b...), nil
+	return out, nil
 }
 
 // protectOutbound replaces params.Message, just before it is sent to p,
