@@ -154,10 +154,11 @@ func (a *auditLog) write(e auditEvent) {
 	if !a.includeContent {
 		e.Content = ""
 	}
-	now := time.Now().UTC()
+	// Encoded before taking the lock, which every relay takes twice.
+	var scratch [768]byte
+	line := append(e.appendJSON(scratch[:0], time.Now().UTC()), '\n')
 	a.mu.Lock()
-	a.buf = e.appendJSON(a.buf, now)
-	a.buf = append(a.buf, '\n')
+	a.buf = append(a.buf, line...)
 	full := len(a.buf) >= auditBatch
 	a.mu.Unlock()
 	if full {

@@ -108,7 +108,7 @@ func BenchmarkRelayParallel(b *testing.B) {
 // BenchmarkBroadcast broadcasts to N peer gateways and collects every
 // reply.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, n := range []int{1, 16} {
+	for _, n := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
 			var peers []federation.PeerConfig
 			for i := range n {

@@ -62,7 +62,7 @@ type peerHealth struct {
 type healthTracker struct {
 	settings BreakerSettings
 
-	mu    sync.Mutex // guards peers
+	mu    sync.RWMutex // guards peers; every delivery reads it
 	peers map[string]*peerHealth
 }
 
@@ -77,9 +77,15 @@ func newHealthTracker(s BreakerSettings) *healthTracker {
 }
 
 func (t *healthTracker) get(id string) *peerHealth {
+	t.mu.RLock()
+	h := t.peers[id]
+	t.mu.RUnlock()
+	if h != nil {
+		return h
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := t.peers[id]
+	h = t.peers[id]
 	if h == nil {
 		failures := uint32(t.settings.Failures)
 		h = &peerHealth{newBreaker: func() *gobreaker.TwoStepCircuitBreaker[struct{}] {

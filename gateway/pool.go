@@ -25,7 +25,7 @@ type Pool struct {
 	// Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
 
-	mu     sync.Mutex // guards slots, closed and base
+	mu     sync.RWMutex // guards slots, closed and base
 	slots  map[string]*poolSlot
 	closed bool
 	base   context.Context // parent of every dial; ends at Close
@@ -53,6 +53,9 @@ type DialFunc func(ctx context.Context) (*Client, error)
 // Get returns the open connection for key, dialling with dial when there
 // is none or it has ended.
 func (p *Pool) Get(ctx context.Context, key string, dial DialFunc) (*Client, error) {
+	if c := p.Peek(key); c != nil {
+		return c, nil // the common case, under the read lock only
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -159,20 +162,28 @@ func (e *poolEntry) finished() bool {
 
 // Peek returns the open connection for key, or nil; it never dials.
 func (p *Pool) Peek(key string) *Client {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.slots[key]
-	if s == nil || s.entry == nil || !s.entry.finished() || s.entry.err != nil || s.entry.client.Err() != nil {
+	p.mu.RLock()
+	var e *poolEntry
+	if s := p.slots[key]; s != nil && !p.closed {
+		e = s.entry
+	}
+	p.mu.RUnlock()
+	if e == nil || !e.finished() || e.err != nil {
 		return nil
 	}
-	return s.entry.client
+	select {
+	case <-e.client.Done():
+		return nil
+	default:
+		return e.client
+	}
 }
 
 // Known reports whether key has been dialled before (its connection may
 // have dropped since). Drop forgets a key.
 func (p *Pool) Known(key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	return p.slots[key] != nil
 }
 
