@@ -11,28 +11,38 @@ import (
 // frame; instead each connection keeps a writeGauge, and a watchdog cuts
 // the connections whose writes have made no progress for too long.
 
-// writeGauge tracks one connection's writes: how many are in progress or
-// waiting, and when one last finished (or the first began).
+// writeGauge tracks one connection's writes without reading the clock
+// on the write path: writes count how many are in progress or waiting,
+// done how many have finished. The watchdog that calls stalled keeps the
+// rest, so only one goroutine may call it.
 type writeGauge struct {
-	writing  atomic.Int32
-	progress atomic.Int64 // Unix ns
+	writing atomic.Int32
+	done    atomic.Uint64
+
+	seen  uint64    // done at the watchdog's last look
+	since time.Time // when the watchdog first saw writes waiting with done at seen
 }
 
-func (g *writeGauge) begin() {
-	if g.writing.Add(1) == 1 {
-		g.progress.Store(time.Now().UnixNano())
-	}
-}
+func (g *writeGauge) begin() { g.writing.Add(1) }
 
 func (g *writeGauge) end() {
-	g.progress.Store(time.Now().UnixNano())
+	g.done.Add(1)
 	g.writing.Add(-1)
 }
 
-// stalled reports whether writes are waiting and none has finished for
-// limit: the peer stopped reading.
+// stalled reports whether writes have been waiting, with none finishing,
+// for limit as seen by successive calls: the peer stopped reading. It
+// reports a stall one look after limit at the latest.
 func (g *writeGauge) stalled(now time.Time, limit time.Duration) bool {
-	return g.writing.Load() > 0 && now.Sub(time.Unix(0, g.progress.Load())) > limit
+	if g.writing.Load() == 0 {
+		g.since = time.Time{}
+		return false
+	}
+	if done := g.done.Load(); done != g.seen || g.since.IsZero() {
+		g.seen, g.since = done, now
+		return false
+	}
+	return now.Sub(g.since) > limit
 }
 
 // watchInterval is how often the client watchdog looks.
