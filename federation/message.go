@@ -88,13 +88,19 @@ type Message struct {
 	Signature string `json:"signature,omitempty"`
 }
 
-// newID returns a random (version 4) UUID, as uuid.NewString does but
-// with one allocation instead of two: three are made per relay.
+// newID returns a version 7 UUID (RFC 9562): the Unix time in
+// milliseconds, then 74 random bits. Being time-ordered, the IDs of
+// consecutive messages land next to each other in the outbox's and the
+// receiver's B+trees, so a commit of many durable messages dirties a few
+// pages instead of one per message. One allocation (uuid.NewString makes
+// two, and three IDs are made per relay).
 func newID() string {
 	var u uuid.UUID
-	rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	ms := uint64(time.Now().UnixMilli())
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	rand.Read(u[6:])
+	u[6] = u[6]&0x0f | 0x70 // version 7
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
 	return u.String()
 }
 
