@@ -154,13 +154,17 @@ func (a *auditLog) write(e auditEvent) {
 	if !a.includeContent {
 		e.Content = ""
 	}
-	// Encoded before taking the lock, which every relay takes twice.
-	var scratch [768]byte
-	line := append(e.appendJSON(scratch[:0], time.Now().UTC()), '\n')
+	// Encoded before taking the lock, which every relay takes twice, into
+	// a pooled buffer (a local array would escape).
+	line := auditLines.Get().(*[]byte)
+	*line = append(e.appendJSON((*line)[:0], time.Now().UTC()), '\n')
 	a.mu.Lock()
-	a.buf = append(a.buf, line...)
+	a.buf = append(a.buf, *line...)
 	full := len(a.buf) >= auditBatch
 	a.mu.Unlock()
+	if cap(*line) <= 64<<10 {
+		auditLines.Put(line)
+	}
 	if full {
 		select {
 		case a.kick <- struct{}{}:
@@ -168,6 +172,8 @@ func (a *auditLog) write(e auditEvent) {
 		}
 	}
 }
+
+var auditLines = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // appendJSON appends e as encoding/json would encode it with Time set to
 // now in RFC 3339 (two events per relay: reflection cost more than the
