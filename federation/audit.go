@@ -63,7 +63,8 @@ type auditLog struct {
 	kick  chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
-	fileM sync.Mutex // guards f and size; held by the writer
+	fileM sync.Mutex // guards f, size and spare; held by the writer
+	spare []byte     // the buffer flush last wrote out, for writers to fill next
 	f     *os.File
 	size  int64
 }
@@ -124,12 +125,16 @@ func (a *auditLog) run() {
 
 // flush writes the buffered lines, rotating the file as needed.
 func (a *auditLog) flush() {
-	a.mu.Lock()
-	pending := a.buf
-	a.buf = nil
-	a.mu.Unlock()
 	a.fileM.Lock()
 	defer a.fileM.Unlock()
+	a.mu.Lock()
+	taken := a.buf
+	a.buf = a.spare[:0] // the previous round's buffer: no regrowing from nothing
+	a.mu.Unlock()
+	if cap(taken) <= 4*auditBatch {
+		defer func() { a.spare = taken[:0] }()
+	}
+	pending := taken
 	for len(pending) > 0 && a.f != nil {
 		chunk := pending // one write, unless the file must rotate first
 		if a.size+int64(len(chunk)) > a.maxSize {
