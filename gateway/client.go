@@ -264,6 +264,7 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 		if f == nil {
 			return c.Err()
 		}
+		defer f.release()
 		if !f.OK {
 			if f.Error == nil {
 				return NewError(CodeInternal, method+" failed without an error")
@@ -319,11 +320,12 @@ func (c *Client) read() {
 	defer close(c.readDone)
 	var err error
 	for {
-		var data []byte
-		if _, data, err = c.ws.Read(context.Background()); err != nil {
+		buf := readBufs.Get().(*[]byte)
+		if *buf, err = readMessage(c.ws, *buf); err != nil {
+			recycleRead(buf)
 			break
 		}
-		f, ferr := decodeFrame(data)
+		f, ferr := decodeFrame(*buf)
 		if ferr != nil {
 			c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+ferr.Error(), 120))
 			err = ferr
@@ -336,7 +338,10 @@ func (c *Client) read() {
 			delete(c.pending, f.ID)
 			c.mu.Unlock()
 			if ch != nil {
+				f.buf = buf // released by Call once decoded
 				ch <- f
+			} else {
+				recycleRead(buf) // nobody waits: the caller gave up
 			}
 		case FrameEvent:
 			if c.onEvent != nil {

@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
+
+	"github.com/coder/websocket"
 )
 
 // Frame types, as in OpenClaw's gateway protocol.
@@ -41,7 +45,11 @@ type Event struct {
 }
 
 // frame is the union of the three frame shapes, used only for decoding.
+// Params and Payload alias the bytes read; buf, when set, is the pooled
+// buffer holding them, for release once they have been decoded.
 type frame struct {
+	buf *[]byte
+
 	Type    string          `json:"type"`
 	ID      string          `json:"id"`
 	Method  string          `json:"method"`
@@ -50,6 +58,47 @@ type frame struct {
 	Payload json.RawMessage `json:"payload"`
 	Error   *Error          `json:"error"`
 	Event   string          `json:"event"`
+}
+
+// release returns the frame's read buffer to the pool; Params and Payload
+// must not be used afterwards.
+func (f *frame) release() {
+	recycleRead(f.buf)
+	f.buf = nil
+}
+
+func recycleRead(b *[]byte) {
+	if b != nil && cap(*b) <= maxPooledRead {
+		readBufs.Put(b)
+	}
+}
+
+// readBufs recycles the buffers frames are read into.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledRead = 64 << 10
+
+// readMessage reads one WebSocket message into buf's space, growing it as
+// needed, as ws.Read does but without a new buffer per message.
+func readMessage(ws *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := ws.Reader(context.Background())
+	if err != nil {
+		return buf[:0], err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
 }
 
 // Limits on what a frame from the network may hold.

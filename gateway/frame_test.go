@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestDecodeFrame(t *testing.T) {
@@ -63,7 +64,7 @@ func TestDecodeFrame(t *testing.T) {
 				t.Fatalf("decodeFrame error = %v, want one mentioning %q", err, tt.wantErr)
 			}
 			if tt.want != nil {
-				if diff := cmp.Diff(tt.want, f); diff != "" {
+				if diff := cmp.Diff(tt.want, f, cmpopts.IgnoreUnexported(frame{})); diff != "" {
 					t.Errorf("frame mismatch (-want +got):\n%s", diff)
 				}
 			}

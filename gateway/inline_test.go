@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/agentfed/agentfed/gateway"
@@ -71,4 +72,43 @@ func TestInlineDetachedRequestsRunTogether(t *testing.T) {
 		}
 	}
 	checkServing(t, srv.URL)
+}
+
+// TestDetachedParamsOutliveTheReader: an inline reader reuses its read
+// buffer for the next frame; a detached request keeps the one its params
+// are in, so they are intact however many frames the connection reads
+// meanwhile.
+func TestDetachedParamsOutliveTheReader(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	srv := startServer(t, &gateway.Server{Inline: true, Handler: gateway.HandlerFunc(
+		func(ctx context.Context, id *gateway.Identity, method string, params json.RawMessage) (any, error) {
+			if method == "keep" {
+				gateway.Detach(ctx)
+				close(started)
+				<-release
+			}
+			return params, nil
+		})})
+	c := dial(t, srv.URL, nil)
+	want := map[string]string{"kept": strings.Repeat("k", 300)}
+	got := make(chan map[string]string, 1)
+	go func() {
+		var out map[string]string
+		if err := c.Call(context.Background(), "keep", want, &out); err != nil {
+			t.Error(err)
+		}
+		got <- out
+	}()
+	<-started
+	for i := range 100 { // frames of the same size, read into the reader's buffer
+		var out map[string]string
+		in := map[string]string{"kept": strings.Repeat(fmt.Sprint(i%10), 300)}
+		if err := c.Call(context.Background(), "echo", in, &out); err != nil || out["kept"] != in["kept"] {
+			t.Fatalf("echo %d = %v, %v", i, out, err)
+		}
+	}
+	close(release)
+	if out := <-got; out["kept"] != want["kept"] {
+		t.Errorf("the detached request's params changed while it waited: %.40q...", out["kept"])
+	}
 }

@@ -229,6 +229,7 @@ type serverConn struct {
 
 	log      *slog.Logger
 	readDone chan struct{} // closed by the reader that saw the connection end
+	rbuf     []byte        // the reader's buffer (Inline); nil after a Detach
 
 	id       *Identity
 	protocol int
@@ -271,7 +272,13 @@ func (c *serverConn) read() {
 		// Read with no ctx of its own: every way this loop must end closes
 		// the connection, which ends the Read, and a cancellable ctx would
 		// cost a deadline watcher per frame.
-		_, data, err := c.ws.Read(context.Background())
+		// Inline, the frame is done with when the next read starts (Detach
+		// hands the buffer to the detached request), so one buffer serves.
+		if c.rbuf == nil || !c.srv.Inline {
+			c.rbuf = make([]byte, 0, 1024)
+		}
+		data, err := readMessage(c.ws, c.rbuf)
+		c.rbuf = data
 		if err != nil {
 			if status := websocket.CloseStatus(err); status == -1 && c.ctx.Err() == nil {
 				c.log.Debug("connection read ended", "err", err)
@@ -406,6 +413,7 @@ func Detach(ctx context.Context) context.Context {
 	}
 	ctx, r.cancel = context.WithCancel(ctx)
 	r.c.trackRequest(r.id, r.cancel)
+	r.c.rbuf = nil // the request's params live on in it
 	go r.c.read()
 	return ctx
 }
