@@ -15,9 +15,10 @@ import (
 
 func newBenchCmd(s *streams) *cobra.Command {
 	var (
-		duration time.Duration
-		asJSON   bool
-		only     []string
+		duration    time.Duration
+		asJSON      bool
+		concurrency int
+		only        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -48,7 +49,10 @@ Exit status 0 even when a target is missed; 1 when a measurement failed.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			rep, err := bench.Run(ctx, bench.Options{Duration: duration, Only: only, Progress: s.err})
+			if concurrency <= 0 {
+				return usageErr("--concurrency %d: give a positive number of requests in flight, such as 64", concurrency)
+			}
+			rep, err := bench.Run(ctx, bench.Options{Duration: duration, Only: only, Concurrency: concurrency, Progress: s.err})
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
@@ -71,6 +75,7 @@ Exit status 0 even when a target is missed; 1 when a measurement failed.`,
 	f := cmd.Flags()
 	f.DurationVar(&duration, "duration", bench.DefaultDuration, "measuring time of each measurement")
 	f.BoolVar(&asJSON, "json", false, "print every figure and target as JSON")
+	f.IntVar(&concurrency, "concurrency", bench.DefaultConcurrency, "requests in flight in throughput, and senders in durable (the targets are for 64)")
 	f.StringSliceVar(&only, "only", nil, "run only these measurements (comma-separated): "+strings.Join(bench.Measurements, ", "))
 	return cmd
 }

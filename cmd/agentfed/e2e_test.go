@@ -346,6 +346,9 @@ func TestUsageErrors(t *testing.T) {
 		{"delegate", "task-without-capability"},
 		{"tool", "{not json"},
 		{"serve", "--log-level", "loud"},
+		{"bench", "--concurrency", "0"},
+		{"bench", "--duration", "-1s"},
+		{"bench", "--only", "warp-speed"},
 		{"frobnicate"},
 	} {
 		if _, errOut, code := agentfed(t, "", args...); code != 2 || errOut == "" {
