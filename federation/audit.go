@@ -129,7 +129,7 @@ func (a *auditLog) flush() {
 	defer a.fileM.Unlock()
 	a.mu.Lock()
 	taken := a.buf
-	a.buf = a.spare[:0] // the previous round's buffer: no regrowing from nothing
+	a.buf, a.spare = a.spare[:0], nil // the previous round's buffer: no regrowing from nothing
 	a.mu.Unlock()
 	if cap(taken) <= 4*auditBatch {
 		defer func() { a.spare = taken[:0] }()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,6 +58,55 @@ func TestAuditEventEncoding(t *testing.T) {
 		}
 		if got := e.appendJSON(nil, now); string(got) != string(want) {
 			t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+// TestAuditBufferNotReusedWhileWritten: after a flush of an oversized
+// buffer, writers never get the buffer a flush is writing out; concurrent
+// writes and flushes leave only whole lines.
+func TestAuditBufferNotReusedWhileWritten(t *testing.T) {
+	dir := t.TempDir()
+	// As openAudit builds it, without the background flusher: this test
+	// calls flush itself, for a fixed order.
+	a := &auditLog{path: filepath.Join(dir, "audit.log"), maxSize: 10 << 20, maxFiles: 5, includeContent: true,
+		kick: make(chan struct{}, 1)}
+	if err := a.open(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.f.Close()
+	for range 100 {
+		a.write(auditEvent{Dir: "in", Kind: "relay", Outcome: "ok", MessageID: "m"})
+	}
+	a.flush()
+	a.write(auditEvent{Dir: "in", Kind: "relay", Outcome: "ok", Content: strings.Repeat("x", 5*auditBatch)})
+	a.flush()
+	a.write(auditEvent{Dir: "in", Kind: "relay", Outcome: "ok", MessageID: "m1"})
+	a.mu.Lock()
+	shared := cap(a.buf) > 0 && cap(a.spare) > 0 && &a.buf[:1][0] == &a.spare[:1][0]
+	a.mu.Unlock()
+	if shared {
+		t.Fatal("the writers' buffer is also the spare the next flush hands out")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20000 {
+			a.write(auditEvent{Dir: "in", Kind: "relay", Outcome: "ok", MessageID: "concurrent"})
+		}
+	}()
+	for range 500 {
+		a.flush()
+	}
+	<-done
+	a.flush()
+	data, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("line %d is torn: %.80q", i+1, line)
 		}
 	}
 }

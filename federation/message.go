@@ -166,7 +166,9 @@ type Handler interface {
 // or waiting, such as agent.Echo. When Immediate returns true, the gateway
 // handles the handler's messages on the peer connection's reader goroutine,
 // saving a goroutine and a scheduler wake-up per message; other handlers
-// run on a goroutine of their own.
+// run on a goroutine of their own. An immediate handler's ctx carries no
+// deadline (it is not expected to wait); it still ends when the
+// connection does.
 type Immediate interface {
 	Immediate() bool
 }

@@ -9,17 +9,28 @@ import (
 // A gateway connection carries many small frames each way. Written one
 // syscall per frame, their writes cost more CPU than everything else a
 // relay does, yet the WebSocket library flushes every frame as it is
-// written. batchConn sits under it, on the TCP connection, and lets the
-// frames written while the connection's reader is busy with what it read
-// wait, so that they go out together in one write before the reader next
-// reads. Writes made while the reader waits for input (a lone request, a
-// reply from a handler on its own goroutine, a tick) go out at once, as
-// before: batching adds no latency, it only merges what would have queued.
+// written. batchConn sits under it, on the TCP connection, and merges
+// writes two ways:
+//
+//   - Writes made while another goroutine is sending wait in a buffer, and
+//     that goroutine sends them too before it returns (group commit). Both
+//     ends do this.
+//   - On a server connection (hold), once the reader has read, writes wait
+//     until it reads again, and go out together in one write before that
+//     read: the replies to a batch of requests read together leave
+//     together. The reader must not block elsewhere while it holds; the
+//     server releases the hold before it waits for a request slot.
+//
+// Writes made while the reader waits for input go out at once, so a lone
+// request pays nothing extra. A client connection never holds, so its
+// reader never sends: however full both directions are, the client keeps
+// draining what the server sends, and the server's reader cannot wedge
+// against it.
 //
 // Invariant: whenever out holds bytes, either a goroutine is flushing (and
-// loops until out is empty) or the reader is holding (and flushes before
-// its next read syscall). A reader that blocks elsewhere is harmless:
-// beyond maxHeld bytes a writer flushes itself.
+// loops until out is empty) or the reader is holding (and sends them
+// before its next read syscall or wait). Beyond maxHeld bytes a writer
+// sends them itself.
 type batchConn struct {
 	net.Conn
 
@@ -27,6 +38,7 @@ type batchConn struct {
 	drained  sync.Cond // signalled when a flush round ends
 	out      []byte    // bytes written and not yet sent
 	spare    []byte    // the buffer of the previous round, reused
+	hold     bool      // hold writes while the reader is busy (server connections)
 	holding  bool      // the reader is handling input: writes wait for its next Read
 	flushing bool      // a goroutine is sending out
 	err      error     // the first write error; every later write fails with it
@@ -37,8 +49,8 @@ type batchConn struct {
 // would hold more sends them itself.
 const maxHeld = 64 << 10
 
-func newBatchConn(c net.Conn) *batchConn {
-	b := &batchConn{Conn: c}
+func newBatchConn(c net.Conn, hold bool) *batchConn {
+	b := &batchConn{Conn: c, hold: hold}
 	b.drained.L = &b.mu
 	return b
 }
@@ -90,12 +102,24 @@ func (b *batchConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := b.Conn.Read(p)
-	if n > 0 && err == nil {
+	if n > 0 && err == nil && b.hold {
 		b.mu.Lock()
 		b.holding = true
 		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// release ends the reader's hold before it waits for something other than
+// input, sending what is held.
+func (b *batchConn) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = false
+	if len(b.out) > 0 && !b.flushing {
+		b.flushing = true
+		b.flushLocked()
+	}
 }
 
 // flushLocked sends out until it is empty, then ends the flushing round

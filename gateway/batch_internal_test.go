@@ -11,9 +11,11 @@ import (
 	"time"
 )
 
-// tcpPair returns a batchConn and the plain other end of a loopback TCP
-// connection.
-func tcpPair(t *testing.T) (*batchConn, net.Conn) {
+// tcpPair returns a server-side (holding) batchConn and the plain other
+// end of a loopback TCP connection.
+func tcpPair(t *testing.T) (*batchConn, net.Conn) { return tcpPairHold(t, true) }
+
+func tcpPairHold(t *testing.T, hold bool) (*batchConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +35,7 @@ func tcpPair(t *testing.T) (*batchConn, net.Conn) {
 	if peer == nil {
 		t.Fatal("accept failed")
 	}
-	b := newBatchConn(c)
+	b := newBatchConn(c, hold)
 	t.Cleanup(func() { b.Close(); peer.Close() })
 	return b, peer
 }
@@ -72,11 +74,8 @@ func TestBatchHoldsWritesUntilTheNextRead(t *testing.T) {
 	readOne(t, b, peer)
 	b.Write([]byte("ab"))
 	b.Write([]byte("cd"))
-	b.mu.Lock()
-	held := string(b.out)
-	b.mu.Unlock()
-	if held != "abcd" {
-		t.Fatalf("held %q after two writes while the reader is busy, want abcd", held)
+	if h := held(b); h != "abcd" {
+		t.Fatalf("held %q after two writes while the reader is busy, want abcd", h)
 	}
 	readOne(t, b, peer) // sends what is held before it reads
 	if got := readN(t, peer, 4); got != "abcd" {
@@ -197,4 +196,44 @@ func TestBatchConcurrentWritersAndReader(t *testing.T) {
 	poking.Wait()
 	b.Close()
 	reading.Wait()
+}
+
+// held returns what b holds for its reader's next read.
+func held(b *batchConn) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.out)
+}
+
+// TestBatchClientNeverHolds: a client connection's reader never sends, so
+// its writes go out at once even while the reader is busy.
+func TestBatchClientNeverHolds(t *testing.T) {
+	b, peer := tcpPairHold(t, false)
+	readOne(t, b, peer)
+	b.Write([]byte("now"))
+	if h := held(b); h != "" {
+		t.Fatalf("client connection holds %q", h)
+	}
+	if got := readN(t, peer, 3); got != "now" {
+		t.Fatalf("peer read %q", got)
+	}
+}
+
+// TestBatchRelease: a reader about to wait for something other than input
+// sends what it holds, and holds nothing more until it reads again.
+func TestBatchRelease(t *testing.T) {
+	b, peer := tcpPair(t)
+	readOne(t, b, peer)
+	b.Write([]byte("ab"))
+	b.release()
+	if got := readN(t, peer, 2); got != "ab" {
+		t.Fatalf("peer read %q after release, want ab", got)
+	}
+	b.Write([]byte("c"))
+	if h := held(b); h != "" {
+		t.Fatalf("holds %q after release", h)
+	}
+	if got := readN(t, peer, 1); got != "c" {
+		t.Fatalf("peer read %q", got)
+	}
 }

@@ -130,7 +130,7 @@ func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchC
 		if err != nil {
 			return nil, err
 		}
-		b := newBatchConn(c)
+		b := newBatchConn(c, false) // a client's reader must never send
 		conn.Store(b)
 		return b, nil
 	}

@@ -33,7 +33,7 @@ func (l activityListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ac := &activityConn{Conn: newBatchConn(c)}
+	ac := &activityConn{Conn: newBatchConn(c, true)}
 	ac.last.Store(time.Now().UnixNano())
 	return ac, nil
 }

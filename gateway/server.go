@@ -319,10 +319,17 @@ func (c *serverConn) read() {
 		}
 		select {
 		case c.sem <- struct{}{}:
-		case <-c.ctx.Done():
-			c.inflight.Done()
-			c.readEnded()
-			return
+		default:
+			if c.batch != nil {
+				c.batch.release() // about to wait: the replies held must go out now
+			}
+			select {
+			case c.sem <- struct{}{}:
+			case <-c.ctx.Done():
+				c.inflight.Done()
+				c.readEnded()
+				return
+			}
 		}
 		if !c.srv.Inline {
 			go c.serveRequest(f)

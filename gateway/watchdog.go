@@ -100,7 +100,10 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			}
 			w.mu.Unlock()
 			for _, c := range stalled {
-				c.ws.CloseNow() // a polite close would queue behind the stuck write
+				// A polite close would queue behind the stuck write; even
+				// CloseNow may wait for TLS's close_notify deadline, so
+				// each gets a goroutine of its own.
+				go c.ws.CloseNow()
 			}
 		}
 	}
