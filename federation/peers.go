@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/agentfed/agentfed/internal/store"
@@ -27,11 +28,11 @@ type registry struct {
 
 	mu    sync.RWMutex // guards byID and byCap
 	byID  map[string]*peer
-	byCap map[string]map[string]*peer // capability -> peer id -> peer
+	byCap map[string][]*peer // capability -> its peers, sorted by id
 }
 
 func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
-	r := &registry{st: st, byID: make(map[string]*peer), byCap: make(map[string]map[string]*peer)}
+	r := &registry{st: st, byID: make(map[string]*peer), byCap: make(map[string][]*peer)}
 	for _, p := range static {
 		r.addLocked(&peer{PeerConfig: p, source: SourceStatic})
 	}
@@ -53,22 +54,29 @@ func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
 func (r *registry) addLocked(p *peer) {
 	r.byID[p.ID] = p
 	for _, c := range p.Capabilities {
-		if r.byCap[c] == nil {
-			r.byCap[c] = make(map[string]*peer)
+		list := r.byCap[c]
+		if i, found := slices.BinarySearchFunc(list, p.ID, byPeerID); !found {
+			r.byCap[c] = slices.Insert(list, i, p)
 		}
-		r.byCap[c][p.ID] = p
 	}
 }
 
 func (r *registry) removeLocked(p *peer) {
 	delete(r.byID, p.ID)
 	for _, c := range p.Capabilities {
-		delete(r.byCap[c], p.ID)
-		if len(r.byCap[c]) == 0 {
+		list := r.byCap[c]
+		if i, found := slices.BinarySearchFunc(list, p.ID, byPeerID); found {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
 			delete(r.byCap, c)
+		} else {
+			r.byCap[c] = list
 		}
 	}
 }
+
+func byPeerID(p *peer, id string) int { return strings.Compare(p.ID, id) }
 
 func (r *registry) get(id string) *peer {
 	r.mu.RLock()
@@ -93,21 +101,20 @@ func (r *registry) list() []*peer {
 // rarest capability.
 func (r *registry) capable(caps []string) []*peer {
 	r.mu.RLock()
-	var smallest map[string]*peer
+	var smallest []*peer
 	for i, c := range caps {
-		set := r.byCap[c]
-		if i == 0 || len(set) < len(smallest) {
-			smallest = set
+		list := r.byCap[c]
+		if i == 0 || len(list) < len(smallest) {
+			smallest = list
 		}
 	}
 	var out []*peer
-	for _, p := range smallest {
+	for _, p := range smallest { // sorted by id, and so is out
 		if p.IsEnabled() && hasAll(p.Capabilities, caps) {
 			out = append(out, p)
 		}
 	}
 	r.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
