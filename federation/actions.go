@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,9 +205,21 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		}
 		return results, n.outbox.enqueue(entries...)
 	}
+	// Send to every connected peer from this goroutine, then collect the
+	// answers: no goroutine, stack and wake-up per peer. A peer not yet
+	// connected, or whose outbound queue is full, gets a goroutine that
+	// dials and waits.
 	var wg sync.WaitGroup
+	started := make([]*delivery, len(targets))
 	for i, p := range targets {
-		wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
+		if started[i] = n.begin(ctx, p, msgs[i], req.TimeoutMs, false, false); started[i] == nil {
+			wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
+		}
+	}
+	for i, d := range started {
+		if d != nil {
+			results[i] = *d.end()
+		}
 	}
 	wg.Wait()
 	return results, nil
@@ -318,39 +331,131 @@ func (n *Node) timeout(callMs int, p *peer) time.Duration {
 
 // deliver relays msg to p and reports the outcome. It never returns nil.
 func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
+	return n.begin(ctx, p, msg, callTimeoutMs, durable, true).end()
+}
+
+// delivery is one message on its way to one peer: begin sends it, end
+// waits for the answer and reports the outcome. Between the two, the
+// delivery holds a slot of the peer's outbound queue and its timeout.
+type delivery struct {
+	n       *Node
+	p       *peer
+	msg     *Message
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timeout time.Duration
+	start   time.Time
+	res     *Result
+
+	release func()                     // the outbound slot; nil when none was taken
+	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
+	call    *gateway.Pending           // the request in flight
+	req     *Message                   // the request before sealing and signing
+	eph     *ecdh.PrivateKey           // opens a sealed answer
+	err     error                      // why it failed before it was sent
+}
+
+// begin starts delivering msg to p: it takes an outbound slot, asks the
+// breaker, and sends the request on the peer's connection. With wait, it
+// waits for a slot and dials as needed; without, it returns nil instead of
+// waiting, and the caller delivers on a goroutine of its own.
+func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable, wait bool) *delivery {
 	timeout := n.timeout(callTimeoutMs, p)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	start := time.Now()
-	res := &Result{PeerID: p.ID, MessageID: msg.MessageID}
 	h := n.tracker.get(p.ID)
-	release, err := h.outbound.Acquire(ctx, msg.Priority.Rank())
-	if errors.Is(err, queue.ErrFull) {
-		err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
-	}
-	if err == nil {
-		var done func(error, time.Duration)
-		if done, err = h.allow(p.ID, n.tracker.settings.Open); err == nil {
-			err = n.relay(ctx, p, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable}, &res.Response)
-			done(err, time.Since(start))
+	var c *gateway.Client
+	if !wait {
+		if c = n.pool.Peek(p.ID); c == nil {
+			return nil // not connected yet: the caller dials on a goroutine
 		}
-		release()
 	}
-	res.LatencyMs = millis(time.Since(start))
+	d := &delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: &Result{PeerID: p.ID, MessageID: msg.MessageID}}
+	d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	if wait {
+		d.release, d.err = h.outbound.Acquire(d.ctx, msg.Priority.Rank())
+		if errors.Is(d.err, queue.ErrFull) {
+			d.err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
+		}
+	} else if d.release = h.outbound.TryAcquire(); d.release == nil {
+		d.cancel()
+		return nil
+	}
+	if d.err == nil {
+		d.done, d.err = h.allow(p.ID, n.tracker.settings.Open)
+	}
+	if d.err == nil {
+		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable})
+	}
+	return d
+}
+
+// send relays params over c, or the pooled connection to the peer when c
+// is nil.
+func (d *delivery) send(c *gateway.Client, params RelayParams) error {
+	if c == nil {
+		var err error
+		if c, err = d.n.conn(d.ctx, d.p); err != nil {
+			return err
+		}
+	}
+	d.req = params.Message
+	eph, err := d.n.protectOutbound(d.p, &params) // sealed and signed last, just before the wire
+	if err != nil {
+		return err
+	}
+	d.eph = eph
+	if d.call, err = c.Send(d.ctx, MethodRelay, &params); err != nil {
+		return d.peerError(err)
+	}
+	return nil
+}
+
+func (d *delivery) peerError(err error) error {
+	if gateway.CodeOf(err) == gateway.CodePeerUnavailable {
+		return fmt.Errorf("%w: peer %q: %v", ErrPeerUnavailable, d.p.ID, err)
+	}
+	return err
+}
+
+// end waits for the answer and reports the outcome. It never returns nil.
+func (d *delivery) end() *Result {
+	n, p, msg, res := d.n, d.p, d.msg, d.res
+	defer d.cancel()
+	err := d.err
+	answered := time.Now()
+	if err == nil {
+		var reply Message
+		if err = d.call.Wait(d.ctx, &reply); err != nil {
+			err = d.peerError(err)
+		} else if err = n.acceptReply(p, d.req, &reply, d.eph); err == nil {
+			res.Response = &reply
+		}
+		if at := d.call.Answered(); !at.IsZero() {
+			answered = at // collected later than it came (broadcast)
+		} else {
+			answered = time.Now()
+		}
+	}
+	if d.done != nil {
+		d.done(err, answered.Sub(d.start))
+	}
+	if d.release != nil {
+		d.release()
+	}
+	res.LatencyMs = millis(answered.Sub(d.start))
 	switch {
 	case err == nil:
 		res.Status = StatusOK
 	case errors.Is(err, context.DeadlineExceeded) || gateway.CodeOf(err) == gateway.CodeTimeout:
 		res.Status = StatusTimeout
-		res.Error = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("peer %q did not answer within %v", p.ID, timeout))
+		res.Error = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("peer %q did not answer within %v", p.ID, d.timeout))
 	default:
 		res.Status = StatusError
 		res.Error = gateway.ToError(err)
 	}
-	if n.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when dropped
+	if n.log.Enabled(d.ctx, slog.LevelDebug) { // the arguments cost allocations even when dropped
 		n.log.Debug("relay", "peer", p.ID, "messageId", msg.MessageID, "correlationId", msg.CorrelationID,
 			"type", msg.Type, "status", res.Status, "latencyMs", res.LatencyMs)
 	}
@@ -365,31 +470,6 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 
 // millis converts d to milliseconds rounded to the microsecond.
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// relay sends one federation.relay over the pooled connection to p.
-func (n *Node) relay(ctx context.Context, p *peer, params RelayParams, out **Message) error {
-	c, err := n.conn(ctx, p)
-	if err != nil {
-		return err
-	}
-	req := params.Message
-	eph, err := n.protectOutbound(p, &params) // sealed and signed last, just before the wire
-	if err != nil {
-		return err
-	}
-	var reply Message
-	if err := c.Call(ctx, MethodRelay, &params, &reply); err != nil {
-		if gateway.CodeOf(err) == gateway.CodePeerUnavailable {
-			return fmt.Errorf("%w: peer %q: %v", ErrPeerUnavailable, p.ID, err)
-		}
-		return err
-	}
-	if err := n.acceptReply(p, req, &reply, eph); err != nil {
-		return err
-	}
-	*out = &reply
-	return nil
-}
 
 // conn returns the pooled connection to p. A handshake the peer refused
 // keeps its code (UNAUTHORIZED, ...); any other failure is PEER_UNAVAILABLE.

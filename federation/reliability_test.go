@@ -276,3 +276,50 @@ func TestBlockingAgentDoesNotHoldTheConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastLatencyIsEachPeers: a broadcast sends to every peer, then
+// collects the answers in peer order; each result's latency is its own
+// peer's, not the time until it was collected behind a slower peer.
+func TestBroadcastLatencyIsEachPeers(t *testing.T) {
+	const slowFor = 300 * time.Millisecond
+	slow := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		select { // a slow agent: its answer comes slowFor after the request
+		case <-time.After(slowFor):
+			return &federation.Answer{Content: "late"}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	lnSlow, lnB, lnC := listen(t), listen(t), listen(t)
+	cfgSlow := newConfig(t, "a-slow", "slow")
+	start(t, cfgSlow, lnSlow, map[string]federation.Handler{"slow": slow})
+	start(t, newConfig(t, "b", "echo"), lnB, nil)
+	start(t, newConfig(t, "c", "echo"), lnC, nil)
+	cfg := newConfig(t, "main", "")
+	cfg.Federation.Peers = []federation.PeerConfig{peerConf("a-slow", "slow", lnSlow), peerConf("b", "echo", lnB), peerConf("c", "echo", lnC)}
+	main := start(t, cfg, listen(t), nil)
+	ctx := context.Background()
+	if _, err := main.Broadcast(ctx, federation.BroadcastRequest{Message: "warm up"}); err != nil { // dial every peer
+		t.Fatal(err)
+	}
+	res, err := main.Broadcast(ctx, federation.BroadcastRequest{Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].PeerID != "a-slow" {
+		t.Fatalf("results %+v, want a-slow, b, c", res)
+	}
+	for _, r := range res {
+		if r.Status != federation.StatusOK {
+			t.Fatalf("%s: %s %v", r.PeerID, r.Status, r.Error)
+		}
+	}
+	if res[0].LatencyMs < float64(slowFor.Milliseconds()) {
+		t.Errorf("a-slow latency %.3f ms, want at least %v", res[0].LatencyMs, slowFor)
+	}
+	for _, r := range res[1:] {
+		if r.LatencyMs >= res[0].LatencyMs/2 {
+			t.Errorf("%s latency %.3f ms next to a-slow's %.3f ms: it counts the wait behind a-slow", r.PeerID, r.LatencyMs, res[0].LatencyMs)
+		}
+	}
+}

@@ -54,7 +54,7 @@ type Client struct {
 	conn         *batchConn // the TCP connection's write batching; nil with a custom RoundTripper
 
 	mu      sync.Mutex // guards pending and err
-	pending map[string]chan *frame
+	pending map[string]*Pending
 	err     error // why the connection ended; set once
 
 	done     chan struct{}  // closed when the connection has ended
@@ -92,7 +92,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		hello:     hello,
 		onEvent:   opts.OnEvent,
 		canCancel: slices.Contains(hello.Features.Methods, MethodCancel),
-		pending:   make(map[string]chan *frame),
+		pending:   make(map[string]*Pending),
 		done:      make(chan struct{}),
 		readDone:  make(chan struct{}),
 
@@ -220,6 +220,32 @@ func (c *Client) Err() error {
 // (when out is not nil). A failed response is returned as *Error; a
 // connection that ends first fails the call at once with ErrClosed.
 func (c *Client) Call(ctx context.Context, method string, params, out any) error {
+	p, err := c.send(ctx, method, params, false)
+	if err != nil {
+		return err
+	}
+	return p.Wait(ctx, out)
+}
+
+// Pending is a request sent with Send whose response has not been
+// collected yet.
+type Pending struct {
+	c        *Client
+	id       string
+	method   string
+	ch       chan *frame // the response; closed if the connection ends first
+	stamp    bool        // the reader notes when the response arrived
+	answered time.Time
+}
+
+// Send writes a request and returns without waiting for its response,
+// which Wait collects: many requests can be sent by one goroutine, then
+// collected. Every Pending must be waited for. Call is Send then Wait.
+func (c *Client) Send(ctx context.Context, method string, params any) (*Pending, error) {
+	return c.send(ctx, method, params, true)
+}
+
+func (c *Client) send(ctx context.Context, method string, params any, stamp bool) (*Pending, error) {
 	id := strconv.FormatUint(c.nextID.Add(1), 36)
 	buf := getBuf()
 	defer putBuf(buf)
@@ -233,54 +259,73 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("encode %s params: %w", method, err)
+		return nil, fmt.Errorf("encode %s params: %w", method, err)
 	}
-	ch := make(chan *frame, 1)
+	p := &Pending{c: c, id: id, method: method, ch: make(chan *frame, 1), stamp: stamp}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return err
+		return nil, err
 	}
-	c.pending[id] = ch
+	c.pending[id] = p
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-	}()
-
 	if err := ctx.Err(); err != nil {
-		return err
+		p.forget()
+		return nil, err
 	}
 	// A Write whose ctx ends closes the whole connection, failing every
 	// other Call on it; so the write has no ctx, clientWatch cuts it when
-	// it stalls for writeTimeout, and ctx bounds the wait below.
+	// it stalls for writeTimeout, and ctx bounds the wait for the answer.
 	if err := c.write(*buf); err != nil {
-		return fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
+		p.forget()
+		return nil, fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
 	}
+	return p, nil
+}
+
+func (p *Pending) forget() {
+	p.c.mu.Lock()
+	delete(p.c.pending, p.id)
+	p.c.mu.Unlock()
+}
+
+// Answered is when the response arrived, for a request sent with Send and
+// answered; the zero time otherwise.
+func (p *Pending) Answered() time.Time { return p.answered }
+
+// Wait waits for the response and decodes its payload into out (when out
+// is not nil), as Call does. A response that arrived before ctx ended is
+// returned even if Wait is called later.
+func (p *Pending) Wait(ctx context.Context, out any) error {
+	defer p.forget()
+	var f *frame
 	select {
-	case f := <-ch:
-		if f == nil {
-			return c.Err()
+	case f = <-p.ch:
+	default:
+		select {
+		case f = <-p.ch:
+		case <-ctx.Done():
+			p.c.cancelRemote(p.id)
+			return ctx.Err()
 		}
-		defer f.release()
-		if !f.OK {
-			if f.Error == nil {
-				return NewError(CodeInternal, method+" failed without an error")
-			}
-			return f.Error
-		}
-		if out != nil {
-			if err := decodePayload(f.Payload, out); err != nil {
-				return NewError(CodeInvalidRequest, fmt.Sprintf("decode %s response: %v", method, err))
-			}
-		}
-		return nil
-	case <-ctx.Done():
-		c.cancelRemote(id)
-		return ctx.Err()
 	}
+	if f == nil {
+		return p.c.Err()
+	}
+	defer f.release()
+	if !f.OK {
+		if f.Error == nil {
+			return NewError(CodeInternal, p.method+" failed without an error")
+		}
+		return f.Error
+	}
+	if out != nil {
+		if err := decodePayload(f.Payload, out); err != nil {
+			return NewError(CodeInvalidRequest, fmt.Sprintf("decode %s response: %v", p.method, err))
+		}
+	}
+	return nil
 }
 
 // decodePayload decodes a payload that decodeFrame has validated: a
@@ -334,12 +379,15 @@ func (c *Client) read() {
 		switch f.Type {
 		case FrameRes:
 			c.mu.Lock()
-			ch := c.pending[f.ID]
+			p := c.pending[f.ID]
 			delete(c.pending, f.ID)
 			c.mu.Unlock()
-			if ch != nil {
-				f.buf = buf // released by Call once decoded
-				ch <- f
+			if p != nil {
+				if p.stamp {
+					p.answered = time.Now() // before the send: Wait reads it after
+				}
+				f.buf = buf // released by Wait once decoded
+				p.ch <- f
 			} else {
 				recycleRead(buf) // nobody waits: the caller gave up
 			}
@@ -351,8 +399,8 @@ func (c *Client) read() {
 	}
 	c.mu.Lock()
 	c.err = fmt.Errorf("%w: %s", ErrClosed, closeReason(err))
-	for id, ch := range c.pending {
-		close(ch)
+	for id, p := range c.pending {
+		close(p.ch)
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()

@@ -365,3 +365,42 @@ func TestStalledServerIsCut(t *testing.T) {
 	}
 	<-c.Done()
 }
+
+// TestSendThenWait: one goroutine sends many requests, then collects the
+// answers in any order; an answer that arrived before the deadline is
+// returned even when it is collected after it.
+func TestSendThenWait(t *testing.T) {
+	c := dial(t, startServer(t, &gateway.Server{Inline: true}).URL, nil)
+	ctx := context.Background()
+	var pending []*gateway.Pending
+	for i := range 20 {
+		p, err := c.Send(ctx, "echo", map[string]int{"i": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	for i := len(pending) - 1; i >= 0; i-- {
+		var out map[string]int
+		if err := pending[i].Wait(ctx, &out); err != nil || out["i"] != i {
+			t.Fatalf("Wait %d = %v, %v", i, out, err)
+		}
+		if pending[i].Answered().IsZero() {
+			t.Errorf("Answered of %d is zero", i)
+		}
+	}
+
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	p, err := c.Send(short, "echo", map[string]int{"late": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]int                                // collected below after the deadline has passed
+	if err := c.Call(ctx, "echo", nil, nil); err != nil { // the answer to p is in by now: answers come in order
+		t.Fatal(err)
+	}
+	cancel()
+	if err := p.Wait(short, &out); err != nil || out["late"] != 1 {
+		t.Fatalf("Wait after the deadline of an answer that came in time = %v, %v", out, err)
+	}
+}
