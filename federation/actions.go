@@ -365,11 +365,9 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
 	}
 	h := n.tracker.get(p.ID)
-	var c *gateway.Client
-	if !wait {
-		if c = n.pool.Peek(p.ID); c == nil {
-			return nil // not connected yet: the caller dials on a goroutine
-		}
+	c := n.pool.Peek(p.ID) // nil: send dials
+	if c == nil && !wait {
+		return nil // not connected yet: the caller dials on a goroutine
 	}
 	d := &delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: &Result{PeerID: p.ID, MessageID: msg.MessageID}}
 	d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
