@@ -26,7 +26,7 @@ var soakN = flag.Int("soak", 0, "run the soak test with this many durable messag
 // by an agent that honours Idempotency-Key), the agent calls repeated by
 // receiver crashes, and the sender's peak resident memory.
 //
-//	go test -run TestSoak -soak=1000000 -timeout 2h ./cmd/agentfed/
+//	go test -run TestSoak -timeout 2h ./cmd/agentfed/ -soak 1000000
 func TestSoak(t *testing.T) {
 	if *soakN == 0 {
 		t.Skip("soak test: run with -soak N")
