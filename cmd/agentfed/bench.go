@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ func newBenchCmd(s *streams) *cobra.Command {
 		duration    time.Duration
 		asJSON      bool
 		concurrency int
+		plotFile    string
 		only        []string
 	)
 	cmd := &cobra.Command{
@@ -66,6 +68,12 @@ Exit status 0 even when a target is missed; 1 when a measurement failed.`,
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			if plotFile != "" {
+				if err := writePlot(rep, plotFile); err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				fmt.Fprintf(s.err, "plot written to %s\n", plotFile)
+			}
 			if failed := rep.Failed(); len(failed) > 0 {
 				return &exitError{code: exitFailed, err: fmt.Errorf("bench: %s failed; see the report", strings.Join(failed, ", "))}
 			}
@@ -75,7 +83,28 @@ Exit status 0 even when a target is missed; 1 when a measurement failed.`,
 	f := cmd.Flags()
 	f.DurationVar(&duration, "duration", bench.DefaultDuration, "measuring time of each measurement")
 	f.BoolVar(&asJSON, "json", false, "print every figure and target as JSON")
+	f.StringVar(&plotFile, "plot", "", "also render the round trips, throughput and broadcast growth as a PNG to this file")
 	f.IntVar(&concurrency, "concurrency", bench.DefaultConcurrency, "requests in flight in throughput, and senders in durable (the targets are for 64)")
 	f.StringSliceVar(&only, "only", nil, "run only these measurements (comma-separated): "+strings.Join(bench.Measurements, ", "))
 	return cmd
+}
+
+// writePlot renders rep to path, replacing it only once the PNG is whole.
+func writePlot(rep *bench.Report, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".plot-*.png")
+	if err != nil {
+		return fmt.Errorf("--plot %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if err := rep.WritePlot(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--plot %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--plot %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("--plot %s: %w", path, err)
+	}
+	return nil
 }
