@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -100,7 +101,7 @@ func writePlot(rep *bench.Report, path string) error {
 		tmp.Close()
 		return fmt.Errorf("--plot %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
+	if err := errors.Join(tmp.Chmod(0o644), tmp.Close()); err != nil { // CreateTemp's 0600 is for secrets
 		return fmt.Errorf("--plot %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
