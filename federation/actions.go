@@ -278,8 +278,9 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 	if from == "" {
 		from = "operator"
 	}
+	now := time.Now()
 	return &Message{
-		MessageID:     newID(),
+		MessageID:     newIDAt(now),
 		FromAgent:     from,
 		FromServer:    n.serverID,
 		ToAgent:       p.AgentID,
@@ -288,7 +289,7 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 		Context:       o.Context,
 		CorrelationID: orNewID(o.CorrelationID), // a broadcast's or delegate's shared one, else new
 		Priority:      prio,
-		Timestamp:     time.Now().UnixMilli(),
+		Timestamp:     now.UnixMilli(),
 	}, nil
 }
 

@@ -94,9 +94,13 @@ type Message struct {
 // receiver's B+trees, so a commit of many durable messages dirties a few
 // pages instead of one per message. One allocation (uuid.NewString makes
 // two, and three IDs are made per relay).
-func newID() string {
+func newID() string { return newIDAt(time.Now()) }
+
+// newIDAt is newID with the time given: a message's ID and timestamp
+// share one clock reading.
+func newIDAt(now time.Time) string {
 	var u uuid.UUID
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(now.UnixMilli())
 	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	rand.Read(u[6:])
 	u[6] = u[6]&0x0f | 0x70 // version 7
@@ -107,24 +111,26 @@ func newID() string {
 // NewMessage returns a message with a fresh UUID, the current time in Unix
 // milliseconds, and a generated correlationId when correlationID is empty.
 func NewMessage(typ MessageType, fromServer, fromAgent, toAgent, content string) *Message {
+	now := time.Now()
 	return &Message{
-		MessageID:     newID(),
+		MessageID:     newIDAt(now),
 		FromAgent:     fromAgent,
 		FromServer:    fromServer,
 		ToAgent:       toAgent,
 		Type:          typ,
 		Content:       content,
-		CorrelationID: newID(),
+		CorrelationID: newIDAt(now),
 		Priority:      PriorityNormal,
-		Timestamp:     time.Now().UnixMilli(),
+		Timestamp:     now.UnixMilli(),
 	}
 }
 
 // Reply builds the response to m: type response, same correlationId and
 // priority, addressed back to the sender.
 func (m *Message) Reply(fromServer, content string, ctx map[string]any) *Message {
+	now := time.Now()
 	return &Message{
-		MessageID:     newID(),
+		MessageID:     newIDAt(now),
 		FromAgent:     m.ToAgent,
 		FromServer:    fromServer,
 		ToAgent:       m.FromAgent,
@@ -133,7 +139,7 @@ func (m *Message) Reply(fromServer, content string, ctx map[string]any) *Message
 		Context:       ctx,
 		CorrelationID: m.CorrelationID,
 		Priority:      m.Priority,
-		Timestamp:     time.Now().UnixMilli(),
+		Timestamp:     now.UnixMilli(),
 	}
 }
 

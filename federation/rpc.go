@@ -410,7 +410,11 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)
 	}
 	defer release()
-	start := time.Now()
+	debug := n.log.Enabled(ctx, slog.LevelDebug)
+	var start time.Time
+	if debug {
+		start = time.Now()
+	}
 	ans, err := agent.handler.Handle(ctx, msg)
 	if err == nil && ans == nil {
 		err = fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)
@@ -427,7 +431,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		}
 		return nil, err
 	}
-	if n.log.Enabled(ctx, slog.LevelDebug) {
+	if debug {
 		n.log.Debug("agent answered", "agent", agent.cfg.ID, "messageId", msg.MessageID, "latency", time.Since(start))
 	}
 	return msg.Reply(n.serverID, ans.Content, ans.Context), nil
