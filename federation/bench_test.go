@@ -193,3 +193,27 @@ func BenchmarkDelegate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOutboxAppend is a durable send's cost until it is answered
+// "queued": the message fsynced into the outbox, with 64 senders sharing
+// group commits. The peer's port is closed, so the outbox's delivery
+// attempts fail fast and back off instead of competing for the CPU.
+func BenchmarkOutboxAppend(b *testing.B) {
+	ln := listen(b)
+	dead := federation.PeerConfig{ID: "dead", Name: "dead", URL: url(ln), AgentID: "echo"}
+	ln.Close()
+	main := benchNode(b, "bench-main", false, dead)
+	req := federation.SendRequest{PeerID: "dead", Message: "build status?", MessageOptions: federation.MessageOptions{Durable: true}}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			res, err := main.Send(ctx, req)
+			if err != nil || res.Status != federation.StatusQueued {
+				b.Errorf("durable send: %+v, %v", res, err)
+				return
+			}
+		}
+	})
+}

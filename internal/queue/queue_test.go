@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -116,4 +117,39 @@ func TestConcurrentHoldersNeverExceedLimit(t *testing.T) {
 	if peak > 3 {
 		t.Fatalf("peak holders %d > limit 3", peak)
 	}
+}
+
+// BenchmarkSem is the priority queue's cost per admission: uncontended
+// (a free slot), and with 4 slots shared by 64 goroutines of mixed ranks,
+// where most wait in the priority list.
+func BenchmarkSem(b *testing.B) {
+	ctx := context.Background()
+	b.Run("free", func(b *testing.B) {
+		s := New(4, 1024, time.Second)
+		b.ReportAllocs()
+		for b.Loop() {
+			release, err := s.Acquire(ctx, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			release()
+		}
+	})
+	b.Run("contended", func(b *testing.B) {
+		s := New(4, 1<<16, time.Second)
+		b.SetParallelism(32)
+		b.ReportAllocs()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			rank := int(next.Add(1) % 3)
+			for pb.Next() {
+				release, err := s.Acquire(ctx, rank)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				release()
+			}
+		})
+	})
 }
