@@ -100,10 +100,14 @@ type replayGuard struct {
 	senders map[string]*seenSet
 }
 
-// seenSet is one sender's remembered ids, oldest first.
+// seenSet is one sender's remembered ids; order[head:] holds them oldest
+// first. Forgetting advances head, and the slice is compacted only once
+// half of it is forgotten, so that each id costs O(1) however many are
+// remembered.
 type seenSet struct {
 	seen  map[string]seenID
 	order []string
+	head  int
 }
 
 type seenID struct {
@@ -152,9 +156,8 @@ func (g *replayGuard) check(msg *Message, durable bool) error {
 		}
 		return fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, msg.FromServer)
 	}
-	if len(set.order) >= maxSeenPerSender {
-		delete(set.seen, set.order[0])
-		set.order = set.order[1:]
+	if len(set.order)-set.head >= maxSeenPerSender {
+		set.forgetOldestLocked()
 	}
 	// A message stamped up to a window ahead stays fresh until a window
 	// after its stamp: remember its id that long (now + 2 windows covers it,
@@ -166,12 +169,19 @@ func (g *replayGuard) check(msg *Message, durable bool) error {
 
 // pruneLocked forgets ids whose time has passed.
 func (s *seenSet) pruneLocked(now time.Time) {
-	i := 0
-	for i < len(s.order) && s.seen[s.order[i]].until < now.UnixMilli() {
-		delete(s.seen, s.order[i])
-		i++
+	ms := now.UnixMilli()
+	for s.head < len(s.order) && s.seen[s.order[s.head]].until < ms {
+		s.forgetOldestLocked()
 	}
-	if i > 0 {
-		s.order = slices.Delete(s.order, 0, i)
+	if s.head > 1024 && 2*s.head > len(s.order) {
+		n := copy(s.order, s.order[s.head:])
+		clear(s.order[n:])
+		s.order, s.head = s.order[:n], 0
 	}
+}
+
+func (s *seenSet) forgetOldestLocked() {
+	delete(s.seen, s.order[s.head])
+	s.order[s.head] = "" // let the string go
+	s.head++
 }
