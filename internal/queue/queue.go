@@ -9,6 +9,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -21,9 +22,10 @@ type Sem struct {
 	limit, maxWaiting int
 	age               time.Duration
 
-	mu      sync.Mutex // guards busy, waiting and seq
+	mu      sync.Mutex // guards busy, waiting, ranks and seq
 	busy    int
-	waiting []*waiter
+	waiting int               // waiters, in all ranks
+	ranks   map[int][]*waiter // each rank's waiters, oldest first
 	seq     uint64
 }
 
@@ -48,18 +50,22 @@ func (s *Sem) Acquire(ctx context.Context, rank int) (release func(), err error)
 		return release, nil
 	}
 	s.mu.Lock()
-	if s.busy < s.limit && len(s.waiting) == 0 { // freed meanwhile
+	if s.busy < s.limit && s.waiting == 0 { // freed meanwhile
 		s.busy++
 		s.mu.Unlock()
 		return s.releaseOnce(), nil
 	}
-	if len(s.waiting) >= s.maxWaiting {
+	if s.waiting >= s.maxWaiting {
 		s.mu.Unlock()
 		return nil, ErrFull
 	}
 	s.seq++
 	w := &waiter{rank: rank, since: time.Now(), seq: s.seq, ready: make(chan struct{})}
-	s.waiting = append(s.waiting, w)
+	if s.ranks == nil {
+		s.ranks = make(map[int][]*waiter)
+	}
+	s.ranks[rank] = append(s.ranks[rank], w)
+	s.waiting++
 	s.mu.Unlock()
 
 	select {
@@ -82,7 +88,7 @@ func (s *Sem) Acquire(ctx context.Context, rank int) (release func(), err error)
 // blocking; otherwise it returns nil.
 func (s *Sem) TryAcquire() (release func()) {
 	s.mu.Lock()
-	if s.busy < s.limit && len(s.waiting) == 0 {
+	if s.busy < s.limit && s.waiting == 0 {
 		s.busy++
 		s.mu.Unlock()
 		return s.releaseOnce()
@@ -102,22 +108,26 @@ func (s *Sem) releaseOnce() func() {
 	}
 }
 
-// releaseLocked passes the slot to the best waiter, or frees it.
+// releaseLocked passes the slot to the best waiter, or frees it. Within
+// a rank the oldest waiter is the best (it has aged most and came first),
+// so only each rank's oldest is compared: O(ranks), not O(waiters).
 func (s *Sem) releaseLocked() {
-	if len(s.waiting) == 0 {
+	if s.waiting == 0 {
 		s.busy--
 		return
 	}
 	now := time.Now()
-	best := 0
-	for i, w := range s.waiting[1:] {
-		if s.before(w, s.waiting[best], now) {
-			best = i + 1
+	var best *waiter
+	for _, q := range s.ranks {
+		if len(q) > 0 && (best == nil || s.before(q[0], best, now)) {
+			best = q[0]
 		}
 	}
-	w := s.waiting[best]
-	s.waiting = append(s.waiting[:best], s.waiting[best+1:]...)
-	close(w.ready)
+	q := s.ranks[best.rank]
+	q[0] = nil
+	s.ranks[best.rank] = q[1:]
+	s.waiting--
+	close(best.ready)
 }
 
 // before reports whether a should be admitted before b.
@@ -137,11 +147,10 @@ func (s *Sem) effective(w *waiter, now time.Time) int {
 }
 
 func (s *Sem) removeLocked(w *waiter) {
-	for i, x := range s.waiting {
-		if x == w {
-			s.waiting = append(s.waiting[:i], s.waiting[i+1:]...)
-			return
-		}
+	q := s.ranks[w.rank]
+	if i := slices.Index(q, w); i >= 0 {
+		s.ranks[w.rank] = slices.Delete(q, i, i+1)
+		s.waiting--
 	}
 }
 
@@ -149,5 +158,5 @@ func (s *Sem) removeLocked(w *waiter) {
 func (s *Sem) Stats() (busy, waiting int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.busy, len(s.waiting)
+	return s.busy, s.waiting
 }

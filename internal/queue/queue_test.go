@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -120,8 +121,8 @@ func TestConcurrentHoldersNeverExceedLimit(t *testing.T) {
 }
 
 // BenchmarkSem is the priority queue's cost per admission: uncontended
-// (a free slot), and with 4 slots shared by 64 goroutines of mixed ranks,
-// where most wait in the priority list.
+// (a free slot), and with 4 slots shared by 64 or 2,048 goroutines of
+// mixed ranks, where most wait in the priority list.
 func BenchmarkSem(b *testing.B) {
 	ctx := context.Background()
 	b.Run("free", func(b *testing.B) {
@@ -135,21 +136,28 @@ func BenchmarkSem(b *testing.B) {
 			release()
 		}
 	})
-	b.Run("contended", func(b *testing.B) {
-		s := New(4, 1<<16, time.Second)
-		b.SetParallelism(32)
-		b.ReportAllocs()
-		var next atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			rank := int(next.Add(1) % 3)
-			for pb.Next() {
-				release, err := s.Acquire(ctx, rank)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				release()
+	for _, par := range []int{32, 1024} {
+		b.Run(fmt.Sprintf("waiters=%d", 2*par), func(b *testing.B) { benchContended(b, par) })
+	}
+}
+
+// benchContended has 2*par goroutines of mixed ranks (on 2 CPUs) share 4
+// slots, so that most wait in the priority list.
+func benchContended(b *testing.B, par int) {
+	ctx := context.Background()
+	s := New(4, 1<<16, time.Second)
+	b.SetParallelism(par)
+	b.ReportAllocs()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		rank := int(next.Add(1) % 3)
+		for pb.Next() {
+			release, err := s.Acquire(ctx, rank)
+			if err != nil {
+				b.Error(err)
+				return
 			}
-		})
+			release()
+		}
 	})
 }
