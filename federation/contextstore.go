@@ -35,7 +35,12 @@ const (
 type contextStore struct {
 	st *store.Store
 
-	mu       sync.Mutex // guards the maps below and every read-modify-write
+	// writeMu orders merges and prunes, across their disk writes; mu is
+	// held only for the maps, never across an fsync, so that relays
+	// reading synced context (on a connection's reader) do not wait for
+	// one.
+	writeMu  sync.Mutex
+	mu       sync.Mutex // guards the maps below
 	cache    map[string]*SyncedContext
 	known    map[string]struct{} // keys stored on disk
 	sessions map[string]int      // sender -> number of its keys in known
@@ -102,17 +107,24 @@ func (s *contextStore) cacheLocked(key string, c *SyncedContext) {
 // a null value deletes), bumps the version and persists it.
 func (s *contextStore) merge(server, session string, data map[string]any) (int64, error) {
 	key := contextKey(server, session)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	_, exists := s.known[key]
 	if !exists && s.sessions[server] >= maxSessionsPerSender {
+		s.mu.Unlock()
 		return 0, fmt.Errorf("%w: %q already keeps %d synced sessions here; reuse a correlationId", ErrOverloaded, server, maxSessionsPerSender)
 	}
 	cur, err := s.getLocked(key)
 	if err != nil {
+		s.mu.Unlock()
 		return 0, err
 	}
 	next := &SyncedContext{Data: maps.Clone(cur.Data), Version: cur.Version + 1, UpdatedAt: time.Now().UnixMilli()}
+	s.mu.Unlock()
+	if next.Data == nil { // stored as null
+		next.Data = make(map[string]any, len(data))
+	}
 	for k, v := range data {
 		if v == nil {
 			delete(next.Data, k)
@@ -127,6 +139,8 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	if err := s.st.PutBatch(store.Context, store.KV{Key: key, Value: b}); err != nil {
 		return 0, fmt.Errorf("save context: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !exists {
 		s.known[key] = struct{}{}
 		s.sessions[server]++
@@ -154,6 +168,8 @@ func (s *contextStore) get(server, session string) (map[string]any, int64, error
 // prune forgets sessions not synced since cutoff, so a sender's session
 // count (capped) and the store do not only ever grow.
 func (s *contextStore) prune(cutoff time.Time) {
+	s.writeMu.Lock() // a merge in flight must not have its key forgotten
+	defer s.writeMu.Unlock()
 	old, _ := s.st.DeleteIf(store.Context, func(_ string, v []byte) bool {
 		var c SyncedContext
 		return json.Unmarshal(v, &c) == nil && c.UpdatedAt < cutoff.UnixMilli()
