@@ -385,14 +385,16 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 		d.done, d.err = h.allow(p.ID, n.tracker.settings.Open)
 	}
 	if d.err == nil {
-		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable})
+		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable}, !wait)
 	}
 	return d
 }
 
 // send relays params over c, or the pooled connection to the peer when c
-// is nil.
-func (d *delivery) send(c *gateway.Client, params RelayParams) error {
+// is nil. With later, the answer is collected after other work (broadcast),
+// so the connection's reader notes when it came; otherwise end follows at
+// once and may read it itself.
+func (d *delivery) send(c *gateway.Client, params RelayParams, later bool) error {
 	if c == nil {
 		var err error
 		if c, err = d.n.conn(d.ctx, d.p); err != nil {
@@ -405,10 +407,25 @@ func (d *delivery) send(c *gateway.Client, params RelayParams) error {
 		return err
 	}
 	d.eph = eph
-	if d.call, err = c.Send(d.ctx, MethodRelay, &params); err != nil {
+	d.call, err = d.sendOn(c, &params, later)
+	if err != nil && gateway.Unsent(err) {
+		// The pooled connection had ended unseen (the peer closed it
+		// between calls) and the request never left: dial again, once.
+		if c, err = d.n.conn(d.ctx, d.p); err == nil {
+			d.call, err = d.sendOn(c, &params, later)
+		}
+	}
+	if err != nil {
 		return d.peerError(err)
 	}
 	return nil
+}
+
+func (d *delivery) sendOn(c *gateway.Client, params *RelayParams, later bool) (*gateway.Pending, error) {
+	if later {
+		return c.Send(d.ctx, MethodRelay, params)
+	}
+	return c.Request(d.ctx, MethodRelay, params)
 }
 
 func (d *delivery) peerError(err error) error {

@@ -61,6 +61,27 @@ func TestCutConnectionFailsFastThenReconnects(t *testing.T) {
 	})
 }
 
+// TestIdleCutConnectionRedialsAtOnce: a connection cut while idle (a
+// crashed peer, a dropped link) is not read between calls; the next send
+// finds it ended before writing, and goes out on a new connection instead
+// of failing.
+func TestIdleCutConnectionRedialsAtOnce(t *testing.T) {
+	echo := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+		return &federation.Answer{Content: m.Content}, nil
+	})
+	main, px := behindProxy(t, echo, nil)
+	for range 3 {
+		if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "warm"}); r.Err() != nil {
+			t.Fatal(r.Err())
+		}
+		time.Sleep(2 * time.Millisecond) // quiet for longer than a sender checks
+		px.cut()
+		if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "after the cut"}); r.Err() != nil {
+			t.Fatalf("first send after an idle cut: %v", r.Err())
+		}
+	}
+}
+
 // TestStalledLinkIsDetectedByHeartbeat: when a link silently stops
 // carrying bytes, the heartbeat notices, and a request in flight fails
 // with PEER_UNAVAILABLE long before its own timeout.

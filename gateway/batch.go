@@ -43,6 +43,15 @@ type batchConn struct {
 	flushing bool      // a goroutine is sending out
 	err      error     // the first write error; every later write fails with it
 	sends    writeGauge
+
+	// Interruptible reads (client connections over plain TCP): see
+	// interrupt.
+	track     bool         // frames follows what Read returns
+	frames    frameTracker // touched only by the reading goroutine
+	interrupt bool         // the next Read at a message boundary fails with errInterrupted
+	poll      bool         // ... after reading what has already arrived, without waiting
+	reading   bool         // a Read is in the TCP connection's Read
+	kicked    bool         // interrupt set a past read deadline to end that Read
 }
 
 // maxHeld bounds the bytes held for the reader's next read; a writer that
@@ -100,6 +109,9 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 	if err != nil {
 		return 0, err
+	}
+	if b.track {
+		return b.readTracked(p)
 	}
 	n, err := b.Conn.Read(p)
 	if n > 0 && err == nil && b.hold {

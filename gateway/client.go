@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +54,19 @@ type Client struct {
 	writeTimeout time.Duration
 	conn         *batchConn // the TCP connection's write batching; nil with a custom RoundTripper
 
-	mu      sync.Mutex // guards pending and err
-	pending map[string]*Pending
-	err     error // why the connection ended; set once
+	// selfRead: a caller may read its own answer (conn can interrupt
+	// reads); otherwise the reader goroutine reads all the time.
+	selfRead bool
 
+	mu       sync.Mutex // guards pending, err, reading, pings and idleRead
+	pending  map[string]*Pending
+	err      error        // why the connection ended; set once
+	reading  bool         // a goroutine holds the read role: it reads frames and hands them out
+	pings    int          // Pings waiting for their pong, which only a reader sees
+	lastRead atomic.Int64 // when a frame was last read, as time since epoch
+	idleRead bool         // the watchdog asked the reader goroutine to read once (a close, an event)
+
+	wake     chan struct{}  // tells the reader goroutine there is reading to do
 	done     chan struct{}  // closed when the connection has ended
 	readDone chan struct{}  // closed when the reader goroutine returns
 	bg       sync.WaitGroup // cancel notices being sent
@@ -64,6 +74,33 @@ type Client struct {
 
 // ErrClosed is the cause of calls failing on a connection that has ended.
 var ErrClosed = NewError(CodePeerUnavailable, "gateway: connection closed")
+
+var (
+	errClosedHere = errors.New("closed by this side")
+	errAborted    = errors.New("aborted by this side")
+)
+
+// unsentError is the error of a request that was never written: its
+// connection had ended. It can be sent again on a new connection.
+type unsentError struct{ error }
+
+func (e unsentError) Unwrap() error { return e.error }
+
+// Unsent reports whether err is from a Send, Request or Call whose request
+// was never written, because its connection had ended first: sending it
+// again on a new connection cannot run it twice.
+func Unsent(err error) bool {
+	var u unsentError
+	return errors.As(err, &u)
+}
+
+// quietProbe is how long a connection that callers read may go unread
+// before a request checks it for a close first. Between calls nobody reads
+// it, and a peer that closed it since would fail the request.
+const quietProbe = time.Millisecond
+
+// epoch is the origin of Client.lastRead.
+var epoch = time.Now()
 
 // Dial connects to url, waits for the server's challenge, and performs the
 // connect handshake. A refused handshake returns the server's *Error.
@@ -73,7 +110,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, defaultHandshakeTimeout))
 	defer cancel()
-	hc, conn := batchingHTTPClient(opts.HTTPClient)
+	hc, conn := batchingHTTPClient(opts.HTTPClient, strings.HasPrefix(url, "ws://"))
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
 	if hc != opts.HTTPClient && hc != http.DefaultClient {
 		hc.CloseIdleConnections() // a refused upgrade may leave one in the private pool
@@ -93,12 +130,15 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		onEvent:   opts.OnEvent,
 		canCancel: slices.Contains(hello.Features.Methods, MethodCancel),
 		pending:   make(map[string]*Pending),
+		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		readDone:  make(chan struct{}),
 
 		writeTimeout: orDefault(opts.WriteTimeout, writeTimeout),
 		conn:         conn.Load(),
 	}
+	c.selfRead = c.conn != nil && c.conn.track && c.onEvent == nil
+	c.lastRead.Store(int64(time.Since(epoch)))
 	clientWatch.add(c)
 	go c.read()
 	return c, nil
@@ -107,7 +147,9 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 // batchingHTTPClient returns an HTTP client for one WebSocket dial whose
 // TCP connection is a batchConn, stored in conn once dialled. Only an
 // *http.Transport can be wrapped so; any other RoundTripper is used as is.
-func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchConn]) {
+// With track (plain ws://, where the batchConn sees the frames rather than
+// TLS records), the batchConn follows the frames to interrupt reads.
+func batchingHTTPClient(base *http.Client, track bool) (*http.Client, *atomic.Pointer[batchConn]) {
 	conn := new(atomic.Pointer[batchConn])
 	if base == nil {
 		base = http.DefaultClient
@@ -131,6 +173,7 @@ func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchC
 			return nil, err
 		}
 		b := newBatchConn(c, false) // a client's reader must never send
+		b.track = track
 		conn.Store(b)
 		return b, nil
 	}
@@ -227,22 +270,30 @@ func (c *Client) Call(ctx context.Context, method string, params, out any) error
 	return p.Wait(ctx, out)
 }
 
-// Pending is a request sent with Send whose response has not been
-// collected yet.
+// Pending is a request sent with Send or Request whose response has not
+// been collected yet.
 type Pending struct {
 	c        *Client
 	id       string
 	method   string
 	ch       chan *frame // the response; closed if the connection ends first
-	stamp    bool        // the reader notes when the response arrived
+	stamp    bool        // sent with Send: the reader notes when the response arrived
 	answered time.Time
 }
 
 // Send writes a request and returns without waiting for its response,
 // which Wait collects: many requests can be sent by one goroutine, then
-// collected. Every Pending must be waited for. Call is Send then Wait.
+// collected. The connection's reader goroutine reads the response when it
+// comes, and Answered says when. Every Pending must be waited for.
 func (c *Client) Send(ctx context.Context, method string, params any) (*Pending, error) {
 	return c.send(ctx, method, params, true)
+}
+
+// Request writes a request whose response the caller waits for at once:
+// Call split in two. Its Wait may read the response from the connection
+// itself, saving the reader goroutine's hand-over; Answered is zero.
+func (c *Client) Request(ctx context.Context, method string, params any) (*Pending, error) {
+	return c.send(ctx, method, params, false)
 }
 
 func (c *Client) send(ctx context.Context, method string, params any, stamp bool) (*Pending, error) {
@@ -261,12 +312,15 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	if err != nil {
 		return nil, fmt.Errorf("encode %s params: %w", method, err)
 	}
+	if c.selfRead && time.Since(epoch)-time.Duration(c.lastRead.Load()) > quietProbe {
+		c.probe()
+	}
 	p := &Pending{c: c, id: id, method: method, ch: make(chan *frame, 1), stamp: stamp}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return nil, err
+		return nil, unsentError{err}
 	}
 	c.pending[id] = p
 	c.mu.Unlock()
@@ -280,6 +334,9 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	if err := c.write(*buf); err != nil {
 		p.forget()
 		return nil, fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
+	}
+	if stamp && c.selfRead {
+		c.wakeReader() // read the response when it comes, whenever Wait is called
 	}
 	return p, nil
 }
@@ -303,6 +360,14 @@ func (p *Pending) Wait(ctx context.Context, out any) error {
 	select {
 	case f = <-p.ch:
 	default:
+		if p.c.takeRead(1) {
+			var err error
+			if f, err = p.readOwn(ctx); err != nil {
+				p.c.cancelRemote(p.id)
+				return err
+			}
+			break
+		}
 		select {
 		case f = <-p.ch:
 		case <-ctx.Done():
@@ -361,43 +426,215 @@ func (c *Client) cancelRemote(id string) {
 	})
 }
 
+// takeRead takes the read role for a caller whose call is the only one
+// pending on the connection (pending calls at most), if nobody reads.
+// When others wait too, the reader goroutine reads for them all, as it
+// hands each answer over at no extra cost; takeRead wakes it if needed.
+func (c *Client) takeRead(pending int) bool {
+	c.mu.Lock()
+	if !c.selfRead || c.reading || c.err != nil {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.pending) <= pending {
+		c.reading = true
+		c.mu.Unlock()
+		return true
+	}
+	c.mu.Unlock()
+	c.wakeReader()
+	return false
+}
+
+// leaveRead gives up the read role, and wakes the reader goroutine when
+// others still wait for frames.
+func (c *Client) leaveRead() {
+	c.mu.Lock()
+	c.reading = false
+	need := c.needRead()
+	c.mu.Unlock()
+	if need {
+		c.wakeReader()
+	}
+}
+
+// needRead reports whether somebody waits for a frame: a call's answer, a
+// pong, the watchdog's look. It is called with mu held.
+func (c *Client) needRead() bool {
+	return !c.selfRead || len(c.pending) > 0 || c.pings > 0 || c.idleRead
+}
+
+func (c *Client) wakeReader() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lookIdle has the reader goroutine read, when nobody reads: a
+// connection whose callers read their own answers is otherwise not read
+// between calls, and a close or an event from the server would wait for
+// the next call. The watchdog calls it every idleLookInterval.
+func (c *Client) lookIdle() {
+	c.mu.Lock()
+	look := !c.reading && c.err == nil
+	c.idleRead = c.idleRead || look
+	c.mu.Unlock()
+	if look {
+		c.wakeReader()
+	}
+}
+
+// probe reads what the server sent since the connection was last read,
+// without waiting: a close ends the connection before a request is
+// written to it. A connection someone reads needs no probe.
+func (c *Client) probe() {
+	if !c.takeRead(0) {
+		return
+	}
+	defer c.leaveRead()
+	c.conn.pollRead()
+	for {
+		err := c.readOne()
+		if errors.Is(err, errInterrupted) {
+			return
+		}
+		if err != nil {
+			c.end(err)
+			return
+		}
+	}
+}
+
+// readOwn reads frames, handing out the others' answers, until p's answer
+// comes or ctx ends, which interrupts the read at the next message
+// boundary. The caller holds the read role; readOwn gives it up.
+func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
+	c := p.c
+	defer c.leaveRead()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, c.conn.interruptRead)
+		defer stop()
+	}
+	for {
+		select {
+		case f := <-p.ch:
+			return f, nil // nil: the connection ended
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := c.readOne(); err != nil && !errors.Is(err, errInterrupted) {
+			c.end(err)
+		}
+	}
+}
+
+// read is the connection's reader goroutine. It reads whenever frames are
+// awaited and no caller reads them, and, where callers cannot read, all
+// the time.
 func (c *Client) read() {
 	defer close(c.readDone)
-	var err error
-	for {
-		buf := readBufs.Get().(*[]byte)
-		if *buf, err = readMessage(c.ws, *buf); err != nil {
-			recycleRead(buf)
-			break
-		}
-		f, ferr := decodeFrame(*buf)
-		if ferr != nil {
-			c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+ferr.Error(), 120))
-			err = ferr
-			break
-		}
-		switch f.Type {
-		case FrameRes:
-			c.mu.Lock()
-			p := c.pending[f.ID]
-			delete(c.pending, f.ID)
-			c.mu.Unlock()
-			if p != nil {
-				if p.stamp {
-					p.answered = time.Now() // before the send: Wait reads it after
-				}
-				f.buf = buf // released by Wait once decoded
-				p.ch <- f
-			} else {
-				recycleRead(buf) // nobody waits: the caller gave up
+	for c.awaitRead() {
+		for {
+			err := c.readOne()
+			if err != nil && !errors.Is(err, errInterrupted) {
+				c.mu.Lock()
+				c.reading = false
+				c.mu.Unlock()
+				c.end(err)
+				break
 			}
-		case FrameEvent:
-			if c.onEvent != nil {
-				c.onEvent(f.Event, f.Payload)
+			c.mu.Lock()
+			if err == nil {
+				c.idleRead = false
+			}
+			more := c.needRead() && c.err == nil
+			if !more {
+				c.reading = false
+			}
+			c.mu.Unlock()
+			if !more {
+				break
 			}
 		}
 	}
+	// Release the socket when the read failed without a close handshake
+	// (dropped connection, read limit); a no-op after one.
+	c.ws.Close(websocket.StatusInternalError, "connection ended")
+}
+
+// awaitRead waits until the reader goroutine should read and takes the
+// read role; false once the connection has ended.
+func (c *Client) awaitRead() bool {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.err != nil:
+			c.mu.Unlock()
+			return false
+		case !c.reading && c.needRead():
+			c.reading = true
+			c.mu.Unlock()
+			return true
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-c.done:
+		}
+	}
+}
+
+// readOne reads one message and hands it to whoever waits for it. An
+// error other than errInterrupted ends the connection.
+func (c *Client) readOne() error {
+	buf := readBufs.Get().(*[]byte)
+	var err error
+	if *buf, err = readMessage(c.ws, *buf); err != nil {
+		recycleRead(buf)
+		return err
+	}
+	c.lastRead.Store(int64(time.Since(epoch)))
+	f, err := decodeFrame(*buf)
+	if err != nil {
+		recycleRead(buf)
+		c.ws.Close(websocket.StatusPolicyViolation, truncate("malformed frame: "+err.Error(), 120))
+		return err
+	}
+	switch f.Type {
+	case FrameRes:
+		c.mu.Lock()
+		p := c.pending[f.ID]
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if p != nil {
+			if p.stamp {
+				p.answered = time.Now() // before the send: Wait reads it after
+			}
+			f.buf = buf // released by Wait once decoded
+			p.ch <- f
+			return nil
+		}
+	case FrameEvent:
+		if c.onEvent != nil {
+			c.onEvent(f.Event, f.Payload)
+		}
+	}
+	recycleRead(buf) // nobody waits: the caller gave up, or an event
+	return nil
+}
+
+// end records why the connection ended, fails every pending call, and
+// wakes the reader goroutine to release the socket. Only the first call
+// counts.
+func (c *Client) end(err error) {
 	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
 	c.err = fmt.Errorf("%w: %s", ErrClosed, closeReason(err))
 	for id, p := range c.pending {
 		close(p.ch)
@@ -406,9 +643,6 @@ func (c *Client) read() {
 	c.mu.Unlock()
 	close(c.done)
 	clientWatch.remove(c)
-	// Release the socket when the read failed without a close handshake
-	// (dropped connection, read limit); a no-op after one.
-	c.ws.Close(websocket.StatusInternalError, "connection ended")
 }
 
 func closeReason(err error) string {
@@ -426,6 +660,7 @@ func closeReason(err error) string {
 // cancel notice being sent to finish.
 func (c *Client) Close() error {
 	err := c.ws.Close(websocket.StatusNormalClosure, "")
+	c.end(errClosedHere)
 	<-c.readDone
 	c.bg.Wait()
 	return err
@@ -450,6 +685,18 @@ func mustJSON(v any) json.RawMessage {
 // Ping sends a WebSocket ping and waits for the pong; it returns the round
 // trip time. It measures the connection, not the server's handlers.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	c.mu.Lock()
+	c.pings++
+	idle := !c.reading
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pings--
+		c.mu.Unlock()
+	}()
+	if idle {
+		c.wakeReader() // the pong needs a reader
+	}
 	start := time.Now()
 	if err := c.ws.Ping(ctx); err != nil {
 		return 0, err
@@ -462,6 +709,7 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 // heartbeat), where a polite Close would wait for it.
 func (c *Client) Abort() {
 	c.ws.CloseNow()
+	c.end(errAborted)
 	<-c.readDone
 	c.bg.Wait()
 }

@@ -45,8 +45,12 @@ func (g *writeGauge) stalled(now time.Time, limit time.Duration) bool {
 	return now.Sub(g.since) > limit
 }
 
-// watchInterval is how often the client watchdog looks.
-const watchInterval = time.Second
+// watchInterval is how often the client watchdog looks for stalled
+// writes; idleLookInterval how often it has unread connections read.
+const (
+	watchInterval    = time.Second
+	idleLookInterval = 100 * time.Millisecond
+)
 
 // clientWatch is the watchdog of every Client in the process: one
 // goroutine, running while any Client is open.
@@ -86,19 +90,20 @@ func (w *watchdog) remove(c *Client) {
 func (w *watchdog) run(stop <-chan struct{}) {
 	t := time.NewTicker(watchInterval)
 	defer t.Stop()
+	look := time.NewTicker(idleLookInterval)
+	defer look.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			w.mu.Lock()
-			var stalled []*Client
-			for c := range w.clients {
-				if c.writes.stalled(now, c.writeTimeout) || c.conn != nil && c.conn.stalled(now, c.writeTimeout) {
-					stalled = append(stalled, c)
-				}
+		case <-look.C:
+			for _, c := range w.list(func(c *Client) bool { return c.selfRead }) {
+				c.lookIdle()
 			}
-			w.mu.Unlock()
+		case now := <-t.C:
+			stalled := w.list(func(c *Client) bool {
+				return c.writes.stalled(now, c.writeTimeout) || c.conn != nil && c.conn.stalled(now, c.writeTimeout)
+			})
 			for _, c := range stalled {
 				// A polite close would queue behind the stuck write; even
 				// CloseNow may wait for TLS's close_notify deadline, so
@@ -107,4 +112,17 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// list returns the clients that match, which it calls with w.mu held.
+func (w *watchdog) list(match func(*Client) bool) []*Client {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*Client
+	for c := range w.clients {
+		if match(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
