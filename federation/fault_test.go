@@ -76,6 +76,9 @@ func TestIdleCutConnectionRedialsAtOnce(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond) // quiet for longer than a sender checks
 		px.cut()
+		// Let the cut reach main's socket: a close that has not arrived
+		// cannot be seen, and a request written before it fails.
+		time.Sleep(time.Millisecond)
 		if r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "after the cut"}); r.Err() != nil {
 			t.Fatalf("first send after an idle cut: %v", r.Err())
 		}

@@ -81,11 +81,16 @@ func (p *faultProxy) stall(on bool) {
 	p.mu.Unlock()
 }
 
-// cut closes every proxied connection, as a network failure would.
+// cut closes every proxied connection, as a network failure would. The
+// FIN leaves before cut returns: Close alone defers the socket's close
+// while the proxy's copier is still blocked reading it.
 func (p *faultProxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
 		c.Close()
 		delete(p.conns, c)
 	}

@@ -137,7 +137,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		writeTimeout: orDefault(opts.WriteTimeout, writeTimeout),
 		conn:         conn.Load(),
 	}
-	c.selfRead = c.conn != nil && c.conn.track && c.onEvent == nil
+	c.selfRead = c.conn != nil && c.conn.interruptible() && c.onEvent == nil
 	c.lastRead.Store(int64(time.Since(epoch)))
 	clientWatch.add(c)
 	go c.read()
@@ -451,6 +451,9 @@ func (c *Client) takeRead(pending int) bool {
 func (c *Client) leaveRead() {
 	c.mu.Lock()
 	c.reading = false
+	if c.conn != nil {
+		c.conn.clearInterrupt() // meant for this holder's read: not the next one's, nor Close's
+	}
 	need := c.needRead()
 	c.mu.Unlock()
 	if need {
@@ -493,7 +496,15 @@ func (c *Client) probe() {
 		return
 	}
 	defer c.leaveRead()
-	c.conn.pollRead()
+	c.drain()
+}
+
+// drain reads what has arrived without waiting, for the read role's
+// holder, and ends the connection on a close or a failed read.
+func (c *Client) drain() {
+	if !c.conn.pollRead() {
+		return
+	}
 	for {
 		err := c.readOne()
 		if errors.Is(err, errInterrupted) {
@@ -513,8 +524,19 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 	c := p.c
 	defer c.leaveRead()
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, c.conn.interruptRead)
-		defer stop()
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			c.conn.interruptRead()
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				// ctx ended: withdraw an interrupt no read took, so that it
+				// does not cut the next holder's read (or Close's).
+				<-fired
+				c.conn.clearInterrupt()
+			}
+		}()
 	}
 	for {
 		select {
@@ -537,32 +559,43 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 func (c *Client) read() {
 	defer close(c.readDone)
 	for c.awaitRead() {
-		for {
-			err := c.readOne()
-			if err != nil && !errors.Is(err, errInterrupted) {
-				c.mu.Lock()
-				c.reading = false
-				c.mu.Unlock()
-				c.end(err)
-				break
-			}
-			c.mu.Lock()
-			if err == nil {
-				c.idleRead = false
-			}
-			more := c.needRead() && c.err == nil
-			if !more {
-				c.reading = false
-			}
-			c.mu.Unlock()
-			if !more {
-				break
-			}
+		if c.onlyIdle() {
+			c.drain() // the watchdog's look: what has arrived, without waiting
+		} else {
+			c.readWhileNeeded()
 		}
+		c.leaveRead()
 	}
 	// Release the socket when the read failed without a close handshake
 	// (dropped connection, read limit); a no-op after one.
 	c.ws.Close(websocket.StatusInternalError, "connection ended")
+}
+
+// onlyIdle reports whether the reader goroutine reads only for the
+// watchdog's look, and takes that look.
+func (c *Client) onlyIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	only := c.selfRead && len(c.pending) == 0 && c.pings == 0
+	c.idleRead = false
+	return only
+}
+
+// readWhileNeeded reads until nobody waits for a frame, or the connection
+// ends.
+func (c *Client) readWhileNeeded() {
+	for {
+		if err := c.readOne(); err != nil && !errors.Is(err, errInterrupted) {
+			c.end(err)
+			return
+		}
+		c.mu.Lock()
+		more := c.needRead() && c.err == nil
+		c.mu.Unlock()
+		if !more {
+			return
+		}
+	}
 }
 
 // awaitRead waits until the reader goroutine should read and takes the
@@ -691,8 +724,15 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.pings--
-		c.mu.Unlock()
+		if c.selfRead && c.reading && c.pings == 0 && len(c.pending) == 0 {
+			// The library reads the pong inside a read that returns only
+			// with a message: end the reader goroutine's read, or it holds
+			// the read role until the next answer. (Under mu: the
+			// holder's leaveRead withdraws the interrupt if unused.)
+			c.conn.interruptRead()
+		}
 	}()
 	if idle {
 		c.wakeReader() // the pong needs a reader

@@ -39,13 +39,35 @@ func (b *batchConn) interruptRead() {
 	}
 }
 
-// pollRead makes the next read at a message boundary return what has
-// already arrived, without waiting, and the read after it fail with
-// errInterrupted.
-func (b *batchConn) pollRead() {
+// pollRead makes the next read return what has already arrived, without
+// waiting, and the read after it fail with errInterrupted. It reports
+// false, and changes nothing, unless the stream is at a message boundary:
+// the next read would then have to wait for the rest of a message.
+func (b *batchConn) pollRead() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.frames.boundary() {
+		return false
+	}
 	b.interrupt, b.poll = true, true
+	return true
+}
+
+// clearInterrupt withdraws an interrupt that no read has taken.
+func (b *batchConn) clearInterrupt() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interrupt, b.poll = false, false
+}
+
+// interruptible reports whether reads on b can be interrupted: the stream
+// began with a 101 response, so b follows its frames, and the connection
+// takes read deadlines. It ends tracking when they cannot.
+func (b *batchConn) interruptible() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.track = b.track && b.frames.switched() && b.Conn.SetReadDeadline(time.Time{}) == nil
+	return b.track
 }
 
 func (b *batchConn) readTracked(p []byte) (int, error) {
@@ -95,12 +117,25 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 // connection: first the HTTP upgrade response, then frames. It knows
 // whether the bytes so far end at a message boundary.
 type frameTracker struct {
-	upgraded bool     // the HTTP response's blank line has passed
-	crlf     int      // consecutive bytes of "\r\n\r\n" seen before upgraded
-	hdr      [14]byte // the current frame's header so far
-	n        int      // bytes in hdr
-	left     uint64   // payload bytes of the current frame still to come
-	inMsg    bool     // a fragmented data message has begun and not ended
+	status   [len(switching)]byte // the stream's first bytes
+	nstatus  int                  // bytes in status
+	upgraded bool                 // the HTTP response's blank line has passed
+	crlf     int                  // consecutive bytes of "\r\n\r\n" seen before upgraded
+	hdr      [14]byte             // the current frame's header so far
+	n        int                  // bytes in hdr
+	left     uint64               // payload bytes of the current frame still to come
+	inMsg    bool                 // a fragmented data message has begun and not ended
+}
+
+// switching is how the stream must begin for frames to follow the first
+// blank line: a 101 answer to the first request. TLS records, a redirect
+// or a proxy's answer first mean the tracker cannot follow the stream.
+const switching = "HTTP/1.1 101 "
+
+// switched reports whether the stream began with a 101 response that has
+// ended, so that what follows is frames.
+func (t *frameTracker) switched() bool {
+	return t.upgraded && t.nstatus == len(switching) && string(t.status[:]) == switching
 }
 
 func (t *frameTracker) boundary() bool {
@@ -113,6 +148,10 @@ func (t *frameTracker) feed(p []byte) {
 		case !t.upgraded:
 			c := p[0]
 			p = p[1:]
+			if t.nstatus < len(t.status) {
+				t.status[t.nstatus] = c
+				t.nstatus++
+			}
 			if c == "\r\n\r\n"[t.crlf] {
 				t.crlf++
 			} else if c == '\r' {

@@ -72,8 +72,17 @@ func TestFrameTrackerBoundaries(t *testing.T) {
 		}
 		bytewise.feed(stream[i : i+1])
 	}
-	if !bytewise.boundary() {
-		t.Error("boundary() = false at the end of the stream")
+	if !bytewise.boundary() || !bytewise.switched() {
+		t.Errorf("at the end of the stream: boundary() = %v, switched() = %v; want both", bytewise.boundary(), bytewise.switched())
+	}
+	// A stream that does not begin with the 101 (a redirect first, TLS
+	// records) cannot be followed.
+	for _, start := range []string{"HTTP/1.1 307 Temporary Redirect\r\nLocation: /ws\r\nContent-Length: 0\r\n\r\n", "\x16\x03\x03\x00\x20\r\n\r\n"} {
+		var tr frameTracker
+		tr.feed([]byte(start + upgradeResponse))
+		if tr.switched() {
+			t.Errorf("switched() after %q = true", start[:12])
+		}
 	}
 	for _, chunk := range []int{7, 100, 4096, len(stream)} {
 		var tr frameTracker

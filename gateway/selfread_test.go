@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +95,60 @@ func TestCallOnConnectionCutIsUnsent(t *testing.T) {
 	err := c.Call(context.Background(), "echo", json.RawMessage(`"late"`), nil)
 	if !gateway.Unsent(err) || gateway.CodeOf(err) != gateway.CodePeerUnavailable {
 		t.Fatalf("Call after the cut = %v (unsent %v), want an unsent PEER_UNAVAILABLE", err, gateway.Unsent(err))
+	}
+}
+
+// TestCloseAfterAbandonedWait checks that an interrupt meant for a caller
+// whose context ended as it read does not outlive it and cut the close
+// handshake's read.
+func TestCloseAfterAbandonedWait(t *testing.T) {
+	srv := startServer(t, &gateway.Server{Handler: testHandler{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 20 {
+		c, err := gateway.Dial(ctx, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callCtx, callCancel := context.WithCancel(ctx)
+		p, err := c.Request(callCtx, "block", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callCancel()
+		if err := p.Wait(callCtx, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: Wait = %v, want context.Canceled", i, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("round %d: Close after an abandoned Wait = %v", i, err)
+		}
+	}
+}
+
+// TestRedirectedDialKeepsDeadlines dials a URL that redirects to the
+// gateway on the same connection: the byte stream then does not begin
+// with the upgrade, so callers must not read it themselves (they could not
+// be interrupted), and every call still ends at its deadline.
+func TestRedirectedDialKeepsDeadlines(t *testing.T) {
+	gs := &gateway.Server{Handler: testHandler{}}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ws", http.StatusTemporaryRedirect)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer gs.Shutdown(context.Background())
+	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := c.Call(ctx, "block", nil, nil)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: block = %v, want DeadlineExceeded", i, err)
+		}
+		if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
+			t.Fatalf("call %d: echo = %v", i, err)
+		}
 	}
 }
