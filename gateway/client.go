@@ -65,6 +65,7 @@ type Client struct {
 	pings    int          // Pings waiting for their pong, which only a reader sees
 	lastRead atomic.Int64 // when a frame was last read, as time since epoch
 	idleRead bool         // the watchdog asked the reader goroutine to read once (a close, an event)
+	sending  bool         // the last request was a Send: the reader goroutine keeps reading
 
 	wake     chan struct{}  // tells the reader goroutine there is reading to do
 	done     chan struct{}  // closed when the connection has ended
@@ -322,6 +323,7 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 		c.mu.Unlock()
 		return nil, unsentError{err}
 	}
+	c.sending = stamp
 	c.pending[id] = p
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -590,7 +592,10 @@ func (c *Client) readWhileNeeded() {
 			return
 		}
 		c.mu.Lock()
-		more := c.needRead() && c.err == nil
+		// After a Send, go on reading: more Sends usually follow (a
+		// broadcast), and a reader blocked in the read is woken by the
+		// answer alone, not also by the Send.
+		more := (c.needRead() || c.sending) && c.err == nil
 		c.mu.Unlock()
 		if !more {
 			return
