@@ -479,7 +479,10 @@ func (c *Client) wakeReader() {
 // lookIdle has the reader goroutine read, when nobody reads: a
 // connection whose callers read their own answers is otherwise not read
 // between calls, and a close or an event from the server would wait for
-// the next call. The watchdog calls it every idleLookInterval.
+// the next call. The watchdog calls it every idleLookInterval. The reader
+// goroutine then waits in its read, which costs nothing while the
+// connection stays idle and sees a close at once; the next call is handed
+// its answer by it, and the calls after that read their own again.
 func (c *Client) lookIdle() {
 	c.mu.Lock()
 	look := !c.reading && c.err == nil
@@ -498,12 +501,6 @@ func (c *Client) probe() {
 		return
 	}
 	defer c.leaveRead()
-	c.drain()
-}
-
-// drain reads what has arrived without waiting, for the read role's
-// holder, and ends the connection on a close or a failed read.
-func (c *Client) drain() {
 	if !c.conn.pollRead() {
 		return
 	}
@@ -561,26 +558,12 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 func (c *Client) read() {
 	defer close(c.readDone)
 	for c.awaitRead() {
-		if c.onlyIdle() {
-			c.drain() // the watchdog's look: what has arrived, without waiting
-		} else {
-			c.readWhileNeeded()
-		}
+		c.readWhileNeeded()
 		c.leaveRead()
 	}
 	// Release the socket when the read failed without a close handshake
 	// (dropped connection, read limit); a no-op after one.
 	c.ws.Close(websocket.StatusInternalError, "connection ended")
-}
-
-// onlyIdle reports whether the reader goroutine reads only for the
-// watchdog's look, and takes that look.
-func (c *Client) onlyIdle() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	only := c.selfRead && len(c.pending) == 0 && c.pings == 0
-	c.idleRead = false
-	return only
 }
 
 // readWhileNeeded reads until nobody waits for a frame, or the connection
@@ -613,7 +596,7 @@ func (c *Client) awaitRead() bool {
 			c.mu.Unlock()
 			return false
 		case !c.reading && c.needRead():
-			c.reading = true
+			c.reading, c.idleRead = true, false
 			c.mu.Unlock()
 			return true
 		}
@@ -729,15 +712,8 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		c.pings--
-		if c.selfRead && c.reading && c.pings == 0 && len(c.pending) == 0 {
-			// The library reads the pong inside a read that returns only
-			// with a message: end the reader goroutine's read, or it holds
-			// the read role until the next answer. (Under mu: the
-			// holder's leaveRead withdraws the interrupt if unused.)
-			c.conn.interruptRead()
-		}
+		c.mu.Unlock()
 	}()
 	if idle {
 		c.wakeReader() // the pong needs a reader
