@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +171,36 @@ func BenchmarkCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCallTLS is BenchmarkCall over wss://, with a 16-byte content.
+func BenchmarkCallTLS(b *testing.B) {
+	srv := &Server{Handler: HandlerFunc(benchEchoHandler), Inline: true}
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Config.ConnContext = ConnContext
+	ts.Listener = TrackActivity(ts.Listener)
+	ts.StartTLS()
+	c, err := Dial(context.Background(), "wss://"+ts.Listener.Addr().String(), &DialOptions{HTTPClient: ts.Client()})
+	if err != nil {
+		ts.Close()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		ts.Close()
+	})
+	params := benchParams(strings.Repeat("x", 16))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		var out benchMessage
+		if err := c.Call(ctx, "echo", params, &out); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

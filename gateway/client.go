@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +111,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, defaultHandshakeTimeout))
 	defer cancel()
-	hc, conn := batchingHTTPClient(opts.HTTPClient, strings.HasPrefix(url, "ws://"))
+	hc, conn := batchingHTTPClient(opts.HTTPClient)
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
 	if hc != opts.HTTPClient && hc != http.DefaultClient {
 		hc.CloseIdleConnections() // a refused upgrade may leave one in the private pool
@@ -146,11 +146,11 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 }
 
 // batchingHTTPClient returns an HTTP client for one WebSocket dial whose
-// TCP connection is a batchConn, stored in conn once dialled. Only an
-// *http.Transport can be wrapped so; any other RoundTripper is used as is.
-// With track (plain ws://, where the batchConn sees the frames rather than
-// TLS records), the batchConn follows the frames to interrupt reads.
-func batchingHTTPClient(base *http.Client, track bool) (*http.Client, *atomic.Pointer[batchConn]) {
+// connection is a batchConn, stored in conn once dialled: over TCP for
+// ws://, over TLS for wss://, so that it sees frames either way and can
+// follow them to interrupt reads. Only an *http.Transport can be wrapped
+// so; any other RoundTripper is used as is.
+func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchConn]) {
 	conn := new(atomic.Pointer[batchConn])
 	if base == nil {
 		base = http.DefaultClient
@@ -168,19 +168,61 @@ func batchingHTTPClient(base *http.Client, track bool) (*http.Client, *atomic.Po
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
+	wrap := func(c net.Conn) net.Conn {
+		b := newBatchConn(c, false) // a client's reader must never send
+		b.track = true
+		conn.Store(b)
+		return b
+	}
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		b := newBatchConn(c, false) // a client's reader must never send
-		b.track = track
-		conn.Store(b)
-		return b, nil
+		return wrap(c), nil
+	}
+	//lint:ignore SA1019 a DialTLS the caller set must still win
+	if t.DialTLSContext == nil && t.DialTLS == nil {
+		tlsConfig := t.TLSClientConfig
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialTLS(ctx, dial, tlsConfig, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
 	}
 	hc := *base
 	hc.Transport = t
 	return &hc, conn
+}
+
+// dialTLS dials addr and completes a TLS handshake as http.Transport
+// would: the configured TLS settings, the server name from addr unless
+// set, and only HTTP/1.1 offered, which a WebSocket upgrade needs.
+func dialTLS(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), config *tls.Config, network, addr string) (net.Conn, error) {
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions) (*HelloOK, error) {

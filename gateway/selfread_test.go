@@ -152,3 +152,52 @@ func TestRedirectedDialKeepsDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCallersReadTheirOwn checks that over wss:// too, where the
+// batching connection sits above TLS, callers read their own answers, and
+// their deadlines still end their reads without ending the connection.
+func TestTLSCallersReadTheirOwn(t *testing.T) {
+	gs := &gateway.Server{Handler: testHandler{}}
+	srv := httptest.NewTLSServer(gs)
+	defer srv.Close()
+	defer gs.Shutdown(context.Background())
+	c := dial(t, "wss"+strings.TrimPrefix(srv.URL, "https"), &gateway.DialOptions{HTTPClient: srv.Client()})
+	if !gateway.SelfReads(c) {
+		t.Fatal("callers do not read their own answers over wss://")
+	}
+	for i := range 20 {
+		want := fmt.Sprint("tls-", i)
+		var got string
+		if err := c.Call(context.Background(), "echo", want, &got); err != nil || got != want {
+			t.Fatalf("call %d: echo = %q, %v; want %q", i, got, err, want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		err := c.Call(ctx, "block", nil, nil)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: block = %v, want DeadlineExceeded", i, err)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection ended: %v", err)
+	}
+}
+
+// TestTLSVerifiedByDefault checks that the client's own TLS dial still
+// verifies the server's certificate.
+func TestTLSVerifiedByDefault(t *testing.T) {
+	gs := &gateway.Server{Handler: testHandler{}}
+	srv := httptest.NewTLSServer(gs)
+	defer srv.Close()
+	defer gs.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := gateway.Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https"), nil)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial to a server with an unknown CA succeeded")
+	}
+	if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Dial = %v, want a certificate error", err)
+	}
+}
