@@ -199,7 +199,7 @@ func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchC
 
 // dialTLS dials addr and completes a TLS handshake as http.Transport
 // would: the configured TLS settings, the server name from addr unless
-// set, and only HTTP/1.1 offered, which a WebSocket upgrade needs.
+// set, and no ALPN, as http.Transport dials for an upgrade.
 func dialTLS(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), config *tls.Config, network, addr string) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
@@ -216,7 +216,7 @@ func dialTLS(ctx context.Context, dial func(context.Context, string, string) (ne
 		}
 		cfg.ServerName = host
 	}
-	cfg.NextProtos = []string{"http/1.1"}
+	cfg.NextProtos = nil // as http.Transport for an upgrade: no ALPN
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()

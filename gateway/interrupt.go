@@ -80,8 +80,9 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 				return 0, errInterrupted
 			}
 			b.poll = false
+			scratch := b.frames
 			b.mu.Unlock()
-			n, err := readNow(b.Conn, p)
+			n, err := readNow(b.Conn, p, scratch.lastBoundary)
 			b.mu.Lock()
 			b.frames.feed(p[:n])
 			if n == 0 && err == nil { // nothing has arrived
@@ -140,6 +141,20 @@ func (t *frameTracker) switched() bool {
 
 func (t *frameTracker) boundary() bool {
 	return t.upgraded && t.n == 0 && t.left == 0 && !t.inMsg
+}
+
+// lastBoundary follows p, which comes after what t has seen, and returns
+// how many of its bytes end at the last message boundary in it: 0 when
+// no message in p is complete.
+func (t *frameTracker) lastBoundary(p []byte) int {
+	k := 0
+	for i := range p {
+		t.feed(p[i : i+1])
+		if t.boundary() {
+			k = i + 1
+		}
+	}
+	return k
 }
 
 func (t *frameTracker) feed(p []byte) {

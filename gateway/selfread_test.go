@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -199,5 +201,73 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Dial = %v, want a certificate error", err)
+	}
+}
+
+// TestTLSCallOnConnectionCutIsUnsent is TestCallOnConnectionCutIsUnsent
+// over wss://, where the check before writing peeks under TLS.
+func TestTLSCallOnConnectionCutIsUnsent(t *testing.T) {
+	gs := &gateway.Server{Handler: testHandler{}}
+	ts := httptest.NewUnstartedServer(gs)
+	tr := &connTracker{}
+	ts.Listener = &trackingListener{Listener: ts.Listener, tr: tr}
+	ts.StartTLS()
+	t.Cleanup(func() { gs.Shutdown(context.Background()); ts.Close() })
+	c := dial(t, "wss"+strings.TrimPrefix(ts.URL, "https"), &gateway.DialOptions{HTTPClient: ts.Client()})
+	if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // quiet long enough that the call checks first
+	tr.cut()
+	time.Sleep(time.Millisecond) // the cut reaches the client's socket
+	err := c.Call(context.Background(), "echo", json.RawMessage(`"late"`), nil)
+	if !gateway.Unsent(err) || gateway.CodeOf(err) != gateway.CodePeerUnavailable {
+		t.Fatalf("Call after the cut = %v (unsent %v), want an unsent PEER_UNAVAILABLE", err, gateway.Unsent(err))
+	}
+}
+
+// TestCheckBeforeWritingTakesWholeMessages: the check before a request
+// reads only complete messages; one that has half arrived (the rest held
+// back here for 2 s) is left for a read that the call's deadline bounds.
+func TestCheckBeforeWritingTakesWholeMessages(t *testing.T) {
+	srv := startServer(t, &gateway.Server{Handler: testHandler{}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toClient := make(chan net.Conn, 1)
+	go func() { // a proxy that forwards, and lets the test write to the client too
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "ws://"))
+		if err != nil {
+			c.Close()
+			return
+		}
+		toClient <- c
+		go func() { io.Copy(s, c); s.Close() }()
+		io.Copy(c, s)
+		c.Close()
+	}()
+	defer ln.Close()
+	c := dial(t, "ws://"+ln.Addr().String(), nil)
+	if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	down := <-toClient
+	payload := `{"type":"event","event":"late","payload":{}}`
+	frame := append([]byte{0x81, byte(len(payload))}, payload...)
+	time.Sleep(2 * time.Millisecond) // quiet long enough that the call checks first
+	down.Write(frame[:5])            // no answer can come between: the client sends nothing
+	rest := time.AfterFunc(2*time.Second, func() { down.Write(frame[5:]) })
+	defer rest.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = c.Call(ctx, "echo", "x", nil)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Call with a 50 ms deadline took %v (%v): the check waited for the rest of a message", d, err)
 	}
 }

@@ -332,7 +332,9 @@ func (c *serverConn) read() {
 			}
 		}
 		if !c.srv.Inline {
-			go c.serveRequest(f)
+			ctx, cancel := context.WithCancel(c.ctx)
+			c.trackRequest(f.ID, cancel)
+			go c.serveRequest(ctx, cancel, f)
 		} else if c.serveInline(f) {
 			return // detached: another goroutine reads now
 		}
@@ -348,12 +350,10 @@ func (c *serverConn) readEnded() {
 	close(c.readDone)
 }
 
-func (c *serverConn) serveRequest(f *frame) {
+func (c *serverConn) serveRequest(ctx context.Context, cancel context.CancelFunc, f *frame) {
 	defer c.inflight.Done()
 	defer func() { <-c.sem }()
-	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	c.trackRequest(f.ID, cancel)
 	payload, err := c.callHandler(ctx, f)
 	c.untrackRequest(f.ID)
 	c.reply(f.ID, payload, err)
