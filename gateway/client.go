@@ -57,15 +57,15 @@ type Client struct {
 	// selfRead: a caller may read its own answer (conn can interrupt
 	// reads); otherwise the reader goroutine reads all the time.
 	selfRead bool
-
-	mu       sync.Mutex // guards pending, err, reading, pings and idleRead
-	pending  map[string]*Pending
-	err      error        // why the connection ended; set once
-	reading  bool         // a goroutine holds the read role: it reads frames and hands them out
-	pings    int          // Pings waiting for their pong, which only a reader sees
 	lastRead atomic.Int64 // when a frame was last read, as time since epoch
-	idleRead bool         // the watchdog asked the reader goroutine to read once (a close, an event)
-	sending  bool         // the last request was a Send: the reader goroutine keeps reading
+
+	mu       sync.Mutex // guards the fields below up to wake
+	pending  map[string]*Pending
+	err      error // why the connection ended; set once
+	reading  bool  // a goroutine holds the read role: it reads frames and hands them out
+	pings    int   // Pings waiting for their pong, which only a reader sees
+	idleRead bool  // the watchdog asked the reader goroutine to read once (a close, an event)
+	sending  bool  // the last request was a Send: the reader goroutine keeps reading
 
 	wake     chan struct{}  // tells the reader goroutine there is reading to do
 	done     chan struct{}  // closed when the connection has ended
