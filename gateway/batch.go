@@ -52,6 +52,7 @@ type batchConn struct {
 	poll      bool         // ... after reading what has already arrived, without waiting
 	reading   bool         // a Read is in the TCP connection's Read
 	kicked    bool         // interrupt set a past read deadline to end that Read
+	midSince  time.Time    // when interrupt was asked for inside a message, still waiting
 }
 
 // maxHeld bounds the bytes held for the reader's next read; a writer that

@@ -33,6 +33,8 @@ type DialOptions struct {
 	HandshakeTimeout time.Duration
 	// WriteTimeout aborts the connection when its writes make no progress
 	// for this long (checked every second): the server stopped reading.
+	// It also aborts it when a caller whose context ended has waited this
+	// long for the rest of a message it was reading: the link stalled.
 	// Default 10s.
 	WriteTimeout time.Duration
 	// OnEvent, when set, receives every event frame after the handshake,
@@ -582,6 +584,9 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 	for {
 		select {
 		case f := <-p.ch:
+			if f == nil && ctx.Err() != nil {
+				return nil, ctx.Err() // ended by the watchdog, after ctx
+			}
 			return f, nil // nil: the connection ended
 		default:
 		}

@@ -33,10 +33,22 @@ func (b *batchConn) interruptRead() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.interrupt = true
-	if b.reading && !b.kicked && b.frames.boundary() {
-		b.kicked = true
-		b.Conn.SetReadDeadline(aLongTimeAgo)
+	if b.frames.boundary() {
+		if b.reading && !b.kicked {
+			b.kicked = true
+			b.Conn.SetReadDeadline(aLongTimeAgo)
+		}
+	} else if b.midSince.IsZero() {
+		b.midSince = time.Now()
 	}
+}
+
+// stuckReading reports whether an interrupt has waited longer than limit
+// for the rest of a message: the link stalled inside one.
+func (b *batchConn) stuckReading(now time.Time, limit time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.interrupt && !b.midSince.IsZero() && now.Sub(b.midSince) > limit
 }
 
 // pollRead makes the next read return what has already arrived, without
@@ -57,7 +69,7 @@ func (b *batchConn) pollRead() bool {
 func (b *batchConn) clearInterrupt() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.interrupt, b.poll = false, false
+	b.interrupt, b.poll, b.midSince = false, false, time.Time{}
 }
 
 // interruptible reports whether reads on b can be interrupted: the stream
@@ -75,7 +87,7 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 		b.mu.Lock()
 		if b.interrupt && b.frames.boundary() {
 			if !b.poll {
-				b.interrupt = false
+				b.interrupt, b.midSince = false, time.Time{}
 				b.mu.Unlock()
 				return 0, errInterrupted
 			}
@@ -86,7 +98,7 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 			b.mu.Lock()
 			b.frames.feed(p[:n])
 			if n == 0 && err == nil { // nothing has arrived
-				b.interrupt = false
+				b.interrupt, b.midSince = false, time.Time{}
 				err = errInterrupted
 			}
 			b.mu.Unlock()

@@ -271,3 +271,60 @@ func TestCheckBeforeWritingTakesWholeMessages(t *testing.T) {
 		t.Fatalf("Call with a 50 ms deadline took %v (%v): the check waited for the rest of a message", d, err)
 	}
 }
+
+// TestStallInsideMessageEndsConnection: a caller reading its own answer
+// whose deadline passes inside a message cannot be interrupted there;
+// when the rest does not come within WriteTimeout, the watchdog cuts the
+// connection and the caller returns with its deadline's error.
+func TestStallInsideMessageEndsConnection(t *testing.T) {
+	started := make(chan string, 1)
+	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	toClient := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "ws://"))
+		if err != nil {
+			c.Close()
+			return
+		}
+		toClient <- c
+		go func() { io.Copy(s, c); s.Close() }()
+		io.Copy(c, s)
+		c.Close()
+	}()
+	c := dial(t, "ws://"+ln.Addr().String(), &gateway.DialOptions{WriteTimeout: 100 * time.Millisecond})
+	if !gateway.SelfReads(c) {
+		t.Fatal("callers do not read their own answers")
+	}
+	down := <-toClient
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		done <- c.Call(ctx, "block", nil, nil)
+	}()
+	<-started
+	payload := `{"type":"event","event":"late","payload":{}}`
+	down.Write(append([]byte{0x81, byte(len(payload))}, payload[:3]...)) // the rest never comes
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Call = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Call still waiting 10 s after its deadline, inside a stalled message")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not ended after a stall inside a message")
+	}
+}

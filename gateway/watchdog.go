@@ -102,7 +102,8 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			}
 		case now := <-t.C:
 			stalled := w.list(func(c *Client) bool {
-				return c.writes.stalled(now, c.writeTimeout) || c.conn != nil && c.conn.stalled(now, c.writeTimeout)
+				return c.writes.stalled(now, c.writeTimeout) || c.conn != nil &&
+					(c.conn.stalled(now, c.writeTimeout) || c.conn.stuckReading(now, c.writeTimeout))
 			})
 			for _, c := range stalled {
 				// A polite close would queue behind the stuck write; even
