@@ -231,28 +231,8 @@ func TestTLSCallOnConnectionCutIsUnsent(t *testing.T) {
 // back here for 2 s) is left for a read that the call's deadline bounds.
 func TestCheckBeforeWritingTakesWholeMessages(t *testing.T) {
 	srv := startServer(t, &gateway.Server{Handler: testHandler{}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	toClient := make(chan net.Conn, 1)
-	go func() { // a proxy that forwards, and lets the test write to the client too
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "ws://"))
-		if err != nil {
-			c.Close()
-			return
-		}
-		toClient <- c
-		go func() { io.Copy(s, c); s.Close() }()
-		io.Copy(c, s)
-		c.Close()
-	}()
-	defer ln.Close()
-	c := dial(t, "ws://"+ln.Addr().String(), nil)
+	url, toClient := spliceProxy(t, srv.URL)
+	c := dial(t, url, nil)
 	if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +246,7 @@ func TestCheckBeforeWritingTakesWholeMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = c.Call(ctx, "echo", "x", nil)
+	err := c.Call(ctx, "echo", "x", nil)
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Call with a 50 ms deadline took %v (%v): the check waited for the rest of a message", d, err)
 	}
@@ -279,28 +259,8 @@ func TestCheckBeforeWritingTakesWholeMessages(t *testing.T) {
 func TestStallInsideMessageEndsConnection(t *testing.T) {
 	started := make(chan string, 1)
 	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	toClient := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "ws://"))
-		if err != nil {
-			c.Close()
-			return
-		}
-		toClient <- c
-		go func() { io.Copy(s, c); s.Close() }()
-		io.Copy(c, s)
-		c.Close()
-	}()
-	c := dial(t, "ws://"+ln.Addr().String(), &gateway.DialOptions{WriteTimeout: 100 * time.Millisecond})
+	url, toClient := spliceProxy(t, srv.URL)
+	c := dial(t, url, &gateway.DialOptions{WriteTimeout: 100 * time.Millisecond})
 	if !gateway.SelfReads(c) {
 		t.Fatal("callers do not read their own answers")
 	}
@@ -327,4 +287,34 @@ func TestStallInsideMessageEndsConnection(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("connection not ended after a stall inside a message")
 	}
+}
+
+// spliceProxy forwards one connection to the server at target (a ws://
+// URL) and returns its own ws:// URL, and the client's side of the
+// connection once a client has dialled: the test can write frames of its
+// own to the client between the server's.
+func spliceProxy(t *testing.T, target string) (string, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	toClient := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", strings.TrimPrefix(target, "ws://"))
+		if err != nil {
+			c.Close()
+			return
+		}
+		toClient <- c
+		go func() { io.Copy(s, c); s.Close() }()
+		io.Copy(c, s)
+		c.Close()
+	}()
+	return "ws://" + ln.Addr().String(), toClient
 }
