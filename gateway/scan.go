@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/agentfed/agentfed/internal/jsonx"
 )
 
 // scanFrame parses one frame in a single pass over its bytes: it checks
@@ -66,7 +68,7 @@ func (f *frame) set(key string, raw []byte) error {
 		if null {
 			return nil
 		}
-		v, err := decodeString(raw)
+		v, err := decodeName(raw, key != "id") // ids are unique: the rest repeat
 		if err != nil {
 			return fmt.Errorf("frame field %q must be a string", key)
 		}
@@ -105,6 +107,19 @@ func (f *frame) set(key string, raw []byte) error {
 		f.Error = &e
 	}
 	return nil
+}
+
+// decodeName decodes a JSON string token, interned when it is a name that
+// repeats from frame to frame (a type, a method, an event).
+func decodeName(raw []byte, repeats bool) (string, error) {
+	if !repeats || len(raw) < 2 || raw[0] != '"' {
+		return decodeString(raw)
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return jsonx.Intern(body), nil
+	}
+	return decodeString(raw)
 }
 
 // decodeString decodes a JSON string token. Plain tokens (no escapes,

@@ -230,7 +230,7 @@ func (d *Decoder) ReadStringOf(common []string) (string, error) {
 			return s, nil
 		}
 	}
-	return string(body), nil
+	return internString(body), nil
 }
 
 // readKey reads an object key. The bytes it returns are valid until the
@@ -498,7 +498,7 @@ func (d *Decoder) ReadValue() (any, error) {
 	case '[':
 		v, err = d.readSlice()
 	case '"':
-		v, err = d.ReadString()
+		v, err = d.readStringValue()
 	case 't', 'f':
 		v, err = d.ReadBool()
 	case 'n':
@@ -514,6 +514,24 @@ func (d *Decoder) ReadValue() (any, error) {
 	return v, nil
 }
 
+// readStringValue reads a string as an interface value, which a short
+// string shares with its earlier decodings.
+func (d *Decoder) readStringValue() (any, error) {
+	d.skipSpace()
+	body, escaped, err := d.scanString()
+	if err != nil {
+		return nil, err
+	}
+	if escaped {
+		d.scratch = unquote(d.scratch[:0], body)
+		body = d.scratch
+	}
+	if len(body) > internMax {
+		return string(body), nil
+	}
+	return intern(body).v, nil
+}
+
 // ReadMap reads an object's members into dst, as encoding/json decodes an
 // object into a map[string]any: it adds to dst, or to a new map when dst
 // is nil, and returns the map. When the value is not an object it returns
@@ -527,7 +545,7 @@ func (d *Decoder) ReadMap(dst map[string]any) (map[string]any, error) {
 		dst = make(map[string]any)
 	}
 	err := d.ReadObject(func(key []byte) error {
-		k := string(key) // before reading the value reuses key's bytes
+		k := internString(key) // before reading the value reuses key's bytes
 		v, err := d.ReadValue()
 		if err != nil {
 			return err
