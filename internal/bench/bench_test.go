@@ -56,6 +56,15 @@ func TestRunSmoke(t *testing.T) {
 			}
 		}
 	}
+	if _, ok := processCPU(); ok { // CPU per operation, where the OS reports it
+		for _, fig := range []struct{ measurement, figure string }{{RelayRTT, "cpu-per-op"}, {RawWSRTT, "cpu-per-op"}, {Broadcast, "n16-cpu-per-peer"}} {
+			if r, _ := rep.Result(fig.measurement); r != nil {
+				if _, ok := r.Figure(fig.figure); !ok {
+					t.Errorf("%s has no %s figure", fig.measurement, fig.figure)
+				}
+			}
+		}
+	}
 	if d := cmp.Diff(Measurements, ran); d != "" {
 		t.Errorf("measurements run (-want +got):\n%s", d)
 	}

@@ -31,7 +31,8 @@ func measureBroadcast(ctx context.Context, o *Options, s *sample) Result {
 	}
 	d := o.Duration / time.Duration(len(sizes))
 	for _, n := range sizes {
-		l, err := broadcastTimes(ctx, o, gws, peers[:n], s, d)
+		var cpu cpuMeter
+		l, err := broadcastTimes(ctx, o, gws, peers[:n], s, d, &cpu)
 		if err != nil {
 			return fail(r, fmt.Errorf("broadcast to %d peers: %w", n, err))
 		}
@@ -41,20 +42,22 @@ func measureBroadcast(ctx context.Context, o *Options, s *sample) Result {
 		r.add(prefix+"p99", micros(l.percentile(99)), unitMicros)
 		r.add(prefix+"per-peer", micros(l.percentile(50))/float64(n), unitMicros)
 		r.add(prefix+"samples", float64(len(l)), unitCount)
+		cpu.addTo(&r, prefix+"cpu-per-peer", float64(len(l)*n))
 	}
 	return r
 }
 
 // broadcastTimes starts a main gateway knowing peers and times its
-// broadcasts for d, after a warm-up that dials every peer.
-func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []federation.PeerConfig, s *sample, d time.Duration) (latencies, error) {
+// broadcasts for d, after a warm-up that dials every peer; cpu measures
+// the process's CPU time while they are timed.
+func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []federation.PeerConfig, s *sample, d time.Duration, cpu *cpuMeter) (latencies, error) {
 	main, err := gws.start(fmt.Sprintf("bench-main-%d", len(peers)), false, peers)
 	if err != nil {
 		return nil, err
 	}
 	defer gws.stop(main)
 	req := federation.BroadcastRequest{Message: s.content}
-	return timeLoop(ctx, d, func(ctx context.Context) error {
+	op := func(ctx context.Context) error {
 		res, err := main.Broadcast(ctx, req)
 		if err != nil {
 			return err
@@ -68,5 +71,11 @@ func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []fede
 			}
 		}
 		return nil
-	})
+	}
+	if err := repeat(ctx, warmup(d), op); err != nil {
+		return nil, err
+	}
+	cpu.start()
+	defer cpu.stop()
+	return record(ctx, d, make(latencies, 0, 1<<12), op)
 }

@@ -2,7 +2,10 @@
 
 package bench
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseFileLimit raises the soft limit on open files to need, or as far as
 // the hard limit allows, and returns the soft limit now in force.
@@ -19,4 +22,13 @@ func raiseFileLimit(need uint64) (uint64, error) {
 		return 0, err
 	}
 	return l.Cur, nil
+}
+
+// processCPU returns the CPU time, user and system, this process has used.
+func processCPU() (time.Duration, bool) {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0, false
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano()), true
 }

@@ -29,8 +29,9 @@ var rttCases = map[string]rttCase{
 func measureRTTs(ctx context.Context, o *Options, s *sample, names []string) []Result {
 	type run struct {
 		Result
-		op func(context.Context) error
-		l  latencies
+		op  func(context.Context) error
+		l   latencies
+		cpu cpuMeter
 	}
 	runs := make([]*run, len(names))
 	for i, name := range names {
@@ -56,7 +57,10 @@ func measureRTTs(ctx context.Context, o *Options, s *sample, names []string) []R
 				continue
 			}
 			var err error
-			if r.l, err = record(ctx, o.Duration/time.Duration(k), r.l, r.op); err != nil {
+			r.cpu.start()
+			r.l, err = record(ctx, o.Duration/time.Duration(k), r.l, r.op)
+			r.cpu.stop()
+			if err != nil {
 				r.Error = err.Error()
 			}
 		}
@@ -65,6 +69,7 @@ func measureRTTs(ctx context.Context, o *Options, s *sample, names []string) []R
 	for i, r := range runs {
 		if r.Error == "" {
 			r.l.addTo(&r.Result, "")
+			r.cpu.addTo(&r.Result, "cpu-per-op", float64(len(r.l)))
 		}
 		out[i] = r.Result
 	}

@@ -145,3 +145,27 @@ func sleep(ctx context.Context, d time.Duration) {
 // errNotOK is returned for a delivery that came back with a status other
 // than ok.
 var errNotOK = errors.New("bench: delivery not ok")
+
+// cpuMeter adds up the process's CPU time over the stretches it is
+// started and stopped, to report CPU per operation next to latency: with
+// both ends of every connection in this process, it is what an operation
+// costs the machine.
+type cpuMeter struct {
+	total, since time.Duration
+	ok           bool
+}
+
+func (m *cpuMeter) start() { m.since, m.ok = processCPU() }
+
+func (m *cpuMeter) stop() {
+	if now, ok := processCPU(); ok && m.ok {
+		m.total += now - m.since
+	}
+}
+
+// addTo adds the CPU time per op as figure name, when it was measured.
+func (m *cpuMeter) addTo(r *Result, name string, ops float64) {
+	if m.ok && ops > 0 && m.total > 0 {
+		r.add(name, micros(m.total)/ops, unitMicros)
+	}
+}

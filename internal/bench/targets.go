@@ -98,6 +98,21 @@ func targets(rep *Report, o *Options) []Target {
 		}
 		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, op, limit))
 	}
+	// What a broadcast's bound asks of this machine: with every peer in
+	// this process, a peer costs about a relay's CPU, and the bound is
+	// then met only when the cores share the work almost perfectly.
+	relayCPU, okCPU := f.get(RelayRTT, "cpu-per-op")
+	for _, n := range slices.Sorted(slices.Values(o.BroadcastSizes)) {
+		if n < 64 {
+			continue
+		}
+		c, ok := f.get(Broadcast, fmt.Sprintf("n%d-cpu-per-peer", n))
+		v := 0.0
+		if ok && okCPU {
+			v = c / relayCPU
+		}
+		ts = append(ts, check(fmt.Sprintf("broadcast to %d CPU per peer / relay-rtt CPU per round trip", n), v, ok && okCPU, unitRatio, "", 0))
+	}
 	sel, ok := f.get(DelegateSelect, "scan-p50")
 	ts = append(ts, check(fmt.Sprintf("delegate-select scan p50 (%d peers)", o.SelectPeers), sel, ok, unitMicros, "<", 5))
 	dur, ok := f.get(Durable, "accepted")
