@@ -10,7 +10,7 @@ import (
 // syscall per frame, their writes cost more CPU than everything else a
 // relay does, yet the WebSocket library flushes every frame as it is
 // written. batchConn sits under it, on the TCP connection, and merges
-// writes two ways:
+// writes three ways:
 //
 //   - Writes made while another goroutine is sending wait in a buffer, and
 //     that goroutine sends them too before it returns (group commit). Both
@@ -20,17 +20,23 @@ import (
 //     read: the replies to a batch of requests read together leave
 //     together. The reader must not block elsewhere while it holds; the
 //     server releases the hold before it waits for a request slot.
+//   - On a client connection with several calls in flight, a request is
+//     written behind (Client.writeBehind): the connection is corked, and
+//     the goroutine that corked it yields before it uncorks, so that the
+//     callers the reader has just handed answers to write their next
+//     requests into the same send.
 //
 // Writes made while the reader waits for input go out at once, so a lone
-// request pays nothing extra. A client connection never holds, so its
-// reader never sends: however full both directions are, the client keeps
-// draining what the server sends, and the server's reader cannot wedge
-// against it.
+// request pays nothing extra. A client connection never holds, and its
+// reader does not send what a cork holds, so it never sends: however full
+// both directions are, the client keeps draining what the server sends,
+// and the server's reader cannot wedge against it.
 //
 // Invariant: whenever out holds bytes, either a goroutine is flushing (and
-// loops until out is empty) or the reader is holding (and sends them
-// before its next read syscall or wait). Beyond maxHeld bytes a writer
-// sends them itself.
+// loops until out is empty), or the reader is holding (and sends them
+// before its next read syscall or wait), or the connection is corked (and
+// the goroutine that corked it will uncork it and send them). Beyond
+// maxHeld bytes a writer sends them itself.
 type batchConn struct {
 	net.Conn
 
@@ -40,6 +46,7 @@ type batchConn struct {
 	spare    []byte    // the buffer of the previous round, reused
 	hold     bool      // hold writes while the reader is busy (server connections)
 	holding  bool      // the reader is handling input: writes wait for its next Read
+	corked   bool      // writes wait for the goroutine that will uncork (client connections)
 	flushing bool      // a goroutine is sending out
 	err      error     // the first write error; every later write fails with it
 	sends    writeGauge
@@ -71,7 +78,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if !b.flushing && !b.holding && len(b.out) == 0 {
+	if !b.flushing && !b.holding && !b.corked && len(b.out) == 0 {
 		// Nobody to merge with: send p now, without copying it.
 		b.flushing = true
 		b.mu.Unlock()
@@ -87,7 +94,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		for b.flushing && len(b.out) > maxHeld && b.err == nil {
 			b.drained.Wait() // do not let a stalled peer grow out without bound
 		}
-	case !b.holding || len(b.out) > maxHeld:
+	case !b.holding && !b.corked || len(b.out) > maxHeld:
 		b.flushing = true
 		b.flushLocked()
 	}
@@ -102,7 +109,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 func (b *batchConn) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	b.holding = false
-	if len(b.out) > 0 && !b.flushing {
+	if len(b.out) > 0 && !b.flushing && !b.corked {
 		b.flushing = true
 		b.flushLocked()
 	}
@@ -121,6 +128,29 @@ func (b *batchConn) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// cork makes writes wait until uncork, and reports whether it was not
+// corked already: then the caller must see that uncork is called. Reads do
+// not send what a cork holds, so that a client's reader still never
+// sends.
+func (b *batchConn) cork() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.corked
+	b.corked = true
+	return !was
+}
+
+// uncork ends a cork and sends what it held.
+func (b *batchConn) uncork() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.corked = false
+	if len(b.out) > 0 && !b.flushing && !b.holding {
+		b.flushing = true
+		b.flushLocked()
+	}
 }
 
 // release ends the reader's hold before it waits for something other than

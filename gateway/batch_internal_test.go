@@ -237,3 +237,34 @@ func TestBatchRelease(t *testing.T) {
 		t.Fatalf("peer read %q", got)
 	}
 }
+
+// TestBatchCorkHoldsUntilUncork: writes made while a client connection is
+// corked wait, even across its reader's reads (a client's reader never
+// sends), and leave together when it is uncorked; only the first cork
+// asks its caller to uncork.
+func TestBatchCorkHoldsUntilUncork(t *testing.T) {
+	b, peer := tcpPairHold(t, false)
+	if !b.cork() {
+		t.Fatal("first cork did not ask for an uncork")
+	}
+	if b.cork() {
+		t.Fatal("second cork asked for another uncork")
+	}
+	b.Write([]byte("ab"))
+	readOne(t, b, peer)
+	b.Write([]byte("cd"))
+	if h := held(b); h != "abcd" {
+		t.Fatalf("held %q while corked, want abcd", h)
+	}
+	b.uncork()
+	if got := readN(t, peer, 4); got != "abcd" {
+		t.Fatalf("peer read %q after uncork, want abcd", got)
+	}
+	b.Write([]byte("e"))
+	if h := held(b); h != "" {
+		t.Fatalf("holds %q after uncork", h)
+	}
+	if got := readN(t, peer, 1); got != "e" {
+		t.Fatalf("peer read %q", got)
+	}
+}

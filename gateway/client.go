@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -369,6 +370,7 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	}
 	c.sending = stamp
 	c.pending[id] = p
+	behind := c.conn != nil && len(c.pending) >= writeBehindMin
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		p.forget()
@@ -377,7 +379,11 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	// A Write whose ctx ends closes the whole connection, failing every
 	// other Call on it; so the write has no ctx, clientWatch cuts it when
 	// it stalls for writeTimeout, and ctx bounds the wait for the answer.
-	if err := c.write(*buf); err != nil {
+	write := c.write
+	if behind {
+		write = c.writeBehind
+	}
+	if err := write(*buf); err != nil {
 		p.forget()
 		return nil, fmt.Errorf("%w: send %s: %v", ErrClosed, method, err)
 	}
@@ -450,6 +456,28 @@ func decodePayload(payload []byte, out any) error {
 		return u.UnmarshalJSON(payload)
 	}
 	return json.Unmarshal(payload, out)
+}
+
+// writeBehindMin is how many calls must be pending on a connection for a
+// request to be written behind: see writeBehind.
+const writeBehindMin = 3
+
+// writeBehind writes a request frame while many calls are in flight. It
+// corks the connection; the caller that corks it starts a goroutine that
+// yields, then uncorks. The requests of the callers that run meanwhile
+// (those the reader has just handed answers to) thus leave in one send
+// rather than one send each: at 64 in flight, a quarter of the write
+// syscalls. A lone call writes at once, with write.
+func (c *Client) writeBehind(frame []byte) error {
+	first := c.conn.cork()
+	err := c.write(frame)
+	if first {
+		c.bg.Go(func() {
+			runtime.Gosched()
+			c.conn.uncork()
+		})
+	}
+	return err
 }
 
 func (c *Client) write(frame []byte) error {

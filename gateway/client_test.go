@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -402,5 +403,38 @@ func TestSendThenWait(t *testing.T) {
 	cancel()
 	if err := p.Wait(short, &out); err != nil || out["late"] != 1 {
 		t.Fatalf("Wait after the deadline of an answer that came in time = %v, %v", out, err)
+	}
+}
+
+// TestRequestsWrittenBehindAllLeave: with several calls in flight, a
+// request is written behind the others (corked, then sent with whatever
+// the callers ready meanwhile wrote). Each must still leave on its own
+// when nothing follows it: here the last requests have nothing after
+// them, and the server sees every one before it answers any.
+func TestRequestsWrittenBehindAllLeave(t *testing.T) {
+	started, release := make(chan string, 8), make(chan struct{})
+	c := dial(t, startServer(t, &gateway.Server{Handler: testHandler{started: started, release: release}}).URL, nil)
+	ctx := context.Background()
+	var pending []*gateway.Pending
+	for i := range 6 {
+		p, err := c.Send(ctx, "block", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	for i := range 6 {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server saw %d of 6 requests: the rest never left", i)
+		}
+	}
+	close(release)
+	for i, p := range pending {
+		var out map[string]string
+		if err := p.Wait(ctx, &out); err != nil || out["released"] != strconv.Itoa(i) {
+			t.Errorf("Wait %d = %v, %v", i, out, err)
+		}
 	}
 }
