@@ -22,9 +22,9 @@ import (
 //     server releases the hold before it waits for a request slot.
 //   - On a client connection with several calls in flight, a request is
 //     written behind (Client.writeBehind): the connection is corked, and
-//     the goroutine that corked it yields before it uncorks, so that the
-//     callers the reader has just handed answers to write their next
-//     requests into the same send.
+//     the caller that corked it starts a goroutine that yields, then
+//     uncorks, so that the callers the reader has just handed answers to
+//     write their next requests into the same send.
 //
 // Writes made while the reader waits for input go out at once, so a lone
 // request pays nothing extra. A client connection never holds, and its
@@ -35,7 +35,8 @@ import (
 // Invariant: whenever out holds bytes, either a goroutine is flushing (and
 // loops until out is empty), or the reader is holding (and sends them
 // before its next read syscall or wait), or the connection is corked (and
-// the goroutine that corked it will uncork it and send them). Beyond
+// the goroutine started by the caller that corked it will uncork it and
+// send them). Beyond
 // maxHeld bytes a writer sends them itself.
 type batchConn struct {
 	net.Conn

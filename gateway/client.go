@@ -370,7 +370,10 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	}
 	c.sending = stamp
 	c.pending[id] = p
-	behind := c.conn != nil && len(c.pending) >= writeBehindMin
+	// A Send's caller goes on working (a broadcast sends on): its request
+	// leaves at once. A Call's or Request's caller waits next, which lets
+	// the goroutine that uncorks run.
+	behind := !stamp && c.conn != nil && len(c.pending) >= writeBehindMin
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		p.forget()
@@ -459,7 +462,7 @@ func decodePayload(payload []byte, out any) error {
 }
 
 // writeBehindMin is how many calls must be pending on a connection for a
-// request to be written behind: see writeBehind.
+// Call's or Request's request to be written behind: see writeBehind.
 const writeBehindMin = 3
 
 // writeBehind writes a request frame while many calls are in flight. It
@@ -471,11 +474,11 @@ const writeBehindMin = 3
 func (c *Client) writeBehind(frame []byte) error {
 	first := c.conn.cork()
 	err := c.write(frame)
-	if first {
-		c.bg.Go(func() {
-			runtime.Gosched()
-			c.conn.uncork()
-		})
+	if first && !c.background(func() {
+		runtime.Gosched()
+		c.conn.uncork()
+	}) {
+		c.conn.uncork() // ended: nothing more will be written behind this one
 	}
 	return err
 }
@@ -489,15 +492,29 @@ func (c *Client) write(frame []byte) error {
 // cancelRemote tells the server to stop request id, if it can be told,
 // without waiting: the caller has given up already.
 func (c *Client) cancelRemote(id string) {
-	if !c.canCancel || c.Err() != nil {
+	if !c.canCancel {
 		return
 	}
-	c.bg.Go(func() {
+	c.background(func() {
 		buf := getBuf()
 		*buf = appendRequest(*buf, "cancel-"+id, MethodCancel, mustJSON(CancelParams{ID: id}))
 		c.write(*buf)
 		putBuf(buf)
 	})
+}
+
+// background runs fn on a goroutine that Close and Abort wait for, unless
+// the connection has ended, and reports whether it did. Checking c.err
+// under mu orders every such goroutine's start before end, which Close
+// and Abort call before they wait.
+func (c *Client) background(fn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false
+	}
+	c.bg.Go(fn)
+	return true
 }
 
 // takeRead takes the read role for a caller whose call is the only one
