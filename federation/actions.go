@@ -205,6 +205,10 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		}
 		return results, n.outbox.enqueue(entries...)
 	}
+	if len(targets) == 1 { // a send: its caller reads the answer itself
+		results[0] = *n.deliver(ctx, targets[0], msgs[0], req.TimeoutMs, false)
+		return results, nil
+	}
 	// Send to every connected peer from this goroutine, then collect the
 	// answers: no goroutine, stack and wake-up per peer. A peer not yet
 	// connected, or whose outbound queue is full, gets a goroutine that
