@@ -349,3 +349,29 @@ func TestDynamicPeersDisallowed(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastToOnePeer: a broadcast that reaches one peer is delivered
+// as a send (its caller reads the answer), and is still a broadcast: its
+// type, one result, the peer's answer and its latency. The first one also
+// dials the peer.
+func TestBroadcastToOnePeer(t *testing.T) {
+	ln := listen(t)
+	start(t, newConfig(t, "echo-gw", "echo"), ln, nil)
+	cfg := newConfig(t, "main", "")
+	cfg.Federation.Peers = []federation.PeerConfig{peerConf("only", "echo", ln)}
+	main := start(t, cfg, listen(t), nil)
+	for i := range 3 { // the first dials
+		res, err := main.Broadcast(context.Background(), federation.BroadcastRequest{Message: "all hands"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || res[0].PeerID != "only" || res[0].Status != federation.StatusOK || res[0].Response == nil {
+			t.Fatalf("broadcast %d: %+v, want one OK result from peer only", i, res)
+		}
+		received, _ := res[0].Response.Context["received"].(map[string]any)
+		if res[0].Response.Content != "all hands" || received["type"] != "broadcast" || res[0].LatencyMs <= 0 {
+			t.Errorf("broadcast %d: answer %q, received %v, latency %v ms; want the content echoed, type broadcast, a latency",
+				i, res[0].Response.Content, received, res[0].LatencyMs)
+		}
+	}
+}
