@@ -9,30 +9,6 @@ import (
 	"github.com/agentfed/agentfed/internal/jsonx"
 )
 
-// Short strings and keys decoded again come from the intern table: a map
-// whose keys and short values repeat decodes with only the map's own
-// allocations.
-func TestInternedDecodingAllocatesOnlyTheMap(t *testing.T) {
-	data := []byte(`{"fromAgent":"planner","type":"request","priority":"normal"}`)
-	var d jsonx.Decoder
-	d.Reset(data)
-	if _, err := d.ReadMap(nil); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(100, func() {
-		d.Reset(data)
-		d.ReadMap(nil)
-	})
-	empty := testing.AllocsPerRun(100, func() {
-		d.Reset([]byte(`{}`))
-		d.ReadMap(nil)
-	})
-	// Three entries fit in the map's first group, allocated with it.
-	if allocs > empty+1 {
-		t.Errorf("decoding a map of repeated short strings allocates %v times, an empty map %v; want at most one more", allocs, empty)
-	}
-}
-
 // Many more distinct strings than the table has slots, decoded from many
 // goroutines at once: every string is still its own, whichever string last
 // took its slot (run with -race).
