@@ -14,15 +14,20 @@ func raiseFileLimit(need uint64) (uint64, error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return 0, err
 	}
-	if l.Cur >= need {
-		return l.Cur, nil
+	if uint64(l.Cur) >= need {
+		return uint64(l.Cur), nil
 	}
-	l.Cur = min(need, l.Max)
+	set(&l.Cur, min(need, uint64(l.Max)))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return 0, err
 	}
-	return l.Cur, nil
+	return uint64(l.Cur), nil
 }
+
+// set stores v in a limit, which is a uint64 on most systems and an int64
+// on FreeBSD and DragonFly (where the unlimited -1 reads as the largest
+// uint64).
+func set[T int64 | uint64](limit *T, v uint64) { *limit = T(v) }
 
 // processCPU returns the CPU time, user and system, this process has used.
 func processCPU() (time.Duration, bool) {
