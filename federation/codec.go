@@ -189,11 +189,11 @@ func (m *Message) decodeField(d *jsonx.Decoder, name string) error {
 	case "messageId":
 		return readString(d, &m.MessageID)
 	case "fromAgent":
-		return readString(d, &m.FromAgent)
+		return readName(d, &m.FromAgent)
 	case "fromServer":
-		return readString(d, &m.FromServer)
+		return readName(d, &m.FromServer)
 	case "toAgent":
-		return readString(d, &m.ToAgent)
+		return readName(d, &m.ToAgent)
 	case "type":
 		return readStringOf(d, (*string)(&m.Type), messageTypes)
 	case "content":
@@ -271,7 +271,7 @@ func (p *RelayParams) decode(d *jsonx.Decoder) error {
 func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 	switch name {
 	case "targetAgent":
-		return readString(d, &p.TargetAgent)
+		return readName(d, &p.TargetAgent)
 	case "message":
 		return p.decodeMessage(d)
 	case "timeoutMs":
@@ -299,6 +299,21 @@ func (p *RelayParams) decodeMessage(d *jsonx.Decoder) error {
 // the field as it was, as encoding/json does for a string, number or bool.
 
 func readString(d *jsonx.Decoder, dst *string) error { return readStringOf(d, dst, nil) }
+
+// readName reads a string that repeats from message to message (an
+// agent's or a server's name) without allocating when it is short and
+// was read before.
+func readName(d *jsonx.Decoder, dst *string) error {
+	if d.ReadNull() {
+		return nil
+	}
+	s, err := d.ReadName()
+	if err != nil {
+		return err
+	}
+	*dst = s
+	return nil
+}
 
 // readStringOf reads a string that is usually one of common, without
 // allocating when it is.

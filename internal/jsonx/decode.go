@@ -230,6 +230,23 @@ func (d *Decoder) ReadStringOf(common []string) (string, error) {
 			return s, nil
 		}
 	}
+	return string(body), nil
+}
+
+// ReadName is ReadString for a string that repeats from message to
+// message, such as an agent's or a server's name: a short one comes from
+// the intern table rather than a new allocation. Free text and ids,
+// which rarely repeat, are better read with ReadString.
+func (d *Decoder) ReadName() (string, error) {
+	d.skipSpace()
+	body, escaped, err := d.scanString()
+	if err != nil {
+		return "", err
+	}
+	if escaped {
+		d.scratch = unquote(d.scratch[:0], body)
+		body = d.scratch
+	}
 	return internString(body), nil
 }
 

@@ -34,8 +34,8 @@ func TestInternedStringsStayCorrect(t *testing.T) {
 					return
 				}
 				d.Reset(fmt.Appendf(nil, "%q", key))
-				if s, err := d.ReadString(); err != nil || s != key {
-					t.Errorf("ReadString = %q, %v; want %q", s, err, key)
+				if s, err := d.ReadName(); err != nil || s != key {
+					t.Errorf("ReadName = %q, %v; want %q", s, err, key)
 					return
 				}
 			}

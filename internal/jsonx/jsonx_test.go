@@ -242,6 +242,7 @@ func checkDecoder(t *testing.T, data []byte) {
 	}
 	compare(t, data, valid, "any", new(any), func() (any, error) { return d.ReadValue() }, read)
 	compare(t, data, valid, "string", new(string), func() (any, error) { return d.ReadString() }, read)
+	compare(t, data, valid, "name", new(string), func() (any, error) { return d.ReadName() }, read)
 	compare(t, data, valid, "int64", new(int64), func() (any, error) { return d.ReadInt64() }, read)
 	compare(t, data, valid, "bool", new(bool), func() (any, error) { return d.ReadBool() }, read)
 	compare(t, data, valid, "map", new(map[string]any), func() (any, error) { return d.ReadMap(nil) }, read)
