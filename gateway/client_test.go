@@ -463,7 +463,10 @@ func TestCloseWhileCallsInFlight(t *testing.T) {
 				}
 			})
 		}
-		for calls.Load() < int64(round*20) { // close at a different point each round
+		for deadline := time.Now().Add(10 * time.Second); calls.Load() < int64(round*20); { // close at a different point each round
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d calls in 10s, want %d", round, calls.Load(), round*20)
+			}
 			runtime.Gosched()
 		}
 		if round%2 == 0 {
