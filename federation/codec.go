@@ -303,53 +303,28 @@ func readString(d *jsonx.Decoder, dst *string) error { return readStringOf(d, ds
 // readName reads a string that repeats from message to message (an
 // agent's or a server's name) without allocating when it is short and
 // was read before.
-func readName(d *jsonx.Decoder, dst *string) error {
-	if d.ReadNull() {
-		return nil
-	}
-	s, err := d.ReadName()
-	if err != nil {
-		return err
-	}
-	*dst = s
-	return nil
-}
+func readName(d *jsonx.Decoder, dst *string) error { return readInto(d, dst, d.ReadName) }
 
 // readStringOf reads a string that is usually one of common, without
 // allocating when it is.
 func readStringOf(d *jsonx.Decoder, dst *string, common []string) error {
-	if d.ReadNull() {
-		return nil
-	}
-	s, err := d.ReadStringOf(common)
-	if err != nil {
-		return err
-	}
-	*dst = s
-	return nil
+	return readInto(d, dst, func() (string, error) { return d.ReadStringOf(common) })
 }
 
-func readInt64(d *jsonx.Decoder, dst *int64) error {
-	if d.ReadNull() {
-		return nil
-	}
-	n, err := d.ReadInt64()
-	if err != nil {
-		return err
-	}
-	*dst = n
-	return nil
-}
+func readInt64(d *jsonx.Decoder, dst *int64) error { return readInto(d, dst, d.ReadInt64) }
 
-func readBool(d *jsonx.Decoder, dst *bool) error {
+func readBool(d *jsonx.Decoder, dst *bool) error { return readInto(d, dst, d.ReadBool) }
+
+// readInto stores what read reads in *dst; null leaves *dst as it was.
+func readInto[T any](d *jsonx.Decoder, dst *T, read func() (T, error)) error {
 	if d.ReadNull() {
 		return nil
 	}
-	b, err := d.ReadBool()
+	v, err := read()
 	if err != nil {
 		return err
 	}
-	*dst = b
+	*dst = v
 	return nil
 }
 

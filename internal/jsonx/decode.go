@@ -216,14 +216,9 @@ func (d *Decoder) ReadString() (string, error) { return d.ReadStringOf(nil) }
 // such as an enumeration's values: it returns that element of common
 // rather than allocate a copy.
 func (d *Decoder) ReadStringOf(common []string) (string, error) {
-	d.skipSpace()
-	body, escaped, err := d.scanString()
+	body, err := d.stringBody()
 	if err != nil {
 		return "", err
-	}
-	if escaped {
-		d.scratch = unquote(d.scratch[:0], body)
-		body = d.scratch
 	}
 	for _, s := range common {
 		if string(body) == s {
@@ -238,21 +233,16 @@ func (d *Decoder) ReadStringOf(common []string) (string, error) {
 // the intern table rather than a new allocation. Free text and ids,
 // which rarely repeat, are better read with ReadString.
 func (d *Decoder) ReadName() (string, error) {
-	d.skipSpace()
-	body, escaped, err := d.scanString()
+	body, err := d.stringBody()
 	if err != nil {
 		return "", err
-	}
-	if escaped {
-		d.scratch = unquote(d.scratch[:0], body)
-		body = d.scratch
 	}
 	return internString(body), nil
 }
 
-// readKey reads an object key. The bytes it returns are valid until the
-// next read.
-func (d *Decoder) readKey() ([]byte, error) {
+// stringBody reads a string token and returns its value's bytes, unquoted;
+// they are valid until the next read.
+func (d *Decoder) stringBody() ([]byte, error) {
 	d.skipSpace()
 	body, escaped, err := d.scanString()
 	if err != nil || !escaped {
@@ -430,7 +420,7 @@ func (d *Decoder) ReadObject(fn func(key []byte) error) error {
 		return nil
 	}
 	for {
-		key, err := d.readKey()
+		key, err := d.stringBody()
 		if err != nil {
 			return err
 		}
@@ -534,14 +524,9 @@ func (d *Decoder) ReadValue() (any, error) {
 // readStringValue reads a string as an interface value, which a short
 // string shares with its earlier decodings.
 func (d *Decoder) readStringValue() (any, error) {
-	d.skipSpace()
-	body, escaped, err := d.scanString()
+	body, err := d.stringBody()
 	if err != nil {
 		return nil, err
-	}
-	if escaped {
-		d.scratch = unquote(d.scratch[:0], body)
-		body = d.scratch
 	}
 	if len(body) > internMax {
 		return string(body), nil
