@@ -73,15 +73,19 @@ func (m *Message) sizeHint() int {
 	n := 192 + len(m.MessageID) + len(m.FromAgent) + len(m.FromServer) + len(m.ToAgent) +
 		len(m.Content) + len(m.CorrelationID) + len(m.Signature) + 64*len(m.Context)
 	if m.Sealed != nil {
-		n += 64 + len(m.Sealed.To) + len(m.Sealed.EphemeralKey) + len(m.Sealed.Nonce) + len(m.Sealed.Ciphertext)
+		s := m.Sealed
+		n += 96 + len(s.Suite) + len(s.To) + len(s.Enc) + len(s.ReplyKey) + len(s.Ciphertext)
 	}
 	return n
 }
 
 func (s *Sealed) appendJSON(dst []byte) []byte {
-	b := appendStringField(dst, `{"to":`, s.To)
-	b = appendStringField(b, `,"ephemeralKey":`, s.EphemeralKey)
-	b = appendStringField(b, `,"nonce":`, s.Nonce)
+	b := appendStringField(dst, `{"suite":`, s.Suite)
+	b = appendStringField(b, `,"to":`, s.To)
+	b = appendStringField(b, `,"enc":`, s.Enc)
+	if s.ReplyKey != "" {
+		b = appendStringField(b, `,"replyKey":`, s.ReplyKey)
+	}
 	b = appendStringField(b, `,"ciphertext":`, s.Ciphertext)
 	return append(b, '}')
 }
@@ -131,7 +135,7 @@ func appendStringField(dst []byte, key, s string) []byte {
 var (
 	messageFields = []string{"messageId", "fromAgent", "fromServer", "toAgent", "type", "content",
 		"context", "correlationId", "priority", "timestamp", "sealed", "signature"}
-	sealedFields = []string{"to", "ephemeralKey", "nonce", "ciphertext"}
+	sealedFields = []string{"suite", "to", "enc", "replyKey", "ciphertext"}
 	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable"}
 
 	messageTypes = []string{string(TypeRequest), string(TypeResponse), string(TypeDelegation), string(TypeBroadcast), string(TypeSync)}
@@ -227,12 +231,14 @@ func readSealed(d *jsonx.Decoder, dst **Sealed) error {
 	s := *dst
 	return d.ReadObject(func(key []byte) error {
 		switch fieldName(key, sealedFields) {
+		case "suite":
+			return readString(d, &s.Suite)
 		case "to":
 			return readString(d, &s.To)
-		case "ephemeralKey":
-			return readString(d, &s.EphemeralKey)
-		case "nonce":
-			return readString(d, &s.Nonce)
+		case "enc":
+			return readString(d, &s.Enc)
+		case "replyKey":
+			return readString(d, &s.ReplyKey)
 		case "ciphertext":
 			return readString(d, &s.Ciphertext)
 		}

@@ -71,7 +71,7 @@ func filled() *federation.Message {
 	return &federation.Message{MessageID: "m-0", FromAgent: "fa", FromServer: "fs", ToAgent: "ta",
 		Type: federation.TypeRequest, Content: "old", Context: map[string]any{"keep": "k", "over": 1.0},
 		CorrelationID: "c-0", Priority: federation.PriorityHigh, Timestamp: 99,
-		Sealed:    &federation.Sealed{To: "to", EphemeralKey: "ek", Nonce: "n", Ciphertext: "ct"},
+		Sealed:    &federation.Sealed{Suite: "s", To: "to", Enc: "ek", ReplyKey: "rk", Ciphertext: "ct"},
 		Signature: "sig"}
 }
 
@@ -211,8 +211,8 @@ func TestMessageDecode(t *testing.T) {
 		{name: "context adds to the existing map", start: filled(), in: `{"context":{"over":2,"new":[1,"x",null]}}`},
 		{name: "repeated context merges", in: `{"context":{"a":1,"b":2},"context":{"b":3,"c":{}}}`},
 		{name: "empty context is an empty map", in: `{"context":{}}`},
-		{name: "sealed fills the existing one", start: filled(), in: `{"sealed":{"nonce":"n2","extra":1}}`},
-		{name: "repeated sealed merges", in: `{"sealed":{"to":"a"},"sealed":{"nonce":"b"}}`},
+		{name: "sealed fills the existing one", start: filled(), in: `{"sealed":{"enc":"n2","extra":1}}`},
+		{name: "repeated sealed merges", in: `{"sealed":{"to":"a"},"sealed":{"enc":"b"}}`},
 		{name: "last duplicate wins", in: `{"messageId":"a","messageId":"b","timestamp":1,"timestamp":2}`},
 		{name: "keys match regardless of case", in: `{"MESSAGEID":"a","fromagent":"b","FromServer":"c","TOAGENT":"d","Type":"e",
 			"CONTENT":"f","Context":{"K":1},"CORRELATIONID":"g","Priority":"h","TimeStamp":5,"SEALED":{"TO":"x","EPHEMERALKEY":"y"},"Signature":"i"}`},
@@ -412,11 +412,11 @@ func TestSignatureMatchesEncodingJSON(t *testing.T) {
 // messageSeeds cover each field, each JSON kind in each field, and the
 // malformed inputs the decoder must reject.
 var messageSeeds = []string{
-	`{"messageId":"3f1c2a9e","fromAgent":"operator","fromServer":"main","toAgent":"echo","type":"request","content":"hi","context":{"a":[1,2.5e3,-0,true,null,"x\"y\u00e9"],"b":{}},"correlationId":"c","priority":"high","timestamp":1795550899321,"sealed":{"to":"x25519:a","ephemeralKey":"x25519:b","nonce":"n","ciphertext":"c"},"signature":"s"}`,
+	`{"messageId":"3f1c2a9e","fromAgent":"operator","fromServer":"main","toAgent":"echo","type":"request","content":"hi","context":{"a":[1,2.5e3,-0,true,null,"x\"y\u00e9"],"b":{}},"correlationId":"c","priority":"high","timestamp":1795550899321,"sealed":{"suite":"hpke-x25519-sha256-aes256gcm","to":"x25519:a","enc":"b","replyKey":"x25519:c","ciphertext":"c"},"signature":"s"}`,
 	`null`, `{}`, `[]`, `"x"`, `1`, `true`, ``, `{"messageId":null,"context":null,"sealed":null,"timestamp":null}`,
 	`{"MessageID":"a","ſignature":"b","SEALED":{"TO":"x"}}`, `{"message\u0049d":"a"}`, `{"context":{"a":1},"context":{"b":2}}`,
 	`{"timestamp":1.5}`, `{"timestamp":1e3}`, `{"timestamp":9223372036854775808}`, `{"timestamp":"1"}`, `{"timestamp":-0}`,
-	`{"content":5}`, `{"context":[]}`, `{"context":{"a":1e400}}`, `{"sealed":"x"}`, `{"sealed":{"nonce":1}}`,
+	`{"content":5}`, `{"context":[]}`, `{"context":{"a":1e400}}`, `{"sealed":"x"}`, `{"sealed":{"enc":1}}`, `{"sealed":{"replyKey":null}}`,
 	"{\"content\":\"\xff\\ud800\\ud83d\\ude00\"}", `{"x":[{"y":null}],"messageId":"a"}`,
 	`{"messageId":"a"`, `{"messageId":"a",}`, `{"a":01}`, `{"a":"\x"}`, `{} x`, `{"a" 1}`,
 }
@@ -480,7 +480,7 @@ func FuzzMessageEncode(f *testing.F) {
 			m.Context[content] = []any{fl, -fl, fl * 1e-10, fl * 1e15, i, u, int32(i), json.Number(num), map[string]any{to: i % 3}}
 		}
 		if sealed {
-			m.Sealed = &federation.Sealed{To: to, EphemeralKey: from, Nonce: id, Ciphertext: content}
+			m.Sealed = &federation.Sealed{Suite: from, To: to, Enc: id, ReplyKey: num, Ciphertext: content}
 		}
 		if want := checkEncode(t, m); want != nil {
 			decodeMessage(t, nil, want)

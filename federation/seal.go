@@ -1,13 +1,10 @@
 package federation
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/hkdf"
+	"crypto/hpke"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -29,27 +26,40 @@ import (
 // to its request's messageId keeps an old signed reply from being passed
 // off as the answer to a new request.
 //
-// Sealing encrypts content and context to the target gateway's X25519 key:
-// a one-time X25519 key per message, HKDF-SHA256 over the shared secret
-// (info: sealInfo and both public keys), and AES-256-GCM whose additional
-// data binds the clear envelope (sealAAD). The reply to a sealed message is
-// sealed to the request's one-time key, which only the sender holds.
+// Sealing encrypts content and context to the target gateway's X25519 key
+// with HPKE (RFC 9180, crypto/hpke) in base mode: DHKEM(X25519,
+// HKDF-SHA256), HKDF-SHA256 and AES-256-GCM, with sealInfo as the info and
+// the clear envelope (sealAAD) as the additional data. A sealed request
+// also carries a one-time X25519 reply key, covered by that additional
+// data; the reply is sealed to it, so only the sender can read the reply.
+// Sealed.Suite names this construction, so that a later one can be told
+// apart on the wire.
 
 const (
 	sigContext = "agentfed signature v1\x00"
-	sealInfo   = "agentfed seal v1"
+	sealInfo   = "agentfed seal " + SealSuite
+	// SealSuite is the one sealing construction this version speaks.
+	SealSuite = "hpke-x25519-sha256-aes256gcm"
+)
+
+var (
+	sealKDF  = hpke.HKDFSHA256()
+	sealAEAD = hpke.AES256GCM()
 )
 
 // Sealed is a message's content and context encrypted to one gateway. A
 // sealed Message carries an empty content and no context in the clear.
 type Sealed struct {
+	// Suite names the construction, SealSuite.
+	Suite string `json:"suite"`
 	// To is the recipient's encryption key, x25519:<base64url>.
 	To string `json:"to"`
-	// EphemeralKey is the sender's one-time X25519 key, x25519:<base64url>.
-	EphemeralKey string `json:"ephemeralKey"`
-	// Nonce is the AES-GCM nonce, base64url.
-	Nonce string `json:"nonce"`
-	// Ciphertext is AES-256-GCM of the JSON {"content","context"},
+	// Enc is HPKE's encapsulated key, base64url.
+	Enc string `json:"enc"`
+	// ReplyKey is the one-time key, x25519:<base64url>, that the reply to
+	// a sealed request is sealed to. Empty in a sealed reply.
+	ReplyKey string `json:"replyKey,omitempty"`
+	// Ciphertext is the HPKE ciphertext of the JSON {"content","context"},
 	// base64url.
 	Ciphertext string `json:"ciphertext"`
 }
@@ -63,63 +73,82 @@ type sealedBody struct {
 var b64 = base64.RawURLEncoding
 
 // Seal encrypts m's content and context to the X25519 key to, moves them
-// into m.Sealed and clears them. It returns the one-time private key it
-// sealed with: a reply sealed to its public half opens with it. Sign after
-// sealing.
+// into m.Sealed and clears them. It returns the private half of the
+// one-time reply key it put in the envelope: a reply sealed to its public
+// half opens with it. Sign after sealing.
 func (m *Message) Seal(to *ecdh.PublicKey) (*ecdh.PrivateKey, error) {
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	reply, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := sealCipher(eph, to, eph.PublicKey(), to)
-	if err != nil {
+	if err := m.seal(to, encryptionKeyPrefix+b64.EncodeToString(reply.PublicKey().Bytes())); err != nil {
 		return nil, err
+	}
+	return reply, nil
+}
+
+// seal encrypts m's content and context to to; replyKey, if set, goes
+// into the envelope for the answer.
+func (m *Message) seal(to *ecdh.PublicKey, replyKey string) error {
+	pk, err := hpke.NewDHKEMPublicKey(to)
+	if err != nil {
+		return fmt.Errorf("%w: seal message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
 	plain, err := json.Marshal(sealedBody{Content: m.Content, Context: m.Context})
 	if err != nil {
-		return nil, fmt.Errorf("%w: seal message %q: %v", ErrInvalidParams, m.MessageID, err)
+		return fmt.Errorf("%w: seal message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
-	nonce := make([]byte, aead.NonceSize())
-	rand.Read(nonce)
-	m.Sealed = &Sealed{
-		To:           encryptionKeyPrefix + b64.EncodeToString(to.Bytes()),
-		EphemeralKey: encryptionKeyPrefix + b64.EncodeToString(eph.PublicKey().Bytes()),
-		Nonce:        b64.EncodeToString(nonce),
-		Ciphertext:   b64.EncodeToString(aead.Seal(nil, nonce, plain, m.sealAAD())),
+	enc, sender, err := hpke.NewSender(pk, sealKDF, sealAEAD, []byte(sealInfo))
+	if err != nil {
+		return fmt.Errorf("seal message %q: %w", m.MessageID, err)
 	}
+	s := &Sealed{Suite: SealSuite, To: encryptionKeyPrefix + b64.EncodeToString(to.Bytes()), Enc: b64.EncodeToString(enc), ReplyKey: replyKey}
+	m.Sealed = s
+	ct, err := sender.Seal(m.sealAAD(), plain)
+	if err != nil {
+		m.Sealed = nil
+		return fmt.Errorf("seal message %q: %w", m.MessageID, err)
+	}
+	s.Ciphertext = b64.EncodeToString(ct)
 	m.Content, m.Context = "", nil
-	return eph, nil
+	return nil
 }
 
 // Open decrypts a message sealed to key's public half and puts its content
-// and context back in the clear. A message sealed to another key, or
-// malformed, is INVALID_PARAMS; one whose ciphertext or envelope was
-// altered is BAD_SIGNATURE.
+// and context back in the clear. A message sealed to another key, with
+// another suite, or malformed, is INVALID_PARAMS; one whose ciphertext or
+// envelope was altered is BAD_SIGNATURE.
 func (m *Message) Open(key *ecdh.PrivateKey) error {
 	s := m.Sealed
 	if s == nil {
 		return fmt.Errorf("%w: message %q is not sealed", ErrInvalidParams, m.MessageID)
 	}
+	if s.Suite != SealSuite {
+		return fmt.Errorf("%w: message %q is sealed with suite %q, but this gateway opens only %q; the sender runs another agentfed version: upgrade both to the same release",
+			ErrInvalidParams, m.MessageID, clip(s.Suite, 64), SealSuite)
+	}
 	if mine := encryptionKeyPrefix + b64.EncodeToString(key.PublicKey().Bytes()); s.To != mine {
-		return fmt.Errorf("%w: message %q is sealed to %s, but this key is %s; the sender's encryptionKey for this gateway is out of date (`agentfed identity` prints the current one)", ErrInvalidParams, m.MessageID, s.To, mine)
+		return fmt.Errorf("%w: message %q is sealed to %s, but this key is %s; the sender's encryptionKey for this gateway is out of date (`agentfed identity` prints the current one)", ErrInvalidParams, m.MessageID, clip(s.To, 64), mine)
 	}
-	eph, err := ParseEncryptionKey(s.EphemeralKey)
-	if err != nil {
-		return fmt.Errorf("%w: message %q: sealed.ephemeralKey %v", ErrInvalidParams, m.MessageID, err)
-	}
-	nonce, err1 := b64.DecodeString(s.Nonce)
+	enc, err1 := b64.DecodeString(s.Enc)
 	ct, err2 := b64.DecodeString(s.Ciphertext)
 	if err1 != nil || err2 != nil {
-		return fmt.Errorf("%w: message %q: sealed.nonce and sealed.ciphertext must be base64url", ErrInvalidParams, m.MessageID)
+		return fmt.Errorf("%w: message %q: sealed.enc and sealed.ciphertext must be base64url", ErrInvalidParams, m.MessageID)
 	}
-	aead, err := sealCipher(key, eph, eph, key.PublicKey())
+	if s.ReplyKey != "" {
+		if _, err := ParseEncryptionKey(s.ReplyKey); err != nil {
+			return fmt.Errorf("%w: message %q: sealed.replyKey %v", ErrInvalidParams, m.MessageID, err)
+		}
+	}
+	sk, err := hpke.NewDHKEMPrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("%w: message %q: %v", ErrInvalidParams, m.MessageID, err)
 	}
-	if len(nonce) != aead.NonceSize() {
-		return fmt.Errorf("%w: message %q: sealed.nonce must be %d bytes", ErrInvalidParams, m.MessageID, aead.NonceSize())
+	r, err := hpke.NewRecipient(enc, sk, sealKDF, sealAEAD, []byte(sealInfo))
+	if err != nil {
+		return fmt.Errorf("%w: message %q: sealed.enc is not an X25519 key", ErrInvalidParams, m.MessageID)
 	}
-	plain, err := aead.Open(nil, nonce, ct, m.sealAAD())
+	plain, err := r.Open(m.sealAAD(), ct)
 	if err != nil {
 		return fmt.Errorf("%w: sealed message %q does not authenticate: its ciphertext or envelope was altered on the way", ErrBadSignature, m.MessageID)
 	}
@@ -131,30 +160,12 @@ func (m *Message) Open(key *ecdh.PrivateKey) error {
 	return nil
 }
 
-// sealCipher derives the AEAD of a seal: ECDH of priv and pub, through
-// HKDF-SHA256 with both the one-time and the recipient's public keys in
-// the info.
-func sealCipher(priv *ecdh.PrivateKey, pub, eph, to *ecdh.PublicKey) (cipher.AEAD, error) {
-	secret, err := priv.ECDH(pub)
-	if err != nil {
-		return nil, fmt.Errorf("X25519: %w", err)
-	}
-	key, err := hkdf.Key(sha256.New, secret, nil, sealInfo+string(eph.Bytes())+string(to.Bytes()), 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
 // sealAAD is the additional data of a seal: the envelope fields that say
-// who sent the sealed content to whom, so it cannot be moved to another
-// message.
+// who sent the sealed content to whom, and where its answer goes, so it
+// cannot be moved to another message or its reply redirected.
 func (m *Message) sealAAD() []byte {
-	b, _ := json.Marshal([]string{sealInfo, m.MessageID, m.FromServer, m.FromAgent, m.ToAgent, string(m.Type), m.CorrelationID})
+	s := m.Sealed
+	b, _ := json.Marshal([]string{sealInfo, m.MessageID, m.FromServer, m.FromAgent, m.ToAgent, string(m.Type), m.CorrelationID, s.To, s.ReplyKey})
 	return b
 }
 
@@ -311,9 +322,9 @@ func (n *Node) openInbound(id *gateway.Identity, p *RelayParams) (*ecdh.PublicKe
 	if msg.Content != "" || msg.Context != nil {
 		return nil, fmt.Errorf("%w: sealed message %q also carries content or context in the clear", ErrInvalidParams, msg.MessageID)
 	}
-	replyTo, err := ParseEncryptionKey(msg.Sealed.EphemeralKey)
+	replyTo, err := ParseEncryptionKey(msg.Sealed.ReplyKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: message %q: sealed.ephemeralKey %v", ErrInvalidParams, msg.MessageID, err)
+		return nil, fmt.Errorf("%w: sealed message %q: sealed.replyKey %v", ErrInvalidParams, msg.MessageID, err)
 	}
 	if err := n.identity.Open(msg); err != nil {
 		return nil, fmt.Errorf("from %q: %w", id.PeerID, err)
@@ -331,7 +342,7 @@ func (n *Node) protectReply(req, reply *Message, replyTo *ecdh.PublicKey) (*Mess
 	}
 	r := *reply
 	if replyTo != nil {
-		if _, err := r.Seal(replyTo); err != nil {
+		if err := r.seal(replyTo, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -341,4 +352,13 @@ func (n *Node) protectReply(req, reply *Message, replyTo *ecdh.PublicKey) (*Mess
 		}
 	}
 	return &r, nil
+}
+
+// clip shortens s, a value from the network quoted in an error, to at most
+// n bytes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -144,7 +144,14 @@ func TestSealHidesContent(t *testing.T) {
 		}, target, gateway.CodeBadSignature},
 		{"moved to another agent", func(m *federation.Message) { m.ToAgent = "payroll" }, target, gateway.CodeBadSignature},
 		{"moved to another message", func(m *federation.Message) { m.MessageID = "other" }, target, gateway.CodeBadSignature},
-		{"not base64url", func(m *federation.Message) { m.Sealed.Nonce = "%%" }, target, gateway.CodeInvalidParams},
+		{"not base64url", func(m *federation.Message) { m.Sealed.Enc = "%%" }, target, gateway.CodeInvalidParams},
+		{"reply redirected", func(m *federation.Message) { m.Sealed.ReplyKey = other.Public().EncryptionKey }, target, gateway.CodeBadSignature},
+		{"reply key dropped", func(m *federation.Message) { m.Sealed.ReplyKey = "" }, target, gateway.CodeBadSignature},
+		{"enc replaced", func(m *federation.Message) {
+			m2, _ := seal(t)
+			m.Sealed.Enc = m2.Sealed.Enc
+		}, target, gateway.CodeBadSignature},
+		{"another suite", func(m *federation.Message) { m.Sealed.Suite = "x25519-hkdf-aes256gcm-v1" }, target, gateway.CodeInvalidParams},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, _ := seal(t)
@@ -343,11 +350,11 @@ func FuzzOpen(f *testing.F) {
 	to, _ := federation.ParseEncryptionKey(id.Public().EncryptionKey)
 	m := federation.NewMessage(federation.TypeRequest, "main", "a", "w", "hello")
 	m.Seal(to)
-	f.Add(m.Sealed.EphemeralKey, m.Sealed.Nonce, m.Sealed.Ciphertext)
-	f.Add("x25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "", "")
-	f.Fuzz(func(t *testing.T, eph, nonce, ct string) {
+	f.Add(m.Sealed.Suite, m.Sealed.Enc, m.Sealed.ReplyKey, m.Sealed.Ciphertext)
+	f.Add(federation.SealSuite, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "")
+	f.Fuzz(func(t *testing.T, suite, enc, replyKey, ct string) {
 		c := *m
-		c.Sealed = &federation.Sealed{To: id.Public().EncryptionKey, EphemeralKey: eph, Nonce: nonce, Ciphertext: ct}
+		c.Sealed = &federation.Sealed{Suite: suite, To: id.Public().EncryptionKey, Enc: enc, ReplyKey: replyKey, Ciphertext: ct}
 		if err := id.Open(&c); err != nil {
 			if k := code(err); k != gateway.CodeInvalidParams && k != gateway.CodeBadSignature {
 				t.Fatalf("open: %v: code %s", err, k)
