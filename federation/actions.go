@@ -119,6 +119,9 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkContent("message", req.Message, req.MessageOptions); err != nil {
+		return nil, err
+	}
 	msg, err := n.newMessage(TypeRequest, p, req.Message, req.MessageOptions)
 	if err != nil {
 		return nil, err
@@ -175,6 +178,9 @@ func (n *Node) deliverEntry(ctx context.Context, e *OutboxEntry) *Result {
 // results are in peer id order.
 func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, error) {
 	if err := n.checkEnabled(); err != nil {
+		return nil, err
+	}
+	if err := checkContent("message", req.Message, req.MessageOptions); err != nil {
 		return nil, err
 	}
 	if _, err := ParsePriority(string(req.Priority)); err != nil {
@@ -315,7 +321,7 @@ func (n *Node) usablePeer(id string) (*peer, error) {
 	p := n.peers.get(id)
 	switch {
 	case p == nil:
-		return nil, fmt.Errorf("%w: no peer named %q; list peers with the list_peers action", ErrUnknownPeer, id)
+		return nil, fmt.Errorf("%w: no peer named %q; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, id)
 	case !p.IsEnabled():
 		return nil, fmt.Errorf("%w: peer %q is disabled (enabled: false); enable it or pick another peer", ErrPeerDisabled, id)
 	}

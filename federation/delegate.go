@@ -31,6 +31,9 @@ var Strategies = []string{StrategyRoundRobin, StrategyLeastLoaded, StrategyLowes
 // candidate is tried within the caller's deadline; the result lists every
 // attempt.
 func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResult, error) {
+	if err := checkContent("task", req.Task, req.MessageOptions); err != nil {
+		return nil, err
+	}
 	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
 	if req.Durable {
 		if err := n.checkDelegate(&req); err != nil {
@@ -77,7 +80,7 @@ func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer)
 	strategy := req.Strategy
 	cands := n.peers.capable(req.RequiredCapabilities)
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check capability spelling (case-sensitive) with list_peers", ErrNoCapablePeer, req.RequiredCapabilities)
+		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check the spelling (case-sensitive) against list_peers (`agentfed peers`)", ErrNoCapablePeer, req.RequiredCapabilities)
 	}
 	res := &DelegateResult{Strategy: strategy}
 	ordered := n.order(strategy, cands, &res.Skipped)

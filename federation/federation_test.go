@@ -181,6 +181,12 @@ func TestToolInputErrors(t *testing.T) {
 		{"no capabilities", `{"action":"delegate","task":"x"}`, gateway.CodeInvalidParams, "requiredCapabilities"},
 		{"bad peer url", `{"action":"register_peer","peerId":"x","peerName":"x","peerUrl":"http://127.0.0.1:1","peerAgentId":"a"}`, gateway.CodeInvalidParams, "peerUrl"},
 		{"register missing fields", `{"action":"register_peer","peerId":"x"}`, gateway.CodeInvalidParams, "peerAgentId"},
+		{"send without message", `{"action":"send","peerId":"data-agent"}`, gateway.CodeInvalidParams, "message is required"},
+		{"send with empty message", `{"action":"send","peerId":"data-agent","message":""}`, gateway.CodeInvalidParams, "message is required"},
+		{"broadcast without message", `{"action":"broadcast"}`, gateway.CodeInvalidParams, "message is required"},
+		{"durable broadcast without message", `{"action":"broadcast","durable":true}`, gateway.CodeInvalidParams, "message is required"},
+		{"delegate without task", `{"action":"delegate","requiredCapabilities":["statistics"]}`, gateway.CodeInvalidParams, "task is required"},
+		{"ttlMs without durable", `{"action":"send","peerId":"data-agent","message":"x","ttlMs":1000}`, gateway.CodeInvalidParams, "ttlMs applies only to durable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tool(t, op, tt.input)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,7 @@ func (n *Node) Serve(ln net.Listener) error {
 
 func (n *Node) logStart() {
 	n.log.Info("gateway listening", "addr", n.listener.Addr().String(), "serverId", n.serverID,
-		"federation", n.cfg.Federation.Enabled, "requireAuth", n.cfg.Federation.RequireAuth)
+		"federation", n.cfg.Federation.Enabled, "requireAuth", n.cfg.Federation.RequireAuth, "storageDir", absPath(n.cfg.Storage.Dir))
 	for _, p := range n.peers.list() {
 		n.log.Info("peer", "id", p.ID, "url", p.URL, "agentId", p.AgentID, "enabled", p.IsEnabled(), "source", p.source)
 		logPeerTLS(n.log, &p.PeerConfig)
@@ -216,6 +217,15 @@ func (n *Node) logStart() {
 	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
 		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")
 	}
+}
+
+// absPath is dir made absolute for the log, so that a relative storage.dir
+// says where it is; dir itself when the working directory is unknown.
+func absPath(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // Addr returns the listening address, or nil before Start.

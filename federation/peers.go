@@ -152,7 +152,7 @@ func (r *registry) unregister(id string) error {
 	p := r.byID[id]
 	switch {
 	case p == nil:
-		return fmt.Errorf("%w: no peer named %q; list peers with the list_peers action", ErrUnknownPeer, id)
+		return fmt.Errorf("%w: no peer named %q; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, id)
 	case p.source == SourceStatic:
 		return fmt.Errorf("%w: peer %q comes from the config file (federation.peers) and cannot be unregistered; remove it there or set enabled: false", ErrStaticPeer, id)
 	}
