@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/spf13/cobra"
 )
 
@@ -52,7 +55,23 @@ func (m *messageFlags) apply(a map[string]any) error {
 		a["durable"] = true
 	}
 	if m.ttlMs != 0 {
+		if !m.durable {
+			return usageErr("--ttl-ms applies only to durable messages; add --durable or leave --ttl-ms out")
+		}
 		a["ttlMs"] = m.ttlMs
+	}
+	return nil
+}
+
+// messageParams name the flags that set messageFlags' parameters.
+var messageParams = map[string]string{"context": "--context", "correlationId": "--correlation-id", "priority": "--priority",
+	"timeoutMs": "--timeout-ms", "fromAgent": "--from-agent", "durable": "--durable", "ttlMs": "--ttl-ms"}
+
+// text refuses an empty MESSAGE or TASK argument, which would reach the
+// peer's agent as empty content.
+func text(name, v string) error {
+	if v == "" {
+		return usageErr("%s is empty; give the text for the peer's agent", name)
 	}
 	return nil
 }
@@ -71,6 +90,9 @@ type actionCmd struct {
 	flags               func(cmd *cobra.Command)
 	build               func(args []string) (map[string]any, error)
 	show                func(p *printer, raw json.RawMessage) error
+	// params maps the tool parameters that flags and arguments set to
+	// their names, so that the gateway's errors name what the user typed.
+	params map[string]string
 }
 
 func (a actionCmd) command(s *streams) *cobra.Command {
@@ -83,6 +105,10 @@ func (a actionCmd) command(s *streams) *cobra.Command {
 				return err
 			}
 			out, err := f.call(cmd.Context(), action)
+			var ee *exitError
+			if errors.As(err, &ee) && gateway.CodeOf(err) == gateway.CodeInvalidParams {
+				ee.flags = a.params
+			}
 			if err != nil {
 				return err
 			}
@@ -122,10 +148,14 @@ func newActionCmds(s *streams) []*cobra.Command {
 		args:    cobra.ExactArgs(2),
 		flags:   func(c *cobra.Command) { send.register(c, true) },
 		build: func(args []string) (map[string]any, error) {
+			if err := text("MESSAGE", args[1]); err != nil {
+				return nil, err
+			}
 			a := map[string]any{"action": "send", "peerId": args[0], "message": args[1]}
 			return a, send.apply(a)
 		},
-		show: showResult,
+		show:   showResult,
+		params: withParams(messageParams, "peerId", "PEER_ID"),
 	}, {
 		use: "delegate --capability CAP [--capability CAP ...] TASK", short: "Delegate a task to any peer with all the required capabilities",
 		example: `  agentfed delegate --capability web-search --capability summarization "Summarize AI safety papers"`,
@@ -137,21 +167,29 @@ func newActionCmds(s *streams) []*cobra.Command {
 			c.MarkFlagRequired("capability")
 		},
 		build: func(args []string) (map[string]any, error) {
+			if err := text("TASK", args[0]); err != nil {
+				return nil, err
+			}
 			a := map[string]any{"action": "delegate", "requiredCapabilities": caps, "task": args[0]}
 			setIf(a, "strategy", strategy)
 			return a, deleg.apply(a)
 		},
-		show: showDelegate,
+		show:   showDelegate,
+		params: withParams(messageParams, "requiredCapabilities", "--capability", "strategy", "--strategy"),
 	}, {
 		use: "broadcast MESSAGE", short: "Send a message to every enabled peer",
 		example: `  agentfed broadcast "Maintenance in 1 hour" --priority urgent`,
 		args:    cobra.ExactArgs(1),
 		flags:   func(c *cobra.Command) { bcast.register(c, true) },
 		build: func(args []string) (map[string]any, error) {
+			if err := text("MESSAGE", args[0]); err != nil {
+				return nil, err
+			}
 			a := map[string]any{"action": "broadcast", "message": args[0]}
 			return a, bcast.apply(a)
 		},
-		show: showBroadcast,
+		show:   showBroadcast,
+		params: messageParams,
 	}, {
 		use: "peers", short: "List peers, their capabilities and connection state (list_peers)",
 		args:  cobra.NoArgs,
@@ -184,6 +222,8 @@ func newActionCmds(s *streams) []*cobra.Command {
 			return a, nil
 		},
 		show: showChange,
+		params: map[string]string{"peerId": "--peer-id", "peerName": "--peer-name", "peerUrl": "--peer-url", "peerAgentId": "--peer-agent-id",
+			"peerToken": "--peer-token", "peerCapabilities": "--peer-capabilities", "peerDescription": "--peer-description", "peerTimeoutMs": "--peer-timeout-ms"},
 	}, {
 		use: "unregister PEER_ID", short: "Remove a dynamic peer (unregister_peer)",
 		args: cobra.ExactArgs(1),
@@ -208,7 +248,8 @@ func newActionCmds(s *streams) []*cobra.Command {
 			a := map[string]any{"action": "sync_context", "peerId": args[0], "syncData": data}
 			return a, sync.apply(a)
 		},
-		show: showSync,
+		show:   showSync,
+		params: withParams(messageParams, "peerId", "PEER_ID", "syncData", "--data"),
 	}, {
 		use: "caps PEER_ID", short: "Ask a peer, live, what its agent can do (query_capabilities)",
 		args: cobra.ExactArgs(1),
@@ -222,11 +263,21 @@ func newActionCmds(s *streams) []*cobra.Command {
 			}
 			return a, nil
 		},
-		show: showCaps,
+		show:   showCaps,
+		params: map[string]string{"peerId": "PEER_ID", "timeoutMs": "--timeout-ms"},
 	}}
 	out := make([]*cobra.Command, len(cmds))
 	for i, c := range cmds {
 		out[i] = c.command(s)
+	}
+	return out
+}
+
+// withParams is base plus more parameter/name pairs.
+func withParams(base map[string]string, pairs ...string) map[string]string {
+	out := maps.Clone(base)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out[pairs[i]] = pairs[i+1]
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
@@ -23,6 +24,7 @@ type clientFlags struct {
 	token   string
 	caFile  string
 	json    bool
+	wait    time.Duration
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
@@ -33,9 +35,16 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 	cmd.Flags().StringVar(&f.gateway, "gateway", def, "gateway URL (default from $AGENTFED_GATEWAY)")
 	cmd.Flags().StringVar(&f.token, "token", os.Getenv("AGENTFED_TOKEN"), "operator token (default $AGENTFED_TOKEN)")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("AGENTFED_CA_FILE"), "PEM CAs to verify a wss:// gateway with, instead of the system roots (default $AGENTFED_CA_FILE)")
+	cmd.Flags().DurationVar(&f.wait, "wait", 0, "keep trying to connect for up to this long while the gateway starts (e.g. 10s)")
+	mode := "always"
 	if withJSON {
-		cmd.Flags().BoolVar(&f.json, "json", false, "print the exact tool result as JSON")
+		cmd.Flags().BoolVar(&f.json, "json", false, "print the exact tool result as JSON; errors as {\"error\": {\"code\", \"message\"}}")
+		mode = "flag"
 	}
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[jsonAnnotation] = mode
 }
 
 // call connects as an operator, runs one action object through
@@ -50,7 +59,7 @@ func (f *clientFlags) call(ctx context.Context, action map[string]any) (json.Raw
 	defer c.Close()
 	var out json.RawMessage
 	if err := c.Call(ctx, federation.MethodTool, action, &out); err != nil {
-		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", gateway.CodeOf(err), err)}
+		return nil, &exitError{code: exitFailed, err: err}
 	}
 	return out, nil
 }
@@ -74,22 +83,20 @@ func (f *clientFlags) httpClient() (*http.Client, error) {
 
 // dial connects to the gateway as an operator.
 func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
+	if err := f.checkURL(); err != nil {
+		return nil, err
+	}
 	hc, err := f.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	c, err := gateway.Dial(ctx, f.gateway, &gateway.DialOptions{
+	c, err := f.dialWaiting(ctx, &gateway.DialOptions{
 		Token:      f.token,
 		HTTPClient: hc,
 		Client:     gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
 	})
 	if err != nil {
-		if code := gateway.CodeOf(err); code == gateway.CodeInternal {
-			err = fmt.Errorf("cannot reach gateway at %s (is 'agentfed serve' running there?): %w", f.gateway, err)
-		} else {
-			err = fmt.Errorf("%s: gateway %s refused the connection: %w", code, f.gateway, err)
-		}
-		return nil, &exitError{code: exitFailed, err: err}
+		return nil, f.dialProblem(ctx, err)
 	}
 	return c, nil
 }
@@ -117,7 +124,8 @@ Exit code 0 when the action succeeded and every delivery it made has status
 			}
 			var action map[string]any
 			if err := json.Unmarshal(input, &action); err != nil {
-				return usageErr("the action must be a JSON object: %v", err)
+				return &exitError{code: exitUsage, errCode: gateway.CodeInvalidParams, help: true,
+					err: fmt.Errorf("the action must be a JSON object: %v", err)}
 			}
 			out, err := f.call(cmd.Context(), action)
 			if err != nil {
@@ -154,7 +162,7 @@ func failedDeliveries(raw json.RawMessage) error {
 	var failed []string
 	for _, r := range many {
 		if r.Status != federation.StatusOK && r.Error != nil {
-			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, r.Error.Message))
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, plainMessage(r.Error.Message)))
 		}
 	}
 	if len(failed) == 0 {

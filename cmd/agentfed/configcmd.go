@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/agentfed/agentfed/internal/config"
 	"github.com/spf13/cobra"
@@ -39,10 +40,10 @@ func newInitCmd(s *streams) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init [FILE]",
-		Short: "Write a commented example configuration (default agentfed.yaml; - for stdout)",
+		Short: "Write a commented example configuration (default agentfed.yaml, which serve then reads; - for stdout)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			file := "agentfed.yaml"
+			file := configFile
 			if len(args) == 1 {
 				file = args[0]
 			}
@@ -69,6 +70,11 @@ func newInitCmd(s *streams) *cobra.Command {
 				return &exitError{code: exitFailed, err: err}
 			}
 			fmt.Fprintf(s.out, "wrote %s; check it with: agentfed config check %s\n", file, file)
+			if filepath.Clean(file) == configFile {
+				fmt.Fprintf(s.out, "start a gateway with it: agentfed serve (it reads ./%s when no --config is given)\n", configFile)
+			} else {
+				fmt.Fprintf(s.out, "start a gateway with it: agentfed serve --config %s\n", file)
+			}
 			return nil
 		},
 	}

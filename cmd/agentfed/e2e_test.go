@@ -50,8 +50,14 @@ var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
 // listening address.
 func serve(t *testing.T, args ...string) *server {
 	t.Helper()
+	return serveIn(t, t.TempDir(), args...)
+}
+
+// serveIn is serve in the working directory dir.
+func serveIn(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = t.TempDir()
+	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -105,9 +111,16 @@ func (s *server) stop(t *testing.T, sig syscall.Signal) error {
 // agentfed runs the CLI and returns stdout, stderr and the exit code.
 func agentfed(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
+	return agentfedIn(t, "", stdin, args...)
+}
+
+// agentfedIn is agentfed in the working directory dir.
+func agentfedIn(t *testing.T, dir, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
 	err := cmd.Run()

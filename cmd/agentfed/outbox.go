@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
-	"github.com/agentfed/agentfed/gateway"
 	"github.com/spf13/cobra"
 )
 
@@ -21,7 +20,7 @@ func (f *clientFlags) outboxCall(ctx context.Context, p federation.OutboxParams)
 	defer c.Close()
 	var out json.RawMessage
 	if err := c.Call(ctx, federation.MethodOutbox, p, &out); err != nil {
-		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", gateway.CodeOf(err), err)}
+		return nil, &exitError{code: exitFailed, err: err}
 	}
 	return out, nil
 }
@@ -50,7 +49,7 @@ func newStatusCmd(s *streams) *cobra.Command {
 			if e.Result != nil && e.State == federation.StateDelivered {
 				p.line(e.Result)
 			} else if e.LastError != nil {
-				p.f("last error: %s: %s\n", e.LastError.Code, e.LastError.Message)
+				p.f("last error: %s: %s\n", e.LastError.Code, plainMessage(e.LastError.Message))
 			}
 			return nil
 		},

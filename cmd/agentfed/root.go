@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
@@ -25,13 +23,16 @@ type exitError struct {
 	code    int
 	err     error
 	printed bool
+	errCode string            // the stable code in --json output; default: see stableCode
+	help    bool              // a usage error: point at the command's --help
+	flags   map[string]string // tool parameter -> the flag that set it, to name in the message
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func usageErr(format string, args ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...), help: true}
 }
 
 // streams are the command's standard streams, so tests can capture them.
@@ -47,23 +48,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if !ee.printed {
-			fmt.Fprintln(stderr, "agentfed:", ee.err)
-		}
-		return ee.code
-	}
-	// Cobra's own errors: unknown command or flag, wrong argument count.
-	fmt.Fprintln(stderr, "agentfed:", err)
-	if strings.Contains(err.Error(), "unknown") || strings.Contains(err.Error(), "arg") || strings.Contains(err.Error(), "flag") {
-		fmt.Fprintln(stderr, "Run 'agentfed --help' for usage.")
-	}
-	return exitUsage
+	return report(cmd, args, err, stdout, stderr)
 }
 
 func newRoot(s *streams) *cobra.Command {
@@ -81,6 +70,7 @@ with 'agentfed send', 'agentfed peers', ... or 'agentfed tool JSON'.`,
 		SilenceUsage:  true,
 		Version:       federation.Version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(
 		newServeCmd(s), newConfigCmd(s), newInitCmd(s), newDemoCmd(s), newVersionCmd(s), newSchemaCmd(s),
 		newToolCmd(s), newStatusCmd(s), newOutboxCmd(s), newBenchCmd(s), newIdentityCmd(s),
@@ -95,9 +85,14 @@ func newVersionCmd(s *streams) *cobra.Command {
 		Short: "Print agentfed's version",
 		Args:  cobra.NoArgs,
 		Run: func(*cobra.Command, []string) {
-			fmt.Fprintf(s.out, "agentfed %s (gateway protocol %d)\n", federation.Version, gateway.ProtocolVersion)
+			fmt.Fprintln(s.out, versionLine())
 		},
 	}
+}
+
+// versionLine is what both 'agentfed version' and 'agentfed --version' print.
+func versionLine() string {
+	return fmt.Sprintf("agentfed %s (gateway protocol %d)", federation.Version, gateway.ProtocolVersion)
 }
 
 func newSchemaCmd(s *streams) *cobra.Command {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,19 +24,25 @@ func newServeCmd(s *streams) *cobra.Command {
 		grace                             time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run a gateway (with no --config: 127.0.0.1:18789 and one echo agent)",
-		Long: `Run a gateway until SIGINT or SIGTERM.
+		Use:     "serve",
+		Aliases: []string{"gateway"},
+		Short:   "Run a gateway (./agentfed.yaml if there is one, else 127.0.0.1:18789 and one echo agent)",
+		Long: `Run a gateway until SIGINT or SIGTERM. 'agentfed gateway' is the same command.
 
-Without --config it listens on 127.0.0.1:18789 with federation enabled and
-one built-in echo agent, keeping state in ./agentfed-data. On a signal it stops
-accepting work, lets requests in flight finish for up to --grace, and closes
-every connection with a close frame.`,
+Without --config it reads ./agentfed.yaml when that file exists (as written
+by 'agentfed init'), and says so in its log. Otherwise, or with --config '',
+it listens on 127.0.0.1:18789 with federation enabled and one built-in echo
+agent, keeping state in ./agentfed-data. On a signal it stops accepting work,
+lets requests in flight finish for up to --grace, and closes every connection
+with a close frame.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(s.err, logLevel, logFormat)
 			if err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("config") {
+				file = defaultConfigFile(log)
 			}
 			cfg, err := loadConfig(file)
 			if err != nil {
@@ -76,7 +84,7 @@ every connection with a close frame.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "config", "c", "", "configuration file (YAML or JSON); none: built-in defaults")
+	f.StringVarP(&file, "config", "c", "", "configuration file (YAML or JSON); default ./agentfed.yaml if it exists, else built-in defaults")
 	f.StringVar(&listen, "listen", "", "listen address host:port, overriding gateway.listen")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
@@ -105,6 +113,21 @@ func reload(node *federation.Node, file string, log *slog.Logger) {
 	if len(restart) > 0 {
 		log.Warn("reload applied credentials and peers; these changes need a restart", "keys", restart)
 	}
+}
+
+// configFile is the file serve reads when no --config is given, and the
+// file init writes by default.
+const configFile = "agentfed.yaml"
+
+// defaultConfigFile returns configFile when it exists in the working
+// directory, logging that it is used, and "" (built-in defaults) otherwise.
+func defaultConfigFile(log *slog.Logger) string {
+	if _, err := os.Stat(configFile); errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	abs, _ := filepath.Abs(configFile)
+	log.Info("no --config given: using "+configFile+" from the working directory", "config", abs)
+	return configFile
 }
 
 // loadConfig reads file, or returns the no-config default. A bad file is a
