@@ -17,7 +17,7 @@ func newDemoCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
 		Short: "Start three gateways on free loopback ports, run every action once, and exit",
-		Long: `Start the seed's example federation in one process: main-agent-server with
+		Long: `Start an example federation in one process: main-agent-server with
 two peers, a research gateway (web-search, summarization, fact-checking) and a
 data gateway (data-analysis, visualization, statistics), each with an echo
 agent. Run all eight actions from main through a real operator connection,

@@ -27,7 +27,7 @@ const (
 var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, Throughput, Broadcast, DelegateSelect, Durable, Memory}
 
 // Options choose what Run measures and how long. The zero value measures
-// everything at the sizes of issue 5 for 5s each.
+// everything at the sizes of the performance targets for 5s each.
 type Options struct {
 	// Duration is the time spent measuring each measurement, after a short
 	// warm-up; a measurement with several cases splits it among them.
@@ -65,7 +65,7 @@ const (
 	DefaultMemoryPeers        = 2000
 )
 
-// DefaultBroadcastSizes are the peer counts of issue 5.
+// DefaultBroadcastSizes are the peer counts the broadcast targets name.
 var DefaultBroadcastSizes = []int{1, 16, 64, 256}
 
 // withDefaults returns o with every unset field defaulted, or an error

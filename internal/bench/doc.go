@@ -1,4 +1,4 @@
-// Package bench measures agentfed against the targets of issue 5: how close
+// Package bench measures agentfed against its performance targets: how close
 // the federation's relay path comes to a bare WebSocket round trip and to
 // NATS request-reply, how throughput, broadcast and memory grow with peers,
 // and how fast delegate picks a peer among many.

@@ -18,7 +18,7 @@ import (
 
 // WritePlot renders the report's main figures as a PNG: the three round
 // trips (p50 and p99), throughput at the report's concurrency, and how
-// broadcast grows with the number of peers against the bound of
+// broadcast grows with the number of peers against its target's bound of
 // half N sequential relays. Measurements the report lacks leave their
 // panel empty, with a note.
 func (rep *Report) WritePlot(w io.Writer) error {

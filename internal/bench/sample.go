@@ -14,7 +14,7 @@ import (
 // sampleContent is the text every send carries. The envelope of a
 // federation.relay request (two UUIDs, agent and server ids, priority,
 // timestamps) is most of a frame of about 370 bytes, near the ~300 bytes
-// issue 5 measures.
+// the targets assume.
 const sampleContent = "build status?"
 
 // sample is the message every measurement sends.

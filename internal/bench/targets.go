@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// Target is one goal of issue 5, checked against figures of the same run.
+// Target is one performance goal, checked against figures of the same run.
 type Target struct {
 	// Name says what is compared, like "relay-rtt p50 / raw-ws-rtt p50".
 	Name  string  `json:"name"`
@@ -70,8 +70,8 @@ func (f figures) ratio(name, ma, fa, mb, fb, op string, limit float64) Target {
 	return check(name, v, okA && okB, unitRatio, op, limit)
 }
 
-// targets computes every target of issue 5 that the report's figures
-// allow, in the issue's order.
+// targets computes every target that the report's figures allow, in the
+// order docs/BENCHMARKS.md lists them.
 func targets(rep *Report, o *Options) []Target {
 	f := figures{rep}
 	nconn := fmt.Sprintf("relay-%dconn", o.Connections)
