@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -167,6 +168,7 @@ func TestServeReadsAgentfedYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := serveIn(t, dir)
+	s.stop(t, syscall.SIGKILL) // its logs are complete once it has exited
 	logs := s.logs.String()
 	for _, want := range []string{"using agentfed.yaml", "serverId=from-agentfed-yaml", "storageDir=" + filepath.Join(dir, "state")} {
 		if !strings.Contains(logs, want) {
@@ -175,6 +177,7 @@ func TestServeReadsAgentfedYAML(t *testing.T) {
 	}
 	// --config '' still means the built-in defaults.
 	d := serveIn(t, dir, "--config", "")
+	d.stop(t, syscall.SIGKILL)
 	if logs := d.logs.String(); strings.Contains(logs, "from-agentfed-yaml") || !strings.Contains(logs, "storageDir="+filepath.Join(dir, "agentfed-data")) {
 		t.Errorf("serve --config '': want the defaults, got:\n%s", logs)
 	}
