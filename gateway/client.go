@@ -26,7 +26,8 @@ type DialOptions struct {
 	Scopes []string   // requested scopes
 	Client ClientInfo // default: gateway-client, backend mode
 	// HTTPClient performs the WebSocket upgrade; set its TLS config for
-	// wss:// with a private CA. Default http.DefaultClient.
+	// wss:// with a private CA. Default http.DefaultClient. Its
+	// CheckRedirect is not used: a dial never follows a redirect.
 	HTTPClient *http.Client
 	// MaxPayload caps one received frame. Default 4 MiB.
 	MaxPayload int64
@@ -116,8 +117,11 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	defer cancel()
 	hc, conn := batchingHTTPClient(opts.HTTPClient)
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
-	if hc != opts.HTTPClient && hc != http.DefaultClient {
+	if base := opts.HTTPClient; hc.Transport != nil && (base == nil || hc.Transport != base.Transport) {
 		hc.CloseIdleConnections() // a refused upgrade may leave one in the private pool
+	}
+	if rerr := redirectRefused(url, err); rerr != nil {
+		return nil, rerr
 	}
 	if err != nil {
 		return nil, err
@@ -152,19 +156,22 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 // connection is a batchConn, stored in conn once dialled: over TCP for
 // ws://, over TLS for wss://, so that it sees frames either way and can
 // follow them to interrupt reads. Only an *http.Transport can be wrapped
-// so; any other RoundTripper is used as is.
+// so; any other RoundTripper is used as is. Either way the client never
+// follows a redirect (see refuseRedirect).
 func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchConn]) {
 	conn := new(atomic.Pointer[batchConn])
 	if base == nil {
 		base = http.DefaultClient
 	}
+	hc := *base
+	hc.CheckRedirect = refuseRedirect
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
 	t, ok := rt.(*http.Transport)
 	if !ok {
-		return base, conn
+		return &hc, conn
 	}
 	t = t.Clone()
 	dial := t.DialContext
@@ -195,7 +202,6 @@ func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchC
 			return wrap(c), nil
 		}
 	}
-	hc := *base
 	hc.Transport = t
 	return &hc, conn
 }
