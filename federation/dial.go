@@ -8,10 +8,19 @@ import (
 )
 
 // dialer opens a peer-role connection to p, over TLS for a wss:// URL as
-// p's tls settings say (see peerTLSConfig).
+// p's tls settings say (see peerTLSConfig). A dynamic peer's URL and the
+// address it connects to are checked against gateway.dynamicPeerHosts at
+// every dial (see peerhosts.go). No dial follows a redirect.
 func (n *Node) dialer(p *peer) gateway.DialFunc {
 	return func(ctx context.Context) (*gateway.Client, error) {
-		hc, err := n.clients.get(&p.PeerConfig, n.log)
+		var guard *hostAllowList
+		if p.source == SourceDynamic {
+			guard = n.hostAllow
+		}
+		if err := guard.checkURL(p.URL); err != nil {
+			return nil, fmt.Errorf("peer %q: %w", p.ID, err)
+		}
+		hc, err := n.clients.get(&p.PeerConfig, guard, n.log)
 		if err != nil {
 			return nil, err
 		}

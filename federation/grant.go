@@ -3,10 +3,7 @@ package federation
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
-	"path"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,24 +68,8 @@ func (n *Node) deny(id *gateway.Identity, method, agent, rule string) error {
 }
 
 // checkDynamicHost refuses a register_peer URL whose host is not in
-// gateway.dynamicPeerHosts (when that list is set).
-func (n *Node) checkDynamicHost(raw string) error {
-	allow := n.cfg.Gateway.DynamicPeerHosts
-	if len(allow) == 0 {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%w: peerUrl: %v", ErrInvalidParams, err)
-	}
-	host := strings.ToLower(u.Hostname())
-	for _, pat := range allow {
-		if ok, _ := path.Match(strings.ToLower(pat), host); ok {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: peerUrl host %q is not in gateway.dynamicPeerHosts %q", ErrForbidden, host, allow)
-}
+// gateway.dynamicPeerHosts (when that list is set); see peerhosts.go.
+func (n *Node) checkDynamicHost(raw string) error { return n.hostAllow.checkURL(raw) }
 
 // replayGuard refuses messages whose timestamp is outside the window, and
 // message ids already seen from the same sender. Ids are kept per sender,

@@ -52,6 +52,7 @@ type Node struct {
 	outbox    *outbox
 	once      *onceTracker // durable messages being handled now
 	limits    *peerLimits
+	hostAllow *hostAllowList // gateway.dynamicPeerHosts; nil allows any host
 	started   time.Time
 	rr        roundRobin  // delegate rotation
 	tls       *tls.Config // served when gateway.tls has a certificate, else nil
@@ -144,6 +145,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.limits = newPeerLimits(cfg.Gateway.Limits)
+	n.hostAllow = newHostAllowList(cfg.Gateway.DynamicPeerHosts)
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,
 		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,

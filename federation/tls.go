@@ -292,14 +292,20 @@ type peerClients struct {
 }
 
 type peerClient struct {
-	url    string
-	tls    PeerTLSConfig // the settings it was built from
-	client *http.Client
+	url     string
+	tls     PeerTLSConfig // the settings it was built from
+	guarded bool          // built with a hostAllowList's dialer
+	client  *http.Client
 }
 
-// get returns the HTTP client for dialling p: nil (the default) for ws://.
-func (pc *peerClients) get(p *PeerConfig, log *slog.Logger) (*http.Client, error) {
-	if u, err := url.Parse(p.URL); err != nil || u.Scheme != "wss" {
+// get returns the HTTP client for dialling p: nil (the default) for a
+// ws:// peer without guard. A guard, when not nil, checks every address
+// the client connects to (a dynamic peer under gateway.dynamicPeerHosts).
+// gateway.Dial follows no redirect, whatever client it is given.
+func (pc *peerClients) get(p *PeerConfig, guard *hostAllowList, log *slog.Logger) (*http.Client, error) {
+	u, err := url.Parse(p.URL)
+	secure := err == nil && u.Scheme == "wss"
+	if !secure && guard == nil {
 		return nil, nil
 	}
 	var want PeerTLSConfig
@@ -309,25 +315,29 @@ func (pc *peerClients) get(p *PeerConfig, log *slog.Logger) (*http.Client, error
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if c := pc.byID[p.ID]; c != nil {
-		if c.url == p.URL && c.tls == want {
+		if c.url == p.URL && c.tls == want && c.guarded == (guard != nil) {
 			return c.client, nil
 		}
 		c.client.CloseIdleConnections()
 		delete(pc.byID, p.ID)
 	}
-	cfg, err := peerTLSConfig(p.ID, p.TLS, log)
-	if err != nil {
-		return nil, err
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
+	if secure {
+		if tr.TLSClientConfig, err = peerTLSConfig(p.ID, p.TLS, log); err != nil {
+			return nil, err
+		}
+	}
 	tr.ForceAttemptHTTP2 = false // a WebSocket upgrade needs HTTP/1.1
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP1(true)
+	if guard != nil {
+		tr.Proxy = nil // the address checked must be the peer's, not a proxy's
+		tr.DialContext = guard.dialer(p.ID).DialContext
+	}
 	if pc.byID == nil {
 		pc.byID = make(map[string]*peerClient)
 	}
-	c := &peerClient{url: p.URL, tls: want, client: &http.Client{Transport: tr}}
+	c := &peerClient{url: p.URL, tls: want, guarded: guard != nil, client: &http.Client{Transport: tr}}
 	pc.byID[p.ID] = c
 	return c.client, nil
 }
@@ -345,12 +355,15 @@ func (pc *peerClients) closeIdle() {
 // what failed and what to change; other errors pass unchanged.
 func explainDialError(id string, err error) error {
 	var (
+		aerr *addrRefusedError
 		perr *pinError
 		verr *tls.CertificateVerificationError
 		herr x509.HostnameError
 		oerr *net.OpError
 	)
 	switch {
+	case errors.As(err, &aerr):
+		return fmt.Errorf("%w: %v", ErrForbidden, aerr)
 	case errors.As(err, &perr):
 		return perr // names the peer and both pins
 	case errors.As(err, &herr):

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,9 +255,10 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			ch.add(path+".previousToken", "is the same as token; set it to the token being replaced, or remove it")
 		}
 	}
+	var hosts hostAllowList
 	for i, h := range g.DynamicPeerHosts {
-		if _, err := path.Match(h, ""); err != nil || h == "" {
-			ch.add(fmt.Sprintf("gateway.dynamicPeerHosts[%d]", i), "%q is not a host pattern like \"127.0.0.1\" or \"*.example.com\"", h)
+		if err := hosts.add(h); err != nil {
+			ch.add(fmt.Sprintf("gateway.dynamicPeerHosts[%d]", i), "%v", err)
 		}
 	}
 	ch.timeout("gateway.replayWindowMs", g.ReplayWindowMs)
