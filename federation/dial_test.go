@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/store"
 )
 
 // wireTap is a loopback listener that counts the connections it accepts
@@ -237,6 +242,58 @@ func TestDynamicPeerHostEntries(t *testing.T) {
 	for i := range bad.Gateway.DynamicPeerHosts {
 		if want := "gateway.dynamicPeerHosts[" + string(rune('0'+i)) + "]"; err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want a problem at %s", err, want)
+		}
+	}
+}
+
+// TestPeerURLCredentialsRefused: a password in a peer URL is refused in the
+// config file and by register_peer, naming the field and pointing to the
+// token, and one stored before is not loaded; it shows nowhere.
+func TestPeerURLCredentialsRefused(t *testing.T) {
+	const pw = "hunter2-in-url"
+	peerURL := "ws://alice:" + pw + "@127.0.0.1:1"
+
+	cfg := newConfig(t, "main", "")
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "p", Name: "p", URL: peerURL, AgentID: "a"}}
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "federation.peers[0].url") || !strings.Contains(err.Error(), "token") || strings.Contains(err.Error(), pw) {
+		t.Fatalf("Validate: %v; want a problem at federation.peers[0].url pointing to token, without the password", err)
+	}
+
+	// A dynamic peer stored by an earlier version, with its password.
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(federation.PeerConfig{ID: "old", Name: "old", URL: peerURL, AgentID: "a"})
+	if err := st.Put(store.Peers, "old", b); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	cfg = newConfig(t, "main", "")
+	cfg.Storage.Dir = dir
+	logs := &logBuffer{}
+	g := startLogged(t, cfg, listen(t), logs)
+	op := operator(t, g, "")
+	_, err = tool(t, op, `{"action":"register_peer","peerId":"new","peerName":"x","peerUrl":"`+peerURL+`","peerAgentId":"a"}`)
+	if code(err) != gateway.CodeInvalidParams || !strings.Contains(err.Error(), "peerUrl") || !strings.Contains(err.Error(), "peerToken") || strings.Contains(err.Error(), pw) {
+		t.Fatalf("register_peer: %v; want INVALID_PARAMS naming peerUrl and peerToken, without the password", err)
+	}
+	list := mustTool(t, op, `{"action":"list_peers"}`)
+	if n := at(list, "totalPeers"); n != 0.0 {
+		t.Errorf("list_peers: %v; want no peer", list)
+	}
+	if !strings.Contains(logs.String(), `dynamic peer not loaded`) || !strings.Contains(logs.String(), "peer=old") {
+		t.Errorf("no warning about the stored peer not loaded in the log:\n%s", logs)
+	}
+	op.Close()
+	g.stop(t)
+	audit, _ := os.ReadFile(filepath.Join(dir, "audit.log"))
+	for where, s := range map[string]string{"list_peers": fmt.Sprint(list), "log": logs.String(), "audit log": string(audit)} {
+		if strings.Contains(s, pw) {
+			t.Errorf("the %s shows the password:\n%s", where, s)
 		}
 	}
 }

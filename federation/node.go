@@ -128,6 +128,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	for _, id := range n.peers.skipped {
+		n.log.Warn("dynamic peer not loaded: its url holds a user name or password, which peer URLs may not; register it again without them, giving the secret as peerToken",
+			"peer", id)
+	}
 	if n.contexts, err = newContextStore(st); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load synced context: %w", err)

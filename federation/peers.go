@@ -29,6 +29,8 @@ type registry struct {
 	mu    sync.RWMutex // guards byID and byCap
 	byID  map[string]*peer
 	byCap map[string][]*peer // capability -> its peers, sorted by id
+
+	skipped []string // stored dynamic peers not loaded: their URLs hold credentials
 }
 
 func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
@@ -40,6 +42,12 @@ func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
 		var p PeerConfig
 		if err := json.Unmarshal(v, &p); err != nil {
 			return fmt.Errorf("dynamic peer %q in storage: %w", id, err)
+		}
+		if hasUserinfo(p.URL) {
+			// Registered before URLs with credentials were refused: not
+			// loaded, so that the password shows nowhere (see skipped).
+			r.skipped = append(r.skipped, p.ID)
+			return nil
 		}
 		if _, clash := r.byID[p.ID]; clash {
 			// A static peer now has this id: the config file wins.

@@ -165,6 +165,9 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 		ch.add(path+".url", "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789")
 	} else {
 		ch.url(path+".url", p.URL, "ws", "wss")
+		if hasUserinfo(p.URL) {
+			ch.add(path+".url", "must not hold a user name or password (user:password@host): URLs are shown in list_peers, logs and the audit log; remove it and give the secret as the peer's token (peerToken in register_peer)")
+		}
 	}
 	if p.AgentID == "" {
 		ch.add(path+".agentId", "required; name the agent on the peer's gateway that receives the messages")
@@ -201,6 +204,13 @@ func (ch *checker) url(path, raw, scheme, secureScheme string) {
 	if u.Hostname() == "" {
 		ch.add(path, "has no host; write it like %s://host:port", scheme)
 	}
+}
+
+// hasUserinfo reports whether raw parses as a URL with a user name or
+// password, which a peer URL may not carry.
+func hasUserinfo(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil
 }
 
 func (ch *checker) timeout(path string, ms int) {
