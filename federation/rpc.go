@@ -400,7 +400,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	}
 	release, err := held, error(nil)
 	if release == nil {
-		release, err = agent.queue.Acquire(ctx, msg.Priority.Rank())
+		release, err = agent.queue.AcquireFrom(ctx, msg.FromServer, msg.Priority.Rank())
 	}
 	switch {
 	case errors.Is(err, queue.ErrFull):
