@@ -45,4 +45,17 @@ func TestDialNeverFollowsRedirects(t *testing.T) {
 			}
 		})
 	}
+	// Not even to another path of the same server, on the same connection.
+	gs := &gateway.Server{Handler: testHandler{}}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", gs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ws", http.StatusTemporaryRedirect)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer gs.Shutdown(context.Background())
+	if _, err := gateway.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil); gateway.CodeOf(err) != gateway.CodePeerUnavailable {
+		t.Fatalf("Dial redirected to another path: %v; want PEER_UNAVAILABLE", err)
+	}
 }

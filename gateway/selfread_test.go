@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -123,34 +122,6 @@ func TestCloseAfterAbandonedWait(t *testing.T) {
 		}
 		if err := c.Close(); err != nil {
 			t.Fatalf("round %d: Close after an abandoned Wait = %v", i, err)
-		}
-	}
-}
-
-// TestRedirectedDialKeepsDeadlines dials a URL that redirects to the
-// gateway on the same connection: the byte stream then does not begin
-// with the upgrade, so callers must not read it themselves (they could not
-// be interrupted), and every call still ends at its deadline.
-func TestRedirectedDialKeepsDeadlines(t *testing.T) {
-	gs := &gateway.Server{Handler: testHandler{}}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", gs)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/ws", http.StatusTemporaryRedirect)
-	})
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	defer gs.Shutdown(context.Background())
-	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
-	for i := range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		err := c.Call(ctx, "block", nil, nil)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("call %d: block = %v, want DeadlineExceeded", i, err)
-		}
-		if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
-			t.Fatalf("call %d: echo = %v", i, err)
 		}
 	}
 }
