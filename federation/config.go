@@ -109,10 +109,13 @@ type GatewayConfig struct {
 	Breaker BreakerConfig `yaml:"breaker" json:"breaker"`
 	// Limits bound what each peer connected to this gateway may ask of it.
 	Limits LimitsConfig `yaml:"limits" json:"limits"`
-	// DynamicPeerHosts restricts the hosts register_peer may point at:
-	// host patterns like "127.0.0.1", "*.agents.example.com". Empty: any
-	// host. Keeps register_peer from making this gateway dial arbitrary
-	// internal addresses.
+	// DynamicPeerHosts restricts where register_peer may make this
+	// gateway connect. Each entry is an IP address ("127.0.0.1"), a CIDR
+	// ("10.20.0.0/16") or a host name pattern ("*.agents.example.com").
+	// A dynamic peer's URL host must match an entry, and at every dial the
+	// address connected to must be in an IP or CIDR entry or be public.
+	// Empty: any host. Keeps register_peer from making this gateway dial
+	// arbitrary internal addresses; see peerhosts.go.
 	DynamicPeerHosts []string `yaml:"dynamicPeerHosts" json:"dynamicPeerHosts,omitempty"`
 	// ReplayWindowMs is how far a relayed message's timestamp may be from
 	// this gateway's clock; messages outside it are refused as stale.
@@ -222,7 +225,8 @@ type AgentConfig struct {
 	// MaxConcurrency is how many messages the agent handles at once; the
 	// rest wait in a priority queue (urgent first, with ageing). Default 16.
 	MaxConcurrency int `yaml:"maxConcurrency" json:"maxConcurrency,omitempty"`
-	// MaxQueue is how many messages may wait; beyond it a message is
+	// MaxQueue is how many messages may wait, shared fairly by the peers
+	// sending them (see internal/queue); beyond it a message is
 	// refused with OVERLOADED. Default 1024.
 	MaxQueue int `yaml:"maxQueue" json:"maxQueue,omitempty"`
 }
