@@ -73,6 +73,7 @@ func (e *Exec) Handle(ctx context.Context, msg *federation.Message) (*federation
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = waitDelay
 	setProcessGroup(cmd)
+	defer tieToGateway(cmd)() // until Wait has returned
 
 	if err := cmd.Start(); err != nil {
 		if cmd.Dir != "" {

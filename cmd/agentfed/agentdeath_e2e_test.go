@@ -1,0 +1,91 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// TestExecAgentDiesWithGateway: an exec agent busy with a message when its
+// gateway is killed with SIGKILL is killed too (parent-death signal), not
+// left running as an orphan.
+func TestExecAgentDiesWithGateway(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "agent.pid")
+	cfg := writeFile(t, "gw.yaml", fmt.Sprintf(`
+federation: {enabled: true, serverId: victim}
+agents:
+  - id: sleeper
+    handler: {type: exec, command: ["/bin/sh", "-c", "echo $$ > %s; exec sleep 600"]}
+storage: {dir: %q}
+`, pidFile, t.TempDir()))
+	gw := serve(t, "--config", cfg)
+	c, err := gateway.Dial(context.Background(), gw.url, &gateway.DialOptions{Role: gateway.RolePeer,
+		Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, InstanceID: "caller"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { // fails when the gateway dies
+		msg := federation.NewMessage(federation.TypeRequest, "caller", "someone", "sleeper", "work")
+		c.Call(context.Background(), federation.MethodRelay, federation.RelayParams{TargetAgent: "sleeper", Message: msg}, nil)
+	}()
+
+	var pid int
+	pollFor(t, 20*time.Second, func() error {
+		b, err := os.ReadFile(pidFile)
+		if err == nil {
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if err == nil && !alive(pid) {
+			err = fmt.Errorf("agent %d not running yet", pid)
+		}
+		return err
+	})
+	gw.stop(t, syscall.SIGKILL)
+	pollFor(t, 10*time.Second, func() error {
+		if alive(pid) {
+			return fmt.Errorf("agent process %d still runs after its gateway was killed", pid)
+		}
+		return nil
+	})
+}
+
+// alive reports whether pid is a running process (a zombie is not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces, the state follows its ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// pollFor polls cond every 20 ms until it returns nil, failing the test
+// with its last error after timeout.
+func pollFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
