@@ -52,6 +52,11 @@ storage: {dir: %q}
 		}
 		return err
 	})
+	t.Cleanup(func() { // should the test fail, leave no orphan behind
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	gw.stop(t, syscall.SIGKILL)
 	pollFor(t, 10*time.Second, func() error {
 		if alive(pid) {
