@@ -45,6 +45,8 @@ type auditEvent struct {
 	Outcome       string  `json:"outcome"` // ok, or an error code
 	LatencyMs     float64 `json:"latencyMs,omitempty"`
 	Detail        string  `json:"detail,omitempty"`
+	Count         int     `json:"count,omitempty"` // refusals like this one since Since, not written one by one
+	Since         string  `json:"since,omitempty"`
 	Content       string  `json:"content,omitempty"`
 }
 
@@ -67,6 +69,11 @@ type auditLog struct {
 	spare []byte     // the buffer flush last wrote out, for writers to fill next
 	f     *os.File
 	size  int64
+
+	refMu       sync.Mutex         // guards refCounts, refStart and refOverflow
+	refCounts   map[refusalKey]int // refusals of this window not yet written; nil: no window open
+	refStart    time.Time          // when the window opened
+	refOverflow int                // refusals beyond refusalSources keys
 }
 
 const (
@@ -114,9 +121,11 @@ func (a *auditLog) run() {
 	for {
 		select {
 		case <-a.stop:
+			a.summarize(time.Now(), true)
 			a.flush()
 			return
-		case <-t.C:
+		case now := <-t.C:
+			a.summarize(now, false)
 		case <-a.kick:
 		}
 		a.flush()
@@ -159,6 +168,7 @@ func (a *auditLog) write(e auditEvent) {
 	if !a.includeContent {
 		e.Content = ""
 	}
+	e.bound()
 	// Encoded before taking the lock, which every relay takes twice, into
 	// a pooled buffer (a local array would escape).
 	line := auditLines.Get().(*[]byte)
@@ -207,6 +217,11 @@ func (e *auditEvent) appendJSON(dst []byte, now time.Time) []byte {
 		dst = strconv.AppendFloat(dst, e.LatencyMs, 'f', -1, 64)
 	}
 	dst = appendOptional(dst, `,"detail":`, e.Detail)
+	if e.Count != 0 {
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendInt(dst, int64(e.Count), 10)
+	}
+	dst = appendOptional(dst, `,"since":`, e.Since)
 	dst = appendOptional(dst, `,"content":`, e.Content)
 	return append(dst, '}')
 }

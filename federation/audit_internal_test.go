@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestAuditRotatesBySize(t *testing.T) {
@@ -49,6 +52,7 @@ func TestAuditEventEncoding(t *testing.T) {
 			Agent: "echo", MessageID: "m", CorrelationID: "c", Type: "request", Outcome: "TIMEOUT", LatencyMs: 12.345,
 			Detail: "AUTH_TOKEN_MISSING", Content: "<tag> & \"quotes\" \u2028 \xff ünïcode\n"},
 		{Dir: "op", Kind: "tool", Outcome: "ok", LatencyMs: 0.001},
+		{Dir: "in", Kind: "auth", Remote: "::1", Outcome: "UNAUTHORIZED", Detail: "AUTH_TOKEN_MISMATCH", Count: 1234, Since: "2026-11-24T22:01:02Z"},
 		{Dir: "op", Kind: "tool", Outcome: "ok", LatencyMs: 86400000},
 	} {
 		e.Time = now.Format(time.RFC3339Nano)
@@ -109,4 +113,63 @@ func TestAuditBufferNotReusedWhileWritten(t *testing.T) {
 			t.Fatalf("line %d is torn: %.80q", i+1, line)
 		}
 	}
+}
+
+// TestAuditRefusalWindow: refusals are written once per source and window,
+// then counted; the count is written when the window ends; beyond
+// refusalSources sources, refusals are counted together.
+func TestAuditRefusalWindow(t *testing.T) {
+	dir := t.TempDir()
+	a, err := openAudit(AuditConfig{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	refuse := func(remote string, at time.Duration) {
+		a.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: remote, Peer: "claimed-" + remote, Outcome: "UNAUTHORIZED"}, t0.Add(at))
+	}
+	for i := range 5 {
+		refuse("10.0.0.1:"+fmt.Sprint(1000+i), 0) // one source, whatever its port
+	}
+	refuse("[2001:db8::1]:1", 0)
+	refuse("[2001:db8::2]:2", 0) // the same /64
+	a.summarize(t0.Add(30*time.Second), false)
+	a.summarize(t0.Add(61*time.Second), false) // ends the first window
+	for i := range refusalSources + 10 { // the next: more sources than are tracked
+		refuse(fmt.Sprintf("10.1.%d.%d:1", i/256, i%256), 61*time.Second)
+	}
+	a.close() // ends the second
+
+	var full, counts []string
+	for _, l := range readLines(t, filepath.Join(dir, "audit.log")) {
+		if l["count"] == nil {
+			full = append(full, fmt.Sprint(l["remote"]))
+		} else {
+			counts = append(counts, fmt.Sprintf("%v=%v", l["remote"], l["count"]))
+		}
+	}
+	if len(full) != 2+refusalSources || full[0] != "10.0.0.1:1000" || full[1] != "[2001:db8::1]:1" {
+		t.Errorf("written in full: %d lines starting %v; want 2 and then %d", len(full), full[:min(len(full), 3)], refusalSources)
+	}
+	want := []string{"10.0.0.1=4", "2001:db8::/64=1", "*=10"}
+	if diff := cmp.Diff(want, counts, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("count lines (-want +got):\n%s", diff)
+	}
+}
+
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
 }

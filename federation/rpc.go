@@ -100,8 +100,8 @@ func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway
 				detail = d["code"]
 			}
 		}
-		n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Peer: p.Client.InstanceID, Method: p.Role,
-			Outcome: gateway.CodeOf(err), Detail: detail})
+		n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Peer: p.Client.InstanceID, Method: p.Role,
+			Outcome: gateway.CodeOf(err), Detail: detail}, time.Now())
 	}
 	return id, err
 }
@@ -226,6 +226,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 			rate = cred.RatePerSec
 		}
 		if err := n.limits.allow(id.PeerID, rate); err != nil {
+			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: gateway.CodeRateLimited}, time.Now())
 			return nil, err
 		}
 	}

@@ -1,0 +1,77 @@
+package federation_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// TestAuditSurvivesRefusalFlood: a flood of refused handshakes with huge
+// instanceIds neither rotates an earlier FORBIDDEN record out of the audit
+// log nor grows it: the first refusal is written with its fields
+// truncated, the rest are one line with their count.
+func TestAuditSurvivesRefusalFlood(t *testing.T) {
+	const flood = 200
+	cfg := newConfig(t, "audited", "")
+	cfg.Agents = []federation.AgentConfig{
+		{ID: "public", Handler: federation.HandlerConfig{Type: "echo"}},
+		{ID: "secret", Handler: federation.HandlerConfig{Type: "echo"}},
+	}
+	cfg.Federation.RequireAuth = true
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "main-server", Token: "main-token", AllowAgents: []string{"public"}}}
+	cfg.Audit = federation.AuditConfig{MaxSizeMB: 1, MaxFiles: 1}
+	g := start(t, cfg, listen(t), nil)
+
+	c, err := dialPeer(t, g, "main-server", "main-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := federation.NewMessage(federation.TypeRequest, "main-server", "a", "secret", "hi")
+	if err := relayMsg(t, c, m, "secret"); code(err) != gateway.CodeForbidden {
+		t.Fatalf("relay to an agent not granted: %v; want FORBIDDEN", err)
+	}
+	huge := strings.Repeat("x", 60000)
+	for i := range flood {
+		if _, err := dialPeer(t, g, huge, "wrong-token"); code(err) != gateway.CodeUnauthorized {
+			t.Fatalf("bad connect %d: %v; want UNAUTHORIZED", i, err)
+		}
+	}
+	g.stop(t)
+
+	var lines []map[string]any
+	size := int64(0)
+	for _, name := range []string{"audit.log.1", "audit.log"} {
+		path := filepath.Join(cfg.Storage.Dir, name)
+		st, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		size += st.Size()
+		lines = append(lines, readAudit(t, path)...)
+	}
+	if size > 16<<10 {
+		t.Errorf("the audit log grew to %d bytes after %d refused handshakes; want well under 16 KiB", size, flood)
+	}
+	var forbidden, first, counted bool
+	for _, l := range lines {
+		switch {
+		case l["kind"] == "forbidden" && strings.Contains(l["detail"].(string), "allowAgents"):
+			forbidden = true
+		case l["kind"] == "auth" && l["count"] == nil:
+			if p, _ := l["peer"].(string); !first && (len(p) > 300 || !strings.Contains(p, "60000 bytes")) {
+				t.Errorf("refused handshake's instanceId written as %d bytes: %.80q; want it cut, saying how long it was", len(p), p)
+			}
+			first = true
+		case l["kind"] == "auth":
+			counted = l["count"] == float64(flood-1) && l["remote"] == "127.0.0.1" && l["detail"] == "AUTH_TOKEN_MISMATCH"
+		}
+	}
+	if !forbidden || !first || !counted {
+		t.Errorf("want the earlier FORBIDDEN line (%t), the first refusal in full (%t) and one line counting the other %d (%t); got %v",
+			forbidden, first, flood-1, counted, lines)
+	}
+}
