@@ -135,7 +135,8 @@ func TestAuditRefusalWindow(t *testing.T) {
 	refuse("[2001:db8::2]:2", 0) // the same /64
 	a.summarize(t0.Add(30*time.Second), false)
 	a.summarize(t0.Add(61*time.Second), false) // ends the first window
-	for i := range refusalSources + 10 {       // the next: more sources than are tracked
+	// The next window: more sources than are tracked.
+	for i := range refusalSources + 10 {
 		refuse(fmt.Sprintf("10.1.%d.%d:1", i/256, i%256), 61*time.Second)
 	}
 	a.close() // ends the second
