@@ -28,7 +28,7 @@ func New(cfg federation.AgentConfig) (federation.Handler, error) {
 			return nil, fmt.Errorf(`%w: agent %q: agents[].handler.command is empty; an exec agent needs the program and its arguments, e.g. ["./my-agent", "--verbose"]`,
 				ErrInvalidConfig, cfg.ID)
 		}
-		return &Exec{Command: hc.Command, Dir: hc.Dir, Timeout: timeout}, nil
+		return &Exec{Command: hc.Command, Dir: hc.Dir, Timeout: timeout, Env: hc.Env}, nil
 	case "http":
 		if err := checkURL(hc.URL); err != nil {
 			return nil, fmt.Errorf("%w: agent %q: agents[].handler.url %q %v", ErrInvalidConfig, cfg.ID, hc.URL, err)

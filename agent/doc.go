@@ -29,15 +29,25 @@
 //
 // A handler's Timeout caps every invocation even when the caller would wait
 // longer; exceeding it, a non-zero exit status, a non-2xx HTTP status or an
-// oversized reply is an error wrapping [federation.ErrAgentFailed] that says
-// what happened. When the caller gives up (its context is done) the handler
-// returns promptly with an error wrapping the context's error, so the gateway
-// reports TIMEOUT or CANCELLED rather than AGENT_ERROR.
+// oversized reply is a [*federation.AgentError] wrapping
+// [federation.ErrAgentFailed]. Its details (the command line, the tail of
+// stderr, the URL, the start of the error page) stay in the gateway's log
+// and audit log; the remote caller is told only what happened ("failed:
+// exit status 3") and an error id. When the caller gives up (its context is
+// done) the handler returns promptly with an error wrapping the context's
+// error, so the gateway reports TIMEOUT or CANCELLED rather than
+// AGENT_ERROR.
+//
+// An Exec program's environment holds only the gateway's variables that
+// [BaseEnv] names, and those its Env sets: never the gateway's tokens.
 //
 // On Unix an Exec invocation runs in its own process group, and the whole
 // group is killed when the invocation times out, is cancelled or finishes:
 // no process started for a message outlives it. A program that must keep a
-// helper running has to start it in a new session (setsid).
+// helper running has to start it in a new session (setsid). On Linux the
+// program is also killed when the gateway dies, even by SIGKILL (a
+// parent-death signal); what it started itself is not, so a script should
+// exec its last, long-running command.
 //
 // # Concurrency
 //

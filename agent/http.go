@@ -19,8 +19,10 @@ import (
 // describes, whatever its Content-Type.
 //
 // A non-2xx status, exceeding Timeout, a body over 4 MiB or a transport
-// failure is an error wrapping [federation.ErrAgentFailed]; the status error
-// quotes the start of the body. When the caller's context ends first, the
+// failure is a [*federation.AgentError] wrapping
+// [federation.ErrAgentFailed]. Its details name the URL and quote the start
+// of the body, and stay on the gateway; its public part says only what
+// happened ("answered 502 Bad Gateway"). When the caller's context ends first, the
 // request is abandoned and the error wraps the context's error.
 type HTTP struct {
 	// URL is where messages are POSTed.
@@ -37,17 +39,17 @@ var _ federation.Handler = (*HTTP)(nil)
 // Handle implements [federation.Handler].
 func (h *HTTP) Handle(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
 	if msg == nil {
-		return nil, fmt.Errorf("%w: http %q: message is missing", federation.ErrInvalidParams, h.URL)
+		return nil, failed("got no message", "%w: http %q: message is missing", federation.ErrInvalidParams, h.URL)
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: http %q: encode message: %w", federation.ErrInvalidParams, h.URL, err)
+		return nil, failed("could not be given the message", "%w: http %q: encode message: %w", federation.ErrInvalidParams, h.URL, err)
 	}
 	reqCtx, cancel := withTimeout(ctx, h.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("%w: http %q: %w", federation.ErrAgentFailed, h.URL, err)
+		return nil, failed("is not configured", "%w: http %q: %w", federation.ErrAgentFailed, h.URL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/plain;q=0.9, */*;q=0.1")
@@ -60,14 +62,16 @@ func (h *HTTP) Handle(ctx context.Context, msg *federation.Message) (*federation
 	case err == nil && status/100 == 2:
 		return parseReply(out), nil
 	case err == nil:
-		return nil, fmt.Errorf("%w: http %q: status %d %s; body: %q",
+		return nil, failed(fmt.Sprintf("answered %d %s", status, http.StatusText(status)), "%w: http %q: status %d %s; body: %q",
 			federation.ErrAgentFailed, h.URL, status, http.StatusText(status), head(out, bodyExcerptLen))
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("http %q: %w", h.URL, ctx.Err())
 	case errors.Is(context.Cause(reqCtx), errInvocationTimeout):
-		return nil, fmt.Errorf("%w: http %q: timed out after %v (handler.timeoutMs)", federation.ErrAgentFailed, h.URL, h.Timeout)
+		return nil, failed(fmt.Sprintf("timed out after %v", h.Timeout), "%w: http %q: timed out after %v (handler.timeoutMs)", federation.ErrAgentFailed, h.URL, h.Timeout)
+	case errors.Is(err, errTooLarge):
+		return nil, failed(fmt.Sprintf("answered with more than %d MiB", maxReply>>20), "%w: http %q: %w", federation.ErrAgentFailed, h.URL, err)
 	}
-	return nil, fmt.Errorf("%w: http %q: %w", federation.ErrAgentFailed, h.URL, err)
+	return nil, failed("could not be reached", "%w: http %q: %w", federation.ErrAgentFailed, h.URL, err)
 }
 
 // do sends req and reads at most maxReply bytes of the response body.
@@ -86,7 +90,7 @@ func (h *HTTP) do(req *http.Request) (body []byte, status int, err error) {
 	case err != nil:
 		return nil, 0, fmt.Errorf("read response: %w", err)
 	case len(body) > maxReply && resp.StatusCode/100 == 2:
-		return nil, 0, fmt.Errorf("response body exceeds %d MiB", maxReply>>20)
+		return nil, 0, fmt.Errorf("response body: %w", errTooLarge)
 	}
 	return body, resp.StatusCode, nil
 }

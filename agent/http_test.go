@@ -143,7 +143,7 @@ func TestHTTPErrors(t *testing.T) {
 		{
 			name: "body too large",
 			http: HTTP{URL: srv.URL + "/big"},
-			want: []string{"response body exceeds 4 MiB"},
+			want: []string{"response body: output exceeds 4 MiB"},
 		},
 		{
 			name: "timeout",

@@ -75,6 +75,12 @@ func head(b []byte, n int) string {
 	return string(b) + "…"
 }
 
+// failed returns an agent failure whose caller is told only public; the
+// error built from format and args, with the details, stays on the gateway.
+func failed(public, format string, args ...any) error {
+	return &federation.AgentError{Public: public, Err: fmt.Errorf(format, args...)}
+}
+
 // errTooLarge is returned by a cappedBuffer's Write once it is full.
 var errTooLarge = fmt.Errorf("output exceeds %d MiB", maxReply>>20)
 

@@ -44,6 +44,7 @@ type auditEvent struct {
 	Type          string  `json:"type,omitempty"`
 	Outcome       string  `json:"outcome"` // ok, or an error code
 	LatencyMs     float64 `json:"latencyMs,omitempty"`
+	ErrorID       string  `json:"errorId,omitempty"` // an agent failure's, as its caller was told
 	Detail        string  `json:"detail,omitempty"`
 	Count         int     `json:"count,omitempty"` // refusals like this one since Since, not written one by one
 	Since         string  `json:"since,omitempty"`
@@ -216,6 +217,7 @@ func (e *auditEvent) appendJSON(dst []byte, now time.Time) []byte {
 		dst = append(dst, `,"latencyMs":`...)
 		dst = strconv.AppendFloat(dst, e.LatencyMs, 'f', -1, 64)
 	}
+	dst = appendOptional(dst, `,"errorId":`, e.ErrorID)
 	dst = appendOptional(dst, `,"detail":`, e.Detail)
 	if e.Count != 0 {
 		dst = append(dst, `,"count":`...)

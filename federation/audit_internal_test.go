@@ -52,7 +52,7 @@ func TestAuditEventEncoding(t *testing.T) {
 			Agent: "echo", MessageID: "m", CorrelationID: "c", Type: "request", Outcome: "TIMEOUT", LatencyMs: 12.345,
 			Detail: "AUTH_TOKEN_MISSING", Content: "<tag> & \"quotes\" \u2028 \xff ünïcode\n"},
 		{Dir: "op", Kind: "tool", Outcome: "ok", LatencyMs: 0.001},
-		{Dir: "in", Kind: "auth", Remote: "::1", Outcome: "UNAUTHORIZED", Detail: "AUTH_TOKEN_MISMATCH", Count: 1234, Since: "2026-11-24T22:01:02Z"},
+		{Dir: "in", Kind: "auth", Remote: "::1", Outcome: "UNAUTHORIZED", Detail: "AUTH_TOKEN_MISMATCH", ErrorID: "e-1", Count: 1234, Since: "2026-11-24T22:01:02Z"},
 		{Dir: "op", Kind: "tool", Outcome: "ok", LatencyMs: 86400000},
 	} {
 		e.Time = now.Format(time.RFC3339Nano)

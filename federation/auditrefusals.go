@@ -12,7 +12,7 @@ import (
 // oversized values must not fill the disk or rotate earlier lines away.
 const (
 	auditFieldMax  = 256  // bytes of an id, a name, a method
-	auditDetailMax = 1024 // bytes of detail
+	auditDetailMax = 4096 // bytes of detail (an agent's error: its command line, the tail of its stderr)
 )
 
 // Refusals (refused handshakes, denied requests, rate-limit refusals) are

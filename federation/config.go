@@ -243,6 +243,10 @@ type HandlerConfig struct {
 	URL string `yaml:"url" json:"url,omitempty"`
 	// TimeoutMs caps one invocation even when the caller allows longer.
 	TimeoutMs int `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
+	// Env is set in an exec agent's environment, which otherwise holds only
+	// a few of the gateway's variables (PATH, HOME, locale, time zone: see
+	// agent.BaseEnv). Values may be written ${VAR}.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
 }
 
 // StorageConfig says where the gateway keeps state across restarts.

@@ -418,19 +418,10 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	}
 	ans, err := agent.handler.Handle(ctx, msg)
 	if err == nil && ans == nil {
-		err = fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)
+		err = &AgentError{Public: "returned no answer", Err: fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)}
 	}
 	if err != nil {
-		if ok, suppressed := n.remoteLog.Allow(); ok {
-			n.log.Info("agent failed", "agent", agent.cfg.ID, "messageId", msg.MessageID, "err", err, "suppressed", suppressed)
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: agent %q did not answer before the caller's deadline", ErrTimeout, agent.cfg.ID)
-		}
-		if gateway.CodeOf(err) == gateway.CodeInternal {
-			err = fmt.Errorf("%w: agent %q: %v", ErrAgentFailed, agent.cfg.ID, err)
-		}
-		return nil, err
+		return nil, n.agentFailed(ctx, agent, msg, err)
 	}
 	if debug {
 		n.log.Debug("agent answered", "agent", agent.cfg.ID, "messageId", msg.MessageID, "latency", time.Since(start))

@@ -99,6 +99,7 @@ func (c *Config) Validate() error {
 	ch.federation(&c.Federation)
 	ch.gateway(&c.Gateway)
 	ch.agents(c.Agents)
+	ch.agentEnv(c)
 	if len(ch.problems) == 0 {
 		return nil
 	}

@@ -96,6 +96,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) bool {
 			d.decode(e, s.Index(i), ep)
 		}
 		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return d.wrongType(n, v, path)
+		}
+		d.dict(n, v, path)
 	case reflect.Pointer:
 		e := reflect.New(v.Type().Elem())
 		if !d.decode(n, e.Elem(), path) {
@@ -144,7 +149,7 @@ func (d *decoder) wrongType(n *yaml.Node, v reflect.Value, path string) bool {
 	}
 	var want, hint string
 	switch t.Kind() {
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		want = "a mapping"
 	case reflect.Slice:
 		want = "a list"
@@ -223,6 +228,30 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		d.lines[kp] = e.key.Line
 		d.decode(e.value, v.Field(i), kp)
 	}
+}
+
+// dict fills the string-keyed map v from the mapping n: names chosen by the
+// user, such as environment variables, rather than fields.
+func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) {
+	m := reflect.MakeMap(v.Type())
+	seen := make(map[string]int) // key -> line of its first occurrence
+	for _, e := range d.entries(n, path, []*yaml.Node{n}) {
+		key := e.key.Value
+		kp := joinPath(path, key)
+		if first, dup := seen[key]; dup {
+			if !e.merged {
+				d.add(kp, e.key.Line, "duplicate key (first at line %d); keep only one", first)
+			}
+			continue
+		}
+		seen[key] = e.key.Line
+		d.lines[kp] = e.key.Line
+		ev := reflect.New(v.Type().Elem()).Elem()
+		if d.decode(e.value, ev, kp) {
+			m.SetMapIndex(reflect.ValueOf(key), ev)
+		}
+	}
+	v.Set(m)
 }
 
 // entries lists the key/value pairs of mapping n: its own pairs first, then

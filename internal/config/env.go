@@ -8,8 +8,8 @@ import (
 	"github.com/agentfed/agentfed/federation"
 )
 
-// expandSecrets expands ${VAR} in the fields that hold secrets, and only
-// there, reporting unset variables.
+// expandSecrets expands ${VAR} in the fields that hold secrets (tokens and
+// exec agents' env values), and only there, reporting unset variables.
 func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (string, bool)) {
 	for i := range c.Federation.Peers {
 		d.expand(&c.Federation.Peers[i].Token, fmt.Sprintf("federation.peers[%d].token", i), lookup)
@@ -18,6 +18,13 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 	for i := range c.Gateway.Auth.Peers {
 		d.expand(&c.Gateway.Auth.Peers[i].Token, fmt.Sprintf("gateway.auth.peers[%d].token", i), lookup)
 		d.expand(&c.Gateway.Auth.Peers[i].PreviousToken, fmt.Sprintf("gateway.auth.peers[%d].previousToken", i), lookup)
+	}
+	for i := range c.Agents { // an agent's own credentials
+		env := c.Agents[i].Handler.Env
+		for name, v := range env {
+			d.expand(&v, fmt.Sprintf("agents[%d].handler.env.%s", i, name), lookup)
+			env[name] = v
+		}
 	}
 }
 
