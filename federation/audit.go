@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
+	"github.com/agentfed/agentfed/internal/store"
 )
 
 // AuditConfig controls the audit log: one JSON object per line for every
@@ -101,7 +102,7 @@ func openAudit(cfg AuditConfig, storageDir string) (*auditLog, error) {
 }
 
 func (a *auditLog) open() error {
-	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := store.OpenFile(a.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

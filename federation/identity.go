@@ -11,11 +11,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/agentfed/agentfed/internal/store"
 )
 
 // A gateway's identity: the long-term keys of the application layer (see
@@ -67,8 +70,8 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return id, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage.dir %q: %w", dir, err)
+	if err := store.PrepareDir(dir); err != nil {
+		return nil, err
 	}
 	return createIdentity(dir, path)
 }
@@ -128,14 +131,19 @@ func createIdentity(dir, path string) (*Identity, error) {
 }
 
 func readIdentity(path string) (*Identity, error) {
-	fi, err := os.Stat(path)
+	f, err := store.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("identity %s has mode %04o: others may read the private keys; run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10)) // two PEM keys are well under 1 KiB
 	if err != nil {
 		return nil, err
 	}

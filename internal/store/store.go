@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -47,13 +46,15 @@ type batchReq struct {
 }
 
 // Open creates dir if needed and opens its database. It fails at once, with
-// a message that says so, when another gateway holds the same directory.
+// a message that says so, when another gateway holds the same directory, when
+// others may write to the directory, or when the database is a symbolic
+// link (see PrepareDir and OpenFile).
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage.dir %q: %w", dir, err)
+	if err := PrepareDir(dir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, OpenFile: OpenFile})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage.dir %q is in use by another agentfed gateway; give each gateway its own storage.dir", dir)
 	}
