@@ -42,6 +42,7 @@ func report(cmd *cobra.Command, args []string, err error, stdout, stderr io.Writ
 		b, _ := json.Marshal(map[string]*gateway.Error{"error": ee.wireError(code, msg)})
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
+	msg = termSafe(msg) // it may quote a remote gateway; the JSON above is exact
 	var ge *gateway.Error
 	if errors.As(ee.err, &ge) {
 		fmt.Fprintf(stderr, "agentfed: %s: %s\n", code, msg)

@@ -91,7 +91,7 @@ func newOutboxCmd(s *streams) *cobra.Command {
 				if e.LastError != nil {
 					last = e.LastError.Code
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.MessageID, e.State, e.Kind, e.PeerID, e.Attempts, last)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", cell(e.MessageID), cell(string(e.State)), cell(string(e.Kind)), cell(e.PeerID), e.Attempts, cell(last))
 			}
 			return tw.Flush()
 		},

@@ -10,10 +10,11 @@ import (
 	"github.com/agentfed/agentfed/federation"
 )
 
-// printer writes human-readable results.
+// printer writes human-readable results, with what a terminal would act
+// on made visible (termSafe).
 type printer struct{ w io.Writer }
 
-func (p *printer) f(format string, args ...any) { fmt.Fprintf(p.w, format, args...) }
+func (p *printer) f(format string, args ...any) { io.WriteString(p.w, termSafe(fmt.Sprintf(format, args...))) }
 
 func decode[T any](raw json.RawMessage) (*T, error) {
 	var v T
@@ -108,7 +109,8 @@ func showPeers(p *printer, raw json.RawMessage) error {
 		if e.Health.RTTMs > 0 {
 			rtt = fmt.Sprintf("%.2f ms", e.Health.RTTMs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, e.URL, e.AgentID, strings.Join(e.Capabilities, ","), e.Source, state, health, rtt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(e.ID), cell(e.Name), cell(e.URL), cell(e.AgentID),
+			cell(strings.Join(e.Capabilities, ",")), cell(e.Source), state, cell(health), rtt)
 	}
 	return tw.Flush()
 }
