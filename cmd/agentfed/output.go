@@ -14,7 +14,9 @@ import (
 // on made visible (termSafe).
 type printer struct{ w io.Writer }
 
-func (p *printer) f(format string, args ...any) { io.WriteString(p.w, termSafe(fmt.Sprintf(format, args...))) }
+func (p *printer) f(format string, args ...any) {
+	io.WriteString(p.w, termSafe(fmt.Sprintf(format, args...)))
+}
 
 func decode[T any](raw json.RawMessage) (*T, error) {
 	var v T
