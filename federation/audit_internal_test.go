@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -173,4 +174,25 @@ func readLines(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// FuzzClip: a clipped field fits its bound, stays UTF-8 when it was, and
+// clipping again changes nothing.
+func FuzzClip(f *testing.F) {
+	f.Add(strings.Repeat("x", 300), 256)
+	f.Add(strings.Repeat("ü", 200), 256)
+	f.Add("short", 256)
+	f.Fuzz(func(t *testing.T, s string, limit int) {
+		limit = 32 + int(uint(limit)%4096)
+		got := clipField(s, limit)
+		if len(got) > limit {
+			t.Fatalf("clipField(%d bytes, %d) = %d bytes", len(s), limit, len(got))
+		}
+		if utf8.ValidString(s) && !utf8.ValidString(got) {
+			t.Fatalf("clipField(%q, %d) = %q is not UTF-8", s, limit, got)
+		}
+		if again := clipField(got, limit); again != got {
+			t.Fatalf("clip twice: %q, then %q", got, again)
+		}
+	})
 }
