@@ -41,7 +41,7 @@ func (a *auditLog) refuse(e auditEvent, now time.Time) {
 		return
 	}
 	e.bound()
-	e.Detail = clip(e.Detail, auditFieldMax*2) // a rule or a code, not an agent's output
+	e.Detail = clipField(e.Detail, auditFieldMax*2) // a rule or a code, not an agent's output
 	k := refusalKey{kind: e.Kind, peer: e.Peer, method: e.Method, outcome: e.Outcome, detail: e.Detail}
 	if e.Kind == "auth" { // the claimed name is the attacker's choice; the address is not
 		k.remote, k.peer = sourceOf(e.Remote), ""
