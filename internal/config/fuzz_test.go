@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("federation:\n  peers:\n    - &p {id: a, name: A, url: 'ws://h:1', agentId: x}\n    - <<: *p\n      id: b\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("federation: {peers: [{token: '${X}$${Y}${'}]}\n"))
+	f.Add([]byte("agents: [{id: a, handler: {type: exec, command: [a], env: &e {A: '${X}', B: 1, <<: {C: c}}}}, {id: b, handler: {type: exec, command: [b], env: *e}}]\n"))
 	files, err := filepath.Glob("testdata/*.*")
 	if err != nil {
 		f.Fatal(err)
