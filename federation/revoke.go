@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -67,16 +66,4 @@ func (n *Node) revokeStale(auth *AuthConfig) {
 	if closed > 0 {
 		n.log.Info("closed connections whose credentials were revoked", "connections", closed)
 	}
-}
-
-// clip shortens s, which a remote party controls, to at most n bytes on a
-// rune boundary for an error message.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }

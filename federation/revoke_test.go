@@ -84,7 +84,9 @@ func TestRevocationClosesConnections(t *testing.T) {
 	check("peer-b's entry removed", []*gateway.Client{b}, aNew, op)
 
 	// A rotation that keeps the token in use as previousToken keeps it.
-	reload(func(c *federation.Config) { c.Gateway.Auth.Peers[0].Token, c.Gateway.Auth.Peers[0].PreviousToken = "a-newer", "a-new" })
+	reload(func(c *federation.Config) {
+		c.Gateway.Auth.Peers[0].Token, c.Gateway.Auth.Peers[0].PreviousToken = "a-newer", "a-new"
+	})
 	check("token moved to previousToken", nil, aNew, op)
 
 	reload(func(c *federation.Config) { c.Gateway.Auth.OperatorToken = "op-2" })
