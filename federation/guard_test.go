@@ -157,3 +157,41 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("connected operator past the limit: %v", err)
 	}
 }
+
+// TestSilentConnectionsLimited: TCP connections that never send their
+// HTTP request count against gateway.limits.maxHandshakes too; beyond it
+// new connections are closed at once, and room made is usable again.
+func TestSilentConnectionsLimited(t *testing.T) {
+	cfg := newConfig(t, "quiet-server", "echo")
+	cfg.Gateway.Auth.OperatorToken = "op-token"
+	cfg.Gateway.Limits.MaxHandshakes = 2
+	g := start(t, cfg, listen(t), nil)
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", g.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	dial := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := gateway.Dial(ctx, g.URL(), &gateway.DialOptions{Token: "op-token"})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if dial() == nil {
+			return fmt.Errorf("a client connected beside 2 silent connections with maxHandshakes 2")
+		}
+		return nil
+	})
+	for _, c := range silent {
+		c.Close()
+	}
+	waitFor(t, 5*time.Second, dial)
+}

@@ -199,7 +199,8 @@ func (n *Node) Serve(ln net.Listener) error {
 	}
 	n.listener = ln
 	// Every HTTP surface of the listener goes through the guard.
-	n.httpSrv = &http.Server{Handler: n.guard.Wrap(n.srv), ReadHeaderTimeout: 10 * time.Second, ConnContext: gateway.ConnContext,
+	n.httpSrv = &http.Server{Handler: n.guard.Wrap(n.srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
+		ConnContext: gateway.ConnContext, ConnState: n.srv.ConnState,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()

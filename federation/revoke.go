@@ -31,18 +31,17 @@ func presented(fp, token string) bool {
 }
 
 // admits reports whether a connection that authenticated as id would
-// still be admitted under auth and the current static peers.
-func (n *Node) admits(id *gateway.Identity, auth *AuthConfig) bool {
+// still be admitted under auth, disabled being the serverIds of the
+// disabled peers.
+func admits(id *gateway.Identity, auth *AuthConfig, disabled map[string]bool) bool {
 	if id.Role == gateway.RoleOperator {
 		if id.Authenticated {
 			return presented(id.Credential, auth.OperatorToken)
 		}
 		return auth.OperatorToken == "" // loopback operators end when a token is set
 	}
-	for _, p := range n.peers.list() {
-		if p.ServerID != "" && p.ServerID == id.PeerID && !p.IsEnabled() {
-			return false
-		}
+	if disabled[id.PeerID] {
+		return false
 	}
 	i := slices.IndexFunc(auth.Peers, func(c PeerCredential) bool { return c.ServerID == id.PeerID })
 	switch {
@@ -61,7 +60,13 @@ func (n *Node) admits(id *gateway.Identity, auth *AuthConfig) bool {
 // revokeStale closes the connections whose credentials auth no longer
 // accepts.
 func (n *Node) revokeStale(auth *AuthConfig) {
-	closed := n.srv.Revoke(func(id *gateway.Identity) bool { return !n.admits(id, auth) },
+	disabled := make(map[string]bool)
+	for _, p := range n.peers.list() {
+		if p.ServerID != "" && !p.IsEnabled() {
+			disabled[p.ServerID] = true
+		}
+	}
+	closed := n.srv.Revoke(func(id *gateway.Identity) bool { return !admits(id, auth, disabled) },
 		"credential revoked by a configuration reload")
 	if closed > 0 {
 		n.log.Info("closed connections whose credentials were revoked", "connections", closed)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -97,10 +98,11 @@ type Server struct {
 	refusedLog LogThrottle // remote parties can trigger refusals at will
 
 	startOnce   sync.Once
-	mu          sync.Mutex // guards conns, open, handshaking, closing, revokeGen and revoke
+	mu          sync.Mutex // guards conns, open, handshaking, waiting, closing, revokeGen and revoke
 	conns       map[*serverConn]struct{}
-	open        int // connections admitted by ServeHTTP and not yet ended
-	handshaking int // of those, the ones that have not completed connect
+	open        int                   // connections admitted by ServeHTTP and not yet ended
+	handshaking int                   // of those, the ones that have not completed connect
+	waiting     map[net.Conn]struct{} // TCP connections without a request yet (ConnState)
 	closing     bool
 	revokeGen   int                  // counts Revoke calls
 	revoke      func(*Identity) bool // the last Revoke's rule, for handshakes it overlapped
@@ -183,39 +185,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.untrack(c)
 	c.serve()
-}
-
-// admit counts a new connection in, or says why it is refused: the server
-// is shutting down, or at one of its connection limits.
-func (s *Server) admit() (refusal string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch maxConns, maxHandshakes := orDefault(s.MaxConns, defaultMaxConns), orDefault(s.MaxHandshakes, defaultMaxHandshakes); {
-	case s.closing:
-		return "gateway shutting down"
-	case s.open >= maxConns:
-		return fmt.Sprintf("gateway is at its limit of %d connections (gateway.limits.maxConnections); retry later", maxConns)
-	case s.handshaking >= maxHandshakes:
-		return fmt.Sprintf("gateway is at its limit of %d connections in their handshake (gateway.limits.maxHandshakes); retry later", maxHandshakes)
-	}
-	s.open++
-	s.handshaking++
-	s.wg.Add(1)
-	return ""
-}
-
-func (s *Server) release() {
-	s.mu.Lock()
-	s.open--
-	s.mu.Unlock()
-}
-
-// handshakeDone counts a connection out of the handshaking ones; call it
-// once per admitted connection.
-func (s *Server) handshakeDone() {
-	s.mu.Lock()
-	s.handshaking--
-	s.mu.Unlock()
 }
 
 func (s *Server) track(c *serverConn) bool {
