@@ -43,7 +43,9 @@ type Authenticator func(r *http.Request, p *ConnectParams) (*Identity, error)
 
 // Server accepts gateway-protocol WebSocket connections. It implements
 // http.Handler. Set its fields before the first connection; they must not
-// change afterwards. The zero value, given a Handler, accepts everyone.
+// change afterwards. The zero value, given a Handler, accepts every
+// program and no browser (see Guard). Set the http.Server's ConnState to
+// Server.ConnState to bound connections that send no request, too.
 type Server struct {
 	Handler      Handler
 	Authenticate Authenticator

@@ -40,7 +40,7 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 	}
 	cmd.Flags().StringVar(&f.gateway, "gateway", def, "gateway URL (default from $AGENTFED_GATEWAY)")
 	cmd.Flags().StringVar(&f.token, "token", os.Getenv("AGENTFED_TOKEN"), "operator token (default $AGENTFED_TOKEN)")
-	cmd.Flags().StringVarP(&f.config, "config", "c", os.Getenv("AGENTFED_CONFIG"), "the gateway's configuration file: without --token, read the operator token 'agentfed serve' keeps in its storage.dir (default $AGENTFED_CONFIG, else ./agentfed.yaml if it exists; none: ./agentfed-data)")
+	cmd.Flags().StringVarP(&f.config, "config", "c", os.Getenv("AGENTFED_CONFIG"), "the gateway's config file: without a token, use the operator token serve keeps in its storage.dir (default $AGENTFED_CONFIG, else ./agentfed.yaml if it exists; none: ./agentfed-data)")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("AGENTFED_CA_FILE"), "PEM CAs to verify a wss:// gateway with, instead of the system roots (default $AGENTFED_CA_FILE)")
 	cmd.Flags().DurationVar(&f.wait, "wait", 0, "keep trying to connect for up to this long while the gateway starts (e.g. 10s)")
 	mode := "always"
