@@ -22,8 +22,10 @@ const OperatorTokenFile = "operator.token"
 
 // LoadOperatorToken returns the operator token kept in dir, generating and
 // saving one first if there is none (created reports that). The file is
-// created exclusively with mode 0600 and opened without following a
-// symbolic link, and it is refused when others may read it.
+// written to a temporary file with mode 0600 and linked into place, so a
+// reader sees no file or the whole token, a link is never followed, and of
+// two processes racing to create it the first one's token stands. A file
+// others may read is refused.
 func LoadOperatorToken(dir string) (token string, created bool, err error) {
 	token, err = ReadOperatorToken(dir)
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -36,23 +38,31 @@ func LoadOperatorToken(dir string) (token string, created bool, err error) {
 	rand.Read(b[:])
 	token = hex.EncodeToString(b[:])
 	path := filepath.Join(dir, OperatorTokenFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
-	if errors.Is(err, fs.ErrExist) { // another process won the race: its token stands
-		token, err = ReadOperatorToken(dir)
-		return token, false, err
-	}
+	tmp, err := os.CreateTemp(dir, ".operator-*.tmp") // mode 0600, O_EXCL
 	if err != nil {
 		return "", false, fmt.Errorf("write operator token: %w", err)
 	}
-	_, err = f.WriteString(token + "\n")
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(token + "\n")
 	if err == nil {
-		err = f.Sync()
+		err = tmp.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(path)
+	if err == nil {
+		err = os.Link(tmp.Name(), path)                 // never replaces anything, a link included
+		if err != nil && !errors.Is(err, fs.ErrExist) { // no hard links on this file system
+			if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
+				err = os.Rename(tmp.Name(), path)
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, fs.ErrExist): // another process won the race, or a link is in the way
+		token, err = ReadOperatorToken(dir)
+		return token, false, err
+	case err != nil:
 		return "", false, fmt.Errorf("write operator token %s: %w", path, err)
 	}
 	return token, true, nil

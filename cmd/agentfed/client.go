@@ -130,12 +130,7 @@ func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := f.operatorToken()
-	if err != nil {
-		return nil, err
-	}
 	c, err := f.dialWaiting(ctx, &gateway.DialOptions{
-		Token:      token,
 		HTTPClient: hc,
 		Client:     gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
 	})
