@@ -124,6 +124,12 @@ type GatewayConfig struct {
 	// IdleTimeoutMs closes a connection that has sent nothing, not even a
 	// heartbeat ping, for this long. Default 600000 (10 minutes).
 	IdleTimeoutMs int `yaml:"idleTimeoutMs" json:"idleTimeoutMs,omitempty"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// pages may connect. Browsers send an Origin with every WebSocket; a
+	// request with an Origin not listed is refused (403), which keeps web
+	// pages, rebound DNS names included, away from the gateway. Default
+	// empty: no browser origin. Programs (CLI, peers) send no Origin.
+	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins,omitempty"`
 	// TLS makes the gateway serve wss:// instead of ws://.
 	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
 	// Signing turns on application-layer signatures; see docs/SECURITY.md.
@@ -177,12 +183,21 @@ type LimitsConfig struct {
 	// PeerBurst is how many requests above the rate one peer may send at
 	// once. Default 2 x PeerRatePerSec.
 	PeerBurst int `yaml:"peerBurst" json:"peerBurst,omitempty"`
+	// MaxConnections caps the connections open at once (operators and
+	// peers); beyond it new ones are refused with HTTP 503. Default 4096.
+	MaxConnections int `yaml:"maxConnections" json:"maxConnections,omitempty"`
+	// MaxHandshakes caps the connections that have not completed connect
+	// (each may take 15 s); beyond it new ones are refused with HTTP 503.
+	// Default 256.
+	MaxHandshakes int `yaml:"maxHandshakes" json:"maxHandshakes,omitempty"`
 }
 
 // AuthConfig holds the credentials this gateway accepts.
 type AuthConfig struct {
 	// OperatorToken is required from local clients (CLI, MCP, dashboard).
-	// When empty, operator connections are accepted from loopback only.
+	// When empty, operator connections are accepted only from loopback
+	// with a Host that names this machine (gateway.Guard.Local); `agentfed
+	// serve` never leaves it empty (see LoadOperatorToken).
 	OperatorToken string `yaml:"operatorToken" json:"operatorToken,omitempty"`
 	// Peers lists which peer gateways may connect, and with which token.
 	Peers []PeerCredential `yaml:"peers" json:"peers,omitempty"`

@@ -58,6 +58,7 @@ type Node struct {
 	tls       *tls.Config // served when gateway.tls has a certificate, else nil
 	clients   peerClients // HTTP clients for wss:// peers
 	identity  *Identity   // signs and opens messages; see seal.go
+	guard     *gateway.Guard
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -154,17 +155,21 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Failures: cfg.Gateway.Breaker.Failures,
 		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,
 	})
+	n.guard = &gateway.Guard{ListenAddr: cfg.Gateway.Listen, AllowedOrigins: cfg.Gateway.AllowedOrigins}
 	n.srv = &gateway.Server{
-		Handler:      gateway.HandlerFunc(n.serveRPC),
-		Authenticate: n.authenticate,
-		Methods:      methodsFor,
-		Version:      Version,
-		ServerID:     n.serverID,
-		Logger:       n.log,
-		Health:       func() any { return n.health() },
-		IdleTimeout:  time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
-		Started:      n.started,
-		Inline:       true, // serveRPC detaches before anything that blocks
+		Handler:       gateway.HandlerFunc(n.serveRPC),
+		Authenticate:  n.authenticate,
+		Methods:       methodsFor,
+		Version:       Version,
+		ServerID:      n.serverID,
+		Logger:        n.log,
+		Health:        func() any { return n.helloHealth() },
+		IdleTimeout:   time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
+		Started:       n.started,
+		Inline:        true, // serveRPC detaches before anything that blocks
+		Guard:         n.guard,
+		MaxConns:      cfg.Gateway.Limits.MaxConnections,
+		MaxHandshakes: cfg.Gateway.Limits.MaxHandshakes,
 	}
 	return n, nil
 }
@@ -193,7 +198,9 @@ func (n *Node) Serve(ln net.Listener) error {
 		ln = tls.NewListener(ln, n.tls)
 	}
 	n.listener = ln
-	n.httpSrv = &http.Server{Handler: n.srv, ReadHeaderTimeout: 10 * time.Second, ConnContext: gateway.ConnContext,
+	// Every HTTP surface of the listener goes through the guard.
+	n.httpSrv = &http.Server{Handler: n.guard.Wrap(n.srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
+		ConnContext: gateway.ConnContext, ConnState: n.srv.ConnState,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
@@ -218,7 +225,7 @@ func (n *Node) logStart() {
 		n.log.Info("agent", "id", id, "type", a.cfg.Handler.Type, "capabilities", a.cfg.Capabilities)
 	}
 	if n.cfg.Gateway.Auth.OperatorToken == "" {
-		n.log.Warn("gateway.auth.operatorToken is not set: operator access is accepted only from loopback connections")
+		n.log.Warn("gateway.auth.operatorToken is not set: operator access is accepted from loopback connections whose Host names this machine")
 	}
 	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
 		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")

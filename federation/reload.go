@@ -1,9 +1,14 @@
 package federation
 
+import "slices"
+
 // Reload applies a new configuration's credentials and static peers
 // without a restart: gateway.auth (operator token, peer tokens and
-// previous tokens, grants) takes effect for new connections at once, and
-// a static peer whose settings changed (a new token, say) is redialled.
+// previous tokens, grants) takes effect for new connections at once, open
+// connections whose credential it no longer accepts (a removed token,
+// previousToken or gateway.auth.peers entry, a changed operator token, a
+// disabled peer) are closed, and a static peer whose settings changed (a
+// new token, say) is redialled.
 // Other settings need a restart; Reload says which of them differ.
 func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	if err := cfg.Validate(); err != nil {
@@ -15,6 +20,7 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 		n.pool.Drop(id)
 		n.tracker.forget(id)
 	}
+	n.revokeStale(&auth)
 	n.log.Info("configuration reloaded", "peerCredentials", len(auth.Peers), "staticPeers", len(cfg.Federation.Peers),
 		"operatorToken", auth.OperatorToken != "")
 	if cfg.Gateway.Listen != n.cfg.Gateway.Listen {
@@ -25,6 +31,12 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	}
 	if cfg.Federation.Enabled != n.cfg.Federation.Enabled {
 		needRestart = append(needRestart, "federation.enabled")
+	}
+	if !slices.Equal(cfg.Gateway.AllowedOrigins, n.cfg.Gateway.AllowedOrigins) {
+		needRestart = append(needRestart, "gateway.allowedOrigins")
+	}
+	if cfg.Gateway.Limits != n.cfg.Gateway.Limits {
+		needRestart = append(needRestart, "gateway.limits")
 	}
 	if cfg.Gateway.Signing != n.cfg.Gateway.Signing {
 		needRestart = append(needRestart, "gateway.signing")

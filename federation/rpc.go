@@ -124,13 +124,15 @@ func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Ide
 	want := n.auth().OperatorToken
 	switch {
 	case want != "" && tokenEqual(token, want):
-		return &gateway.Identity{Role: gateway.RoleOperator, Authenticated: true}, nil
+		return &gateway.Identity{Role: gateway.RoleOperator, Authenticated: true, Credential: tokenFingerprint(token)}, nil
 	case want != "" && token == "":
-		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires an operator token: pass --token or set AGENTFED_TOKEN to its gateway.auth.operatorToken")
+		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires an operator token: pass --token, set AGENTFED_TOKEN, or let the CLI read the token agentfed serve keeps in its storage.dir (run it with the gateway's --config, or where ./agentfed-data is)")
 	case want != "":
 		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "operator token is wrong: pass --token or set AGENTFED_TOKEN to gateway.auth.operatorToken")
-	case isLoopback(r.RemoteAddr):
+	case n.guard.Local(r):
 		return &gateway.Identity{Role: gateway.RoleOperator}, nil
+	case isLoopback(r.RemoteAddr):
+		return nil, unauthorized("AUTH_HOST_NOT_LOCAL", fmt.Sprintf("operator access without a token needs a Host naming this machine (a loopback IP, localhost or %s), not %q; a web page under a rebound DNS name is refused", n.cfg.Gateway.Listen, clip(r.Host, 80)))
 	}
 	return nil, unauthorized("AUTH_TOKEN_NOT_CONFIGURED", "operator access without gateway.auth.operatorToken is allowed only from loopback; set an operator token to allow remote operators")
 }
@@ -161,9 +163,9 @@ func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token
 	case matched != "" && certID != "" && matched != certID:
 		return nil, unauthorized("AUTH_IDENTITY_CONFLICT", fmt.Sprintf("the client certificate names %q but the token belongs to another gateway.auth.peers entry; present one identity", certID))
 	case matched != "":
-		return &gateway.Identity{Role: gateway.RolePeer, PeerID: matched, Authenticated: true}, nil
+		return &gateway.Identity{Role: gateway.RolePeer, PeerID: matched, Authenticated: true, Credential: tokenFingerprint(token)}, nil
 	case certID != "":
-		return &gateway.Identity{Role: gateway.RolePeer, PeerID: certID, Authenticated: true}, nil
+		return &gateway.Identity{Role: gateway.RolePeer, PeerID: certID, Authenticated: true, Credential: certCredential}, nil
 	case token != "" && len(auth.Peers) > 0:
 		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "peer token matches no gateway.auth.peers entry")
 	case n.cfg.Federation.RequireAuth:

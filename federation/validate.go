@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/agentfed/agentfed/gateway"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -280,6 +282,39 @@ func (ch *checker) gateway(g *GatewayConfig) {
 	ch.timeout("gateway.breaker.openMs", g.Breaker.OpenMs)
 	ch.count("gateway.breaker.failures", g.Breaker.Failures)
 	ch.count("gateway.limits.peerBurst", g.Limits.PeerBurst)
+	ch.count("gateway.limits.maxConnections", g.Limits.MaxConnections)
+	ch.count("gateway.limits.maxHandshakes", g.Limits.MaxHandshakes)
+	for i, o := range g.AllowedOrigins {
+		if why := gateway.ValidOrigin(o); why != "" {
+			ch.add(fmt.Sprintf("gateway.allowedOrigins[%d]", i), "%q %s", clip(o, 80), why)
+		}
+	}
+	ch.sharedTokens(&g.Auth)
+}
+
+// sharedTokens reports a token that authenticates more than one identity:
+// two gateway.auth.peers entries (either could then pose as the other), or
+// a peer and the operator. Messages name the fields, never the token.
+func (ch *checker) sharedTokens(a *AuthConfig) {
+	owner := make(map[string]string) // token -> field path of its first use
+	use := func(path, token string) {
+		if token == "" {
+			return
+		}
+		if first, dup := owner[token]; dup {
+			ch.add(path, "is the same token as %s; give each peer and the operator a token of its own", first)
+			return
+		}
+		owner[token] = path
+	}
+	use("gateway.auth.operatorToken", a.OperatorToken)
+	for i, c := range a.Peers {
+		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
+		use(path+".token", c.Token)
+		if c.PreviousToken != c.Token { // reported on its own above
+			use(path+".previousToken", c.PreviousToken)
+		}
+	}
 }
 
 // count checks a count that may be left out (0) but not negative.

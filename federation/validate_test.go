@@ -47,6 +47,35 @@ func TestValidate(t *testing.T) {
 			modify: func(c *Config) { *c = Config{} },
 		},
 		{
+			name: "one token for two identities",
+			modify: func(c *Config) {
+				c.Gateway.Auth.OperatorToken = "shared-op"
+				c.Gateway.Auth.Peers = []PeerCredential{
+					{ServerID: "a", Token: "shared"},
+					{ServerID: "b", Token: "shared"},
+					{ServerID: "c", Token: "c-token", PreviousToken: "shared-op"},
+				}
+			},
+			want: []Problem{
+				{Path: "gateway.auth.peers[1].token", Message: "is the same token as gateway.auth.peers[0].token; give each peer and the operator a token of its own"},
+				{Path: "gateway.auth.peers[2].previousToken", Message: "is the same token as gateway.auth.operatorToken; give each peer and the operator a token of its own"},
+			},
+		},
+		{
+			name: "origins and connection limits",
+			modify: func(c *Config) {
+				c.Gateway.AllowedOrigins = []string{"https://dash.example.com", "dash.example.com", "https://x.example/ui", "null"}
+				c.Gateway.Limits.MaxConnections, c.Gateway.Limits.MaxHandshakes = -1, -2
+			},
+			want: []Problem{
+				{Path: "gateway.limits.maxConnections", Message: "-1 is negative; leave it out for the default"},
+				{Path: "gateway.limits.maxHandshakes", Message: "-2 is negative; leave it out for the default"},
+				{Path: "gateway.allowedOrigins[1]", Message: `"dash.example.com" needs an http:// or https:// scheme`},
+				{Path: "gateway.allowedOrigins[2]", Message: `"https://x.example/ui" must be an origin only (scheme://host[:port]), without a path`},
+				{Path: "gateway.allowedOrigins[3]", Message: `"null" needs an http:// or https:// scheme`},
+			},
+		},
+		{
 			name:   "missing peer fields",
 			modify: func(c *Config) { c.Federation.Peers[0] = PeerConfig{} },
 			want: []Problem{

@@ -11,6 +11,10 @@
 // Server accepts connections (it is an http.Handler) and dispatches
 // requests to a Handler with the caller's Identity. Client dials, performs
 // the handshake and runs concurrent Calls. Pool keeps one Client per peer.
+// Guard holds the checks every HTTP request to a gateway's listener must
+// pass (browser Origin allow-list, a local Host for local trust); Server
+// applies it, caps open and handshaking connections (HTTP 503 beyond), and
+// Revoke closes the connections whose credentials are withdrawn.
 // Server, Client and Pool are safe for concurrent use. docs/PROTOCOL.md
 // describes the protocol and agentfed's federation.* methods.
 package gateway

@@ -147,4 +147,8 @@ type Identity struct {
 	ConnID        string
 	RemoteAddr    string
 	Client        ClientInfo
+	// Credential is set by the Authenticator: a fingerprint of what the
+	// connection authenticated with (never the secret itself), so that a
+	// later Server.Revoke can tell whether it is still valid.
+	Credential string
 }

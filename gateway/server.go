@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,9 @@ type Authenticator func(r *http.Request, p *ConnectParams) (*Identity, error)
 
 // Server accepts gateway-protocol WebSocket connections. It implements
 // http.Handler. Set its fields before the first connection; they must not
-// change afterwards. The zero value, given a Handler, accepts everyone.
+// change afterwards. The zero value, given a Handler, accepts every
+// program and no browser (see Guard). Set the http.Server's ConnState to
+// Server.ConnState to bound connections that send no request, too.
 type Server struct {
 	Handler      Handler
 	Authenticate Authenticator
@@ -82,14 +85,30 @@ type Server struct {
 	// Started is when the service started, for hello-ok's uptimeMs.
 	// Default: when the Server first served.
 	Started time.Time
+	// Guard checks every request's Origin before the upgrade (see Guard).
+	// Nil: no browser origin is allowed.
+	Guard *Guard
+	// MaxConns caps the WebSocket connections open at once; beyond it a
+	// new connection is refused with HTTP 503 before the upgrade. Default
+	// 4096.
+	MaxConns int
+	// MaxHandshakes caps the connections that have not completed connect
+	// (each for at most HandshakeTimeout); beyond it a new connection is
+	// refused with HTTP 503 before the upgrade. Default 256.
+	MaxHandshakes int
 
 	refusedLog LogThrottle // remote parties can trigger refusals at will
 
-	startOnce sync.Once
-	mu        sync.Mutex // guards conns and closing
-	conns     map[*serverConn]struct{}
-	closing   bool
-	wg        sync.WaitGroup // one per ServeHTTP in progress
+	startOnce   sync.Once
+	mu          sync.Mutex // guards conns, open, handshaking, waiting, closing, revokeGen and revoke
+	conns       map[*serverConn]struct{}
+	open        int                   // connections admitted by ServeHTTP and not yet ended
+	handshaking int                   // of those, the ones that have not completed connect
+	waiting     map[net.Conn]struct{} // TCP connections without a request yet (ConnState)
+	closing     bool
+	revokeGen   int                  // counts Revoke calls
+	revoke      func(*Identity) bool // the last Revoke's rule, for handshakes it overlapped
+	wg          sync.WaitGroup       // one per ServeHTTP in progress
 }
 
 const (
@@ -98,6 +117,8 @@ const (
 	defaultMaxInFlight      = 256
 	defaultTickInterval     = 30 * time.Second
 	defaultIdleTimeout      = 10 * time.Minute
+	defaultMaxConns         = 4096
+	defaultMaxHandshakes    = 256
 	maxPreauthPayload       = 64 << 10
 	writeTimeout            = 10 * time.Second
 )
@@ -128,18 +149,25 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // ServeHTTP upgrades the request to a WebSocket and serves it until it
 // closes or the server shuts down.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+	if err := s.Guard.CheckOrigin(r); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
+	if refusal := s.admit(); refusal != "" {
+		if ok, suppressed := s.refusedLog.Allow(); ok {
+			s.logger().Warn("connection refused", "remote", r.RemoteAddr, "reason", refusal, "suppressed", suppressed)
+		}
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, refusal, http.StatusServiceUnavailable)
+		return
+	}
+	defer s.release()
 	defer s.wg.Done()
 
-	ws, err := websocket.Accept(w, r, nil)
+	// The Guard has checked the Origin, more strictly than Accept would.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		s.handshakeDone()
 		s.logger().Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -148,10 +176,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection: release the connection then too.
 	defer ws.Close(websocket.StatusInternalError, "connection ended")
 	ws.SetReadLimit(maxPreauthPayload)
-	c := &serverConn{srv: s, ws: ws, req: r, connID: newID(), lastRead: lastActivity(r.Context()), batch: batching(r.Context())}
+	c := &serverConn{srv: s, ws: ws, req: r, connID: newID(), lastRead: lastActivity(r.Context()), batch: batching(r.Context()),
+		revoked: make(chan string, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
 	if !s.track(c) {
+		s.handshakeDone()
 		ws.Close(websocket.StatusGoingAway, "gateway shutting down")
 		return
 	}
@@ -239,11 +269,16 @@ type serverConn struct {
 
 	mu       sync.Mutex // guards draining
 	draining bool
+
+	revoked    chan string // Revoke's close reason, for tick to close with
+	revokedSet atomic.Bool // Revoke named this connection: refuse its requests
 }
 
 func (c *serverConn) serve() {
 	c.log = c.srv.logger().With("conn", c.connID, "remote", c.req.RemoteAddr)
-	if err := c.handshake(); err != nil {
+	err := c.handshake()
+	c.srv.handshakeDone()
+	if err != nil {
 		if ok, suppressed := c.srv.refusedLog.Allow(); ok {
 			c.log.Info("handshake refused", "err", err, "suppressed", suppressed)
 		}
@@ -303,6 +338,10 @@ func (c *serverConn) read() {
 		}
 		if f.Method == MethodCancel {
 			c.cancelRequest(f)
+			continue
+		}
+		if c.revokedSet.Load() {
+			c.reply(f.ID, nil, NewError(CodeUnauthorized, "the credential this connection authenticated with was revoked; reconnect with a valid one"))
 			continue
 		}
 		// Admit the request, unless draining: checked and counted under one
@@ -471,6 +510,10 @@ func (c *serverConn) tick() {
 			return
 		case now := <-t.C:
 			c.event("tick", TickEvent{TS: now.UnixMilli()})
+		case reason := <-c.revoked:
+			c.log.Info("closing connection whose credential was revoked")
+			c.ws.Close(websocket.StatusPolicyViolation, reason)
+			return
 		case now := <-check.C:
 			if limit := orDefault(c.srv.WriteTimeout, writeTimeout); c.writes.stalled(now, limit) || c.batch != nil && c.batch.stalled(now, limit) {
 				c.srv.logger().Debug("closing connection whose writes stalled", "conn", c.connID)
@@ -530,6 +573,7 @@ func (c *serverConn) handshake() error {
 		return e
 	}
 	id := &Identity{Role: p.Role, PeerID: p.Client.InstanceID, Scopes: p.Scopes}
+	gen := c.srv.revokeGeneration()
 	if c.srv.Authenticate != nil {
 		if id, err = c.srv.Authenticate(c.req, &p); err != nil {
 			return c.refuse(f, err)
@@ -539,7 +583,9 @@ func (c *serverConn) handshake() error {
 		}
 	}
 	id.ConnID, id.RemoteAddr, id.Client = c.connID, c.req.RemoteAddr, p.Client
-	c.id = id
+	if !c.srv.setIdentity(c, id, gen) {
+		return c.refuse(f, revokedError())
+	}
 	c.reply(f.ID, c.hello(id, p.Auth != nil && p.Auth.Token != ""), nil)
 	c.ws.SetReadLimit(orDefault(c.srv.MaxPayload, defaultMaxPayload))
 	return nil

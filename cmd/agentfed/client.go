@@ -5,9 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -22,6 +27,7 @@ import (
 type clientFlags struct {
 	gateway string
 	token   string
+	config  string // where to find the gateway's storage.dir, for its operator token
 	caFile  string
 	json    bool
 	wait    time.Duration
@@ -34,6 +40,7 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 	}
 	cmd.Flags().StringVar(&f.gateway, "gateway", def, "gateway URL (default from $AGENTFED_GATEWAY)")
 	cmd.Flags().StringVar(&f.token, "token", os.Getenv("AGENTFED_TOKEN"), "operator token (default $AGENTFED_TOKEN)")
+	cmd.Flags().StringVarP(&f.config, "config", "c", os.Getenv("AGENTFED_CONFIG"), "the gateway's config file: without a token, use the operator token serve keeps in its storage.dir (default $AGENTFED_CONFIG, else ./agentfed.yaml if it exists; none: ./agentfed-data)")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("AGENTFED_CA_FILE"), "PEM CAs to verify a wss:// gateway with, instead of the system roots (default $AGENTFED_CA_FILE)")
 	cmd.Flags().DurationVar(&f.wait, "wait", 0, "keep trying to connect for up to this long while the gateway starts (e.g. 10s)")
 	mode := "always"
@@ -81,6 +88,39 @@ func (f *clientFlags) httpClient() (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}, nil
 }
 
+// operatorToken is --token, else $AGENTFED_TOKEN (the flag's default),
+// else, for a gateway on this machine, the token `agentfed serve` keeps in
+// the storage.dir of --config (default $AGENTFED_CONFIG, else
+// ./agentfed.yaml when it exists, as serve does, else the default
+// storage.dir), else none. A local gateway's token is never sent to
+// another host.
+func (f *clientFlags) operatorToken() (string, error) {
+	if f.token != "" || !localGateway(f.gateway) {
+		return f.token, nil
+	}
+	file := f.config
+	if file == "" {
+		if _, err := os.Stat(configFile); err == nil {
+			file = configFile // what serve reads without --config
+		}
+	}
+	dir := federation.DefaultStorage
+	if file != "" {
+		var err error
+		if dir, err = config.StorageDir(file); err != nil {
+			return "", usageErr("--config: %v", err)
+		}
+	}
+	token, err := federation.ReadOperatorToken(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil // the gateway may need none; if it does, its refusal says what to do
+	case err != nil:
+		return "", &exitError{code: exitFailed, err: err}
+	}
+	return token, nil
+}
+
 // dial connects to the gateway as an operator.
 func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
 	if err := f.checkURL(); err != nil {
@@ -91,7 +131,6 @@ func (f *clientFlags) dial(ctx context.Context) (*gateway.Client, error) {
 		return nil, err
 	}
 	c, err := f.dialWaiting(ctx, &gateway.DialOptions{
-		Token:      f.token,
 		HTTPClient: hc,
 		Client:     gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI, Version: federation.Version, Platform: "agentfed"},
 	})
@@ -169,4 +208,17 @@ func failedDeliveries(raw json.RawMessage) error {
 		return nil
 	}
 	return &exitError{code: exitFailed, err: fmt.Errorf("delivery failed: %s", strings.Join(failed, "; ")), printed: true}
+}
+
+// localGateway reports whether the gateway URL names this machine: a
+// loopback IP or localhost.
+func localGateway(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		return ip.IsLoopback()
+	}
+	return strings.EqualFold(u.Hostname(), "localhost")
 }

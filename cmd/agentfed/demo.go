@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -56,6 +58,9 @@ func runDemo(ctx context.Context, s *streams) error {
 		}
 	}
 	url := func(i int) string { return "ws://" + listeners[i].Addr().String() }
+	var secret [16]byte
+	rand.Read(secret[:])
+	opToken := hex.EncodeToString(secret[:]) // as serve would generate
 	specs := []struct {
 		serverID, agentID string
 		caps              []string
@@ -75,6 +80,7 @@ func runDemo(ctx context.Context, s *streams) error {
 		cfg.Federation.ServerID = sp.serverID
 		cfg.Federation.Peers = sp.peers
 		cfg.Storage.Dir = fmt.Sprintf("%s/%s", dir, sp.serverID)
+		cfg.Gateway.Auth.OperatorToken = opToken
 		cfg.Agents[0].ID, cfg.Agents[0].Name, cfg.Agents[0].Capabilities = "echo-"+sp.serverID, "Echo agent", []string{"echo"}
 		if sp.agentID != "" {
 			cfg.Agents[0].ID, cfg.Agents[0].Capabilities = sp.agentID, sp.caps
@@ -90,7 +96,7 @@ func runDemo(ctx context.Context, s *streams) error {
 		fmt.Fprintf(s.out, "started %-18s on %s\n", sp.serverID, url(i))
 	}
 
-	f := clientFlags{gateway: url(0)}
+	f := clientFlags{gateway: url(0), token: opToken}
 	p := &printer{w: s.out}
 	steps := []struct {
 		title  string

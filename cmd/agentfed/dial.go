@@ -46,6 +46,12 @@ func (f *clientFlags) dialWaiting(ctx context.Context, opts *gateway.DialOptions
 	}
 	deadline := time.Now().Add(f.wait)
 	for delay := 20 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		// A gateway that is starting may be writing its operator token.
+		token, err := f.operatorToken()
+		if err != nil {
+			return nil, err
+		}
+		opts.Token = token
 		c, err := gateway.Dial(ctx, f.gateway, opts)
 		left := time.Until(deadline)
 		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || left <= 0 {

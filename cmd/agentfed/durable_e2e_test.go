@@ -107,7 +107,7 @@ storage: {dir: %q}
 `, recvAddr, t.TempDir()))
 
 	sender := serve(t, "--config", sendCfg)
-	c, err := gateway.Dial(context.Background(), sender.url, nil)
+	c, err := gateway.Dial(context.Background(), sender.url, &gateway.DialOptions{Token: sender.token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,17 +5,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/config"
 )
 
 // bin is the agentfed binary built once for the end-to-end tests.
@@ -38,11 +45,35 @@ func TestMain(m *testing.M) {
 
 // server is one `agentfed serve` process.
 type server struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer // stderr after the listening line
-	done chan error
+	cmd   *exec.Cmd
+	url   string
+	token string      // the operator token serve generated, or "" when the config sets one
+	logs  *syncBuffer // stderr, readable while the process runs
+	done  chan error
 }
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// operatorTokens maps a server's host:port to the operator token it generated,
+// which agentfed passes to client commands that name that --gateway, as
+// the CLI would find it itself when run with the server's --config.
+var operatorTokens sync.Map
 
 var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
 
@@ -65,7 +96,7 @@ func serveIn(t *testing.T, dir string, args ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -80,6 +111,10 @@ func serveIn(t *testing.T, dir string, args ...string) *server {
 	select {
 	case addr := <-found:
 		s.url = "ws://" + addr
+		s.token = generatedToken(t, cmd.Dir, args)
+		if s.token != "" {
+			operatorTokens.Store(addr, s.token)
+		}
 	case err := <-s.done:
 		t.Fatalf("agentfed serve %v exited before listening: %v\n%s", args, err, s.logs)
 	case <-time.After(20 * time.Second):
@@ -93,6 +128,34 @@ func serveIn(t *testing.T, dir string, args ...string) *server {
 		}
 	})
 	return s
+}
+
+// generatedToken reads the operator token a serve run in dir with args
+// keeps in its storage.dir, or returns "" when it has none.
+func generatedToken(t *testing.T, dir string, args []string) string {
+	t.Helper()
+	file := filepath.Join(dir, "agentfed.yaml") // serve's default, when it exists
+	if _, err := os.Stat(file); err != nil {
+		file = ""
+	}
+	if i := slices.Index(args, "--config"); i >= 0 {
+		file = args[i+1]
+	}
+	storage := federation.DefaultStorage
+	if file != "" {
+		var err error
+		if storage, err = config.StorageDir(file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !filepath.IsAbs(storage) {
+		storage = filepath.Join(dir, storage)
+	}
+	token, err := federation.ReadOperatorToken(storage)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return token
 }
 
 // stop sends sig and waits for the process to exit.
@@ -121,6 +184,12 @@ func agentfedIn(t *testing.T, dir, stdin string, args ...string) (string, string
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
+	if i := slices.Index(args, "--gateway"); i >= 0 && !slices.Contains(args, "--token") && os.Getenv("AGENTFED_TOKEN") == "" {
+		_, addr, _ := strings.Cut(args[i+1], "://")
+		if token, ok := operatorTokens.Load(addr); ok {
+			cmd.Env = append(os.Environ(), "AGENTFED_TOKEN="+token.(string))
+		}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
 	err := cmd.Run()

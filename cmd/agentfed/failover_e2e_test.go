@@ -59,7 +59,7 @@ gateway: {heartbeatMs: 100, breaker: {failures: 2, openMs: 600000}}
 storage: {dir: %q}
 `, w1Addr, w2.url, t.TempDir()))
 	main := serve(t, "--config", mainCfg)
-	op, err := gateway.Dial(context.Background(), main.url, nil)
+	op, err := gateway.Dial(context.Background(), main.url, &gateway.DialOptions{Token: main.token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,21 +25,25 @@ func TestWaitForStartingGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-		out, errOut, code := agentfed(t, "", "peers", "--gateway", "ws://"+addr, "--wait", "20s")
+		// Run where serve runs, as in the Quick start: the CLI finds the
+		// operator token serve generates in ./agentfed-data.
+		out, errOut, code := agentfedIn(t, srv.Dir, "", "peers", "--gateway", "ws://"+addr, "--wait", "20s")
 		if code != 0 || !strings.Contains(out, "0 peers") {
 			t.Fatalf("peers --wait right after serve started: exit %d\n%s%s", code, out, errOut)
 		}
 	})
 	t.Run("gateway started after", func(t *testing.T) {
 		addr := freeAddr(t)
+		dir := t.TempDir()
 		cli := exec.Command(bin, "peers", "--gateway", "ws://"+addr, "--wait", "20s")
+		cli.Dir = dir // the token serve has yet to generate is read once it exists
 		var out, errOut bytes.Buffer
 		cli.Stdout, cli.Stderr = &out, &errOut
 		if err := cli.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cli.Process.Kill() })
-		serve(t, "--listen", addr)
+		serveIn(t, dir, "--listen", addr)
 		if err := cli.Wait(); err != nil || !strings.Contains(out.String(), "0 peers") {
 			t.Fatalf("peers --wait started before serve: %v\n%s%s", err, &out, &errOut)
 		}

@@ -34,7 +34,12 @@ by 'agentfed init'), and says so in its log. Otherwise, or with --config '',
 it listens on 127.0.0.1:18789 with federation enabled and one built-in echo
 agent, keeping state in ./agentfed-data. On a signal it stops accepting work,
 lets requests in flight finish for up to --grace, and closes every connection
-with a close frame.`,
+with a close frame. SIGHUP reloads the config file's credentials and peers.
+
+When gateway.auth.operatorToken is not set, serve generates an operator token
+once into <storage.dir>/operator.token (mode 0600) and requires it. Client
+commands read it by themselves when run with the same --config (or in the
+directory of ./agentfed.yaml, or of ./agentfed-data).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(s.err, logLevel, logFormat)
@@ -48,8 +53,9 @@ with a close frame.`,
 			if err != nil {
 				return err
 			}
-			if listen != "" {
-				cfg.Gateway.Listen = listen
+			o := overrides{listen: listen, log: log}
+			if err := o.apply(cfg); err != nil {
+				return &exitError{code: exitFailed, err: err}
 			}
 			node, err := newNode(cfg, log)
 			if err != nil {
@@ -70,7 +76,7 @@ with a close frame.`,
 				case <-ctx.Done():
 					break wait
 				case <-hup:
-					reload(node, file, log)
+					reload(node, file, o)
 				}
 			}
 			log.Info("shutting down", "grace", grace)
@@ -92,15 +98,49 @@ with a close frame.`,
 	return cmd
 }
 
+// overrides are what serve sets on top of the config file, at start and
+// at every reload alike.
+type overrides struct {
+	listen string // --listen
+	log    *slog.Logger
+}
+
+// apply sets --listen, and the operator token kept in storage.dir when
+// the file sets none: no operator path is left without a token.
+func (o overrides) apply(cfg *federation.Config) error {
+	if o.listen != "" {
+		cfg.Gateway.Listen = o.listen
+	}
+	if cfg.Gateway.Auth.OperatorToken != "" {
+		return nil
+	}
+	token, created, err := federation.LoadOperatorToken(cfg.Storage.Dir)
+	if err != nil {
+		return fmt.Errorf("operator token (gateway.auth.operatorToken is not set): %w", err)
+	}
+	cfg.Gateway.Auth.OperatorToken = token
+	path := filepath.Join(cfg.Storage.Dir, federation.OperatorTokenFile)
+	if created {
+		o.log.Info("generated an operator token; local CLI commands read it from there", "file", path)
+	} else {
+		o.log.Debug("using the operator token kept in storage.dir", "file", path)
+	}
+	return nil
+}
+
 // reload re-reads the config file on SIGHUP and applies what can change
 // without a restart (credentials, static peers). A bad file changes
 // nothing.
-func reload(node *federation.Node, file string, log *slog.Logger) {
+func reload(node *federation.Node, file string, o overrides) {
+	log := o.log
 	if file == "" {
 		log.Warn("SIGHUP ignored: no --config file to reload")
 		return
 	}
 	cfg, err := config.Load(file)
+	if err == nil {
+		err = o.apply(cfg)
+	}
 	if err != nil {
 		log.Error("reload failed; keeping the running configuration", "err", err)
 		return

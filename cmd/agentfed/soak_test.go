@@ -96,7 +96,7 @@ storage: {dir: %q}
 		}
 	})
 
-	c, err := gateway.Dial(context.Background(), sender.url, nil)
+	c, err := gateway.Dial(context.Background(), sender.url, &gateway.DialOptions{Token: sender.token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package federation
+
+const noFollow = 0
