@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -452,28 +451,3 @@ func TestDemo(t *testing.T) {
 	_ = io.Discard
 }
 
-// TestBenchPlot: --plot writes a readable PNG next to the report, and a
-// plot that cannot be written fails the command with a message naming
-// the flag.
-func TestBenchPlot(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bench.png")
-	if _, errOut, code := agentfed(t, "", "bench", "--only", "raw-ws-rtt", "--duration", "20ms", "--plot", path); code != 0 {
-		t.Fatalf("bench --plot: exit %d: %s", code, errOut)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := png.Decode(f); err != nil {
-		t.Fatalf("%s is not a PNG: %v", path, err)
-	}
-	if fi, _ := f.Stat(); fi.Mode().Perm() != 0o644 {
-		t.Errorf("plot mode %v, want 0644", fi.Mode().Perm())
-	}
-	missing := filepath.Join(t.TempDir(), "no-such-dir", "bench.png")
-	_, errOut, code := agentfed(t, "", "bench", "--only", "raw-ws-rtt", "--duration", "20ms", "--plot", missing)
-	if code != 1 || !strings.Contains(errOut, "--plot") {
-		t.Errorf("bench --plot into a missing directory: exit %d, stderr %q; want exit 1 naming --plot", code, errOut)
-	}
-}

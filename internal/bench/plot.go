@@ -23,7 +23,7 @@ import (
 // panel empty, with a note.
 func (rep *Report) WritePlot(w io.Writer) error {
 	p := newPlot(1200, 420)
-	p.text(12, 20, fmt.Sprintf("agentfed bench: %d CPUs, %s, %d-byte messages, %s per measurement",
+	p.text(12, 20, fmt.Sprintf("agentfed-bench: %d CPUs, %s, %d-byte messages, %s per measurement",
 		rep.Machine.CPUs, rep.Machine.GoVersion, rep.MessageBytes, rep.Duration), black)
 
 	var bars []bar

@@ -10,7 +10,7 @@ import (
 // then every target with its status.
 func (rep *Report) WriteTable(w io.Writer) error {
 	m := rep.Machine
-	fmt.Fprintf(w, "agentfed bench: %s per measurement, %d-byte messages, %d CPUs (%s), GOMAXPROCS %d, %s %s/%s, took %s\n\n",
+	fmt.Fprintf(w, "agentfed-bench: %s per measurement, %d-byte messages, %d CPUs (%s), GOMAXPROCS %d, %s %s/%s, took %s\n\n",
 		rep.Duration, rep.MessageBytes, m.CPUs, orUnknown(m.CPUModel), m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch, rep.Elapsed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "measurement\tfigure\t%12s\tunit\n", "value")
