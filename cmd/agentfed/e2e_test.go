@@ -450,4 +450,3 @@ func TestDemo(t *testing.T) {
 	}
 	_ = io.Discard
 }
-
