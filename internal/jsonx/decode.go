@@ -21,16 +21,21 @@ const maxNesting = 10000
 //
 // The zero Decoder reads an empty input; Reset gives it one.
 type Decoder struct {
-	data    []byte
-	pos     int
-	depth   int    // objects and arrays open at pos
-	scratch []byte // unescaped keys and strings, reused
+	data     []byte
+	pos      int
+	depth    int    // objects and arrays open at pos
+	maxDepth int    // of depth; 0: maxNesting
+	scratch  []byte // unescaped keys and strings, reused
 }
 
 // Reset makes d read data from its start.
 func (d *Decoder) Reset(data []byte) {
 	*d = Decoder{data: data, scratch: d.scratch[:0]}
 }
+
+// SetMaxDepth limits how deep objects and arrays may nest, the outermost
+// counting as 1, until the next Reset. 0 is encoding/json's limit.
+func (d *Decoder) SetMaxDepth(n int) { d.maxDepth = n }
 
 // An Error reports input that is malformed, nested too deep, or not of the
 // kind the caller asked for.
@@ -401,8 +406,12 @@ func (d *Decoder) open(c byte, what string) error {
 	if d.peek() != c {
 		return d.unexpected(what)
 	}
-	if d.depth++; d.depth > maxNesting {
-		return d.errorf("exceeded the maximum nesting depth of %d", maxNesting)
+	limit := d.maxDepth
+	if limit <= 0 {
+		limit = maxNesting
+	}
+	if d.depth++; d.depth > limit {
+		return d.errorf("exceeded the maximum nesting depth of %d", limit)
 	}
 	d.pos++
 	return nil
@@ -491,6 +500,18 @@ func (d *Decoder) Skip() error {
 	}
 	_, err := d.number()
 	return err
+}
+
+// ReadRaw reads a value of any kind, checking it, and returns its bytes as
+// they are in the input, without copying them: unlike the other reads, the
+// result shares memory with the input.
+func (d *Decoder) ReadRaw() ([]byte, error) {
+	d.skipSpace()
+	start := d.pos
+	if err := d.Skip(); err != nil {
+		return nil, err
+	}
+	return d.data[start:d.pos], nil
 }
 
 // ReadValue reads a value of any kind as encoding/json decodes it into an

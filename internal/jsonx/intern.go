@@ -43,10 +43,6 @@ func intern(b []byte) *interned {
 	return e
 }
 
-// Intern returns b as a string, from the table when it is short: for a
-// decoder of its own whose strings repeat (frame types, method names).
-func Intern(b []byte) string { return internString(b) }
-
 // internString returns b as a string, from the table when it is short.
 func internString(b []byte) string {
 	if len(b) > internMax {
