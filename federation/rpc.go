@@ -243,12 +243,8 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 	case MethodHealth:
 		return n.health(), nil
 	case MethodTool:
-		out, err := n.Tool().Call(ctx, params)
-		var head struct {
-			Action string `json:"action"`
-		}
-		json.Unmarshal(params, &head)
-		n.audit.write(auditEvent{Dir: "op", Kind: "tool", Action: head.Action, Remote: id.RemoteAddr, Outcome: outcomeOf(err)})
+		action, out, err := n.Tool().call(ctx, params)
+		n.audit.write(auditEvent{Dir: "op", Kind: "tool", Action: action, Remote: id.RemoteAddr, Outcome: outcomeOf(err)})
 		return out, err
 	case MethodOutbox:
 		return n.serveOutbox(params)

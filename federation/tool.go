@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/agentfed/agentfed/internal/jsonx"
 )
 
 // ToolName is the tool's name, as the seed gives it.
@@ -45,84 +47,150 @@ func (t *Tool) CallJSON(ctx context.Context, input []byte) ([]byte, error) {
 
 // Call runs one action object and returns its result value.
 func (t *Tool) Call(ctx context.Context, input json.RawMessage) (any, error) {
-	var head struct {
-		Action string `json:"action"`
-	}
-	if err := json.Unmarshal(input, &head); err != nil {
-		return nil, fmt.Errorf("%w: the tool input must be a JSON object with an \"action\" field: %v", ErrInvalidParams, jsonProblem(err))
-	}
-	n := t.n
-	switch head.Action {
-	case "send":
-		var req SendRequest
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.Send(ctx, req)
-	case "delegate":
-		var req DelegateRequest
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.Delegate(ctx, req)
-	case "broadcast":
-		var req BroadcastRequest
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.Broadcast(ctx, req)
-	case "list_peers":
-		if err := decodeAction(input, head.Action, &struct{}{}); err != nil {
-			return nil, err
-		}
-		return n.ListPeers(), nil
-	case "register_peer":
-		var req RegisterRequest
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.RegisterPeer(req)
-	case "unregister_peer":
-		var req struct {
-			PeerID string `json:"peerId"`
-		}
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.UnregisterPeer(req.PeerID)
-	case "sync_context":
-		var req SyncRequest
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.SyncContext(ctx, req)
-	case "query_capabilities":
-		var req struct {
-			PeerID    string `json:"peerId"`
-			TimeoutMs int    `json:"timeoutMs"`
-		}
-		if err := decodeAction(input, head.Action, &req); err != nil {
-			return nil, err
-		}
-		return n.QueryCapabilities(ctx, req.PeerID, req.TimeoutMs)
-	case "":
-		return nil, fmt.Errorf("%w: \"action\" is required; one of %s", ErrInvalidParams, strings.Join(Actions, ", "))
-	}
-	return nil, fmt.Errorf("%w: %q is not an action; use one of %s", ErrUnknownAction, head.Action, strings.Join(Actions, ", "))
+	_, out, err := t.call(ctx, input)
+	return out, err
 }
 
-// decodeAction decodes input into req strictly: an unknown parameter or a
-// wrong type is an error naming the parameter and the action.
-func decodeAction(input []byte, action string, req any) error {
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(input, &keys); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalidParams, action, jsonProblem(err))
+// The action objects, as decoded: the request of each action, with the
+// "action" member beside its parameters, so that one strict decode reads
+// the whole object.
+type (
+	actionField struct {
+		Action string `json:"action"`
 	}
-	delete(keys, "action")
-	rest, _ := json.Marshal(keys)
-	dec := json.NewDecoder(bytes.NewReader(rest))
+	sendInput struct {
+		actionField
+		SendRequest
+	}
+	delegateInput struct {
+		actionField
+		DelegateRequest
+	}
+	broadcastInput struct {
+		actionField
+		BroadcastRequest
+	}
+	registerInput struct {
+		actionField
+		RegisterRequest
+	}
+	syncInput struct {
+		actionField
+		SyncRequest
+	}
+	unregisterInput struct {
+		actionField
+		PeerID string `json:"peerId"`
+	}
+	queryInput struct {
+		actionField
+		PeerID    string `json:"peerId"`
+		TimeoutMs int    `json:"timeoutMs"`
+	}
+)
+
+// call is Call that also returns the action's name, as input gives it.
+func (t *Tool) call(ctx context.Context, input []byte) (action string, out any, err error) {
+	action, err = peekAction(input)
+	if err != nil {
+		return "", nil, err
+	}
+	n := t.n
+	switch action {
+	case "send":
+		var in sendInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.Send(ctx, in.SendRequest)
+	case "delegate":
+		var in delegateInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.Delegate(ctx, in.DelegateRequest)
+	case "broadcast":
+		var in broadcastInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.Broadcast(ctx, in.BroadcastRequest)
+	case "list_peers":
+		if err := decodeAction(input, action, &actionField{}); err != nil {
+			return action, nil, err
+		}
+		out = n.ListPeers()
+	case "register_peer":
+		var in registerInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.RegisterPeer(in.RegisterRequest)
+	case "unregister_peer":
+		var in unregisterInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.UnregisterPeer(in.PeerID)
+	case "sync_context":
+		var in syncInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.SyncContext(ctx, in.SyncRequest)
+	case "query_capabilities":
+		var in queryInput
+		if err := decodeAction(input, action, &in); err != nil {
+			return action, nil, err
+		}
+		out, err = n.QueryCapabilities(ctx, in.PeerID, in.TimeoutMs)
+	case "":
+		return "", nil, fmt.Errorf("%w: \"action\" is required; one of %s", ErrInvalidParams, strings.Join(Actions, ", "))
+	default:
+		return action, nil, fmt.Errorf("%w: %q is not an action; use one of %s", ErrUnknownAction, clip(action, 64), strings.Join(Actions, ", "))
+	}
+	if err != nil {
+		return action, nil, err
+	}
+	return action, out, nil
+}
+
+// peekAction reads the "action" member of input, "" when there is none,
+// without decoding the rest.
+func peekAction(input []byte) (string, error) {
+	var d jsonx.Decoder
+	d.Reset(input)
+	action := ""
+	err := d.ReadObject(func(key []byte) error {
+		if string(key) != "action" {
+			return d.Skip()
+		}
+		if d.ReadNull() {
+			return nil
+		}
+		v, err := d.ReadName()
+		if err != nil {
+			return errors.New(`parameter "action" must be a string`)
+		}
+		action = v
+		return nil
+	})
+	if err == nil {
+		err = d.End()
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: the tool input must be a JSON object with an \"action\" field: %v", ErrInvalidParams, err)
+	}
+	return action, nil
+}
+
+// decodeAction decodes input into in strictly, in one pass: an unknown
+// parameter or a wrong type is an error naming the parameter and the
+// action.
+func decodeAction(input []byte, action string, in any) error {
+	dec := json.NewDecoder(bytes.NewReader(input))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
+	if err := dec.Decode(in); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrInvalidParams, action, jsonProblem(err))
 	}
 	return nil
@@ -133,7 +201,7 @@ func decodeAction(input []byte, action string, req any) error {
 func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
+		field := paramPath(te.Field)
 		if field == "" {
 			return fmt.Sprintf("expected a JSON object, got %s", te.Value)
 		}
@@ -143,6 +211,20 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("unknown parameter %s", s)
 	}
 	return err.Error()
+}
+
+// paramPath is encoding/json's path to a field without the names of the
+// embedded Go structs on the way ("SendRequest.MessageOptions.priority"
+// is the parameter "priority").
+func paramPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && ('A' > p[0] || p[0] > 'Z') {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 func jsonKind(goKind string) string {
