@@ -13,10 +13,52 @@ import (
 
 // onceTracker holds the durable messages being handled right now, so a
 // redelivery that arrives meanwhile waits for the first instead of
-// running the agent again.
+// running the agent again, and the replies whose record could not be
+// written, so a redelivery after a storage error is answered without
+// running the agent again either.
 type onceTracker struct {
-	mu       sync.Mutex // guards inflight
-	inflight map[string]chan struct{}
+	mu         sync.Mutex // guards inflight and unrecorded
+	inflight   map[string]*handling
+	unrecorded map[string]*Message // replies the store refused, by processedKey; at most maxUnrecorded
+
+	wg     sync.WaitGroup     // handlings running
+	ctx    context.Context    // ends when Shutdown stops waiting for handlings
+	cancel context.CancelFunc // ends ctx
+}
+
+// maxUnrecorded bounds the replies kept in memory while the store fails.
+// Past it, a reply that cannot be written is forgotten, and its
+// redelivery runs the agent again.
+const maxUnrecorded = 4096
+
+func newOnceTracker() *onceTracker {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &onceTracker{inflight: map[string]*handling{}, unrecorded: map[string]*Message{}, ctx: ctx, cancel: cancel}
+}
+
+// handling is one durable message being handled. reply and err are set
+// before done is closed.
+type handling struct {
+	done  chan struct{}
+	reply *Message
+	err   error
+}
+
+// drain waits for the handlings in flight until ctx ends, then cancels
+// them and waits for them to stop. Nothing may start a handling after
+// drain is called.
+func (t *onceTracker) drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	defer t.cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.cancel()
+		<-done
+		return ctx.Err()
+	}
 }
 
 // processedEntry is what a receiver keeps of a handled durable message.
@@ -31,64 +73,130 @@ func processedKey(server, messageID string) string { return server + "\x00" + me
 // already handled it for that sender, in which case the kept reply is
 // returned. The reply is on disk before it is sent, so a sender that
 // retries after a lost answer gets the same answer and the agent is not
-// run twice. (A crash between the agent finishing and that write can
-// still run it twice: see docs/RELIABILITY.md.)
+// run twice.
+//
+// Once begun, the handling belongs to the node, not to the request: it
+// runs to its end (bounded by the relay's deadline) and is recorded even
+// if the sender's connection drops or the sender cancels, and a
+// redelivery that arrives meanwhile waits for it and gets its outcome.
+// (A crash between the agent finishing and the write can still run it
+// twice: see docs/RELIABILITY.md.)
 func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message) (*Message, error) {
 	key := processedKey(msg.FromServer, msg.MessageID)
-	for {
-		if reply, err := n.processedReply(key); reply != nil || err != nil {
-			return reply, err
-		}
-		n.once.mu.Lock()
-		wait, busy := n.once.inflight[key]
-		if !busy {
-			n.once.inflight[key] = make(chan struct{})
-		}
-		n.once.mu.Unlock()
-		if !busy {
-			break
-		}
-		select { // the same message is being handled: wait for its reply
-		case <-wait:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: message %q is still being handled", ErrTimeout, msg.MessageID)
-		}
-	}
-	defer func() {
-		n.once.mu.Lock()
-		close(n.once.inflight[key])
-		delete(n.once.inflight, key)
-		n.once.mu.Unlock()
-	}()
-	// Look again now that this call owns the message: a first delivery may
-	// have recorded its reply between the look above and taking ownership.
 	if reply, err := n.processedReply(key); reply != nil || err != nil {
 		return reply, err
 	}
+	t := n.once
+	t.mu.Lock()
+	if reply := t.unrecorded[key]; reply != nil {
+		t.mu.Unlock()
+		return n.recordUnrecorded(key, msg.MessageID, reply)
+	}
+	h := t.inflight[key]
+	if h == nil {
+		h = &handling{done: make(chan struct{})}
+		t.inflight[key] = h
+		t.wg.Add(1)
+		go n.handleDurable(ctx, key, h, agent, msg)
+	}
+	t.mu.Unlock()
+	select {
+	case <-h.done:
+		return h.reply, h.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: message %q is still being handled; its reply will be kept for the retry", ErrTimeout, msg.MessageID)
+	}
+}
+
+// handleDurable runs the agent for a durable message until the relay's
+// deadline, whatever happens to the request that started it, and records
+// the reply.
+func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, agent *localAgent, msg *Message) {
+	t := n.once
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.inflight, key)
+		t.mu.Unlock()
+		close(h.done)
+	}()
+	deadline, ok := reqCtx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Duration(cmpOrInt(n.cfg.Federation.DefaultTimeoutMs, 30000)) * time.Millisecond)
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(reqCtx), deadline)
+	defer cancel()
+	stop := context.AfterFunc(t.ctx, cancel) // the node stopped waiting
+	defer stop()
+	// Look again now that this handling owns the message: one that just
+	// ended may have recorded its reply after the caller looked.
+	if h.reply, h.err = n.processedReply(key); h.reply != nil || h.err != nil {
+		return
+	}
 	reply, err := n.deliverLocal(ctx, agent, msg, nil)
 	if err != nil {
-		return nil, err // not recorded: a retry may run the agent again
+		h.err = err // not recorded: a retry may run the agent again
+		return
 	}
+	h.reply, h.err = n.recordProcessed(key, msg.MessageID, reply)
+}
+
+// recordProcessed writes a handled message's reply. When the store fails,
+// the reply is kept in memory (bounded) and the error is retryable: the
+// redelivery writes it again instead of running the agent.
+func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message, error) {
 	b, err := json.Marshal(processedEntry{At: time.Now().UnixMilli(), Reply: reply})
-	if err == nil {
-		err = n.store.PutBatch(store.Processed, store.KV{Key: key, Value: b})
-	}
 	if err != nil {
-		return nil, fmt.Errorf("record handled message %q: %w", msg.MessageID, err)
+		return nil, fmt.Errorf("record handled message %q: %w", messageID, err)
+	}
+	if err := n.store.PutBatch(store.Processed, store.KV{Key: key, Value: b}); err != nil {
+		t := n.once
+		t.mu.Lock()
+		if len(t.unrecorded) < maxUnrecorded {
+			t.unrecorded[key] = reply
+		}
+		t.mu.Unlock()
+		if ok, suppressed := n.remoteLog.Allow(); ok {
+			n.log.Error("cannot record a handled durable message", "messageId", messageID, "err", err, "suppressed", suppressed)
+		}
+		return nil, n.storageError(fmt.Sprintf("record handled message %q", messageID), err)
 	}
 	return reply, nil
 }
 
+// recordUnrecorded tries again to write a reply the store refused.
+func (n *Node) recordUnrecorded(key, messageID string, reply *Message) (*Message, error) {
+	reply, err := n.recordProcessed(key, messageID, reply)
+	if err == nil {
+		n.once.mu.Lock()
+		delete(n.once.unrecorded, key)
+		n.once.mu.Unlock()
+	}
+	return reply, err
+}
+
 func (n *Node) processedReply(key string) (*Message, error) {
 	b, err := n.store.Get(store.Processed, key)
-	if err != nil || b == nil {
-		return nil, err
+	if err != nil {
+		return nil, n.storageError("read handled messages", err)
+	}
+	if b == nil {
+		return nil, nil
 	}
 	var e processedEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, err
+		return nil, n.storageError("decode a handled message", err)
 	}
 	return e.Reply, nil
+}
+
+// storageError reports that this gateway's store failed while it handled
+// a peer's request. It is retryable: the message is not lost and nothing
+// about it is final, so the sender tries again, and it succeeds once the
+// disk recovers.
+func (n *Node) storageError(what string, err error) error {
+	return fmt.Errorf("%w: gateway %q could not %s in %s: %v; the sender retries",
+		ErrStorage, n.serverID, what, store.FileName, err)
 }
 
 // pruneProcessed forgets handled durable messages older than before.

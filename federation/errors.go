@@ -28,4 +28,8 @@ var (
 	ErrStale                = gateway.NewError(gateway.CodeStale, "federation: stale message")
 	ErrReplayed             = gateway.NewError(gateway.CodeReplayed, "federation: replayed message")
 	ErrBadSignature         = gateway.NewError(gateway.CodeBadSignature, "federation: bad signature")
+	// ErrStorage is a failure of this gateway's store (a full or failing
+	// disk): INTERNAL, but retryable, since nothing about the message is
+	// final and it succeeds once the disk recovers.
+	ErrStorage = &gateway.Error{Code: gateway.CodeInternal, Message: "federation: storage error", Retryable: true}
 )

@@ -144,7 +144,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	n.once = &onceTracker{inflight: make(map[string]chan struct{})}
+	n.once = newOnceTracker()
 	if n.outbox, err = newOutbox(n, st); err != nil {
 		st.Close()
 		return nil, err
@@ -283,6 +283,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, httpSrv.Shutdown(ctx))
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
+	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests
 	n.pool.Close()
 	n.clients.closeIdle()
 	n.loops.Wait()

@@ -391,7 +391,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		if held != nil {
 			held()
 		}
-		return nil, err
+		return nil, n.storageError("read the session's synced context", err)
 	}
 	if len(synced) > 0 {
 		maps.Copy(synced, msg.Context)
