@@ -15,7 +15,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Buckets.
@@ -48,18 +47,27 @@ type batchReq struct {
 // Open creates dir if needed and opens its database. It fails at once, with
 // a message that says so, when another gateway holds the same directory, when
 // others may write to the directory, or when the database is a symbolic
-// link (see PrepareDir and OpenFile).
+// link (see PrepareDir and OpenFile). It reads every record and runs
+// bbolt's consistency check first, and refuses a damaged, truncated or
+// emptied file with a *DamagedError that names it and says what to do,
+// instead of panicking or starting afresh.
 func Open(dir string) (*Store, error) {
 	if err := PrepareDir(dir); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, OpenFile: OpenFile})
-	if errors.Is(err, berrors.ErrTimeout) {
+	db, rep, err := openChecked(path, &bolt.Options{Timeout: time.Second, OpenFile: OpenFile})
+	if errors.Is(err, errInUse) {
 		return nil, fmt.Errorf("storage.dir %q is in use by another agentfed gateway; give each gateway its own storage.dir", dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if len(rep.Problems) > 0 {
+		if db != nil {
+			db.Close()
+		}
+		return nil, &DamagedError{Path: path, Problems: rep.Problems}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range []string{Meta, Peers, Context, Outbox, Processed} {
