@@ -19,13 +19,10 @@ import (
 )
 
 // sink is the receiving agent's HTTP endpoint: it counts how often each
-// content arrives (seen), and, as an idempotent agent would, does the work
-// once per Idempotency-Key (done counts the work done per content).
+// content arrives.
 type sink struct {
 	mu   sync.Mutex
 	seen map[string]int
-	keys map[string]bool
-	done map[string]int
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,26 +34,8 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.seen[m.Content]++
-	if key := r.Header.Get("Idempotency-Key"); !s.keys[key] {
-		if s.keys == nil {
-			s.keys, s.done = map[string]bool{}, map[string]int{}
-		}
-		s.keys[key] = true
-		s.done[m.Content]++
-	}
 	s.mu.Unlock()
 	fmt.Fprintf(w, "got %s", m.Content)
-}
-
-// work returns how often the work was done per content.
-func (s *sink) work() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.done))
-	for k, v := range s.done {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *sink) snapshot() map[string]int {
