@@ -94,7 +94,7 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 		kvs[i] = store.KV{Key: e.MessageID, Value: b}
 	}
 	if err := o.st.PutBatch(store.Outbox, kvs...); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
+		return fmt.Errorf("%w: write outbox: %v", ErrStorage, err) // nothing queued: the caller may retry
 	}
 	now := time.Now()
 	o.mu.Lock()

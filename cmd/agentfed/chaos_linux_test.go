@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/store"
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +83,97 @@ storage: {dir: %q}
 		return nil
 	})
 	limitFileSize(t, receiver.cmd.Process.Pid, -1) // the disk recovers
+	e := waitDelivered(t, sender.url, id)
+	if n := len(e.Result.Response.Content); n != 262144 {
+		t.Errorf("reply of %d bytes, want 262144", n)
+	}
+	if n := lines(t, file); n != 1 {
+		t.Errorf("the agent ran %d times, want once", n)
+	}
+	sender.stop(t, syscall.SIGTERM)
+	receiver.stop(t, syscall.SIGTERM)
+}
+
+// auditCount counts the events of the audit log at path with the given
+// kind, messageId and outcome.
+func auditCount(t *testing.T, path, kind, id, outcome string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct{ Kind, MessageID, Outcome string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Kind == kind && e.MessageID == id && e.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+// TestChaosSenderDiskFails (issue 19, item 3, the sender's side): while
+// the sender's store cannot grow, a durable send too big for its free
+// pages is refused with a retryable error (never a false "queued"), and
+// a queued message whose answer cannot be written stays queued and is
+// retried: the receiver answers the retry from its kept reply. Once the
+// disk recovers the message is delivered, and the agent ran once.
+func TestChaosSenderDiskFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "runs")
+	script := fmt.Sprintf(`cat >/dev/null; echo run >> %q; head -c 262144 /dev/zero | tr '\0' y`, file)
+	recvDir, sendDir := t.TempDir(), t.TempDir()
+	recvAddr := freeAddr(t)
+	recvCfg := writeFile(t, "recv.yaml", fmt.Sprintf(`
+federation: {enabled: true, serverId: receiver}
+agents: [{id: a, handler: {type: exec, command: ["/bin/sh", "-c", %q]}}]
+storage: {dir: %q}
+`, script, recvDir))
+	sendCfg := writeFile(t, "send.yaml", fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: sender
+  peers:
+    - {id: recv, name: Receiver, url: "ws://%s", agentId: a, timeoutMs: 10000}
+gateway: {heartbeatMs: 200}
+storage: {dir: %q}
+audit: {enabled: false}
+`, recvAddr, sendDir))
+	sender := serve(t, "--config", sendCfg)
+	id := sendDurable(t, sender.url, "small") // queued; the receiver is not up yet
+	fi, err := os.Stat(filepath.Join(sendDir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limitFileSize(t, sender.cmd.Process.Pid, fi.Size())
+
+	c, err := gateway.Dial(context.Background(), sender.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r federation.Result
+	err = c.Call(context.Background(), federation.MethodTool, map[string]any{
+		"action": "send", "peerId": "recv", "message": strings.Repeat("z", 262144), "durable": true}, &r)
+	c.Close()
+	var ge *gateway.Error
+	if !errors.As(err, &ge) || ge.Code != "INTERNAL" || !ge.Retryable {
+		t.Fatalf("durable send on a full disk: %v %+v; want INTERNAL, retryable, and nothing queued", err, r)
+	}
+	if out, _, _ := agentfed(t, "", "outbox", "list", "--gateway", sender.url, "--json"); jsonLen(t, out) != 1 {
+		t.Fatalf("the refused send was queued: %s", out)
+	}
+
+	receiver := serve(t, "--config", recvCfg, "--listen", recvAddr)
+	audit := filepath.Join(recvDir, "audit.log")
+	waitUntil(t, 30*time.Second, func() error { // answered, and asked again: the answer was not saved
+		if n := auditCount(t, audit, "relay", id, "ok"); n < 2 {
+			return fmt.Errorf("the receiver answered %s %d times; want a retry after the sender failed to save the answer", id, n)
+		}
+		return nil
+	})
+	if e, err := status(t, sender.url, id); err != nil || e.State != federation.StateQueued {
+		t.Fatalf("while its disk is full the sender reports %+v, %v; want queued", e, err)
+	}
+	limitFileSize(t, sender.cmd.Process.Pid, -1) // the disk recovers
 	e := waitDelivered(t, sender.url, id)
 	if n := len(e.Result.Response.Content); n != 262144 {
 		t.Errorf("reply of %d bytes, want 262144", n)
