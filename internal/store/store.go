@@ -1,8 +1,9 @@
 // Package store keeps a gateway's state across restarts in one bbolt file
 // under storage.dir: the generated server id, dynamic peers and synced
 // context. Every write is a committed, fsynced bbolt transaction, so a crash
-// leaves either the old or the new value, never half of one. A Store is safe
-// for concurrent use.
+// leaves either the old or the new value, never half of one. Open reads the
+// whole file first and refuses a damaged one (DamagedError); Check and
+// Salvage inspect and rescue one. A Store is safe for concurrent use.
 package store
 
 import (
