@@ -57,7 +57,7 @@ func (t *onceTracker) drain(ctx context.Context) error {
 	case <-ctx.Done():
 		t.cancel()
 		<-done
-		return ctx.Err()
+		return fmt.Errorf("durable handlings still running were cancelled: %w", ctx.Err())
 	}
 }
 
