@@ -17,23 +17,27 @@ import (
 // written, so a redelivery after a storage error is answered without
 // running the agent again either.
 type onceTracker struct {
-	mu         sync.Mutex // guards inflight and unrecorded
-	inflight   map[string]*handling
-	unrecorded map[string]*Message // replies the store refused, by processedKey; at most maxUnrecorded
+	mu             sync.Mutex // guards inflight, unrecorded and unrecordedSize
+	inflight       map[string]*handling
+	unrecorded     map[string][]byte // processed records the store refused, by processedKey
+	unrecordedSize int               // bytes in unrecorded; at most maxUnrecordedBytes
 
 	wg     sync.WaitGroup     // handlings running
 	ctx    context.Context    // ends when Shutdown stops waiting for handlings
 	cancel context.CancelFunc // ends ctx
 }
 
-// maxUnrecorded bounds the replies kept in memory while the store fails.
-// Past it, a reply that cannot be written is forgotten, and its
-// redelivery runs the agent again.
-const maxUnrecorded = 4096
+// These bound the replies kept in memory while the store fails. Past
+// them, a reply that cannot be written is forgotten, and its redelivery
+// runs the agent again.
+const (
+	maxUnrecorded      = 4096
+	maxUnrecordedBytes = 64 << 20
+)
 
 func newOnceTracker() *onceTracker {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &onceTracker{inflight: map[string]*handling{}, unrecorded: map[string]*Message{}, ctx: ctx, cancel: cancel}
+	return &onceTracker{inflight: map[string]*handling{}, unrecorded: map[string][]byte{}, ctx: ctx, cancel: cancel}
 }
 
 // handling is one durable message being handled. reply and err are set
@@ -88,9 +92,9 @@ func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message)
 	}
 	t := n.once
 	t.mu.Lock()
-	if reply := t.unrecorded[key]; reply != nil {
+	if rec := t.unrecorded[key]; rec != nil {
 		t.mu.Unlock()
-		return n.recordUnrecorded(key, msg.MessageID, reply)
+		return n.recordUnrecorded(key, msg.MessageID, rec)
 	}
 	h := t.inflight[key]
 	if h == nil {
@@ -142,8 +146,8 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 }
 
 // recordProcessed writes a handled message's reply. When the store fails,
-// the reply is kept in memory (bounded) and the error is retryable: the
-// redelivery writes it again instead of running the agent.
+// the record is kept in memory (bounded) and the error is retryable: the
+// redelivery writes it instead of running the agent again.
 func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message, error) {
 	b, err := json.Marshal(processedEntry{At: time.Now().UnixMilli(), Reply: reply})
 	if err != nil {
@@ -152,27 +156,41 @@ func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message,
 	if err := n.store.PutBatch(store.Processed, store.KV{Key: key, Value: b}); err != nil {
 		t := n.once
 		t.mu.Lock()
-		if len(t.unrecorded) < maxUnrecorded {
-			t.unrecorded[key] = reply
+		if len(t.unrecorded) < maxUnrecorded && t.unrecordedSize+len(b) <= maxUnrecordedBytes {
+			t.unrecorded[key] = b
+			t.unrecordedSize += len(b)
 		}
 		t.mu.Unlock()
-		if ok, suppressed := n.remoteLog.Allow(); ok {
-			n.log.Error("cannot record a handled durable message", "messageId", messageID, "err", err, "suppressed", suppressed)
-		}
-		return nil, n.storageError(fmt.Sprintf("record handled message %q", messageID), err)
+		return nil, n.recordFailed(messageID, err)
 	}
 	return reply, nil
 }
 
-// recordUnrecorded tries again to write a reply the store refused.
-func (n *Node) recordUnrecorded(key, messageID string, reply *Message) (*Message, error) {
-	reply, err := n.recordProcessed(key, messageID, reply)
-	if err == nil {
-		n.once.mu.Lock()
-		delete(n.once.unrecorded, key)
-		n.once.mu.Unlock()
+// recordUnrecorded tries again to write a record the store refused, and
+// answers with its reply once it is on disk.
+func (n *Node) recordUnrecorded(key, messageID string, rec []byte) (*Message, error) {
+	if err := n.store.PutBatch(store.Processed, store.KV{Key: key, Value: rec}); err != nil {
+		return nil, n.recordFailed(messageID, err)
 	}
-	return reply, err
+	t := n.once
+	t.mu.Lock()
+	if _, ok := t.unrecorded[key]; ok {
+		delete(t.unrecorded, key)
+		t.unrecordedSize -= len(rec)
+	}
+	t.mu.Unlock()
+	var e processedEntry
+	if err := json.Unmarshal(rec, &e); err != nil {
+		return nil, err
+	}
+	return e.Reply, nil
+}
+
+func (n *Node) recordFailed(messageID string, err error) error {
+	if ok, suppressed := n.remoteLog.Allow(); ok {
+		n.log.Error("cannot record a handled durable message", "messageId", messageID, "err", err, "suppressed", suppressed)
+	}
+	return n.storageError(fmt.Sprintf("record handled message %q", messageID), err)
 }
 
 func (n *Node) processedReply(key string) (*Message, error) {
