@@ -64,11 +64,11 @@ storage: {dir: %q}
 	return sendCfg, recvCfg, recvAddr
 }
 
-// sendDurable sends one durable message through the gateway at url and
+// sendDurable sends one durable message through the gateway g and
 // returns its messageId.
-func sendDurable(t *testing.T, url, content string) string {
+func sendDurable(t *testing.T, g *server, content string) string {
 	t.Helper()
-	c, err := gateway.Dial(context.Background(), url, nil)
+	c, err := gateway.Dial(context.Background(), g.url, &gateway.DialOptions{Token: g.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,10 +82,10 @@ func sendDurable(t *testing.T, url, content string) string {
 	return r.MessageID
 }
 
-// status returns the outbox entry of id on the gateway at url.
-func status(t *testing.T, url, id string) (*federation.OutboxEntry, error) {
+// status returns the outbox entry of id on the gateway g.
+func status(t *testing.T, g *server, id string) (*federation.OutboxEntry, error) {
 	t.Helper()
-	c, err := gateway.Dial(context.Background(), url, nil)
+	c, err := gateway.Dial(context.Background(), g.url, &gateway.DialOptions{Token: g.token})
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +111,12 @@ func waitUntil(t *testing.T, timeout time.Duration, cond func() error) {
 	}
 }
 
-func waitDelivered(t *testing.T, url, id string) *federation.OutboxEntry {
+func waitDelivered(t *testing.T, g *server, id string) *federation.OutboxEntry {
 	t.Helper()
 	var e *federation.OutboxEntry
 	waitUntil(t, 30*time.Second, func() error {
 		var err error
-		if e, err = status(t, url, id); err != nil {
+		if e, err = status(t, g, id); err != nil {
 			return err
 		}
 		if e.State != federation.StateDelivered {
@@ -137,7 +137,7 @@ func TestChaosSenderKilledMidHandling(t *testing.T) {
 	sendCfg, recvCfg, recvAddr := pair(t, handler)
 	receiver := serve(t, "--config", recvCfg, "--listen", recvAddr)
 	sender := serve(t, "--config", sendCfg)
-	id := sendDurable(t, sender.url, "once")
+	id := sendDurable(t, sender, "once")
 	waitUntil(t, 10*time.Second, func() error {
 		if lines(t, file) == 0 {
 			return fmt.Errorf("the agent never started")
@@ -147,7 +147,7 @@ func TestChaosSenderKilledMidHandling(t *testing.T) {
 	sender.cmd.Process.Kill() // mid-handling: the agent sleeps 2 s
 	<-sender.done
 	sender = serve(t, "--config", sendCfg)
-	e := waitDelivered(t, sender.url, id)
+	e := waitDelivered(t, sender, id)
 	if got := e.Result.Response.Content; got != "ok" {
 		t.Errorf("reply %q, want ok", got)
 	}
@@ -202,7 +202,7 @@ storage: {dir: %q}
 `, freeAddr(t), dir))
 	g := serve(t, "--config", cfg)
 	for i := range queued {
-		sendDurable(t, g.url, fmt.Sprintf("m-%d", i))
+		sendDurable(t, g, fmt.Sprintf("m-%d", i))
 	}
 	g.stop(t, syscall.SIGTERM)
 	path := filepath.Join(dir, store.FileName)

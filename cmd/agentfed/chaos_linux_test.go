@@ -67,9 +67,9 @@ storage: {dir: %q}
 	}
 	limitFileSize(t, receiver.cmd.Process.Pid, fi.Size())
 
-	id := sendDurable(t, sender.url, "big")
+	id := sendDurable(t, sender, "big")
 	waitUntil(t, 20*time.Second, func() error { // failed, and retried at least once
-		e, err := status(t, sender.url, id)
+		e, err := status(t, sender, id)
 		switch {
 		case err != nil:
 			return err
@@ -83,7 +83,7 @@ storage: {dir: %q}
 		return nil
 	})
 	limitFileSize(t, receiver.cmd.Process.Pid, -1) // the disk recovers
-	e := waitDelivered(t, sender.url, id)
+	e := waitDelivered(t, sender, id)
 	if n := len(e.Result.Response.Content); n != 262144 {
 		t.Errorf("reply of %d bytes, want 262144", n)
 	}
@@ -139,14 +139,14 @@ storage: {dir: %q}
 audit: {enabled: false}
 `, recvAddr, sendDir))
 	sender := serve(t, "--config", sendCfg)
-	id := sendDurable(t, sender.url, "small") // queued; the receiver is not up yet
+	id := sendDurable(t, sender, "small") // queued; the receiver is not up yet
 	fi, err := os.Stat(filepath.Join(sendDir, store.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	limitFileSize(t, sender.cmd.Process.Pid, fi.Size())
 
-	c, err := gateway.Dial(context.Background(), sender.url, nil)
+	c, err := gateway.Dial(context.Background(), sender.url, &gateway.DialOptions{Token: sender.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +170,11 @@ audit: {enabled: false}
 		}
 		return nil
 	})
-	if e, err := status(t, sender.url, id); err != nil || e.State != federation.StateQueued {
+	if e, err := status(t, sender, id); err != nil || e.State != federation.StateQueued {
 		t.Fatalf("while its disk is full the sender reports %+v, %v; want queued", e, err)
 	}
 	limitFileSize(t, sender.cmd.Process.Pid, -1) // the disk recovers
-	e := waitDelivered(t, sender.url, id)
+	e := waitDelivered(t, sender, id)
 	if n := len(e.Result.Response.Content); n != 262144 {
 		t.Errorf("reply of %d bytes, want 262144", n)
 	}
