@@ -202,8 +202,8 @@ func (n *Node) processedReply(key string) (*Message, error) {
 		return nil, nil
 	}
 	var e processedEntry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, n.storageError("decode a handled message", err)
+	if err := json.Unmarshal(b, &e); err != nil { // retrying cannot mend it
+		return nil, fmt.Errorf("gateway %q keeps an unreadable record of this message: %v; run agentfed store check", n.serverID, err)
 	}
 	return e.Reply, nil
 }
