@@ -75,7 +75,7 @@ type soakCounts struct {
 // was killed between the two calls; the margin covers a call that the
 // sink read just after its sender died.
 func count(calls map[string][]soakCall, acked []string, kills []kill) soakCounts {
-	const margin = 100 * time.Millisecond
+	const margin = 250 * time.Millisecond
 	var c soakCounts
 	for _, content := range acked {
 		cs := calls[content]
