@@ -90,14 +90,14 @@ func TestHealthStates(t *testing.T) {
 // that long.
 func TestReplayGuardFutureStamp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newReplayGuard(200 * time.Millisecond)
+		g, _ := newReplayGuard(200*time.Millisecond, nil, nil)
 		m := NewMessage(TypeRequest, "s", "a", "b", "x")
 		m.Timestamp = time.Now().Add(190 * time.Millisecond).UnixMilli()
-		if err := g.check(m, false); err != nil {
+		if err := g.check(m, false, true); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(250 * time.Millisecond) // past now+window, still within stamp+window
-		if err := g.check(m, false); !errors.Is(err, ErrReplayed) {
+		if err := g.check(m, false, true); !errors.Is(err, ErrReplayed) {
 			t.Fatalf("replay of a future-stamped message: %v; want REPLAYED", err)
 		}
 	})

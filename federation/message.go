@@ -50,7 +50,7 @@ func ParsePriority(s string) (Priority, error) {
 	case PriorityLow, PriorityNormal, PriorityHigh, PriorityUrgent:
 		return p, nil
 	}
-	return "", fmt.Errorf("%w: priority %q is not one of low, normal, high, urgent", ErrInvalidParams, s)
+	return "", fmt.Errorf("%w: priority %s is not one of low, normal, high, urgent", ErrInvalidParams, quoteBounded(s))
 }
 
 // Rank orders priorities: a higher rank is served first.
@@ -145,18 +145,56 @@ func (m *Message) Reply(fromServer, content string, ctx map[string]any) *Message
 
 // Validate checks the fields a receiving gateway relies on.
 func (m *Message) Validate() error {
-	switch {
-	case m == nil:
+	if m == nil {
 		return fmt.Errorf("%w: message is missing", ErrInvalidParams)
-	case m.MessageID == "":
-		return fmt.Errorf("%w: message.messageId is empty", ErrInvalidParams)
-	case m.FromServer == "":
-		return fmt.Errorf("%w: message.fromServer is empty", ErrInvalidParams)
-	case !m.Type.Valid():
-		return fmt.Errorf("%w: message.type %q is not one of request, response, delegation, broadcast, sync", ErrInvalidParams, m.Type)
+	}
+	if err := m.validateIDs(); err != nil {
+		return err
+	}
+	if !m.Type.Valid() {
+		return fmt.Errorf("%w: message.type %s is not one of request, response, delegation, broadcast, sync", ErrInvalidParams, quoteBounded(string(m.Type)))
 	}
 	if _, err := ParsePriority(string(m.Priority)); err != nil {
-		return err
+		return fmt.Errorf("%w: message.priority %s is not one of low, normal, high, urgent", ErrInvalidParams, quoteBounded(string(m.Priority)))
+	}
+	return m.validateEnvelope()
+}
+
+// validateIDs checks the message's identifiers: well formed (ident.go),
+// messageId and fromServer required.
+func (m *Message) validateIDs() error {
+	for _, f := range []struct {
+		name     string
+		v        string
+		required bool
+	}{
+		{"message.messageId", m.MessageID, true},
+		{"message.fromServer", m.FromServer, true},
+		{"message.fromAgent", m.FromAgent, false},
+		{"message.toAgent", m.ToAgent, false},
+		{"message.correlationId", m.CorrelationID, false},
+	} {
+		if err := checkIdent(f.name, f.v, f.required); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateEnvelope bounds the signature and the sealed envelope, whose
+// legitimate values are short; the ciphertext is bounded by the frame.
+func (m *Message) validateEnvelope() error {
+	fields := []struct{ name, v string }{{"message.signature", m.Signature}}
+	if s := m.Sealed; s != nil {
+		fields = append(fields, struct{ name, v string }{"message.sealed.suite", s.Suite},
+			struct{ name, v string }{"message.sealed.to", s.To},
+			struct{ name, v string }{"message.sealed.enc", s.Enc},
+			struct{ name, v string }{"message.sealed.replyKey", s.ReplyKey})
+	}
+	for _, f := range fields {
+		if len(f.v) > maxEnvelopeBytes {
+			return fmt.Errorf("%w: %s is %d bytes long; at most %d", ErrInvalidParams, f.name, len(f.v), maxEnvelopeBytes)
+		}
 	}
 	return nil
 }

@@ -139,7 +139,11 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	}
 	auth := cfg.Gateway.Auth
 	n.authCfg.Store(&auth)
-	n.replay = newReplayGuard(time.Duration(cmpOrInt(cfg.Gateway.ReplayWindowMs, 300000)) * time.Millisecond)
+	window := time.Duration(cmpOrInt(cfg.Gateway.ReplayWindowMs, 300000)) * time.Millisecond
+	if n.replay, err = newReplayGuard(window, st, func() int { return len(n.auth().Peers) }); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if n.audit, err = openAudit(cfg.Audit, cfg.Storage.Dir); err != nil {
 		st.Close()
 		return nil, err
@@ -209,6 +213,7 @@ func (n *Node) Serve(ln net.Listener) error {
 		interval := time.Duration(cmpOrInt(n.cfg.Gateway.HeartbeatMs, 5000)) * time.Millisecond
 		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
 		n.loops.Go(func() { n.outbox.run(n.bg) })
+		n.loops.Go(func() { n.replay.run(n.bg) })
 	}
 	n.logStart()
 	return nil
@@ -292,7 +297,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, n.store.Close(), n.audit.close())
+	errs = append(errs, n.replay.save(), n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
 

@@ -304,6 +304,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if !n.cfg.Federation.Enabled {
 		return nil, fmt.Errorf("%w: gateway %q has federation.enabled=false", ErrFederationDisabled, n.serverID)
 	}
+	if err := n.checkSize(id, raw); err != nil {
+		return nil, err
+	}
 	// The gateway's frame scanner has validated raw: decode it directly,
 	// without json.Unmarshal's second validating pass.
 	if err := pp.UnmarshalJSON(raw); err != nil {
@@ -312,6 +315,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	p := pp
 	msg := p.Message
 	if err := msg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkIdent("targetAgent", p.TargetAgent, false); err != nil {
 		return nil, err
 	}
 	// Verified and opened before anything reads content (maxMessageBytes).
@@ -332,7 +338,7 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if err := n.checkGrant(id, p); err != nil {
 		return nil, err
 	}
-	if err := n.replay.check(msg, p.Durable); err != nil {
+	if err := n.replay.check(msg, p.Durable, id.Authenticated); err != nil {
 		return nil, err
 	}
 	if p.TargetAgent == "" {

@@ -25,6 +25,7 @@ const (
 	Context   = "context"
 	Outbox    = "outbox"    // durable messages this gateway sends
 	Processed = "processed" // durable messages this gateway has handled, with replies
+	Replay    = "replay"    // per-sender replay floors that outlive a restart
 )
 
 // FileName is the database file inside storage.dir.
@@ -71,7 +72,7 @@ func Open(dir string) (*Store, error) {
 		return nil, &DamagedError{Path: path, Problems: rep.Problems}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Meta, Peers, Context, Outbox, Processed} {
+		for _, b := range []string{Meta, Peers, Context, Outbox, Processed, Replay} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}
