@@ -49,7 +49,10 @@ func TestReplayGuardForgets(t *testing.T) {
 	g.limits.authSender, g.limits.authMinSender = 1000*(seenOverhead+6), 0
 	now := time.Now().UnixMilli()
 	msg := &Message{FromServer: "a"}
-	send := func(id string, ts int64) error { msg.MessageID, msg.Timestamp = id, ts; return g.check(msg, false, true) }
+	send := func(id string, ts int64) error {
+		msg.MessageID, msg.Timestamp = id, ts
+		return g.check(msg, false, true)
+	}
 	for i := range 1000 {
 		if err := send(fmt.Sprintf("m%05d", i), now-1000+int64(i)); err != nil {
 			t.Fatal(err)
