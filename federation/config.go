@@ -24,6 +24,9 @@ type FederationConfig struct {
 	DefaultTimeoutMs int `yaml:"defaultTimeoutMs" json:"defaultTimeoutMs"`
 	// AllowDynamicPeers permits register_peer and unregister_peer. Default true.
 	AllowDynamicPeers *bool `yaml:"allowDynamicPeers" json:"allowDynamicPeers"`
+	// MaxDynamicPeers caps how many peers register_peer may add. An
+	// agentfed addition. Default 256.
+	MaxDynamicPeers int `yaml:"maxDynamicPeers" json:"maxDynamicPeers,omitempty"`
 	// RequireAuth makes a token mandatory on every peer, and makes the
 	// gateway refuse peer connections whose token matches no
 	// gateway.auth.peers entry.
@@ -222,8 +225,9 @@ type PeerCredential struct {
 	AllowMethods []string `yaml:"allowMethods" json:"allowMethods,omitempty"`
 	// RatePerSec overrides gateway.limits.peerRatePerSec for this peer.
 	RatePerSec float64 `yaml:"ratePerSec" json:"ratePerSec,omitempty"`
-	// MaxMessageBytes caps the size of one relayed message's content plus
-	// context from this peer. Default: the frame limit.
+	// MaxMessageBytes caps the size of one relayed request from this peer:
+	// the whole message with its ids, content, context, seal and
+	// signature. Default: the frame limit (4 MiB).
 	MaxMessageBytes int `yaml:"maxMessageBytes" json:"maxMessageBytes,omitempty"`
 	// PublicKey pins this peer's Ed25519 signing key (ed25519:<base64url>,
 	// from its `agentfed identity`): its messages must be signed by it.

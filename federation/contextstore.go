@@ -22,43 +22,98 @@ type SyncedContext struct {
 	UpdatedAt int64          `json:"updatedAt,omitempty"` // Unix ms of the last sync
 }
 
-// Bounds on what peers can make a gateway keep.
-const (
-	maxSessionsPerSender = 10_000 // synced sessions one sender may keep
-	maxContextCache      = 4096   // synced contexts kept decoded in memory
-)
+// contextLimits bound what peers can make a gateway keep of synced
+// context. Sizes are of a session's stored JSON.
+type contextLimits struct {
+	sessionBytes   int // one session
+	senderBytes    int // all sessions of one sender
+	senderSessions int // sessions of one sender
+	totalBytes     int // all sessions of all senders
+	totalSessions  int // sessions of all senders
+	cacheEntries   int // sessions kept decoded in memory
+	cacheBytes     int // their stored size
+}
+
+var defaultContextLimits = contextLimits{
+	sessionBytes:   256 << 10,
+	senderBytes:    8 << 20,
+	senderSessions: 10_000,
+	totalBytes:     256 << 20,
+	totalSessions:  100_000,
+	cacheEntries:   4096,
+	cacheBytes:     16 << 20,
+}
 
 // contextStore keeps synced context per sender server and session in
 // storage.dir, so it survives a restart, with a bounded cache in memory.
 // Sessions never synced cost nothing: a set of the keys on disk answers
 // them without a lookup.
 type contextStore struct {
-	st *store.Store
+	st     *store.Store
+	limits contextLimits
 
 	// writeMu orders merges and prunes, across their disk writes; mu is
 	// held only for the maps, never across an fsync, so that relays
 	// reading synced context (on a connection's reader) do not wait for
 	// one.
-	writeMu  sync.Mutex
-	mu       sync.Mutex // guards the maps below
-	cache    map[string]*SyncedContext
-	known    map[string]struct{} // keys stored on disk
-	sessions map[string]int      // sender -> number of its keys in known
+	writeMu    sync.Mutex
+	mu         sync.Mutex // guards the maps below
+	cache      map[string]cachedContext
+	cacheBytes int            // stored size of what cache holds
+	known      map[string]int // keys stored on disk -> their stored size
+	sessions   map[string]int // sender -> number of its keys in known
+	senderSize map[string]int // sender -> stored size of its keys
+	totalSize  int            // stored size of every key
 	// stored is len(known), read without mu: until anything is synced,
 	// relays skip the lock (which a merge holds across an fsync).
 	stored atomic.Int64
 }
 
+// cachedContext is a decoded session and its stored size.
+type cachedContext struct {
+	*SyncedContext
+	size int
+}
+
 func newContextStore(st *store.Store) (*contextStore, error) {
-	s := &contextStore{st: st, cache: map[string]*SyncedContext{}, known: map[string]struct{}{}, sessions: map[string]int{}}
-	err := st.ForEach(store.Context, func(key string, _ []byte) error {
-		s.known[key] = struct{}{}
-		server, _, _ := strings.Cut(key, "\x00")
-		s.sessions[server]++
+	s := &contextStore{st: st, limits: defaultContextLimits, cache: map[string]cachedContext{}, known: map[string]int{},
+		sessions: map[string]int{}, senderSize: map[string]int{}}
+	err := st.ForEach(store.Context, func(key string, v []byte) error {
+		s.addKnownLocked(key, len(v))
 		return nil
 	})
-	s.stored.Store(int64(len(s.known)))
 	return s, err
+}
+
+// addKnownLocked records that key is stored with size bytes, replacing
+// what was recorded of it.
+func (s *contextStore) addKnownLocked(key string, size int) {
+	server, _, _ := strings.Cut(key, "\x00")
+	old, ok := s.known[key]
+	if !ok {
+		s.sessions[server]++
+	}
+	s.known[key] = size
+	s.senderSize[server] += size - old
+	s.totalSize += size - old
+	s.stored.Store(int64(len(s.known)))
+}
+
+func (s *contextStore) forgetKnownLocked(key string) {
+	size, ok := s.known[key]
+	if !ok {
+		return
+	}
+	server, _, _ := strings.Cut(key, "\x00")
+	delete(s.known, key)
+	if s.sessions[server]--; s.sessions[server] <= 0 {
+		delete(s.sessions, server)
+		delete(s.senderSize, server)
+	} else {
+		s.senderSize[server] -= size
+	}
+	s.totalSize -= size
+	s.stored.Store(int64(len(s.known)))
 }
 
 func contextKey(server, session string) string {
@@ -72,7 +127,7 @@ func contextKey(server, session string) string {
 // synced), loading it from storage into the bounded cache.
 func (s *contextStore) getLocked(key string) (*SyncedContext, error) {
 	if c, ok := s.cache[key]; ok {
-		return c, nil
+		return c.SyncedContext, nil
 	}
 	c := &SyncedContext{Data: map[string]any{}}
 	if _, ok := s.known[key]; !ok {
@@ -87,20 +142,29 @@ func (s *contextStore) getLocked(key string) (*SyncedContext, error) {
 			return nil, fmt.Errorf("stored context %q: %w", key, err)
 		}
 	}
-	s.cacheLocked(key, c)
+	s.cacheLocked(key, c, len(b))
 	return c, nil
 }
 
-// cacheLocked keeps c decoded, evicting an arbitrary entry when full (the
+// cacheLocked keeps c decoded, evicting arbitrary entries when full (the
 // disk has them all).
-func (s *contextStore) cacheLocked(key string, c *SyncedContext) {
-	if _, ok := s.cache[key]; !ok && len(s.cache) >= maxContextCache {
-		for k := range s.cache {
-			delete(s.cache, k)
+func (s *contextStore) cacheLocked(key string, c *SyncedContext, size int) {
+	s.uncacheLocked(key)
+	for k := range s.cache {
+		if len(s.cache) < s.limits.cacheEntries && s.cacheBytes+size <= s.limits.cacheBytes {
 			break
 		}
+		s.uncacheLocked(k)
 	}
-	s.cache[key] = c
+	s.cache[key] = cachedContext{SyncedContext: c, size: size}
+	s.cacheBytes += size
+}
+
+func (s *contextStore) uncacheLocked(key string) {
+	if c, ok := s.cache[key]; ok {
+		delete(s.cache, key)
+		s.cacheBytes -= c.size
+	}
 }
 
 // merge overlays data onto the stored context (top-level keys replace,
@@ -110,10 +174,10 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
-	_, exists := s.known[key]
-	if !exists && s.sessions[server] >= maxSessionsPerSender {
+	oldSize, exists := s.known[key]
+	if err := s.roomLocked(server, exists); err != nil {
 		s.mu.Unlock()
-		return 0, fmt.Errorf("%w: %q already keeps %d synced sessions here; reuse a correlationId", ErrOverloaded, server, maxSessionsPerSender)
+		return 0, err
 	}
 	cur, err := s.getLocked(key)
 	if err != nil {
@@ -136,18 +200,57 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	if err != nil {
 		return 0, fmt.Errorf("encode context: %w", err)
 	}
+	if err := s.fits(server, session, len(b), oldSize); err != nil {
+		return 0, err // nothing written: the session is as it was
+	}
 	if err := s.st.PutBatch(store.Context, store.KV{Key: key, Value: b}); err != nil {
 		return 0, fmt.Errorf("save context: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !exists {
-		s.known[key] = struct{}{}
-		s.sessions[server]++
-		s.stored.Store(int64(len(s.known)))
-	}
-	s.cacheLocked(key, next)
+	s.addKnownLocked(key, len(b))
+	s.cacheLocked(key, next, len(b))
 	return next.Version, nil
+}
+
+// roomLocked refuses a new session when its sender or the gateway keeps
+// as many as allowed.
+func (s *contextStore) roomLocked(server string, exists bool) error {
+	switch {
+	case exists:
+		return nil
+	case s.sessions[server] >= s.limits.senderSessions:
+		return fmt.Errorf("%w: %q already keeps %d synced sessions here; reuse a correlationId", ErrOverloaded, server, s.limits.senderSessions)
+	case len(s.known) >= s.limits.totalSessions:
+		e := *ErrOverloaded
+		e.Message = fmt.Sprintf("%s: this gateway keeps %d synced sessions, its limit; they expire 24 hours after their last sync", ErrOverloaded.Message, s.limits.totalSessions)
+		e.Retryable = true
+		return &e
+	}
+	return nil
+}
+
+// fits refuses a merge whose result, size bytes replacing oldSize, would
+// take the session, its sender or the gateway over their limits. writeMu
+// is held: the sizes cannot change meanwhile.
+func (s *contextStore) fits(server, session string, size, oldSize int) error {
+	s.mu.Lock()
+	sender, total := s.senderSize[server]+size-oldSize, s.totalSize+size-oldSize
+	s.mu.Unlock()
+	switch {
+	case size > s.limits.sessionBytes:
+		return fmt.Errorf("%w: synced context of session %q would be %d bytes, over the %d-byte limit per session; the session keeps its earlier context: delete keys (null) or use another correlationId",
+			ErrTooLarge, cmpOr(session, DefaultSession), size, s.limits.sessionBytes)
+	case sender > s.limits.senderBytes:
+		return fmt.Errorf("%w: synced context from %q would total %d bytes, over the %d-byte limit per sender; the session keeps its earlier context: delete keys (null) or sessions no longer needed",
+			ErrTooLarge, server, sender, s.limits.senderBytes)
+	case total > s.limits.totalBytes:
+		e := *ErrOverloaded
+		e.Message = fmt.Sprintf("%s: this gateway keeps %d bytes of synced context, its limit is %d; sessions expire 24 hours after their last sync", ErrOverloaded.Message, s.totalSize, s.limits.totalBytes)
+		e.Retryable = true
+		return &e
+	}
+	return nil
 }
 
 // get returns a copy of the stored context data and its version: nil and
@@ -177,12 +280,7 @@ func (s *contextStore) prune(cutoff time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, key := range old {
-		if _, ok := s.known[key]; ok {
-			delete(s.known, key)
-			server, _, _ := strings.Cut(key, "\x00")
-			s.sessions[server]--
-			s.stored.Store(int64(len(s.known)))
-		}
-		delete(s.cache, key)
+		s.forgetKnownLocked(key)
+		s.uncacheLocked(key)
 	}
 }

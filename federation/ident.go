@@ -2,6 +2,7 @@ package federation
 
 import (
 	"fmt"
+	"github.com/agentfed/agentfed/gateway"
 	"strconv"
 	"strings"
 	"unicode"
@@ -102,4 +103,25 @@ func sameNameFolded(a, b string) bool {
 		}, s)
 	}
 	return strings.EqualFold(squash(a), squash(b))
+}
+
+// checkUnauthenticatedName refuses the name a peer without credentials
+// gives itself (client.instanceId) unless it is a well-formed identifier
+// that no configured peer's serverId resembles. A configured peer must
+// prove it is that peer, or anyone could claim its name and escape its
+// pins and grants; and a near-spelling ("Signer", "signer " beside
+// "signer") would pass for it in logs, audit and list_peers.
+func checkUnauthenticatedName(name string, creds []PeerCredential) error {
+	if p := identProblem(name, true); p != "" {
+		return gateway.NewError(gateway.CodeInvalidRequest, "client.instanceId "+p+"; a peer names its serverId there")
+	}
+	for _, c := range creds {
+		switch {
+		case c.ServerID == name:
+			return unauthorized("AUTH_TOKEN_MISSING", fmt.Sprintf("%q is a configured peer (gateway.auth.peers): connect with its token", name))
+		case sameNameFolded(c.ServerID, name):
+			return unauthorized("AUTH_NAME_RESERVED", fmt.Sprintf("%q differs only in case from the configured peer %q (gateway.auth.peers): connect as that peer, with its token, or pick another serverId", name, c.ServerID))
+		}
+	}
+	return nil
 }

@@ -84,7 +84,7 @@ func (n *Node) RegisterPeer(req RegisterRequest) (*PeerChange, error) {
 	if err := n.checkDynamicHost(pc.URL); err != nil {
 		return nil, err
 	}
-	if err := n.peers.register(pc); err != nil {
+	if err := n.peers.register(pc, cmpOrInt(n.cfg.Federation.MaxDynamicPeers, DefaultMaxDynamicPeers)); err != nil {
 		return nil, err
 	}
 	n.log.Info("peer registered", "id", pc.ID, "url", pc.URL, "agentId", pc.AgentID)
@@ -100,6 +100,9 @@ func (n *Node) UnregisterPeer(id string) (*PeerChange, error) {
 	}
 	if id == "" {
 		return nil, fmt.Errorf("%w: peerId is required", ErrInvalidParams)
+	}
+	if len(id) > MaxIDBytes && n.peers.get(id) == nil { // a longer one may date from before the limit
+		return nil, fmt.Errorf("%w: peerId is %d bytes long; peer ids are at most %d", ErrUnknownPeer, len(id), MaxIDBytes)
 	}
 	if err := n.peers.unregister(id); err != nil {
 		return nil, err

@@ -135,12 +135,22 @@ func hasAll(have, want []string) bool {
 	return true
 }
 
-// register adds a dynamic peer and persists it before it becomes visible.
-func (r *registry) register(p PeerConfig) error {
+// register adds a dynamic peer and persists it before it becomes visible;
+// at most limit dynamic peers may exist.
+func (r *registry) register(p PeerConfig, limit int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.byID[p.ID]; old != nil {
 		return fmt.Errorf("%w: a %s peer named %q already exists; pick another peerId or unregister it first", ErrPeerExists, old.source, p.ID)
+	}
+	dynamic := 0
+	for _, q := range r.byID {
+		if q.source == SourceDynamic {
+			dynamic++
+		}
+	}
+	if dynamic >= limit {
+		return fmt.Errorf("%w: %d dynamic peers are registered, the limit of federation.maxDynamicPeers; unregister one first, or raise the limit", ErrOverloaded, dynamic)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -160,7 +170,7 @@ func (r *registry) unregister(id string) error {
 	p := r.byID[id]
 	switch {
 	case p == nil:
-		return fmt.Errorf("%w: no peer named %q; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, id)
+		return fmt.Errorf("%w: no peer named %s; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, quoteBounded(id))
 	case p.source == SourceStatic:
 		return fmt.Errorf("%w: peer %q comes from the config file (federation.peers) and cannot be unregistered; remove it there or set enabled: false", ErrStaticPeer, id)
 	}

@@ -172,10 +172,9 @@ func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token
 		return nil, unauthorized("AUTH_TOKEN_MISSING", "this gateway requires authentication (federation.requireAuth): present a token listed in its gateway.auth.peers")
 	case p.Client.InstanceID == "":
 		return nil, gateway.NewError(gateway.CodeInvalidRequest, "a peer connection must name its serverId in client.instanceId")
-	case slices.ContainsFunc(auth.Peers, func(c PeerCredential) bool { return c.ServerID == p.Client.InstanceID }):
-		// A configured peer must prove it is that peer; otherwise anyone
-		// could claim its name and escape its pins and grants.
-		return nil, unauthorized("AUTH_TOKEN_MISSING", fmt.Sprintf("%q is a configured peer (gateway.auth.peers): connect with its token", p.Client.InstanceID))
+	}
+	if err := checkUnauthenticatedName(p.Client.InstanceID, auth.Peers); err != nil {
+		return nil, err
 	}
 	return &gateway.Identity{Role: gateway.RolePeer, PeerID: p.Client.InstanceID}, nil
 }

@@ -132,10 +132,9 @@ func (ch *checker) add(path, format string, args ...any) {
 }
 
 func (ch *checker) federation(f *FederationConfig) {
-	if f.ServerID != "" && strings.IndexFunc(f.ServerID, unicode.IsSpace) >= 0 {
-		ch.add("federation.serverId", "%q contains whitespace; use a single word such as \"main-agent-server\"", f.ServerID)
-	}
+	ch.ident("federation.serverId", f.ServerID, "a single word such as \"main-agent-server\"")
 	ch.timeout("federation.defaultTimeoutMs", f.DefaultTimeoutMs)
+	ch.count("federation.maxDynamicPeers", f.MaxDynamicPeers)
 	if st := f.Delegation.Strategy; st != "" && !slices.Contains(Strategies, st) {
 		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
 	}
@@ -160,13 +159,20 @@ func (ch *checker) federation(f *FederationConfig) {
 func (ch *checker) peer(p *PeerConfig, path string) {
 	if p.ID == "" {
 		ch.add(path+".id", "required; give the peer a unique id such as \"research-agent\"")
+	} else {
+		ch.ident(path+".id", p.ID, "a unique id such as \"research-agent\"")
 	}
 	if p.Name == "" {
 		ch.add(path+".name", "required; give the peer a human-readable name")
-	}
-	if p.URL == "" {
-		ch.add(path+".url", "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789")
 	} else {
+		ch.text(path+".name", p.Name, maxPeerNameBytes)
+	}
+	switch {
+	case p.URL == "":
+		ch.add(path+".url", "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789")
+	case len(p.URL) > maxPeerURLBytes:
+		ch.add(path+".url", "is %d bytes long; at most %d", len(p.URL), maxPeerURLBytes)
+	default:
 		ch.url(path+".url", p.URL, "ws", "wss")
 		if hasUserinfo(p.URL) {
 			ch.add(path+".url", "must not hold a user name or password (user:password@host): URLs are shown in list_peers, logs and the audit log; remove it and give the secret as the peer's token (peerToken in register_peer)")
@@ -174,12 +180,16 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 	}
 	if p.AgentID == "" {
 		ch.add(path+".agentId", "required; name the agent on the peer's gateway that receives the messages")
+	} else {
+		ch.ident(path+".agentId", p.AgentID, "the id of the agent on the peer's gateway")
 	}
 	ch.capabilities(path+".capabilities", p.Capabilities)
-	ch.timeout(path+".timeoutMs", p.TimeoutMs)
-	if strings.IndexFunc(p.ServerID, unicode.IsSpace) >= 0 {
-		ch.add(path+".serverId", "%q contains whitespace; use the peer gateway's federation.serverId", p.ServerID)
+	ch.text(path+".description", p.Description, maxDescriptionBytes)
+	if len(p.Token) > maxPeerTokenBytes {
+		ch.add(path+".token", "is %d bytes long; at most %d", len(p.Token), maxPeerTokenBytes)
 	}
+	ch.timeout(path+".timeoutMs", p.TimeoutMs)
+	ch.ident(path+".serverId", p.ServerID, "the peer gateway's federation.serverId")
 	ch.peerTLS(p, path)
 	ch.peerKeys(p, path)
 }
@@ -223,10 +233,38 @@ func (ch *checker) timeout(path string, ms int) {
 }
 
 func (ch *checker) capabilities(path string, caps []string) {
+	if len(caps) > maxCapabilities {
+		ch.add(path, "has %d entries; at most %d", len(caps), maxCapabilities)
+		return
+	}
 	for i, c := range caps {
-		if strings.TrimSpace(c) == "" {
+		switch {
+		case strings.TrimSpace(c) == "":
 			ch.add(fmt.Sprintf("%s[%d]", path, i), "empty capability; name it or remove the entry")
+		case len(c) > maxCapabilityBytes:
+			ch.add(fmt.Sprintf("%s[%d]", path, i), "is %d bytes long; at most %d", len(c), maxCapabilityBytes)
+		case strings.IndexFunc(c, unicode.IsControl) >= 0:
+			ch.add(fmt.Sprintf("%s[%d]", path, i), "%s has a control character", quoteBounded(c))
 		}
+	}
+}
+
+// ident checks an identifier that may be left out (ident.go); what says
+// what to write instead.
+func (ch *checker) ident(path, v, what string) {
+	if p := identProblem(v, false); p != "" {
+		ch.add(path, "%s; use %s", p, what)
+	}
+}
+
+// text checks free text: at most max bytes, no control characters but
+// newlines and tabs.
+func (ch *checker) text(path, v string, max int) {
+	switch {
+	case len(v) > max:
+		ch.add(path, "is %d bytes long; at most %d", len(v), max)
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0:
+		ch.add(path, "%s has a control character", quoteBounded(v))
 	}
 }
 
@@ -237,16 +275,21 @@ func (ch *checker) gateway(g *GatewayConfig) {
 	first := make(map[string]int) // serverId -> index of its first use
 	for i, cred := range g.Auth.Peers {
 		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
+		folded := strings.ToLower(cred.ServerID)
 		switch {
 		case cred.ServerID == "":
 			ch.add(path+".serverId", "required; give the federation.serverId of the peer gateway allowed to connect")
-		case strings.IndexFunc(cred.ServerID, unicode.IsSpace) >= 0:
-			ch.add(path+".serverId", "%q contains whitespace; server ids are single words", cred.ServerID)
+		case !validIdent(cred.ServerID):
+			ch.ident(path+".serverId", cred.ServerID, "the peer gateway's federation.serverId")
 		default:
-			if j, dup := first[cred.ServerID]; dup {
+			// Spellings that differ only in case name one gateway to a
+			// human: refuse them, so that no two entries can be confused.
+			if j, dup := first[folded]; dup && g.Auth.Peers[j].ServerID == cred.ServerID {
 				ch.add(path+".serverId", "duplicate serverId %q (also gateway.auth.peers[%d]); merge the entries", cred.ServerID, j)
+			} else if dup {
+				ch.add(path+".serverId", "%q differs only in case from gateway.auth.peers[%d].serverId %q; server ids are compared exactly, so spell one gateway one way", cred.ServerID, j, g.Auth.Peers[j].ServerID)
 			} else {
-				first[cred.ServerID] = i
+				first[folded] = i
 			}
 		}
 		if cred.Token == "" {
@@ -347,6 +390,8 @@ func (ch *checker) agents(agents []AgentConfig) {
 		path := fmt.Sprintf("agents[%d]", i)
 		if a.ID == "" {
 			ch.add(path+".id", "required; give the agent a unique id such as \"agent-research-01\"")
+		} else if !validIdent(a.ID) {
+			ch.ident(path+".id", a.ID, "a unique id such as \"agent-research-01\"")
 		} else if j, dup := first[a.ID]; dup {
 			ch.add(path+".id", "duplicate id %q (also agents[%d]); give each agent a unique id", a.ID, j)
 		} else {

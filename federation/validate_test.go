@@ -174,7 +174,7 @@ func TestValidate(t *testing.T) {
 			name:   "serverId with whitespace",
 			modify: func(c *Config) { c.Federation.ServerID = "main server" },
 			want: []Problem{
-				{Path: "federation.serverId", Message: `"main server" contains whitespace; use a single word such as "main-agent-server"`},
+				{Path: "federation.serverId", Message: `"main server" has a character other than letters, digits and "._:@-"; use a single word such as "main-agent-server"`},
 			},
 		},
 		{
@@ -199,13 +199,15 @@ func TestValidate(t *testing.T) {
 					{},
 					{ServerID: "a", Token: "u"},
 					{ServerID: "b c", Token: "v"},
+					{ServerID: "A", Token: "w"},
 				}
 			},
 			want: []Problem{
 				{Path: "gateway.auth.peers[1].serverId", Message: "required; give the federation.serverId of the peer gateway allowed to connect"},
 				{Path: "gateway.auth.peers[1].token", Message: "required; set the token this peer presents when it connects"},
 				{Path: "gateway.auth.peers[2].serverId", Message: `duplicate serverId "a" (also gateway.auth.peers[0]); merge the entries`},
-				{Path: "gateway.auth.peers[3].serverId", Message: `"b c" contains whitespace; server ids are single words`},
+				{Path: "gateway.auth.peers[3].serverId", Message: `"b c" has a character other than letters, digits and "._:@-"; use the peer gateway's federation.serverId`},
+				{Path: "gateway.auth.peers[4].serverId", Message: `"A" differs only in case from gateway.auth.peers[0].serverId "a"; server ids are compared exactly, so spell one gateway one way`},
 			},
 		},
 		{

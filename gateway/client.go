@@ -364,6 +364,11 @@ func (c *Client) send(ctx context.Context, method string, params any, stamp bool
 	if err != nil {
 		return nil, fmt.Errorf("encode %s params: %w", method, err)
 	}
+	// The server would drop the connection, and every call on it, on a
+	// frame over its limit: fail this call alone.
+	if limit := c.hello.Policy.MaxPayload; limit > 0 && int64(len(*buf)) > limit {
+		return nil, NewError(CodeTooLarge, fmt.Sprintf("%s request of %d bytes is over the server's %d-byte frame limit (hello-ok policy.maxPayload)", method, len(*buf), limit))
+	}
 	if c.selfRead && time.Since(epoch)-time.Duration(c.lastRead.Load()) > quietProbe {
 		c.probe()
 	}

@@ -650,26 +650,41 @@ func (c *serverConn) reply(id string, payload any, err error) {
 	if a, ok := payload.(Appender); ok && err == nil {
 		buf := getBuf()
 		if *buf, err = appendResponseOf(*buf, id, a); err == nil {
-			c.writeBytes(*buf)
+			err = c.writeResponse(*buf)
+		} else {
+			err = NewError(CodeInternal, "encode response: "+err.Error())
 		}
 		putBuf(buf)
 		if err == nil {
 			return
 		}
-		err = NewError(CodeInternal, "encode response: "+err.Error())
 	}
 	if err == nil {
 		var b json.RawMessage
 		if b, err = marshalPayload(payload); err == nil {
 			buf := getBuf()
 			*buf = appendResponse(*buf, id, b)
-			c.writeBytes(*buf)
+			err = c.writeResponse(*buf)
 			putBuf(buf)
-			return
+			if err == nil {
+				return
+			}
+		} else {
+			err = NewError(CodeInternal, "encode response: "+err.Error())
 		}
-		err = NewError(CodeInternal, "encode response: "+err.Error())
 	}
 	c.write(Response{Type: FrameRes, ID: id, Error: ToError(err)})
+}
+
+// writeResponse writes a response frame, unless it is over the frame
+// limit, which the client's reader would fail on, dropping the
+// connection and every call on it: then the call alone fails, TOO_LARGE.
+func (c *serverConn) writeResponse(b []byte) error {
+	if limit := orDefault(c.srv.MaxPayload, defaultMaxPayload); int64(len(b)) > limit {
+		return NewError(CodeTooLarge, fmt.Sprintf("the response is %d bytes, over the %d-byte frame limit (hello-ok policy.maxPayload); ask for less", len(b), limit))
+	}
+	c.writeBytes(b)
+	return nil
 }
 
 func (c *serverConn) event(name string, payload any) {
