@@ -1,0 +1,20 @@
+package federation
+
+// Hooks for the black-box tests: shrink limits so that an attack fills
+// them in a test's time.
+
+// SetUnauthenticatedReplayPool sets the bytes and senders of the replay
+// guard's pool for unauthenticated senders.
+func SetUnauthenticatedReplayPool(n *Node, bytes, senders int) {
+	n.replay.mu.Lock()
+	defer n.replay.mu.Unlock()
+	n.replay.limits.unauthTotal, n.replay.limits.unauthSenders = bytes, senders
+}
+
+// SetContextLimits sets the synced-context limits per session and per
+// sender, in bytes.
+func SetContextLimits(n *Node, session, sender int) {
+	n.contexts.mu.Lock()
+	defer n.contexts.mu.Unlock()
+	n.contexts.limits.sessionBytes, n.contexts.limits.senderBytes = session, sender
+}
