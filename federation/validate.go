@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -243,8 +242,6 @@ func (ch *checker) capabilities(path string, caps []string) {
 			ch.add(fmt.Sprintf("%s[%d]", path, i), "empty capability; name it or remove the entry")
 		case len(c) > maxCapabilityBytes:
 			ch.add(fmt.Sprintf("%s[%d]", path, i), "is %d bytes long; at most %d", len(c), maxCapabilityBytes)
-		case strings.IndexFunc(c, unicode.IsControl) >= 0:
-			ch.add(fmt.Sprintf("%s[%d]", path, i), "%s has a control character", quoteBounded(c))
 		}
 	}
 }
@@ -257,14 +254,11 @@ func (ch *checker) ident(path, v, what string) {
 	}
 }
 
-// text checks free text: at most max bytes, no control characters but
-// newlines and tabs.
+// text checks free text: at most max bytes. (Control characters are
+// allowed: the CLI neutralises them when it shows text.)
 func (ch *checker) text(path, v string, max int) {
-	switch {
-	case len(v) > max:
+	if len(v) > max {
 		ch.add(path, "is %d bytes long; at most %d", len(v), max)
-	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0:
-		ch.add(path, "%s has a control character", quoteBounded(v))
 	}
 }
 
