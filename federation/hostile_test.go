@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +319,48 @@ func TestDynamicPeerLimits(t *testing.T) {
 	mustTool(t, op, `{"action":"unregister_peer","peerId":"peer-0"}`)
 	if err := reg("peer-3", ""); err != nil {
 		t.Fatalf("after unregistering one: %v", err)
+	}
+}
+
+// TestDurableRedeliveryAfterRestart: a durable message handled before a
+// restart, redelivered after it with a new stamp as an outbox does, gets
+// its kept reply without running the agent again; replayed verbatim, it is
+// refused.
+func TestDurableRedeliveryAfterRestart(t *testing.T) {
+	cfg := newConfig(t, "victim", "")
+	cfg.Agents = []federation.AgentConfig{{ID: "counter", Handler: federation.HandlerConfig{Type: "echo"}}}
+	var runs atomic.Int64
+	counter := federation.HandlerFunc(func(_ context.Context, m *federation.Message) (*federation.Answer, error) {
+		return &federation.Answer{Content: fmt.Sprint("run ", runs.Add(1))}, nil
+	})
+	g := start(t, cfg, listen(t), map[string]federation.Handler{"counter": counter})
+	deliver := func(g *gw, m *federation.Message) (*federation.Message, error) {
+		c, err := dialPeer(t, g, "sender", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply federation.Message
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = c.Call(ctx, federation.MethodRelay, federation.RelayParams{TargetAgent: "counter", Message: m, Durable: true}, &reply)
+		return &reply, err
+	}
+	m := federation.NewMessage(federation.TypeRequest, "sender", "a", "counter", "once")
+	first, err := deliver(g, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = restarted(t, g)
+	if _, err := deliver(g, m); code(err) != gateway.CodeReplayed {
+		t.Errorf("the durable message replayed verbatim after a restart: %v; want REPLAYED", err)
+	}
+	again := *m
+	again.Timestamp = time.Now().UnixMilli()
+	for again.Timestamp <= m.Timestamp { // a redelivery is stamped when it is sent
+		again.Timestamp = time.Now().UnixMilli()
+	}
+	reply, err := deliver(g, &again)
+	if err != nil || reply.MessageID != first.MessageID || reply.Content != "run 1" || runs.Load() != 1 {
+		t.Fatalf("redelivery after a restart: %v, reply %q %q, %d runs; want the kept reply %q and 1 run", err, reply.MessageID, reply.Content, runs.Load(), first.MessageID)
 	}
 }

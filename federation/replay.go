@@ -179,7 +179,7 @@ func (g *replayGuard) check(msg *Message, durable, authenticated bool) error {
 // and records nothing.
 func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenticated bool) (int64, error) {
 	if g.closed {
-		return 0, fmt.Errorf("%w: gateway %s", ErrShuttingDown, "is stopping; send again later")
+		return 0, fmt.Errorf("%w: this gateway is stopping; send again later", ErrShuttingDown)
 	}
 	sender, ts := msg.FromServer, msg.Timestamp
 	pool := g.unauth
@@ -204,8 +204,8 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 	}
 	if ts <= set.floor {
 		e := *ErrReplayed
-		e.Message = fmt.Sprintf("%s: message %q from %q is stamped %d, not after %d, the newest stamp this gateway may no longer remember from that sender (it restarted, or the sender went over its replay memory); if it is not a replay, send it again with a new timestamp",
-			ErrReplayed.Message, msg.MessageID, sender, ts, set.floor)
+		e.Message = fmt.Sprintf("%s: message %q from %q is stamped %s, not after %s, the newest stamp this gateway may no longer remember from that sender (it restarted, or the sender went over its replay memory); if it is not a replay, send it again with a new timestamp",
+			ErrReplayed.Message, msg.MessageID, sender, stamp(ts), stamp(set.floor))
 		e.Retryable = true
 		return 0, &e
 	}
@@ -242,6 +242,9 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 	}
 	return 0, nil
 }
+
+// stamp formats a message timestamp (Unix ms) for an error.
+func stamp(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func (g *replayGuard) poolFull(sender string) error {
 	e := *ErrOverloaded
