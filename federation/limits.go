@@ -14,17 +14,23 @@ const (
 	maxLimiters     = 10000 // distinct peer identities tracked at once
 )
 
-// peerLimits holds a token bucket per peer identity.
+// peerLimits holds a token bucket per peer identity. Authenticated peers
+// (a token or certificate of gateway.auth.peers, so at most as many as the
+// config lists) and unauthenticated names (as many as anyone cares to
+// invent) are kept apart, so that a flood of made-up names can only reset
+// the buckets of made-up names.
 type peerLimits struct {
 	rate  rate.Limit
 	burst int
 
-	mu       sync.Mutex // guards limiters
-	limiters map[string]*rate.Limiter
+	mu      sync.Mutex // guards known and unknown
+	known   map[string]*rate.Limiter
+	unknown map[string]*rate.Limiter // at most maxLimiters
 }
 
 func newPeerLimits(cfg LimitsConfig) *peerLimits {
-	l := &peerLimits{rate: rate.Limit(cfg.PeerRatePerSec), burst: cfg.PeerBurst, limiters: make(map[string]*rate.Limiter)}
+	l := &peerLimits{rate: rate.Limit(cfg.PeerRatePerSec), burst: cfg.PeerBurst,
+		known: make(map[string]*rate.Limiter), unknown: make(map[string]*rate.Limiter)}
 	switch {
 	case cfg.PeerRatePerSec < 0:
 		l.rate = rate.Inf
@@ -38,9 +44,10 @@ func newPeerLimits(cfg LimitsConfig) *peerLimits {
 }
 
 // allow takes one token for peer, or returns RATE_LIMITED saying when to
-// retry. override, when positive, is the peer's own rate (its
-// gateway.auth.peers ratePerSec).
-func (l *peerLimits) allow(peer string, override float64) error {
+// retry. authenticated says whether the connection proved it is peer;
+// override, when positive, is the peer's own rate (its gateway.auth.peers
+// ratePerSec).
+func (l *peerLimits) allow(peer string, authenticated bool, override float64) error {
 	r, burst := l.rate, l.burst
 	if override > 0 {
 		r, burst = rate.Limit(override), int(math.Max(1, 2*override))
@@ -49,13 +56,17 @@ func (l *peerLimits) allow(peer string, override float64) error {
 		return nil
 	}
 	l.mu.Lock()
-	lim := l.limiters[peer]
+	limiters := l.unknown
+	if authenticated {
+		limiters = l.known
+	}
+	lim := limiters[peer]
 	if lim == nil || lim.Limit() != r {
-		if len(l.limiters) >= maxLimiters {
-			clear(l.limiters) // bounded memory; a reset only forgives
+		if !authenticated && len(limiters) >= maxLimiters {
+			clear(limiters) // bounded memory; a reset only forgives
 		}
 		lim = rate.NewLimiter(r, burst)
-		l.limiters[peer] = lim
+		limiters[peer] = lim
 	}
 	l.mu.Unlock()
 	if lim.Allow() {

@@ -226,7 +226,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		if cred != nil {
 			rate = cred.RatePerSec
 		}
-		if err := n.limits.allow(id.PeerID, rate); err != nil {
+		if err := n.limits.allow(id.PeerID, id.Authenticated, rate); err != nil {
 			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: gateway.CodeRateLimited}, time.Now())
 			return nil, err
 		}
