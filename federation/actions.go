@@ -361,6 +361,7 @@ type delivery struct {
 	release func()                     // the outbound slot; nil when none was taken
 	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
 	call    *gateway.Pending           // the request in flight
+	conn    *gateway.Client            // the connection it went out on
 	req     *Message                   // the request before sealing and signing
 	eph     *ecdh.PrivateKey           // opens a sealed answer
 	err     error                      // why it failed before it was sent
@@ -417,12 +418,16 @@ func (d *delivery) send(c *gateway.Client, params RelayParams, later bool) error
 		return err
 	}
 	d.eph = eph
+	d.conn = c
 	d.call, err = d.sendOn(c, &params, later)
 	if err != nil && gateway.Unsent(err) {
 		// The pooled connection had ended unseen (the peer closed it
 		// between calls) and the request never left: dial again, once.
 		if c, err = d.n.conn(d.ctx, d.p); err == nil {
+			d.conn = c
 			d.call, err = d.sendOn(c, &params, later)
+		} else {
+			d.conn = nil
 		}
 	}
 	if err != nil {
@@ -465,7 +470,7 @@ func (d *delivery) end() *Result {
 		}
 	}
 	if d.done != nil {
-		d.done(err, answered.Sub(d.start))
+		d.done(n.tracker.get(p.ID).connectionLost(d.conn, err), answered.Sub(d.start))
 	}
 	if d.release != nil {
 		d.release()

@@ -149,3 +149,44 @@ func TestStalledPeerDoesNotDelayBroadcast(t *testing.T) {
 		t.Fatalf("the fast peer's result (%.1f ms) waited for the stuck one (%.1f ms)", fast.LatencyMs, stuck.LatencyMs)
 	}
 }
+
+// TestCutUnderLoadIsOneFailure: 20 requests in flight when the
+// connection is cut all fail, but the cut is one failure of the peer, not
+// 20: its circuit stays closed and the next request, on a new connection,
+// is answered instead of refused with CIRCUIT_OPEN.
+func TestCutUnderLoadIsOneFailure(t *testing.T) {
+	const callers = 20
+	entered := make(chan struct{}, callers)
+	hold := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+		if m.Content == "hold" {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return &federation.Answer{Content: m.Content}, nil
+	})
+	main, px := behindProxy(t, hold, nil) // breaker: 5 consecutive failures
+	results := make(chan *federation.Result, callers)
+	for range callers {
+		go func() {
+			r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "hold", MessageOptions: federation.MessageOptions{TimeoutMs: 60000}})
+			results <- r
+		}()
+	}
+	for range 16 { // the agent's maxConcurrency; the other 4 wait in its queue
+		<-entered
+	}
+	px.cut()
+	for range callers {
+		if r := <-results; r.Error == nil || r.Error.Code != "PEER_UNAVAILABLE" {
+			t.Fatalf("request on the cut connection: %+v", r)
+		}
+	}
+	if h := main.ListPeers().Peers[0].Health; h.Circuit != "closed" {
+		t.Fatalf("one cut opened the circuit: %+v", h)
+	}
+	r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "again"})
+	if r.Err() != nil {
+		t.Fatalf("first send after the cut: %v; want an answer", r.Err())
+	}
+}

@@ -56,6 +56,7 @@ type peerHealth struct {
 	lastErr  string
 	recent   [recentWindow]bool // true = failed
 	n, next  int
+	lost     *gateway.Client // the last connection whose loss was counted
 }
 
 // healthTracker holds a peerHealth per peer id.
@@ -94,7 +95,7 @@ func (t *healthTracker) get(id string) *peerHealth {
 				Timeout:      t.settings.Open,
 				ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 				IsSuccessful: peerAnswered,
-				IsExcluded:   func(err error) bool { return gateway.CodeOf(err) == gateway.CodeCancelled },
+				IsExcluded:   excludedFromBreaker,
 			})
 		}, outbound: queue.New(peerOutboundInFlight, peerOutboundQueue, queueAgeing)}
 		h.breaker = h.newBreaker()
@@ -119,6 +120,37 @@ func peerAnswered(err error) bool {
 		return true
 	}
 	return false
+}
+
+// excludedFromBreaker reports the outcomes that say nothing new about a
+// peer: a caller that gave up, and a request that failed with a
+// connection whose loss was already counted.
+func excludedFromBreaker(err error) bool {
+	var dup sameLoss
+	return errors.As(err, &dup) || gateway.CodeOf(err) == gateway.CodeCancelled
+}
+
+// sameLoss marks the failure of a request whose connection dropped, when
+// another request has already reported that drop: one lost connection is
+// one failure of the peer, however many callers were waiting on it.
+type sameLoss struct{ error }
+
+func (e sameLoss) Unwrap() error { return e.error }
+
+// connectionLost returns err as the breaker should count it: a request
+// that failed because its connection c ended counts once per connection;
+// later reports of the same loss are marked sameLoss.
+func (h *peerHealth) connectionLost(c *gateway.Client, err error) error {
+	if c == nil || c.Err() == nil || gateway.CodeOf(err) != gateway.CodePeerUnavailable {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost == c {
+		return sameLoss{err}
+	}
+	h.lost = c
+	return err
 }
 
 // allow asks the breaker whether a delivery may start. It returns a done
@@ -148,6 +180,10 @@ func (h *peerHealth) record(err error, rtt time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	failed := !peerAnswered(err)
+	var dup sameLoss
+	if errors.As(err, &dup) { // counted once already
+		return
+	}
 	h.recent[h.next] = failed
 	h.next = (h.next + 1) % recentWindow
 	h.n = min(h.n+1, recentWindow)
