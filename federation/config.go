@@ -35,6 +35,25 @@ type FederationConfig struct {
 	// Delegation chooses how delegate picks among capable peers. An
 	// agentfed addition to the seed's section.
 	Delegation DelegationConfig `yaml:"delegation" json:"delegation"`
+	// Durable bounds the retries of durable messages and how long their
+	// records are kept. An agentfed addition to the seed's section.
+	Durable DurableConfig `yaml:"durable" json:"durable"`
+}
+
+// DurableConfig bounds durable delivery.
+type DurableConfig struct {
+	// MaxAttempts is how many delivery attempts that reached the peer's
+	// gateway (it answered with a retryable error, or did not answer in
+	// time) a durable message gets before it is dead. Attempts that could
+	// not reach the peer do not count. Default 10; negative: no limit.
+	MaxAttempts int `yaml:"maxAttempts" json:"maxAttempts,omitempty"`
+	// MaxAgeMs is how long a durable message without its own ttlMs may
+	// wait for delivery before it is dead. Default 0: no limit.
+	MaxAgeMs int `yaml:"maxAgeMs" json:"maxAgeMs,omitempty"`
+	// RetentionMs is how long delivered outbox entries, and the records of
+	// handled durable messages that deduplicate redeliveries, are kept.
+	// Default 86400000 (24 h).
+	RetentionMs int `yaml:"retentionMs" json:"retentionMs,omitempty"`
 }
 
 // DelegationConfig tunes the delegate action.

@@ -227,16 +227,26 @@ func (n *Node) pruneProcessed(before time.Time) {
 
 // OutboxParams are the params of federation.outbox.
 type OutboxParams struct {
-	// Op is status (one message), list, retry or drop.
+	// Op is status (one message), list, retry, cancel or drop.
 	Op        string   `json:"op"`
 	MessageID string   `json:"messageId,omitempty"`
 	States    []string `json:"states,omitempty"` // for list; default all
-	Limit     int      `json:"limit,omitempty"`  // for list; default 100
+	Limit     int      `json:"limit,omitempty"`  // for list; default 100, at most 1000
+	After     string   `json:"after,omitempty"`  // for list: the next of the previous page
 }
 
 // OutboxList is the payload of federation.outbox list.
 type OutboxList struct {
 	Messages []*OutboxEntry `json:"messages"`
+	// Next, when not empty, is the After that lists the following page.
+	Next string `json:"next,omitempty"`
+}
+
+// OutboxQuery selects one page of the outbox.
+type OutboxQuery struct {
+	States []string // default all
+	After  string   // the Next of the previous page; empty: from the oldest
+	Limit  int      // 1 to 1000; 0: 100
 }
 
 func (n *Node) serveOutbox(raw json.RawMessage) (any, error) {
@@ -248,16 +258,18 @@ func (n *Node) serveOutbox(raw json.RawMessage) (any, error) {
 	case "status":
 		return n.MessageStatus(p.MessageID)
 	case "list":
-		return n.Outbox(p.States, p.Limit)
+		return n.OutboxPage(OutboxQuery{States: p.States, After: p.After, Limit: p.Limit})
 	case "retry":
 		return n.RetryMessage(p.MessageID)
+	case "cancel":
+		return n.CancelMessage(p.MessageID)
 	case "drop":
 		if err := n.DropMessage(p.MessageID); err != nil {
 			return nil, err
 		}
 		return map[string]any{"dropped": p.MessageID}, nil
 	}
-	return nil, fmt.Errorf("%w: op %q is not one of status, list, retry, drop", ErrInvalidParams, p.Op)
+	return nil, fmt.Errorf("%w: op %.64q is not one of status, list, retry, cancel, drop", ErrInvalidParams, p.Op)
 }
 
 // MessageStatus returns a durable message's state and, once answered, the
@@ -269,22 +281,36 @@ func (n *Node) MessageStatus(id string) (*OutboxEntry, error) {
 	return n.outbox.get(id)
 }
 
-// Outbox lists durable messages in the given states (all when empty),
-// oldest first; limit defaults to 100.
+// Outbox lists the first page of durable messages in the given states
+// (all when empty), oldest first; limit defaults to 100.
 func (n *Node) Outbox(states []string, limit int) (*OutboxList, error) {
-	for _, s := range states {
+	return n.OutboxPage(OutboxQuery{States: states, Limit: limit})
+}
+
+// OutboxPage lists one page of durable messages, oldest first. A page
+// holds at most q.Limit entries and always fits one frame; its Next
+// continues the listing.
+func (n *Node) OutboxPage(q OutboxQuery) (*OutboxList, error) {
+	for _, s := range q.States {
 		if !contains([]string{StateQueued, StateDelivered, StateFailed, StateDead}, s) {
-			return nil, fmt.Errorf("%w: state %q is not one of queued, delivered, failed, dead", ErrInvalidParams, s)
+			return nil, fmt.Errorf("%w: state %.64q is not one of queued, delivered, failed, dead", ErrInvalidParams, s)
 		}
 	}
-	if limit <= 0 {
-		limit = 100
+	switch {
+	case q.Limit == 0:
+		q.Limit = 100
+	case q.Limit < 0 || q.Limit > maxOutboxPage:
+		return nil, fmt.Errorf("%w: limit %d is not from 1 to %d; list further pages with after (--after) set to the previous page's next",
+			ErrInvalidParams, q.Limit, maxOutboxPage)
 	}
-	msgs, err := n.outbox.list(states, limit)
+	if len(q.After) > 128 {
+		return nil, fmt.Errorf("%w: after is %d bytes; give the next of a previous page, a message id", ErrInvalidParams, len(q.After))
+	}
+	msgs, next, err := n.outbox.list(q.States, q.After, q.Limit)
 	if msgs == nil {
 		msgs = []*OutboxEntry{}
 	}
-	return &OutboxList{Messages: msgs}, err
+	return &OutboxList{Messages: msgs, Next: next}, err
 }
 
 // RetryMessage queues a dead or failed durable message again.
@@ -293,6 +319,17 @@ func (n *Node) RetryMessage(id string) (*OutboxEntry, error) {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
 	return n.outbox.retry(id)
+}
+
+// CancelMessage takes a queued durable message out of the queue: it is
+// dead, with lastError CANCELLED, and never delivered afterwards. An
+// attempt in flight is stopped first; if the peer answered it before that,
+// the message is delivered (or failed) and cancel says so.
+func (n *Node) CancelMessage(id string) (*OutboxEntry, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
+	}
+	return n.outbox.cancel(id)
 }
 
 // DropMessage deletes a durable message that is no longer queued.

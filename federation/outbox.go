@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -28,9 +27,11 @@ const StatusQueued = "queued"
 
 // Outbox tuning.
 const (
-	outboxConcurrency = 64               // deliveries in flight at once
-	outboxMaxBackoff  = 10 * time.Second // between attempts of one message
-	processedKeep     = 24 * time.Hour   // how long receivers remember handled durable messages
+	outboxConcurrency  = 64                     // deliveries in flight at once
+	outboxMinBackoff   = 100 * time.Millisecond // before the first retry, jittered ±50 %
+	outboxMaxBackoff   = 10 * time.Second       // between attempts of one message, before jitter
+	processedKeep      = 24 * time.Hour         // default retention of handled and delivered messages
+	defaultMaxAttempts = 10                     // federation.durable.maxAttempts
 )
 
 // OutboxEntry is a durable message as the outbox keeps it and as status
@@ -43,8 +44,9 @@ type OutboxEntry struct {
 	Strategy             string         `json:"strategy,omitempty"`
 	State                string         `json:"state"`
 	Attempts             int            `json:"attempts"`
-	CreatedAt            int64          `json:"createdAt"`           // Unix ms
-	ExpiresAt            int64          `json:"expiresAt,omitempty"` // Unix ms; 0: never
+	PeerAttempts         int            `json:"peerAttempts,omitempty"` // attempts that reached the peer (maxAttempts counts these)
+	CreatedAt            int64          `json:"createdAt"`              // Unix ms
+	ExpiresAt            int64          `json:"expiresAt,omitempty"`    // Unix ms; 0: never
 	NextAttemptAt        int64          `json:"nextAttemptAt,omitempty"`
 	FinishedAt           int64          `json:"finishedAt,omitempty"` // Unix ms of the final state
 	LastError            *gateway.Error `json:"lastError,omitempty"`
@@ -62,12 +64,24 @@ type outbox struct {
 	st   *store.Store
 	wake chan struct{} // a new message is due
 
-	mu    sync.Mutex // guards sched
-	sched schedule
+	maxAttempts int           // attempts that reached the peer; 0: no limit
+	maxAge      time.Duration // for messages without ttlMs; 0: no limit
+	retention   time.Duration // of delivered entries and handled-message records
+
+	mu      sync.Mutex // guards sched, gates, running and the schedItems
+	sched   schedule
+	gates   map[string]*peerGate  // peers that do not answer, by schedItem.peer
+	running map[string]*schedItem // attempts in flight, by message id
 }
 
 func newOutbox(n *Node, st *store.Store) (*outbox, error) {
-	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: newSchedule()}
+	d := n.cfg.Federation.Durable
+	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: newSchedule(),
+		gates: map[string]*peerGate{}, running: map[string]*schedItem{},
+		maxAttempts: max(cmpOrInt(d.MaxAttempts, defaultMaxAttempts), 0),
+		maxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
+		retention:   time.Duration(cmpOrInt(d.RetentionMs, int(processedKeep.Milliseconds()))) * time.Millisecond,
+	}
 	err := st.ForEach(store.Outbox, func(id string, v []byte) error {
 		var e OutboxEntry
 		if err := json.Unmarshal(v, &e); err != nil {
@@ -75,7 +89,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 		}
 		if e.State == StateQueued {
 			e.NextAttemptAt = 0 // resume at once after a restart
-			o.sched.add(itemOf(&e), time.Now())
+			o.sched.add(o.itemOf(&e), time.Now())
 		}
 		return nil
 	})
@@ -99,22 +113,27 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 	now := time.Now()
 	o.mu.Lock()
 	for _, e := range entries {
-		o.sched.add(itemOf(e), now)
+		o.sched.add(o.itemOf(e), now)
 	}
 	o.mu.Unlock()
 	o.poke()
 	return nil
 }
 
-// peerUp makes the queued messages for peer due now: a heartbeat reached
-// it, so there is no reason to wait out their backoff.
-func (o *outbox) peerUp(peer string) {
-	o.mu.Lock()
-	found := o.sched.wakePeer(peer)
-	o.mu.Unlock()
-	if found {
-		o.poke()
+// itemOf is the schedule's item for e, which expires at its ttl or else
+// after maxAge.
+func (o *outbox) itemOf(e *OutboxEntry) *schedItem {
+	it := itemOf(e)
+	it.expires = o.deadline(e)
+	return it
+}
+
+// deadline is when e is dead if not delivered (Unix ms; 0: never).
+func (o *outbox) deadline(e *OutboxEntry) int64 {
+	if e.ExpiresAt == 0 && o.maxAge > 0 {
+		return e.CreatedAt + o.maxAge.Milliseconds()
 	}
+	return e.ExpiresAt
 }
 
 func (o *outbox) poke() {
@@ -145,25 +164,37 @@ func (o *outbox) run(ctx context.Context) {
 	defer prune.Stop()
 	for {
 		for {
-			o.mu.Lock()
-			it := o.sched.next(time.Now())
-			o.mu.Unlock()
-			if it == nil {
-				break
-			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
-				return // e stays queued on disk
+				return // queued entries stay on disk
+			}
+			o.mu.Lock()
+			now := time.Now()
+			o.releaseProbesLocked(now)
+			it := o.sched.next(now)
+			for it != nil && o.holdLocked(it, now) {
+				it = o.sched.next(now)
+			}
+			var actx context.Context
+			if it != nil {
+				actx, it.stop = context.WithCancel(ctx)
+				it.done = make(chan struct{})
+				o.running[it.id] = it
+			}
+			o.mu.Unlock()
+			if it == nil {
+				<-slots
+				break
 			}
 			wg.Go(func() {
 				defer o.poke() // its slot is free again
 				defer func() { <-slots }()
-				o.attempt(ctx, it)
+				o.attempt(actx, ctx, it)
 			})
 		}
 		o.mu.Lock()
-		wait := o.sched.wait(time.Now())
+		wait := min(o.sched.wait(time.Now()), o.probeWaitLocked(time.Now()))
 		o.mu.Unlock()
 		timer.Reset(wait)
 		select {
@@ -172,27 +203,35 @@ func (o *outbox) run(ctx context.Context) {
 		case <-o.wake:
 		case <-timer.C:
 		case <-prune.C:
-			o.n.pruneProcessed(time.Now().Add(-processedKeep))
-			o.pruneFinished(time.Now().Add(-processedKeep))
+			o.n.pruneProcessed(time.Now().Add(-o.retention))
+			o.pruneFinished(time.Now().Add(-o.retention))
 			o.n.contexts.prune(time.Now().Add(-processedKeep))
 		}
 	}
 }
 
 // attempt loads the message from disk, delivers it once, records the
-// outcome, and schedules it again if it is to be retried.
-func (o *outbox) attempt(ctx context.Context, it *schedItem) {
-	retry := true
+// outcome, and schedules it again if it is to be retried. actx is the
+// attempt's own context (an operator's cancel ends it), ctx the outbox's.
+func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
+	retry, class := true, outcomeNone
 	var e *OutboxEntry
 	defer func() {
+		it.stop()
 		o.mu.Lock()
-		if retry && e != nil {
+		defer o.mu.Unlock()
+		delete(o.running, it.id)
+		close(it.done)
+		o.noteOutcomeLocked(it, class, time.Now())
+		switch {
+		case !retry || e == nil || it.cancelled:
+			o.sched.remove(it)
+		case class == outcomeDown:
+			o.sched.park(it) // until the peer answers a probe or a heartbeat
+		default:
 			it.next = e.NextAttemptAt
 			o.sched.add(it, time.Now())
-		} else {
-			o.sched.remove(it)
 		}
-		o.mu.Unlock()
 	}()
 	e, err := o.get(it.id)
 	switch {
@@ -205,26 +244,35 @@ func (o *outbox) attempt(ctx context.Context, it *schedItem) {
 		return
 	}
 	now := time.Now()
-	if e.ExpiresAt != 0 && now.UnixMilli() >= e.ExpiresAt {
-		retry = !o.finish(e, StateDead, nil)
+	if dl := o.deadline(e); dl != 0 && now.UnixMilli() >= dl {
+		retry = !o.finish(e, StateDead, nil, o.expiredError(e))
 		return
 	}
-	r := o.n.deliverEntry(ctx, e)
-	if ctx.Err() != nil {
-		return // shutting down: the entry stays queued on disk
+	r := o.n.deliverEntry(actx, e)
+	o.mu.Lock()
+	cancelled := it.cancelled
+	o.mu.Unlock()
+	if ctx.Err() != nil || cancelled {
+		return // shutting down: the entry stays queued on disk; cancelled: the canceller records it
 	}
 	e.Attempts++
+	class = classify(r)
+	if class != outcomeDown {
+		e.PeerAttempts++
+	}
 	switch {
 	case r.Status == StatusOK:
-		retry = !o.finish(e, StateDelivered, r)
+		retry = !o.finish(e, StateDelivered, r, nil)
 	case !retryable(r):
-		retry = !o.finish(e, StateFailed, r)
+		retry = !o.finish(e, StateFailed, r, nil)
+	case class != outcomeDown && o.maxAttempts > 0 && e.PeerAttempts >= o.maxAttempts:
+		retry = !o.finish(e, StateDead, r, gateway.NewError(r.Error.Code, fmt.Sprintf(
+			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, r.Error.Message)))
 	default:
 		e.LastError = r.Error
-		backoff := min(time.Duration(1<<min(e.Attempts, 15))*50*time.Millisecond, outboxMaxBackoff)
-		e.NextAttemptAt = now.Add(backoff).UnixMilli()
-		if e.ExpiresAt != 0 && e.NextAttemptAt >= e.ExpiresAt {
-			e.NextAttemptAt = e.ExpiresAt
+		e.NextAttemptAt = now.Add(o.retryDelay(it, class)).UnixMilli()
+		if dl := o.deadline(e); dl != 0 && e.NextAttemptAt >= dl {
+			e.NextAttemptAt = dl
 		}
 		if err := o.save(e); err != nil {
 			o.n.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
@@ -232,15 +280,25 @@ func (o *outbox) attempt(ctx context.Context, it *schedItem) {
 	}
 }
 
-// finish records a final state; it reports whether that reached the disk
-// (if not, the entry stays scheduled and is tried again).
-func (o *outbox) finish(e *OutboxEntry, state string, r *Result) bool {
+// expiredError says why e is dead: its ttl or maxAge passed.
+func (o *outbox) expiredError(e *OutboxEntry) *gateway.Error {
+	if e.TTLMs > 0 {
+		return gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("not delivered within ttlMs %d after %d attempts", e.TTLMs, e.Attempts))
+	}
+	return gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("not delivered within federation.durable.maxAgeMs %d after %d attempts",
+		o.maxAge.Milliseconds(), e.Attempts))
+}
+
+// finish records a final state, with why for a dead one; it reports
+// whether that reached the disk (if not, the entry stays scheduled and is
+// tried again).
+func (o *outbox) finish(e *OutboxEntry, state string, r *Result, why *gateway.Error) bool {
 	e.State, e.Result, e.NextAttemptAt, e.FinishedAt = state, r, 0, time.Now().UnixMilli()
 	if r != nil && r.Error != nil {
 		e.LastError = r.Error
 	}
-	if state == StateDead {
-		e.LastError = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("not delivered within ttlMs %d after %d attempts", e.TTLMs, e.Attempts))
+	if why != nil {
+		e.LastError = why
 	}
 	if err := o.save(e); err != nil {
 		o.n.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
@@ -282,25 +340,42 @@ func (o *outbox) get(id string) (*OutboxEntry, error) {
 	return &e, nil
 }
 
-// list returns stored entries in the given states (all when empty), oldest
-// first, at most limit.
-func (o *outbox) list(states []string, limit int) ([]*OutboxEntry, error) {
-	var out []*OutboxEntry
-	err := o.st.ForEach(store.Outbox, func(_ string, v []byte) error {
+// Outbox list bounds: the most entries in one page, and the most bytes of
+// entries, so that a page always fits a frame (4 MiB).
+const (
+	maxOutboxPage      = 1000
+	maxOutboxPageBytes = 2 << 20
+)
+
+// list returns up to limit stored entries in the given states (all when
+// empty) whose ids sort after after, oldest first (ids begin with their
+// creation time). next is the id to list after for the following page, or
+// "" when there are no more. An entry too large for a page on its own is
+// listed without its message and result; status shows them.
+func (o *outbox) list(states []string, after string, limit int) (out []*OutboxEntry, next string, err error) {
+	size := 0
+	var bad error
+	err = o.st.Scan(store.Outbox, after, func(id string, v []byte) bool {
 		var e OutboxEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return err
+		if bad = json.Unmarshal(v, &e); bad != nil {
+			bad = fmt.Errorf("outbox entry %q: %w", id, bad)
+			return false
 		}
-		if len(states) == 0 || contains(states, e.State) {
-			out = append(out, &e)
+		if len(states) > 0 && !contains(states, e.State) {
+			return true
 		}
-		return nil
+		if len(out) == limit || len(out) > 0 && size+len(v) > maxOutboxPageBytes {
+			next = out[len(out)-1].MessageID
+			return false
+		}
+		if len(v) > maxOutboxPageBytes {
+			e.Message, e.Result = nil, nil
+		}
+		size += len(v)
+		out = append(out, &e)
+		return true
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, err
+	return out, next, errors.Join(err, bad)
 }
 
 // retry puts a dead or failed entry back in the queue with a fresh ttl.
@@ -321,6 +396,38 @@ func (o *outbox) retry(id string) (*OutboxEntry, error) {
 	return &snapshot, o.enqueue(e)
 }
 
+// cancel takes a queued entry out of the queue for good: it is dead with
+// lastError CANCELLED. An attempt in flight is stopped and waited for
+// first (its outcome is not recorded); if it had already been answered,
+// the entry is no longer queued and cancel says what it became.
+func (o *outbox) cancel(id string) (*OutboxEntry, error) {
+	for {
+		o.mu.Lock()
+		if it := o.running[id]; it != nil {
+			it.cancelled = true
+			it.stop()
+			done := it.done
+			o.mu.Unlock()
+			<-done // bounded by the delivery's timeout; the stop ends it at once
+			continue
+		}
+		// Not running, and it cannot start while o.mu is held: an attempt
+		// reads the entry after it starts, and will find it dead.
+		defer o.mu.Unlock()
+		e, err := o.get(id)
+		if err != nil {
+			return nil, err
+		}
+		if e.State != StateQueued {
+			return nil, fmt.Errorf("%w: message %q is %s, not queued; nothing to cancel", ErrInvalidParams, id, e.State)
+		}
+		if !o.finish(e, StateDead, nil, gateway.NewError(gateway.CodeCancelled, fmt.Sprintf("cancelled by an operator after %d attempts", e.Attempts))) {
+			return nil, fmt.Errorf("cancel message %q: could not write the outbox; try again", id)
+		}
+		return e, nil
+	}
+}
+
 // drop deletes an entry that is not queued.
 func (o *outbox) drop(id string) error {
 	e, err := o.get(id)
@@ -328,7 +435,7 @@ func (o *outbox) drop(id string) error {
 		return err
 	}
 	if e.State == StateQueued {
-		return fmt.Errorf("%w: message %q is still queued; wait for it to be delivered or to expire", ErrInvalidParams, id)
+		return fmt.Errorf("%w: message %q is still queued; cancel it first (agentfed outbox cancel), or wait for it to be delivered or to expire", ErrInvalidParams, id)
 	}
 	return o.st.PutBatch(store.Outbox, store.KV{Key: id})
 }

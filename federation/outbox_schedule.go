@@ -2,7 +2,12 @@ package federation
 
 import (
 	"container/heap"
+	"context"
+	"math"
+	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // schedule orders the queued durable messages: those waiting out a
@@ -15,19 +20,36 @@ type schedule struct {
 	waiting waitHeap
 	ready   readyHeap
 	where   map[string]int                   // messageId -> slotWaiting, slotReady or slotRunning
-	backoff map[string]map[string]*schedItem // peer -> its items waiting out a backoff
+	backoff map[string]map[string]*schedItem // peer -> its items waiting out a backoff or parked
 }
 
 // schedItem is what the schedule keeps of one queued message.
 type schedItem struct {
-	id, peer  string
-	rank      int   // priority rank
-	createdAt int64 // Unix ms
-	next      int64 // Unix ms of the next attempt; 0: now
+	id        string
+	peer      string // the peer, or for a delegation delegateGate and its capabilities
+	rank      int    // priority rank
+	createdAt int64  // Unix ms
+	next      int64  // Unix ms of the next attempt; 0: now
+	expires   int64  // Unix ms when it is dead if not delivered; 0: never
+
+	// Kept while the message is queued, guarded by the outbox's mutex.
+	bo        *backoff.ExponentialBackOff // its retry schedule, once it has failed
+	probe     bool                        // the attempt probes its down peer
+	stop      context.CancelFunc          // ends the attempt in flight
+	done      chan struct{}               // closed when the attempt in flight ends
+	cancelled bool                        // an operator cancelled it during an attempt
 }
 
+// delegateGate prefixes the peer key of durable delegations, which are not
+// tied to one peer: those needing the same capabilities wait together.
+const delegateGate = "delegate\x00"
+
 func itemOf(e *OutboxEntry) *schedItem {
-	return &schedItem{id: e.MessageID, peer: e.PeerID, rank: e.Message.Priority.Rank(), createdAt: e.CreatedAt, next: e.NextAttemptAt}
+	peer := e.PeerID
+	if e.Kind == "delegate" {
+		peer = delegateGate + strings.Join(e.RequiredCapabilities, "\x00")
+	}
+	return &schedItem{id: e.MessageID, peer: peer, rank: e.Message.Priority.Rank(), createdAt: e.CreatedAt, next: e.NextAttemptAt, expires: e.ExpiresAt}
 }
 
 const (
@@ -53,6 +75,45 @@ func (s *schedule) add(e *schedItem, now time.Time) {
 		s.backoff[e.peer] = map[string]*schedItem{}
 	}
 	s.backoff[e.peer][e.id] = e
+}
+
+// park holds a message of a down peer without attempting it: it waits
+// with the peer's backoff items until wakePeer, or, if it can expire, until
+// then (its attempt then marks it dead).
+func (s *schedule) park(e *schedItem) {
+	s.where[e.id] = slotWaiting
+	if s.backoff[e.peer] == nil {
+		s.backoff[e.peer] = map[string]*schedItem{}
+	}
+	s.backoff[e.peer][e.id] = e
+	e.next = math.MaxInt64 // leaves any waiting heap item stale
+	if e.expires != 0 {
+		e.next = e.expires
+		heap.Push(&s.waiting, waitItem{e: e, at: e.next})
+	}
+}
+
+// unparkOne makes one of peer's waiting messages due now, to probe the
+// peer, and returns it (nil if there is none): prefer if it still waits,
+// else any.
+func (s *schedule) unparkOne(peer string, prefer *schedItem) *schedItem {
+	b := s.backoff[peer]
+	e := prefer
+	if e == nil || b[e.id] != e {
+		e = nil
+		for _, x := range b {
+			e = x
+			break
+		}
+	}
+	if e == nil {
+		return nil
+	}
+	delete(b, e.id)
+	e.next = 0
+	s.where[e.id] = slotReady
+	heap.Push(&s.ready, e)
+	return e
 }
 
 // remove forgets a message whose attempt finished it. If it was queued

@@ -41,6 +41,9 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	if cfg.Gateway.Signing != n.cfg.Gateway.Signing {
 		needRestart = append(needRestart, "gateway.signing")
 	}
+	if cfg.Federation.Durable != n.cfg.Federation.Durable {
+		needRestart = append(needRestart, "federation.durable")
+	}
 	if len(cfg.Agents) != len(n.cfg.Agents) {
 		needRestart = append(needRestart, "agents")
 	}

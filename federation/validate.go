@@ -134,6 +134,8 @@ func (ch *checker) federation(f *FederationConfig) {
 	ch.ident("federation.serverId", f.ServerID, "a single word such as \"main-agent-server\"")
 	ch.timeout("federation.defaultTimeoutMs", f.DefaultTimeoutMs)
 	ch.count("federation.maxDynamicPeers", f.MaxDynamicPeers)
+	ch.timeout("federation.durable.maxAgeMs", f.Durable.MaxAgeMs)
+	ch.timeout("federation.durable.retentionMs", f.Durable.RetentionMs)
 	if st := f.Delegation.Strategy; st != "" && !slices.Contains(Strategies, st) {
 		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
 	}

@@ -159,3 +159,39 @@ func TestDeleteIf(t *testing.T) {
 		t.Fatalf("nothing to delete: %v %v", deleted, err)
 	}
 }
+
+// TestScanPages: Scan starts after the given key, whether or not it is
+// still stored, and stops when told.
+func TestScanPages(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"a", "b", "d", "e"} {
+		if err := s.Put(Outbox, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := func(after string, n int) (keys []string) {
+		s.Scan(Outbox, after, func(k string, _ []byte) bool {
+			keys = append(keys, k)
+			return len(keys) < n
+		})
+		return keys
+	}
+	for _, tt := range []struct {
+		after string
+		n     int
+		want  string
+	}{
+		{"", 2, "[a b]"},
+		{"b", 2, "[d e]"},
+		{"c", 10, "[d e]"}, // c was never stored (or was deleted): the page starts at d
+		{"e", 10, "[]"},
+	} {
+		if got := fmt.Sprint(page(tt.after, tt.n)); got != tt.want {
+			t.Errorf("after %q: %s; want %s", tt.after, got, tt.want)
+		}
+	}
+}
