@@ -44,9 +44,8 @@ type OutboxEntry struct {
 	Strategy             string         `json:"strategy,omitempty"`
 	State                string         `json:"state"`
 	Attempts             int            `json:"attempts"`
-	PeerAttempts         int            `json:"peerAttempts,omitempty"` // attempts that reached the peer (maxAttempts counts these)
-	CreatedAt            int64          `json:"createdAt"`              // Unix ms
-	ExpiresAt            int64          `json:"expiresAt,omitempty"`    // Unix ms; 0: never
+	CreatedAt            int64          `json:"createdAt"`           // Unix ms
+	ExpiresAt            int64          `json:"expiresAt,omitempty"` // Unix ms; 0: never
 	NextAttemptAt        int64          `json:"nextAttemptAt,omitempty"`
 	FinishedAt           int64          `json:"finishedAt,omitempty"` // Unix ms of the final state
 	LastError            *gateway.Error `json:"lastError,omitempty"`
@@ -54,6 +53,10 @@ type OutboxEntry struct {
 	Message              *Message       `json:"message"`
 	TimeoutMs            int            `json:"timeoutMs,omitempty"`
 	TTLMs                int            `json:"ttlMs,omitempty"`
+
+	// PeerAttempts counts the attempts that reached the peer's gateway;
+	// federation.durable.maxAttempts bounds them.
+	PeerAttempts int `json:"peerAttempts,omitempty"`
 }
 
 // outbox delivers durable messages with retries until they are answered or

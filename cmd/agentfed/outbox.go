@@ -59,16 +59,17 @@ func newStatusCmd(s *streams) *cobra.Command {
 }
 
 func newOutboxCmd(s *streams) *cobra.Command {
-	cmd := &cobra.Command{Use: "outbox", Short: "List, retry and drop durable messages (dead letters included)"}
+	cmd := &cobra.Command{Use: "outbox", Short: "List, retry, cancel and drop durable messages (dead letters included)"}
 	var lf clientFlags
 	var states []string
 	var limit int
+	var after string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List durable messages, oldest first (--state dead for the dead letters)",
+		Short: "List durable messages, oldest first, a page at a time (--state dead for the dead letters)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := lf.outboxCall(cmd.Context(), federation.OutboxParams{Op: "list", States: states, Limit: limit})
+			out, err := lf.outboxCall(cmd.Context(), federation.OutboxParams{Op: "list", States: states, Limit: limit, After: after})
 			if err != nil {
 				return err
 			}
@@ -93,16 +94,24 @@ func newOutboxCmd(s *streams) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", cell(e.MessageID), cell(string(e.State)), cell(string(e.Kind)), cell(e.PeerID), e.Attempts, cell(last))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if l.Next != "" {
+				fmt.Fprintf(s.out, "more: repeat with --after %s\n", l.Next)
+			}
+			return nil
 		},
 	}
 	lf.register(list, true)
 	list.Flags().StringSliceVar(&states, "state", nil, "queued, delivered, failed or dead (repeat or comma-separate; default all)")
-	list.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	list.Flags().IntVar(&limit, "limit", 100, "at most this many, 1 to 1000 (a page also stops at 2 MiB)")
+	list.Flags().StringVar(&after, "after", "", "list the page after this message id (the previous page's next)")
 
 	for _, op := range []struct{ name, short, done string }{
 		{"retry", "Queue a dead or failed message again, with a fresh ttl", "queued again"},
-		{"drop", "Delete a message that is no longer queued", "dropped"},
+		{"cancel", "Take a queued message out of the queue for good (it becomes dead; drop it then)", "cancelled (dead, never delivered)"},
+		{"drop", "Delete a message that is no longer queued (cancel a queued one first)", "dropped"},
 	} {
 		var f clientFlags
 		c := &cobra.Command{
