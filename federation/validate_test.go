@@ -105,6 +105,14 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "durable knobs",
+			modify: func(c *Config) { c.Federation.Durable = DurableConfig{MaxAttempts: -1, MaxAgeMs: -2, RetentionMs: -3} },
+			want: []Problem{ // a negative maxAttempts means no limit
+				{Path: "federation.durable.maxAgeMs", Message: "must not be negative (got -2); give milliseconds, or 0 for the default"},
+				{Path: "federation.durable.retentionMs", Message: "must not be negative (got -3); give milliseconds, or 0 for the default"},
+			},
+		},
+		{
 			name:   "duplicate peer id",
 			modify: func(c *Config) { c.Federation.Peers[1].ID = "research" },
 			want: []Problem{
