@@ -118,3 +118,48 @@ func TestPruneFinished(t *testing.T) {
 		t.Fatalf("after prune: %v", left)
 	}
 }
+
+// BenchmarkHeldBacklogProbe: one probe of a held peer (release one
+// message, start it, hold it again) costs the same whatever the peer's
+// backlog; the held messages are not touched.
+func BenchmarkHeldBacklogProbe(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			now := time.Now()
+			s := newSchedule()
+			for i := range n {
+				s.park(entry(fmt.Sprint(i), "down", PriorityNormal, int64(i), 0))
+			}
+			var last *schedItem
+			b.ResetTimer()
+			for range b.N {
+				last = s.unparkOne("down", last)
+				if s.next(now) != last {
+					b.Fatal("the released message is not the next to start")
+				}
+				s.park(last)
+			}
+		})
+	}
+}
+
+// TestScheduleParkHoldsUntilWoken: a parked message does not come due with
+// time, unless it can expire (then at its deadline, to be marked dead);
+// wakePeer releases the rest.
+func TestScheduleParkHoldsUntilWoken(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	s := newSchedule()
+	s.park(entry("held", "down", PriorityNormal, 1, 0))
+	expiring := entry("expiring", "down", PriorityNormal, 2, 0)
+	expiring.expires = now.UnixMilli() + 500
+	s.park(expiring)
+	if got := drain(&s, now.Add(time.Hour)); fmt.Sprint(got) != "[expiring]" {
+		t.Fatalf("an hour later: %v; want only the expiring message", got)
+	}
+	if !s.wakePeer("down") {
+		t.Fatal("wakePeer found nothing held")
+	}
+	if got := drain(&s, now); fmt.Sprint(got) != "[held]" {
+		t.Fatalf("after wakePeer: %v; want [held]", got)
+	}
+}
