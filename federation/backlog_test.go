@@ -68,10 +68,10 @@ func attempts(t *testing.T, g *gw) (total, most, queued int) {
 // messages are not attempted (nor rewritten) one by one: one message
 // probes the peer per backoff interval. So the attempts made while the
 // probe retries several times are the same for a backlog of 50 and of
-// 2,000, and once the peer is back every message is delivered.
+// 1,000, and once the peer is back every message is delivered.
 func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 	var counts []int
-	for _, n := range []int{50, 2000} {
+	for _, n := range []int{50, 1000} {
 		main, addr := queueToDownPeer(t, n)
 		// Wait until the probing message has been tried 5 times: 100 ms
 		// doubling, about 1.5 s of the peer being down.
@@ -109,6 +109,6 @@ func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 	// At most one round of concurrent attempts (64) before the peer is
 	// known to be down, then one probe per interval: no growth with n.
 	if counts[1] > counts[0]+64 {
-		t.Fatalf("attempts while down: %d for 50 queued, %d for 2000; want no growth with the backlog", counts[0], counts[1])
+		t.Fatalf("attempts while down: %d for 50 queued, %d for 1000; want no growth with the backlog", counts[0], counts[1])
 	}
 }

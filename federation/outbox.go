@@ -269,8 +269,12 @@ func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
 	case !retryable(r):
 		retry = !o.finish(e, StateFailed, r, nil)
 	case class != outcomeDown && o.maxAttempts > 0 && e.PeerAttempts >= o.maxAttempts:
-		retry = !o.finish(e, StateDead, r, gateway.NewError(r.Error.Code, fmt.Sprintf(
-			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, r.Error.Message)))
+		last := r.Error
+		if last == nil {
+			last = gateway.NewError(gateway.CodeTimeout, "no answer")
+		}
+		retry = !o.finish(e, StateDead, r, gateway.NewError(last.Code, fmt.Sprintf(
+			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, last.Message)))
 	default:
 		e.LastError = r.Error
 		e.NextAttemptAt = now.Add(o.retryDelay(it, class)).UnixMilli()
@@ -404,6 +408,7 @@ func (o *outbox) retry(id string) (*OutboxEntry, error) {
 // first (its outcome is not recorded); if it had already been answered,
 // the entry is no longer queued and cancel says what it became.
 func (o *outbox) cancel(id string) (*OutboxEntry, error) {
+	var stopped *schedItem // the attempt stopped for this cancel, unscheduled
 	for {
 		o.mu.Lock()
 		if it := o.running[id]; it != nil {
@@ -412,6 +417,7 @@ func (o *outbox) cancel(id string) (*OutboxEntry, error) {
 			done := it.done
 			o.mu.Unlock()
 			<-done // bounded by the delivery's timeout; the stop ends it at once
+			stopped = it
 			continue
 		}
 		// Not running, and it cannot start while o.mu is held: an attempt
@@ -425,6 +431,11 @@ func (o *outbox) cancel(id string) (*OutboxEntry, error) {
 			return nil, fmt.Errorf("%w: message %q is %s, not queued; nothing to cancel", ErrInvalidParams, id, e.State)
 		}
 		if !o.finish(e, StateDead, nil, gateway.NewError(gateway.CodeCancelled, fmt.Sprintf("cancelled by an operator after %d attempts", e.Attempts))) {
+			if stopped != nil { // still queued: schedule it again
+				stopped.cancelled, stopped.next = false, e.NextAttemptAt
+				o.sched.add(stopped, time.Now())
+				o.poke()
+			}
 			return nil, fmt.Errorf("cancel message %q: could not write the outbox; try again", id)
 		}
 		return e, nil

@@ -75,7 +75,7 @@ func (o *outbox) noteOutcomeLocked(it *schedItem, class int, now time.Time) {
 		g = &peerGate{bo: newRetryBackoff()}
 		g.probeAt = now.Add(g.bo.NextBackOff())
 		o.gates[it.peer] = g
-		o.n.log.Info("durable messages wait for a peer that does not answer", "peer", it.peer)
+		o.n.log.Debug("durable messages held for a peer that does not answer", "peer", it.peer)
 	case probe && g != nil: // a probe that failed, timed out or was not made
 		g.probing, g.last = false, nil
 		if class != outcomeNone {
