@@ -21,6 +21,7 @@ func queueToDownPeer(t *testing.T, n int) (*gw, string) {
 	lnPeer.Close()
 	cfg := newConfig(t, "main", "")
 	cfg.Federation.Peers = []federation.PeerConfig{{ID: "down", Name: "Down", URL: "ws://" + addr, AgentID: "c"}}
+	cfg.Gateway.HeartbeatMs = 1000 // a peer that is back is noticed within a second
 	main := start(t, cfg, listen(t), nil)
 	var wg sync.WaitGroup
 	jobs := make(chan int)
@@ -68,15 +69,15 @@ func attempts(t *testing.T, g *gw) (total, most, queued int) {
 // messages are not attempted (nor rewritten) one by one: one message
 // probes the peer per backoff interval. So the attempts made while the
 // probe retries several times are the same for a backlog of 50 and of
-// 1,000, and once the peer is back every message is delivered.
+// 500, and once the peer is back every message is delivered.
 func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 	var counts []int
-	for _, n := range []int{50, 1000} {
+	for _, n := range []int{50, 500} {
 		main, addr := queueToDownPeer(t, n)
-		// Wait until the probing message has been tried 5 times: 100 ms
-		// doubling, about 1.5 s of the peer being down.
+		// Wait until the probing message has been tried 4 times: 100 ms
+		// doubling, about 0.7 s of the peer being down.
 		waitFor(t, 30*time.Second, func() error {
-			if _, most, _ := attempts(t, main); most < 5 {
+			if _, most, _ := attempts(t, main); most < 4 {
 				return fmt.Errorf("the probe has made %d attempts", most)
 			}
 			return nil
@@ -109,6 +110,6 @@ func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 	// At most one round of concurrent attempts (64) before the peer is
 	// known to be down, then one probe per interval: no growth with n.
 	if counts[1] > counts[0]+64 {
-		t.Fatalf("attempts while down: %d for 50 queued, %d for 1000; want no growth with the backlog", counts[0], counts[1])
+		t.Fatalf("attempts while down: %d for 50 queued, %d for 500; want no growth with the backlog", counts[0], counts[1])
 	}
 }
