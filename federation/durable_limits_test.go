@@ -111,13 +111,16 @@ func TestOutboxListPages(t *testing.T) {
 // never delivered afterwards.
 func TestDurableCancel(t *testing.T) {
 	var held, delivered atomic.Int64
-	entered := make(chan struct{}, 1)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	h := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
 		if m.Content == "hold" {
 			held.Add(1)
 			entered <- struct{}{}
-			<-ctx.Done()
-			return nil, ctx.Err()
+			select { // the receiver runs a durable handling to its end
+			case <-release:
+			case <-ctx.Done():
+			}
+			return &federation.Answer{Content: "late"}, nil
 		}
 		delivered.Add(1)
 		return &federation.Answer{Content: m.Content}, nil
@@ -142,6 +145,7 @@ func TestDurableCancel(t *testing.T) {
 	if e.State != federation.StateDead || e.LastError == nil || e.LastError.Code != "CANCELLED" {
 		t.Fatalf("cancelled: %s %+v", e.State, e.LastError)
 	}
+	close(release) // the receiver's handling ends; the sender has stopped waiting for it
 	// A later message is delivered; the cancelled one never is again.
 	r2, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "after",
 		MessageOptions: federation.MessageOptions{Durable: true}})
