@@ -33,8 +33,10 @@ func TestDurableMaxAttemptsDeadLetters(t *testing.T) {
 	if e.LastError == nil || e.LastError.Code != "TIMEOUT" || !strings.Contains(e.LastError.Message, "maxAttempts") || e.PeerAttempts != 3 {
 		t.Fatalf("dead letter: attempts %d/%d, last error %+v", e.Attempts, e.PeerAttempts, e.LastError)
 	}
-	if n := runs.Load(); n != 3 {
-		t.Fatalf("the agent ran %d times; want 3", n)
+	// A retry that finds the previous handling still running waits for it
+	// instead of running the agent again: 1 to 3 runs.
+	if n := runs.Load(); n < 1 || n > 3 {
+		t.Fatalf("the agent ran %d times; want 1 to 3", n)
 	}
 }
 
