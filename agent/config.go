@@ -10,9 +10,10 @@ import (
 )
 
 // New builds the handler an agents[] entry of the configuration describes:
-// handler.type "" or "echo" gives [Echo], "exec" an [*Exec] and "http" an
-// [*HTTP]; handler.timeoutMs becomes the handler's Timeout. Errors wrap
-// [ErrInvalidConfig] and name the offending field.
+// handler.type "" or "echo" gives [Echo], "exec" an [*Exec], "http" an
+// [*HTTP] and "openclaw" an [*OpenClaw]; handler.timeoutMs becomes the
+// handler's Timeout. Errors wrap [ErrInvalidConfig] and name the offending
+// field.
 func New(cfg federation.AgentConfig) (federation.Handler, error) {
 	hc := cfg.Handler
 	if hc.TimeoutMs < 0 {
@@ -34,8 +35,13 @@ func New(cfg federation.AgentConfig) (federation.Handler, error) {
 			return nil, fmt.Errorf("%w: agent %q: agents[].handler.url %q %v", ErrInvalidConfig, cfg.ID, hc.URL, err)
 		}
 		return &HTTP{URL: hc.URL, Timeout: timeout}, nil
+	case "openclaw":
+		if err := checkWSURL(hc.URL); err != nil {
+			return nil, fmt.Errorf("%w: agent %q: agents[].handler.url %q %v", ErrInvalidConfig, cfg.ID, hc.URL, err)
+		}
+		return &OpenClaw{URL: hc.URL, Token: hc.Token, AgentID: hc.AgentID, Timeout: timeout}, nil
 	}
-	return nil, fmt.Errorf("%w: agent %q: agents[].handler.type %q is not one of echo, exec, http",
+	return nil, fmt.Errorf("%w: agent %q: agents[].handler.type %q is not one of echo, exec, http, openclaw",
 		ErrInvalidConfig, cfg.ID, hc.Type)
 }
 
@@ -51,6 +57,24 @@ func checkURL(s string) error {
 		return fmt.Errorf("is not a URL: %v", err)
 	case u.Scheme != "http" && u.Scheme != "https":
 		return errors.New("must start with http:// or https://")
+	case u.Host == "":
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// checkWSURL reports what is wrong with an openclaw agent's gateway URL,
+// phrased to follow the URL in a message.
+func checkWSURL(s string) error {
+	if s == "" {
+		return errors.New("is empty; an openclaw agent needs its OpenClaw gateway's address, e.g. ws://127.0.0.1:18789")
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a URL: %v", err)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return errors.New("must start with ws:// or wss://")
 	case u.Host == "":
 		return errors.New("has no host")
 	}

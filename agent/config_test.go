@@ -29,6 +29,11 @@ func TestNew(t *testing.T) {
 			cfg:  federation.HandlerConfig{Type: "http", URL: "https://agents.example/bot"},
 			want: &HTTP{URL: "https://agents.example/bot"},
 		},
+		{
+			name: "openclaw",
+			cfg:  federation.HandlerConfig{Type: "openclaw", URL: "ws://127.0.0.1:18789", Token: "s3cret", AgentID: "ops", TimeoutMs: 90000},
+			want: &OpenClaw{URL: "ws://127.0.0.1:18789", Token: "s3cret", AgentID: "ops", Timeout: 90 * time.Second},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +57,7 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "unknown type",
 			cfg:  federation.HandlerConfig{Type: "grpc"},
-			want: `agent "bot": agents[].handler.type "grpc" is not one of echo, exec, http`,
+			want: `agent "bot": agents[].handler.type "grpc" is not one of echo, exec, http, openclaw`,
 		},
 		{
 			name: "type is case-sensitive",
@@ -73,6 +78,16 @@ func TestNewErrors(t *testing.T) {
 			name: "http without url",
 			cfg:  federation.HandlerConfig{Type: "http"},
 			want: `agents[].handler.url "" is empty`,
+		},
+		{
+			name: "openclaw without url",
+			cfg:  federation.HandlerConfig{Type: "openclaw"},
+			want: `agents[].handler.url "" is empty; an openclaw agent needs its OpenClaw gateway's address`,
+		},
+		{
+			name: "openclaw with http url",
+			cfg:  federation.HandlerConfig{Type: "openclaw", URL: "http://127.0.0.1:18789"},
+			want: `agents[].handler.url "http://127.0.0.1:18789" must start with ws:// or wss://`,
 		},
 		{
 			name: "http with other scheme",

@@ -271,14 +271,19 @@ type AgentConfig struct {
 
 // HandlerConfig chooses a built-in agent kind; see package agent.
 type HandlerConfig struct {
-	// Type is echo, exec or http.
+	// Type is echo, exec, http or openclaw.
 	Type string `yaml:"type" json:"type"`
 	// Command is the argv of an exec agent.
 	Command []string `yaml:"command" json:"command,omitempty"`
 	// Dir is the working directory of an exec agent.
 	Dir string `yaml:"dir" json:"dir,omitempty"`
-	// URL is where an http agent POSTs messages.
+	// URL is where an http agent POSTs messages, or the ws:// or wss://
+	// address of an openclaw agent's OpenClaw gateway.
 	URL string `yaml:"url" json:"url,omitempty"`
+	// Token is an openclaw agent's OpenClaw gateway token; ${VAR} expands.
+	Token string `yaml:"token" json:"-"`
+	// AgentID is the OpenClaw agent an openclaw agent runs. Default "main".
+	AgentID string `yaml:"agentId" json:"agentId,omitempty"`
 	// TimeoutMs caps one invocation even when the caller allows longer.
 	TimeoutMs int `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
 	// Env is set in an exec agent's environment, which otherwise holds only

@@ -67,7 +67,7 @@ func (e *ValidationError) Error() string {
 }
 
 // The handler types an agent may use. An empty type means echo.
-var handlerTypes = []string{"echo", "exec", "http"}
+var handlerTypes = []string{"echo", "exec", "http", "openclaw"}
 
 // ApplyDefaults fills in every unset field that has a default. It is the
 // one place defaults are applied; call it before Validate.
@@ -412,6 +412,12 @@ func (ch *checker) handler(h *HandlerConfig, path string) {
 			ch.add(path+".url", "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent")
 		} else {
 			ch.url(path+".url", h.URL, "http", "https")
+		}
+	case "openclaw":
+		if h.URL == "" {
+			ch.add(path+".url", "required for an openclaw handler; give the OpenClaw gateway's address, like ws://127.0.0.1:18789")
+		} else {
+			ch.url(path+".url", h.URL, "ws", "wss")
 		}
 	default:
 		ch.add(path+".type", "unknown handler type %q; use one of %s", h.Type, strings.Join(handlerTypes, ", "))

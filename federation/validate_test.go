@@ -228,15 +228,20 @@ func TestValidate(t *testing.T) {
 					AgentConfig{ID: "y", Handler: HandlerConfig{Type: "exec", Command: []string{""}}},
 					AgentConfig{ID: "z", Handler: HandlerConfig{Type: "http"}},
 					AgentConfig{ID: "w", Handler: HandlerConfig{Type: "http", URL: "ws://127.0.0.1:1"}},
+					AgentConfig{ID: "oc", Handler: HandlerConfig{Type: "openclaw"}},
+					AgentConfig{ID: "oc2", Handler: HandlerConfig{Type: "openclaw", URL: "http://127.0.0.1:18789"}},
+					AgentConfig{ID: "oc3", Handler: HandlerConfig{Type: "openclaw", URL: "ws://127.0.0.1:18789", Token: "t", AgentID: "main"}},
 				)
 			},
 			want: []Problem{
 				{Path: "agents[3].id", Message: `required; give the agent a unique id such as "agent-research-01"`},
 				{Path: "agents[4].id", Message: `duplicate id "echo" (also agents[0]); give each agent a unique id`},
-				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http`},
+				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http, openclaw`},
 				{Path: "agents[6].handler.command", Message: `required for an exec handler; give the program and its arguments, like ["./agent.sh"]`},
 				{Path: "agents[7].handler.url", Message: "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent"},
 				{Path: "agents[8].handler.url", Message: `scheme "ws" is not http:// or https://`},
+				{Path: "agents[9].handler.url", Message: "required for an openclaw handler; give the OpenClaw gateway's address, like ws://127.0.0.1:18789"},
+				{Path: "agents[10].handler.url", Message: `scheme "http" is not ws:// or wss://`},
 			},
 		},
 		{

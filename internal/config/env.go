@@ -25,6 +25,7 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 			d.expand(&v, fmt.Sprintf("agents[%d].handler.env.%s", i, name), lookup)
 			env[name] = v
 		}
+		d.expand(&c.Agents[i].Handler.Token, fmt.Sprintf("agents[%d].handler.token", i), lookup)
 	}
 }
 
