@@ -1,0 +1,143 @@
+package openclaw_test
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// federation starts three agentfed gateways around the OpenClaw gateway:
+// echo (C) hosts an echo agent with capability "echoing"; claw (B), on the
+// address the plugin inside OpenClaw calls, hosts the agent "claw" of kind
+// openclaw and has echo as its peer; main (A) has claw as its peer.
+func federation(t *testing.T, o *openClaw) (main, claw, echo *server) {
+	t.Helper()
+	echo = serve(t, "127.0.0.1:0", fmt.Sprintf(`
+federation: {enabled: true, serverId: echo-server}
+agents:
+  - {id: echo-agent, capabilities: [echoing], handler: {type: echo}}
+storage: {dir: %q}
+`, t.TempDir()))
+	claw = serve(t, o.pluginGateway, fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: claw-server
+  peers:
+    - {id: echo-peer, name: Echo, url: %q, agentId: echo-agent, capabilities: [echoing]}
+gateway:
+  auth: {operatorToken: "${PLUGIN_TOKEN}"}
+agents:
+  - id: claw
+    capabilities: [openclaw]
+    handler: {type: openclaw, url: %q, token: "${OPENCLAW_TOKEN}", agentId: main}
+storage: {dir: %q}
+`, echo.url, o.url, t.TempDir()), "PLUGIN_TOKEN="+o.pluginToken, "OPENCLAW_TOKEN="+o.token)
+	main = serve(t, "127.0.0.1:0", fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: main-server
+  peers:
+    - {id: claw-peer, name: OpenClaw, url: %q, agentId: claw, capabilities: [openclaw], timeoutMs: 60000}
+storage: {dir: %q}
+`, claw.url, t.TempDir()))
+	return main, claw, echo
+}
+
+// TestSendToOpenClawAgent: agentfed send from A to B, whose agent is a real
+// OpenClaw agent, brings back the scripted model's answer with the
+// correlationId and priority kept; the message's context and the session's
+// synced context reach the OpenClaw agent.
+func TestSendToOpenClawAgent(t *testing.T) {
+	o := oc.get(t)
+	main, _, _ := federation(t, o)
+
+	var synced sendResult
+	if code := agentfedJSON(t, &synced, "sync", "claw-peer", "--gateway", main.url,
+		"--data", `{"projectId":"proj-synced-77"}`, "--correlation-id", "corr-openclaw-1"); code != 0 {
+		t.Fatalf("sync: exit %d: %+v", code, synced)
+	}
+	var got sendResult
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[answer]] What is the status?", "--gateway", main.url,
+		"--priority", "high", "--correlation-id", "corr-openclaw-1", "--context", `{"ticket":"T-4242"}`)
+	if code != 0 || got.Status != "ok" || got.Response == nil {
+		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
+	}
+	r := got.Response
+	if r.Content != scriptedAnswer || r.CorrelationID != "corr-openclaw-1" || r.Priority != "high" || r.Type != "response" || r.FromAgent != "claw" {
+		t.Errorf("response = %+v; want content %q, correlationId corr-openclaw-1, priority high, from claw", *r, scriptedAnswer)
+	}
+	reqs := o.model.requestsWith("[[answer]] What is the status?")
+	if len(reqs) == 0 {
+		t.Fatal("the model never saw the message")
+	}
+	var prompt strings.Builder
+	for _, m := range reqs[0].Messages {
+		prompt.WriteString(m.text())
+	}
+	for _, want := range []string{"T-4242", "proj-synced-77", "corr-openclaw-1", "main-server"} {
+		if !strings.Contains(prompt.String(), want) {
+			t.Errorf("the OpenClaw agent's model request lacks %q", want)
+		}
+	}
+}
+
+// TestOpenClawAgentTimeout: a turn that outlasts the caller's deadline is
+// a TIMEOUT.
+func TestOpenClawAgentTimeout(t *testing.T) {
+	o := oc.get(t)
+	main, _, _ := federation(t, o)
+
+	var got sendResult
+	agentfedJSON(t, &got, "send", "claw-peer", "[[stall]] take your time", "--gateway", main.url,
+		"--timeout-ms", "3000", "--correlation-id", "corr-stall")
+	if got.Status != "timeout" || got.Error == nil || got.Error.Code != "TIMEOUT" {
+		t.Fatalf("send = %+v (error %+v); want status timeout, code TIMEOUT", got, got.Error)
+	}
+}
+
+// TestOpenClawAgentCancelAborts: when the caller gives up, the OpenClaw run
+// is aborted (its model stream is closed) long before its own timeout.
+func TestOpenClawAgentCancelAborts(t *testing.T) {
+	o := oc.get(t)
+	main, _, _ := federation(t, o)
+
+	before := o.model.closedStalls()
+	send := exec.Command(bin, "send", "claw-peer", "[[stall]] cancel me", "--gateway", main.url,
+		"--timeout-ms", "120000", "--correlation-id", "corr-cancel")
+	if err := send.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() error {
+		if len(o.model.requestsWith("[[stall]] cancel me")) == 0 {
+			return errors.New("the model has not seen the message")
+		}
+		return nil
+	})
+	send.Process.Kill() // the operator's connection drops: the call is cancelled
+	send.Wait()
+	waitFor(t, 15*time.Second, func() error {
+		if o.model.closedStalls() == before {
+			return errors.New("the OpenClaw run's model stream is still open")
+		}
+		return nil
+	})
+}
+
+// waitFor polls cond until it returns nil or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
