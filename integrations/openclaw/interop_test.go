@@ -1,12 +1,16 @@
 package openclaw_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	agentfed "github.com/agentfed/agentfed/federation"
+	"github.com/google/go-cmp/cmp"
 )
 
 // federation starts three agentfed gateways around the OpenClaw gateway:
@@ -140,4 +144,69 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestPluginToolSend: the scripted model inside OpenClaw calls the
+// agent_federation tool (send to an agentfed peer's echo agent); the plugin
+// forwards it to the agentfed gateway, the result reaches the model as the
+// tool result, and the OpenClaw agent's final answer contains it.
+func TestPluginToolSend(t *testing.T) {
+	o := oc.get(t)
+	main, _, _ := federation(t, o)
+
+	var got sendResult
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-send]] ask the echo peer", "--gateway", main.url,
+		"--correlation-id", "corr-plugin-send")
+	if code != 0 || got.Status != "ok" || got.Response == nil {
+		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
+	}
+	answer := got.Response.Content
+	for _, want := range []string{"federation said: ", `"status":"ok"`, `"content":"ping from openclaw"`, `"fromAgent":"echo-agent"`, `"correlationId":"tool-send-1"`} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("final answer lacks %s:\n%s", want, answer)
+		}
+	}
+	checkToolSchema(t, o.model.requestsWith("[[fed-send]] ask the echo peer"))
+}
+
+// TestPluginToolDelegate: as TestPluginToolSend, with delegate by
+// capability.
+func TestPluginToolDelegate(t *testing.T) {
+	o := oc.get(t)
+	main, _, _ := federation(t, o)
+
+	var got sendResult
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-delegate]] find someone who echoes", "--gateway", main.url,
+		"--correlation-id", "corr-plugin-delegate")
+	if code != 0 || got.Status != "ok" || got.Response == nil {
+		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
+	}
+	answer := got.Response.Content
+	for _, want := range []string{"federation said: ", `"peerId":"echo-peer"`, `"content":"delegated by openclaw"`, `"strategy":"round-robin"`} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("final answer lacks %s:\n%s", want, answer)
+		}
+	}
+}
+
+// checkToolSchema: the model was offered agent_federation with exactly
+// agentfed's schema.
+func checkToolSchema(t *testing.T, reqs []chatRequest) {
+	t.Helper()
+	if len(reqs) == 0 {
+		t.Fatal("the model never saw the message")
+	}
+	for _, tool := range reqs[0].Tools {
+		if tool.Function.Name != "agent_federation" {
+			continue
+		}
+		var got, want any
+		json.Unmarshal(tool.Function.Parameters, &got)
+		json.Unmarshal(agentfed.ToolSchema(), &want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("the tool's parameters as the model sees them differ from agentfed schema (-want +got):\n%s", diff)
+		}
+		return
+	}
+	t.Errorf("the model was not offered agent_federation")
 }
