@@ -106,7 +106,11 @@ func TestRoleSeparation(t *testing.T) {
 	}{
 		{"peer runs a tool action", peer, federation.MethodTool, json.RawMessage(`{"action":"list_peers"}`), gateway.CodeForbidden},
 		{"operator relays", op, federation.MethodRelay, federation.RelayParams{}, gateway.CodeForbidden},
-		{"unknown method", peer, "federation.teleport", nil, gateway.CodeUnknownMethod},
+		{"unknown method", peer, "federation.teleport", nil, gateway.CodeInvalidRequest},
+		{"unknown method, operator", op, "sessions.teleport", nil, gateway.CodeInvalidRequest},
+		{"peer reads OpenClaw health", peer, federation.MethodOpenClawHealth, nil, gateway.CodeForbidden},
+		{"operator reads OpenClaw health", op, federation.MethodOpenClawHealth, nil, ""},
+		{"operator reads status", op, federation.MethodStatus, nil, ""},
 		{"peer reads capabilities", peer, federation.MethodCapabilities, nil, ""},
 		{"peer reads health", peer, federation.MethodHealth, nil, ""},
 		{"operator reads capabilities", op, federation.MethodCapabilities, nil, ""},
@@ -155,5 +159,44 @@ func TestRequireAuthDialsWithToken(t *testing.T) {
 		if r["status"] != tt.status || (tt.code != "" && at(r, "error", "code") != tt.code) {
 			t.Fatalf("token %q: %v; want status %s %s", tt.token, r, tt.status, tt.code)
 		}
+	}
+}
+
+// TestOpenClawShapesForOperators: operators, OpenClaw's clients among them,
+// get OpenClaw's answers: its unknown-method error, its health snapshot,
+// and a hello-ok without agentfed's additions; peers keep the serverId.
+func TestOpenClawShapesForOperators(t *testing.T) {
+	g := secured(t)
+	op := operator(t, g, "op-token")
+	ctx := context.Background()
+	err := op.Call(ctx, "nope.nothing", nil, nil)
+	if code(err) != gateway.CodeInvalidRequest || err.Error() != "unknown method: nope.nothing" {
+		t.Errorf("unknown method: %v (code %s); want INVALID_REQUEST \"unknown method: nope.nothing\"", err, code(err))
+	}
+	var health map[string]any
+	if err := op.Call(ctx, federation.MethodOpenClawHealth, nil, &health); err != nil {
+		t.Fatal(err)
+	}
+	if health["ok"] != true || health["ts"] == nil || len(health) != 3 {
+		t.Errorf("health = %v; want OpenClaw's {ok: true, ts, durationMs}", health)
+	}
+	var status federation.Status
+	if err := op.Call(ctx, federation.MethodStatus, nil, &status); err != nil {
+		t.Fatal(err)
+	}
+	if status.RuntimeVersion != federation.Version || status.Federation == nil || status.Federation.ServerID == "" {
+		t.Errorf("status = %+v; want runtimeVersion and the federation health", status)
+	}
+	var snap map[string]any
+	json.Unmarshal(op.Hello().Snapshot, &snap)
+	if op.Hello().Server.ServerID != "" || snap["serverId"] != nil || snap["health"].(map[string]any)["ok"] != true {
+		t.Errorf("operator hello-ok: server %+v, snapshot %v; want OpenClaw's shape, no serverId", op.Hello().Server, snap)
+	}
+	peer, err := dialPeer(t, g, "main-server", "main-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer.Hello().Server.ServerID == "" {
+		t.Error("peer hello-ok lost server.serverId, which peers pin")
 	}
 }

@@ -25,11 +25,14 @@ const (
 	MethodHealth       = "federation.health"       // peer, operator
 	MethodTool         = "federation.tool"         // operator
 	MethodOutbox       = "federation.outbox"       // operator
+	// OpenClaw's own methods, in OpenClaw's shapes, for its clients.
+	MethodOpenClawHealth = "health" // operator
+	MethodStatus         = "status" // operator
 )
 
 var roleMethods = map[string][]string{
 	gateway.RolePeer:     {MethodRelay, MethodCapabilities, MethodHealth},
-	gateway.RoleOperator: {MethodTool, MethodOutbox, MethodCapabilities, MethodHealth},
+	gateway.RoleOperator: {MethodTool, MethodOutbox, MethodCapabilities, MethodHealth, MethodOpenClawHealth, MethodStatus},
 }
 
 func methodsFor(role string) []string { return roleMethods[role] }
@@ -212,7 +215,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 				}
 			}
 		}
-		return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
+		return nil, unknownMethod(method)
 	}
 	if id.Role == gateway.RolePeer {
 		cred := n.credential(id)
@@ -231,7 +234,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 			return nil, err
 		}
 	}
-	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth {
+	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth && method != MethodOpenClawHealth && method != MethodStatus {
 		ctx = gateway.Detach(ctx) // tool actions call peers; the outbox is on disk
 	}
 	switch method {
@@ -247,8 +250,12 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return out, err
 	case MethodOutbox:
 		return n.serveOutbox(params)
+	case MethodOpenClawHealth:
+		return gateway.NewHealth(), nil
+	case MethodStatus:
+		return n.status(), nil
 	}
-	return nil, gateway.NewError(gateway.CodeUnknownMethod, fmt.Sprintf("unknown method %q", method))
+	return nil, unknownMethod(method)
 }
 
 func (n *Node) capabilities() *Capabilities {

@@ -40,6 +40,9 @@ func TestHelloOK(t *testing.T) {
 		opts     *gateway.DialOptions
 		wantAuth gateway.HelloAuth
 		wantID   gateway.Identity // ConnID and RemoteAddr are checked apart
+		// wantServerID is agentfed's addition to server and snapshot, for
+		// peers only: operators (OpenClaw's clients) get OpenClaw's shapes.
+		wantServerID string
 	}{
 		{
 			name:     "default operator",
@@ -55,6 +58,7 @@ func TestHelloOK(t *testing.T) {
 			wantAuth: gateway.HelloAuth{Role: gateway.RolePeer, Scopes: []string{"federation"}, Method: "token"},
 			wantID: gateway.Identity{Role: gateway.RolePeer, PeerID: "gw-b", Authenticated: true, Scopes: []string{"federation"},
 				Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Version: "0.9", Platform: "linux", Mode: gateway.ClientModeBack, InstanceID: "gw-b"}},
+			wantServerID: "gw-a",
 		},
 	}
 	for _, tt := range tests {
@@ -64,7 +68,7 @@ func TestHelloOK(t *testing.T) {
 			want := &gateway.HelloOK{
 				Type:     "hello-ok",
 				Protocol: gateway.ProtocolVersion,
-				Server:   gateway.HelloServer{Version: "1.2.3", ServerID: "gw-a"},
+				Server:   gateway.HelloServer{Version: "1.2.3", ServerID: tt.wantServerID},
 				Features: gateway.HelloFeatures{Methods: append(slices.Clone(methods[tt.wantAuth.Role]), gateway.MethodCancel), Events: []string{"tick", "agent"}},
 				Auth:     tt.wantAuth,
 				Policy:   gateway.HelloPolicy{MaxPayload: 1 << 20, MaxBufferedBytes: 2 << 20, TickIntervalMs: time.Hour.Milliseconds()},
@@ -81,7 +85,14 @@ func TestHelloOK(t *testing.T) {
 			if err := json.Unmarshal(hello.Snapshot, &snap); err != nil {
 				t.Fatalf("decode snapshot %s: %v", hello.Snapshot, err)
 			}
-			wantSnap := gateway.Snapshot{Presence: []any{}, Health: map[string]any{"ok": true}, ServerID: "gw-a"}
+			wantSnap := gateway.Snapshot{Presence: []any{}, Health: map[string]any{"ok": true}, ServerID: tt.wantServerID}
+			if tt.wantServerID == "" { // OpenClaw's health snapshot: ok, ts, durationMs
+				h, _ := snap.Health.(map[string]any)
+				if h["ok"] != true || h["ts"] == nil || h["durationMs"] == nil || len(h) != 3 {
+					t.Errorf("operator snapshot.health = %v; want OpenClaw's {ok: true, ts, durationMs}", snap.Health)
+				}
+				snap.Health = wantSnap.Health
+			}
 			if diff := cmp.Diff(wantSnap, snap, cmpopts.IgnoreFields(gateway.Snapshot{}, "UptimeMs")); diff != "" {
 				t.Errorf("snapshot mismatch (-want +got):\n%s", diff)
 			}

@@ -618,6 +618,9 @@ func (c *serverConn) hello(id *Identity, token bool) *HelloOK {
 	if c.srv.Health != nil {
 		snap.Health = c.srv.Health()
 	}
+	if id.Role != RolePeer {
+		openClawHello(h, &snap)
+	}
 	h.Snapshot, _ = json.Marshal(snap)
 	return h
 }
