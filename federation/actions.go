@@ -512,6 +512,8 @@ func (n *Node) conn(ctx context.Context, p *peer) (*gateway.Client, error) {
 		return c, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case gateway.Refused(err):
+		return nil, err // already names the peer and what to fix
 	case errors.As(err, &refused) && refused.Code != gateway.CodePeerUnavailable && refused.Code != gateway.CodeShuttingDown:
 		return nil, fmt.Errorf("peer %q refused the connection: %w", p.ID, err)
 	}

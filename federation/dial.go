@@ -33,6 +33,9 @@ func (n *Node) dialer(p *peer) gateway.DialFunc {
 				Platform: "agentfed", InstanceID: n.serverID, DisplayName: n.serverID,
 			},
 		})
+		if gateway.Refused(err) {
+			return nil, n.refused(p, err)
+		}
 		if err != nil {
 			return nil, explainDialError(p.ID, err)
 		}

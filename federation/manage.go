@@ -37,7 +37,7 @@ func (n *Node) ListPeers() *PeerList {
 		out.Peers = append(out.Peers, PeerInfo{
 			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
 			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
-			Connected: n.pool.Connected(p.ID), Health: n.tracker.get(p.ID).info(),
+			Connected: n.pool.Connected(p.ID), Health: n.peerHealth(p.ID),
 		})
 	}
 	out.TotalPeers = len(out.Peers)

@@ -21,6 +21,7 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 		n.tracker.forget(id)
 	}
 	n.revokeStale(&auth)
+	n.pool.RetryRefused() // the fix may be on either side
 	n.log.Info("configuration reloaded", "peerCredentials", len(auth.Peers), "staticPeers", len(cfg.Federation.Peers),
 		"operatorToken", auth.OperatorToken != "")
 	if cfg.Gateway.Listen != n.cfg.Gateway.Listen {

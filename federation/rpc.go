@@ -279,7 +279,7 @@ func (n *Node) health() *Health {
 	}
 	for _, p := range n.peers.list() {
 		h.Peers = append(h.Peers, PeerHealth{ID: p.ID, Enabled: p.IsEnabled(), Connected: n.pool.Connected(p.ID),
-			PeerHealthInfo: n.tracker.get(p.ID).info()})
+			PeerHealthInfo: n.peerHealth(p.ID)})
 	}
 	return h
 }

@@ -272,7 +272,7 @@ func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions)
 		if f.Error == nil {
 			return nil, NewError(CodeInvalidRequest, "connect refused without a reason")
 		}
-		return nil, f.Error
+		return nil, refusal(f.Error)
 	}
 	var hello HelloOK
 	if err := json.Unmarshal(f.Payload, &hello); err != nil || hello.Type != "hello-ok" {

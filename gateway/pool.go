@@ -24,6 +24,10 @@ type Pool struct {
 	// MinBackoff and MaxBackoff bound the wait between failed dials.
 	// Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
+	// RefusedBackoff is the wait after a dial the server refused for good
+	// (see RefusedError): a wrong token or role is a configuration to fix,
+	// not a flaky network. Default 5 minutes; RetryRefused ends it early.
+	RefusedBackoff time.Duration
 
 	mu     sync.RWMutex // guards slots, closed and base
 	slots  map[string]*poolSlot
@@ -146,6 +150,9 @@ func (p *Pool) dial(base context.Context, key string, s *poolSlot, e *poolEntry,
 		s.entry = nil
 		s.lastErr = err
 		s.retryAt = time.Now().Add(s.bo.NextBackOff())
+		if Refused(err) {
+			s.retryAt = time.Now().Add(orDefault(p.RefusedBackoff, defaultRefusedBackoff))
+		}
 	}
 	e.client, e.err = c, err
 	close(e.ready)
