@@ -21,10 +21,12 @@ func federation(t *testing.T, o *openClaw) (main, claw, echo *server) {
 	t.Helper()
 	echo = serve(t, "127.0.0.1:0", fmt.Sprintf(`
 federation: {enabled: true, serverId: echo-server}
+gateway:
+  auth: {operatorToken: "${OP_TOKEN}"}
 agents:
   - {id: echo-agent, capabilities: [echoing], handler: {type: echo}}
 storage: {dir: %q}
-`, t.TempDir()))
+`, t.TempDir()), "OP_TOKEN="+opToken)
 	claw = serve(t, o.pluginGateway, fmt.Sprintf(`
 federation:
   enabled: true
@@ -32,21 +34,23 @@ federation:
   peers:
     - {id: echo-peer, name: Echo, url: %q, agentId: echo-agent, capabilities: [echoing]}
 gateway:
-  auth: {operatorToken: "${PLUGIN_TOKEN}"}
+  auth: {operatorToken: "${OP_TOKEN}"}
 agents:
   - id: claw
     capabilities: [openclaw]
     handler: {type: openclaw, url: %q, token: "${OPENCLAW_TOKEN}", agentId: main}
 storage: {dir: %q}
-`, echo.url, o.url, t.TempDir()), "PLUGIN_TOKEN="+o.pluginToken, "OPENCLAW_TOKEN="+o.token)
+`, echo.url, o.url, t.TempDir()), "OP_TOKEN="+opToken, "OPENCLAW_TOKEN="+o.token)
 	main = serve(t, "127.0.0.1:0", fmt.Sprintf(`
 federation:
   enabled: true
   serverId: main-server
   peers:
     - {id: claw-peer, name: OpenClaw, url: %q, agentId: claw, capabilities: [openclaw], timeoutMs: 60000}
+gateway:
+  auth: {operatorToken: "${OP_TOKEN}"}
 storage: {dir: %q}
-`, claw.url, t.TempDir()))
+`, claw.url, t.TempDir()), "OP_TOKEN="+opToken)
 	return main, claw, echo
 }
 
@@ -110,7 +114,7 @@ func TestOpenClawAgentCancelAborts(t *testing.T) {
 
 	before := o.model.closedStalls()
 	send := exec.Command(bin, "send", "claw-peer", "[[stall]] cancel me", "--gateway", main.url,
-		"--timeout-ms", "120000", "--correlation-id", "corr-cancel")
+		"--timeout-ms", "120000", "--correlation-id", "corr-cancel", "--token", opToken)
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,4 +213,39 @@ func checkToolSchema(t *testing.T, reqs []chatRequest) {
 		return
 	}
 	t.Errorf("the model was not offered agent_federation")
+}
+
+// TestPeerEntryPointedAtOpenClaw: shipped OpenClaw refuses the peer role.
+// An agentfed peer entry pointed at it is refused, not redialled every few
+// seconds: it shows the refused state, and the reason says to reach
+// OpenClaw agents with the openclaw agent kind.
+func TestPeerEntryPointedAtOpenClaw(t *testing.T) {
+	o := oc.get(t)
+	g := serve(t, "127.0.0.1:0", fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: lost-server
+  peers:
+    - {id: claw-gw, name: OpenClaw, url: %q, token: "${OPENCLAW_TOKEN}", agentId: main}
+gateway:
+  auth: {operatorToken: "${OP_TOKEN}"}
+storage: {dir: %q}
+`, o.url, t.TempDir()), "OPENCLAW_TOKEN="+o.token, "OP_TOKEN="+opToken)
+
+	var got sendResult
+	agentfedJSON(t, &got, "send", "claw-gw", "hello", "--gateway", g.url)
+	if got.Status != "error" || got.Error == nil || !strings.Contains(got.Error.Message, "refused the handshake") ||
+		!strings.Contains(got.Error.Message, "handler type openclaw") {
+		t.Fatalf("send to OpenClaw as a peer = %+v (error %+v); want a refusal that points to the openclaw agent kind", got, got.Error)
+	}
+	t.Logf("OpenClaw as a peer: %s", got.Error.Message)
+	var peers struct {
+		Peers []struct {
+			Health struct{ State, LastError string } `json:"health"`
+		} `json:"peers"`
+	}
+	agentfedJSON(t, &peers, "peers", "--gateway", g.url)
+	if len(peers.Peers) != 1 || peers.Peers[0].Health.State != "refused" {
+		t.Errorf("peers = %+v; want claw-gw refused", peers)
+	}
 }

@@ -99,8 +99,11 @@ type openClaw struct {
 	// pluginGateway is where the agentfed plugin inside OpenClaw finds its
 	// agentfed gateway; tests start that gateway on this address.
 	pluginGateway string
-	pluginToken   string
 }
+
+// opToken is every agentfed gateway's operator token in these tests, and
+// the token the plugin inside OpenClaw presents.
+var opToken = randomHex(16)
 
 var oc openClaw
 
@@ -160,10 +163,10 @@ func (o *openClaw) start(tl tools, plugin string) error {
 	_, portStr, _ := net.SplitHostPort(addr)
 	var port int
 	fmt.Sscan(portStr, &port)
-	o.url, o.token, o.pluginToken = "ws://"+addr, randomHex(16), randomHex(16)
+	o.url, o.token = "ws://"+addr, randomHex(16)
 	o.model = startModel() // before OpenClaw: it retries a failing model for minutes
 	cfg := fmt.Sprintf(openClawConfig, port, o.token, filepath.Join(o.state, "openclaw.log"),
-		o.model.srv.URL+"/v1", filepath.Join(o.state, "workspace"), plugin, "ws://"+o.pluginGateway, o.pluginToken)
+		o.model.srv.URL+"/v1", filepath.Join(o.state, "workspace"), plugin, "ws://"+o.pluginGateway, opToken)
 	cfgPath := filepath.Join(o.state, "openclaw.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -410,7 +413,7 @@ type sendResult struct {
 // result into out; it returns the exit code.
 func agentfedJSON(t *testing.T, out any, args ...string) int {
 	t.Helper()
-	stdout, stderr, code := run(t, 90*time.Second, bin, append(args, "--json")...)
+	stdout, stderr, code := run(t, 90*time.Second, bin, append(args, "--json", "--token", opToken)...)
 	if err := json.Unmarshal([]byte(stdout), out); err != nil {
 		t.Fatalf("agentfed %s: exit %d, output is not JSON (%v):\n%s\n%s", strings.Join(args, " "), code, err, stdout, stderr)
 	}
