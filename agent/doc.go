@@ -10,6 +10,8 @@
 //     stdin and takes its stdout as the reply.
 //   - [HTTP] POSTs the message as JSON to a URL and takes the response body
 //     as the reply.
+//   - [OpenClaw] runs a turn of an agent of an OpenClaw gateway, as an
+//     OpenClaw operator client, and takes the turn's final reply.
 //
 // [New] builds the kind chosen by an agents[] entry of the configuration.
 //
@@ -52,6 +54,7 @@
 // # Concurrency
 //
 // All handlers are safe for concurrent use: each call to Handle is
-// independent (Exec starts one process per call). Their fields must not be
+// independent (Exec starts one process per call, OpenClaw opens one
+// connection per call). Their fields must not be
 // changed once Handle has been called.
 package agent

@@ -249,3 +249,42 @@ storage: {dir: %q}
 		t.Errorf("peers = %+v; want claw-gw refused", peers)
 	}
 }
+
+// TestOpenClawAgentErrors: what OpenClaw refuses comes back as AGENT_ERROR:
+// an agent id it does not have, a wrong token.
+func TestOpenClawAgentErrors(t *testing.T) {
+	o := oc.get(t)
+	claw := serve(t, "127.0.0.1:0", fmt.Sprintf(`
+federation: {enabled: true, serverId: claw-errors}
+gateway:
+  auth: {operatorToken: "${OP_TOKEN}"}
+agents:
+  - {id: ghost, handler: {type: openclaw, url: %q, token: "${OPENCLAW_TOKEN}", agentId: no-such-agent}}
+  - {id: stale, handler: {type: openclaw, url: %q, token: "not-the-token"}}
+storage: {dir: %q}
+`, o.url, o.url, t.TempDir()), "OP_TOKEN="+opToken, "OPENCLAW_TOKEN="+o.token)
+	main := serve(t, "127.0.0.1:0", fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: main-errors
+  peers:
+    - {id: ghost, name: Ghost, url: %q, agentId: ghost}
+    - {id: stale, name: Stale, url: %q, agentId: stale}
+gateway:
+  auth: {operatorToken: "${OP_TOKEN}"}
+storage: {dir: %q}
+`, claw.url, claw.url, t.TempDir()), "OP_TOKEN="+opToken)
+
+	for _, peer := range []string{"ghost", "stale"} {
+		var got sendResult
+		agentfedJSON(t, &got, "send", peer, "[[answer]] hello", "--gateway", main.url, "--timeout-ms", "30000")
+		if got.Status != "error" || got.Error == nil || got.Error.Code != "AGENT_ERROR" {
+			t.Errorf("send to %s = %+v (error %+v); want AGENT_ERROR", peer, got, got.Error)
+		}
+	}
+	// The details stay in the gateway's log (its "agent failed" lines are
+	// rate-limited, so only the first is certain to be there).
+	if logs := claw.logs.String(); !strings.Contains(logs, `unknown agent id \"no-such-agent\"`) {
+		t.Errorf("the claw gateway's log lacks OpenClaw's reason:\n%s", logs)
+	}
+}

@@ -420,6 +420,15 @@ gateway:
 			}),
 		},
 		{
+			name: "openclaw agent token expands, its url does not",
+			in: `agents:
+  - {id: claw, handler: {type: openclaw, url: "ws://h:1/${NAME}", token: "${OC}", agentId: main}}
+`,
+			env: map[string]string{"OC": "oc-token", "NAME": "expanded"},
+			want: defaults(federation.Config{Agents: []federation.AgentConfig{{ID: "claw",
+				Handler: federation.HandlerConfig{Type: "openclaw", URL: "ws://h:1/${NAME}", Token: "oc-token", AgentID: "main"}}}}),
+		},
+		{
 			name: "json",
 			in:   `{"federation": {"enabled": true}, "agents": [{"id": "e", "capabilities": ["echo"]}], "storage": {"dir": "/var/lib/agentfed"}}`,
 			want: defaults(federation.Config{
