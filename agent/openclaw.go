@@ -25,7 +25,7 @@ import (
 // conversation share the agent's history. The message's context, which the
 // gateway has merged with the session's synced context, reaches the agent
 // as a JSON block in the turn's extra system prompt, together with the
-// message's envelope. The messageId is the turn's idempotencyKey: a message
+// message's envelope. fromServer/messageId is the turn's idempotencyKey: a message
 // delivered twice runs once.
 //
 // When the caller stops waiting (its deadline, a cancel), the run is aborted
@@ -77,7 +77,7 @@ func (o *OpenClaw) Handle(ctx context.Context, msg *federation.Message) (*federa
 	defer c.Close()
 
 	agentID := cmp.Or(o.AgentID, "main")
-	params, err := turnParams(msg, agentID, turnCtx)
+	params, err := turnParams(turnCtx, msg, agentID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: openclaw %q: %w", federation.ErrAgentFailed, o.URL, err)
 	}
@@ -86,18 +86,51 @@ func (o *OpenClaw) Handle(ctx context.Context, msg *federation.Message) (*federa
 		Status string `json:"status"`
 	}
 	if err := c.Call(turnCtx, "agent", params, &started); err != nil {
-		o.abort(c, turnCtx, params.SessionKey, "")
+		if turnCtx.Err() != nil {
+			o.abort(turnCtx, c, params.SessionKey, "")
+		}
 		return nil, o.fail(ctx, turnCtx, "agent", err)
 	}
 	if started.RunID == "" {
 		return nil, fmt.Errorf("%w: openclaw %q: agent answered %q without a runId", federation.ErrAgentFailed, o.URL, started.Status)
 	}
-	var done waitResult
-	if err := c.Call(turnCtx, "agent.wait", waitParams{RunID: started.RunID, TimeoutMs: remainingMs(turnCtx)}, &done); err != nil {
-		o.abort(c, turnCtx, params.SessionKey, started.RunID)
+	done, err := wait(turnCtx, c, started.RunID)
+	if err != nil {
+		if turnCtx.Err() != nil {
+			o.abort(turnCtx, c, params.SessionKey, started.RunID)
+		}
 		return nil, o.fail(ctx, turnCtx, "agent.wait", err)
 	}
-	return o.answer(&done, agentID, started.RunID)
+	if done.Status == "timeout" {
+		o.abort(turnCtx, c, params.SessionKey, started.RunID)
+	}
+	return o.answer(done, agentID, started.RunID)
+}
+
+// maxWait is the longest one agent.wait call asks OpenClaw to wait.
+const maxWait = time.Minute
+
+// wait waits for run to end, with agent.wait calls of at most maxWait
+// each, until ctx ends. A call that reports a timeout well before its own
+// wait was over reports the run's.
+func wait(ctx context.Context, c *gateway.Client, runID string) (*waitResult, error) {
+	for {
+		chunk := maxWait
+		if ms := remainingMs(ctx); ms > 0 {
+			chunk = min(chunk, time.Duration(ms)*time.Millisecond)
+		}
+		start := time.Now()
+		var done waitResult
+		if err := c.Call(ctx, "agent.wait", waitParams{RunID: runID, TimeoutMs: chunk.Milliseconds()}, &done); err != nil {
+			return nil, err
+		}
+		if done.Status != "timeout" || time.Since(start) < chunk/2 {
+			return &done, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (o *OpenClaw) dialOptions() *gateway.DialOptions {
@@ -124,7 +157,6 @@ type agentParams struct {
 	IdempotencyKey    string `json:"idempotencyKey"`
 	Timeout           int64  `json:"timeout,omitempty"` // seconds
 	ExtraSystemPrompt string `json:"extraSystemPrompt,omitempty"`
-	Label             string `json:"label,omitempty"`
 }
 
 type waitParams struct {
@@ -143,7 +175,7 @@ type waitResult struct {
 }
 
 // turnParams builds the agent request for msg.
-func turnParams(msg *federation.Message, agentID string, ctx context.Context) (*agentParams, error) {
+func turnParams(ctx context.Context, msg *federation.Message, agentID string) (*agentParams, error) {
 	envelope := map[string]any{
 		"messageId":  msg.MessageID,
 		"fromAgent":  msg.FromAgent,
@@ -177,7 +209,6 @@ func turnParams(msg *federation.Message, agentID string, ctx context.Context) (*
 		ExtraSystemPrompt: "This message came through agentfed, the agent federation, from agent " +
 			fmt.Sprintf("%q on server %q. Its envelope and context (JSON):\n", msg.FromAgent, msg.FromServer) +
 			"```json\n" + string(ctxJSON) + "\n```",
-		Label: "agentfed " + msg.FromServer,
 	}
 	if ms := remainingMs(ctx); ms > 0 {
 		p.Timeout = (ms + 999) / 1000
@@ -252,12 +283,9 @@ func (o *OpenClaw) fail(ctx, turnCtx context.Context, step string, err error) er
 	return fmt.Errorf("%w: openclaw %q: %s: %v", federation.ErrAgentFailed, o.URL, step, err)
 }
 
-// abort stops the session's run in OpenClaw once the caller has given up
-// (turnCtx ended); it waits at most abortTimeout for OpenClaw's answer.
-func (o *OpenClaw) abort(c *gateway.Client, turnCtx context.Context, key, runID string) {
-	if turnCtx.Err() == nil {
-		return
-	}
+// abort stops the session's run (runID, or any) in OpenClaw; it waits at
+// most abortTimeout for OpenClaw's answer, even when turnCtx has ended.
+func (o *OpenClaw) abort(turnCtx context.Context, c *gateway.Client, key, runID string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(turnCtx), abortTimeout)
 	defer cancel()
 	params := map[string]string{"key": key}
