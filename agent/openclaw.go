@@ -25,8 +25,8 @@ import (
 // conversation share the agent's history. The message's context, which the
 // gateway has merged with the session's synced context, reaches the agent
 // as a JSON block in the turn's extra system prompt, together with the
-// message's envelope. fromServer/messageId is the turn's idempotencyKey: a message
-// delivered twice runs once.
+// message's envelope. fromServer/messageId is the turn's idempotencyKey: a
+// message delivered twice runs once.
 //
 // When the caller stops waiting (its deadline, a cancel), the run is aborted
 // in OpenClaw (sessions.abort) and the error wraps the context's error. A
