@@ -172,6 +172,7 @@ func (o *openClaw) start(tl tools, plugin string) error {
 		return err
 	}
 	o.cmd = exec.Command(tl.node, tl.openclaw, "gateway", "run")
+	dieWithTest(o.cmd)
 	o.cmd.Env = append(os.Environ(),
 		"HOME="+o.state, "OPENCLAW_HOME="+o.state, "OPENCLAW_STATE_DIR="+o.state,
 		"OPENCLAW_CONFIG_PATH="+cfgPath, "TMPDIR="+o.state, "OPENCLAW_SKIP_CHANNELS=1")
