@@ -73,7 +73,7 @@ with 'agentfed send', 'agentfed peers', ... or 'agentfed tool JSON'.`,
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(
 		newServeCmd(s), newConfigCmd(s), newInitCmd(s), newDemoCmd(s), newVersionCmd(s), newSchemaCmd(s),
-		newToolCmd(s), newStatusCmd(s), newOutboxCmd(s), newIdentityCmd(s), newStoreCmd(s),
+		newToolCmd(s), newMCPCmd(s), newStatusCmd(s), newOutboxCmd(s), newIdentityCmd(s), newStoreCmd(s),
 	)
 	root.AddCommand(newActionCmds(s)...)
 	return root
