@@ -59,6 +59,7 @@ type Node struct {
 	clients   peerClients // HTTP clients for wss:// peers
 	identity  *Identity   // signs and opens messages; see seal.go
 	guard     *gateway.Guard
+	mcp       *mcpFront // MCP over streamable HTTP at MCPPath
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -175,6 +176,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		MaxConns:      cfg.Gateway.Limits.MaxConnections,
 		MaxHandshakes: cfg.Gateway.Limits.MaxHandshakes,
 	}
+	n.mcp = newMCPFront(n)
 	return n, nil
 }
 
@@ -202,8 +204,12 @@ func (n *Node) Serve(ln net.Listener) error {
 		ln = tls.NewListener(ln, n.tls)
 	}
 	n.listener = ln
-	// Every HTTP surface of the listener goes through the guard.
-	n.httpSrv = &http.Server{Handler: n.guard.Wrap(n.srv), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
+	// One listener, every front door: MCP at MCPPath, the gateway
+	// protocol's WebSocket everywhere else. All go through the guard.
+	mux := http.NewServeMux()
+	mux.Handle(MCPPath, n.mcp)
+	mux.Handle("/", n.srv)
+	n.httpSrv = &http.Server{Handler: n.guard.Wrap(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 		ConnContext: gateway.ConnContext, ConnState: n.srv.ConnState,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
@@ -285,6 +291,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if httpSrv != nil {
 		n.bgCancel()
+		n.mcp.close()
 		errs = append(errs, httpSrv.Shutdown(ctx))
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))

@@ -245,9 +245,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 	case MethodHealth:
 		return n.health(), nil
 	case MethodTool:
-		action, out, err := n.Tool().call(ctx, params)
-		n.audit.write(auditEvent{Dir: "op", Kind: "tool", Action: action, Remote: id.RemoteAddr, Outcome: outcomeOf(err)})
-		return out, err
+		return n.operatorTool(ctx, id.RemoteAddr, params)
 	case MethodOutbox:
 		return n.serveOutbox(params)
 	case MethodOpenClawHealth:
@@ -256,6 +254,14 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return n.status(), nil
 	}
 	return nil, unknownMethod(method)
+}
+
+// operatorTool runs an operator's action object, from any front door
+// (federation.tool, MCP), and audits it.
+func (n *Node) operatorTool(ctx context.Context, remote string, params json.RawMessage) (any, error) {
+	action, out, err := n.Tool().call(ctx, params)
+	n.audit.write(auditEvent{Dir: "op", Kind: "tool", Action: action, Remote: remote, Outcome: outcomeOf(err)})
+	return out, err
 }
 
 func (n *Node) capabilities() *Capabilities {

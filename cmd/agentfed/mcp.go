@@ -57,7 +57,7 @@ also serves MCP itself over streamable HTTP at /mcp.`,
 	return cmd
 }
 
-// mcpOptions describe agentfed's MCP server, on stdio as on /mcp.
+// mcpOptions describe agentfed's MCP server on stdio, as federation describes it on /mcp.
 func mcpOptions() mcpserver.Options {
 	return mcpserver.Options{Name: "agentfed", Version: federation.Version, Tool: mcpserver.Tool{
 		Name: federation.ToolName, Description: federation.ToolDescription, InputSchema: federation.ToolSchema()}}
