@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/agent"
+	"github.com/agentfed/agentfed/federation"
+)
+
+// npmTool returns the path in the environment variable env of a client
+// installed from npm by .ci/run. Without it the test is skipped, except
+// under CI=true, where it fails: CI must run these.
+func npmTool(t *testing.T, env string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	switch {
+	case path == "" && os.Getenv("CI") == "true":
+		t.Fatalf("%s is not set; .ci/run installs the MCP clients from npm and sets it", env)
+	case path == "":
+		t.Skipf("%s is not set: install the MCP clients from npm as .ci/run does to run this test", env)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s: %v", env, err)
+	}
+	return path
+}
+
+// mcpFederation starts a peer gateway with an echo agent and a main gateway
+// that has it as peer-b, and returns the main one.
+func mcpFederation(t *testing.T) *server {
+	t.Helper()
+	peer := peerServer(t, "gw-b", "echo-b", "echo", "b-secret")
+	t.Setenv("B_TOKEN", "b-secret")
+	t.Setenv("AGENTFED_TOKEN", "op-secret")
+	return serve(t, "--config", writeFile(t, "main.yaml", fmt.Sprintf(`
+federation:
+  enabled: true
+  serverId: main-agent-server
+  defaultTimeoutMs: 5000
+  peers:
+    - {id: peer-b, name: B, url: %q, token: "${B_TOKEN}", agentId: echo-b, capabilities: [echo]}
+gateway:
+  auth: {operatorToken: "${AGENTFED_TOKEN}"}
+storage: {dir: %q}
+`, peer.url, t.TempDir())))
+}
+
+// inspect runs the MCP inspector's CLI against target and decodes what it
+// prints.
+func inspect(t *testing.T, inspector string, target []string, method ...string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append(append([]string{"--cli"}, target...), method...)
+	out, err := exec.CommandContext(ctx, inspector, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mcp-inspector %v: %v\n%s", args, err, out)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("mcp-inspector %v printed no JSON object: %v\n%s", args, err, out)
+	}
+	return v
+}
+
+// checkInspector lists and calls the tool through the inspector: a send
+// that reaches the peer's echo agent, and a bad action that is an error.
+func checkInspector(t *testing.T, inspector string, target []string) {
+	tools := inspect(t, inspector, target, "--method", "tools/list")
+	if name := at(tools, "tools", 0, "name"); name != federation.ToolName {
+		t.Fatalf("tools/list: first tool %v, want %s: %v", name, federation.ToolName, tools)
+	}
+	if enum := at(tools, "tools", 0, "inputSchema", "properties", "action", "enum"); len(enum.([]any)) != len(federation.Actions) {
+		t.Errorf("tools/list: action enum %v, want the %d actions of agentfed schema", enum, len(federation.Actions))
+	}
+	call := []string{"--method", "tools/call", "--tool-name", federation.ToolName}
+	sent := inspect(t, inspector, target, append(call, "--tool-arg", "action=send", "--tool-arg", "peerId=peer-b",
+		"--tool-arg", "message=hello from the inspector")...)
+	if c := at(sent, "structuredContent", "response", "content"); c != "hello from the inspector" || sent["isError"] == true {
+		t.Errorf("send: structuredContent.response.content = %v (isError %v), want the echo agent's answer: %v", c, sent["isError"], sent)
+	}
+	bad := inspect(t, inspector, target, append(call, "--tool-arg", "action=fly")...)
+	text, _ := at(bad, "content", 0, "text").(string)
+	if bad["isError"] != true || at(bad, "structuredContent", "error", "code") != "UNKNOWN_ACTION" || !strings.HasPrefix(text, "UNKNOWN_ACTION: ") {
+		t.Errorf("bad action: %v, want isError with UNKNOWN_ACTION", bad)
+	}
+}
+
+func TestMCPInspectorStdio(t *testing.T) {
+	inspector := npmTool(t, "AGENTFED_MCP_INSPECTOR")
+	main := mcpFederation(t)
+	checkInspector(t, inspector, []string{bin, "mcp", "--gateway", main.url, "--token", "op-secret"})
+}
+
+func TestMCPInspectorHTTP(t *testing.T) {
+	inspector := npmTool(t, "AGENTFED_MCP_INSPECTOR")
+	main := mcpFederation(t)
+	url := "http://" + strings.TrimPrefix(main.url, "ws://") + federation.MCPPath
+	checkInspector(t, inspector, []string{url, "--transport", "http", "--header", "Authorization: Bearer op-secret"})
+}
+
+// The conformance suite sends no credentials, so it tests a gateway whose
+// operators are trusted for connecting from loopback: one without
+// gateway.auth.operatorToken, which only a Go program can run (serve
+// always sets a token). Its DNS rebinding scenario expects a request from
+// a page on the server's own origin to be served and one from another
+// host refused: the gateway allows the first by gateway.allowedOrigins.
+func TestMCPConformance(t *testing.T) {
+	conformance := npmTool(t, "AGENTFED_MCP_CONFORMANCE")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &federation.Config{}
+	cfg.Gateway.AllowedOrigins = []string{"http://" + ln.Addr().String()}
+	cfg.Federation.Enabled = true
+	cfg.Federation.ServerID = "conformance"
+	cfg.Storage.Dir = t.TempDir()
+	cfg.Agents = []federation.AgentConfig{{ID: "echo"}}
+	cfg.ApplyDefaults()
+	echo, err := agent.New(cfg.Agents[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := federation.New(cfg, federation.Options{Handlers: map[string]federation.Handler{"echo": echo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Serve(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		node.Shutdown(ctx)
+	})
+	baseline, err := filepath.Abs("testdata/mcp-conformance-baseline.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, conformance, "server", "--url", "http://"+ln.Addr().String()+federation.MCPPath,
+		"--expected-failures", baseline, "--output-dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("conformance server: %v (a scenario failed that the baseline does not list, or a listed one now passes)\n%s",
+			err, summaryOf(out))
+	}
+	t.Logf("%s", summaryOf(out))
+}
+
+// summaryOf is the part of the conformance suite's output after its
+// per-scenario progress lines.
+func summaryOf(out []byte) string {
+	s := string(out)
+	if i := strings.Index(s, "=== SUMMARY ==="); i >= 0 {
+		return s[i:]
+	}
+	return s
+}
+
+// at walks a decoded JSON value by object keys and array indexes.
+func at(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
