@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
@@ -11,9 +13,9 @@ import (
 
 // New builds the handler an agents[] entry of the configuration describes:
 // handler.type "" or "echo" gives [Echo], "exec" an [*Exec], "http" an
-// [*HTTP] and "openclaw" an [*OpenClaw]; handler.timeoutMs becomes the
-// handler's Timeout. Errors wrap [ErrInvalidConfig] and name the offending
-// field.
+// [*HTTP], "openclaw" an [*OpenClaw] and "llm" an [*LLM]; handler.timeoutMs
+// becomes the handler's Timeout. Errors wrap [ErrInvalidConfig] and name the
+// offending field.
 func New(cfg federation.AgentConfig) (federation.Handler, error) {
 	hc := cfg.Handler
 	if hc.TimeoutMs < 0 {
@@ -40,8 +42,10 @@ func New(cfg federation.AgentConfig) (federation.Handler, error) {
 			return nil, fmt.Errorf("%w: agent %q: agents[].handler.url %q %v", ErrInvalidConfig, cfg.ID, hc.URL, err)
 		}
 		return &OpenClaw{URL: hc.URL, Token: hc.Token, AgentID: hc.AgentID, Timeout: timeout}, nil
+	case "llm":
+		return newLLM(cfg, timeout)
 	}
-	return nil, fmt.Errorf("%w: agent %q: agents[].handler.type %q is not one of echo, exec, http, openclaw",
+	return nil, fmt.Errorf("%w: agent %q: agents[].handler.type %q is not one of echo, exec, http, openclaw, llm",
 		ErrInvalidConfig, cfg.ID, hc.Type)
 }
 
@@ -79,4 +83,33 @@ func checkWSURL(s string) error {
 		return errors.New("has no host")
 	}
 	return nil
+}
+
+// newLLM builds an llm agent, refusing what it cannot work with.
+func newLLM(cfg federation.AgentConfig, timeout time.Duration) (*LLM, error) {
+	hc := cfg.Handler
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: agent %q: %s", ErrInvalidConfig, cfg.ID, fmt.Sprintf(format, args...))
+	}
+	if hc.BaseURL == "" {
+		return nil, bad("agents[].handler.baseUrl is empty; give the OpenAI-compatible API base, like https://api.openai.com/v1")
+	}
+	if err := checkURL(hc.BaseURL); err != nil {
+		return nil, bad("agents[].handler.baseUrl %q %v", hc.BaseURL, err)
+	}
+	switch {
+	case hc.Model == "":
+		return nil, bad("agents[].handler.model is empty; name the model the endpoint serves, like gpt-4o-mini or llama3.1")
+	case hc.Temperature != nil && (*hc.Temperature < 0 || *hc.Temperature > 2):
+		return nil, bad("agents[].handler.temperature %g is outside 0 to 2", *hc.Temperature)
+	case hc.MaxTokens < 0 || hc.MaxSteps < 0:
+		return nil, bad("agents[].handler.maxTokens and maxSteps must not be negative")
+	}
+	for _, a := range hc.Tools.AllowActions {
+		if !slices.Contains(federation.Actions, a) {
+			return nil, bad("agents[].handler.tools.allowActions: %q is not an action; use %s", head([]byte(a), 40), strings.Join(federation.Actions, ", "))
+		}
+	}
+	return &LLM{BaseURL: hc.BaseURL, Model: hc.Model, APIKey: hc.APIKey, System: hc.System, Temperature: hc.Temperature,
+		MaxTokens: hc.MaxTokens, MaxSteps: hc.MaxSteps, AllowActions: hc.Tools.AllowActions, Timeout: timeout}, nil
 }

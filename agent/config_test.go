@@ -57,7 +57,7 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "unknown type",
 			cfg:  federation.HandlerConfig{Type: "grpc"},
-			want: `agent "bot": agents[].handler.type "grpc" is not one of echo, exec, http, openclaw`,
+			want: `agent "bot": agents[].handler.type "grpc" is not one of echo, exec, http, openclaw, llm`,
 		},
 		{
 			name: "type is case-sensitive",

@@ -242,6 +242,11 @@ type PeerCredential struct {
 	// AllowMethods lists the gateway methods this peer may call (of
 	// federation.relay, federation.capabilities, federation.health).
 	AllowMethods []string `yaml:"allowMethods" json:"allowMethods,omitempty"`
+	// AllowActions lists the tool actions this gateway's agents (llm) may
+	// run on behalf of this peer's messages: delegate, send, list_peers...
+	// Unlike the lists above, empty allows none: a peer makes this gateway
+	// act elsewhere only when configured to.
+	AllowActions []string `yaml:"allowActions" json:"allowActions,omitempty"`
 	// RatePerSec overrides gateway.limits.peerRatePerSec for this peer.
 	RatePerSec float64 `yaml:"ratePerSec" json:"ratePerSec,omitempty"`
 	// MaxMessageBytes caps the size of one relayed request from this peer:
@@ -271,7 +276,7 @@ type AgentConfig struct {
 
 // HandlerConfig chooses a built-in agent kind; see package agent.
 type HandlerConfig struct {
-	// Type is echo, exec, http or openclaw.
+	// Type is echo, exec, http, openclaw or llm.
 	Type string `yaml:"type" json:"type"`
 	// Command is the argv of an exec agent.
 	Command []string `yaml:"command" json:"command,omitempty"`
@@ -290,6 +295,38 @@ type HandlerConfig struct {
 	// a few of the gateway's variables (PATH, HOME, locale, time zone: see
 	// agent.BaseEnv). Values may be written ${VAR}.
 	Env map[string]string `yaml:"env" json:"env,omitempty"`
+
+	// The fields below configure an llm agent: a model behind an
+	// OpenAI-compatible Chat Completions endpoint (see agent.LLM).
+
+	// BaseURL is the API's base, to which /chat/completions is appended:
+	// https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama), ...
+	BaseURL string `yaml:"baseUrl" json:"baseUrl,omitempty"`
+	// Model is the model name the endpoint serves.
+	Model string `yaml:"model" json:"model,omitempty"`
+	// APIKey is sent as a bearer token; write it ${VAR}. Optional for
+	// local servers.
+	APIKey string `yaml:"apiKey" json:"-"`
+	// System is the system prompt.
+	System string `yaml:"system" json:"system,omitempty"`
+	// Temperature is passed on when set (0 to 2).
+	Temperature *float64 `yaml:"temperature" json:"temperature,omitempty"`
+	// MaxTokens caps each completion; 0 leaves it to the endpoint.
+	MaxTokens int `yaml:"maxTokens" json:"maxTokens,omitempty"`
+	// MaxSteps caps the model calls for one message (each tool-calling
+	// round is one). Default 8.
+	MaxSteps int `yaml:"maxSteps" json:"maxSteps,omitempty"`
+	// Tools are what the model may call.
+	Tools LLMToolsConfig `yaml:"tools" json:"tools,omitempty"`
+}
+
+// LLMToolsConfig says which tools an llm agent's model may call.
+type LLMToolsConfig struct {
+	// AllowActions lists the agent_federation actions the model may run on
+	// its own gateway, on behalf of the message's sender: only those the
+	// sender is granted too (gateway.auth.peers[].allowActions) run.
+	// Empty: the model gets no tool.
+	AllowActions []string `yaml:"allowActions" json:"allowActions,omitempty"`
 }
 
 // StorageConfig says where the gateway keeps state across restarts.

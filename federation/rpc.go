@@ -361,6 +361,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		return nil, fmt.Errorf("%w: gateway %q hosts no agent %q (it hosts %v)", ErrUnknownAgent, n.serverID, p.TargetAgent, sortedKeys(n.agents))
 	}
 	msg.ToAgent = p.TargetAgent
+	if !agent.immediate && msg.Type != TypeSync {
+		ctx = n.withInvocation(ctx, id, agent.cfg.ID, msg) // for its tool calls (ToolFor)
+	}
 	// An immediate agent with a free slot answers on the connection's
 	// reader goroutine (gateway.Server.Inline); anything that may block
 	// detaches first, and only then needs a deadline.

@@ -67,7 +67,7 @@ func (e *ValidationError) Error() string {
 }
 
 // The handler types an agent may use. An empty type means echo.
-var handlerTypes = []string{"echo", "exec", "http", "openclaw"}
+var handlerTypes = []string{"echo", "exec", "http", "openclaw", "llm"}
 
 // ApplyDefaults fills in every unset field that has a default. It is the
 // one place defaults are applied; call it before Validate.
@@ -299,6 +299,7 @@ func (ch *checker) gateway(g *GatewayConfig) {
 				ch.add(fmt.Sprintf("%s.allowMethods[%d]", path, j), "%q is not a peer method; use federation.relay, federation.capabilities or federation.health", m)
 			}
 		}
+		ch.actions(path+".allowActions", cred.AllowActions)
 		ch.count(path+".maxMessageBytes", cred.MaxMessageBytes)
 		if cred.RatePerSec < 0 {
 			ch.add(path+".ratePerSec", "%g is negative; leave it out for gateway.limits.peerRatePerSec", cred.RatePerSec)
@@ -419,8 +420,37 @@ func (ch *checker) handler(h *HandlerConfig, path string) {
 		} else {
 			ch.url(path+".url", h.URL, "ws", "wss")
 		}
+	case "llm":
+		ch.llm(h, path)
 	default:
 		ch.add(path+".type", "unknown handler type %q; use one of %s", h.Type, strings.Join(handlerTypes, ", "))
 	}
 	ch.timeout(path+".timeoutMs", h.TimeoutMs)
+}
+
+// actions checks an allow-list of tool actions.
+func (ch *checker) actions(path string, names []string) {
+	for i, a := range names {
+		if !slices.Contains(Actions, a) {
+			ch.add(fmt.Sprintf("%s[%d]", path, i), "%q is not an action; use %s", clip(a, 40), strings.Join(Actions, ", "))
+		}
+	}
+}
+
+// llm checks an llm agent's model endpoint and limits.
+func (ch *checker) llm(h *HandlerConfig, path string) {
+	if h.BaseURL == "" {
+		ch.add(path+".baseUrl", "required for an llm handler; give the OpenAI-compatible API base, like https://api.openai.com/v1 or http://127.0.0.1:11434/v1")
+	} else {
+		ch.url(path+".baseUrl", h.BaseURL, "http", "https")
+	}
+	if h.Model == "" {
+		ch.add(path+".model", "required for an llm handler; name the model the endpoint serves, like gpt-4o-mini or llama3.1")
+	}
+	if t := h.Temperature; t != nil && (*t < 0 || *t > 2) {
+		ch.add(path+".temperature", "%g is outside 0 to 2", *t)
+	}
+	ch.count(path+".maxTokens", h.MaxTokens)
+	ch.count(path+".maxSteps", h.MaxSteps)
+	ch.actions(path+".tools.allowActions", h.Tools.AllowActions)
 }

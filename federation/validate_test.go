@@ -236,12 +236,35 @@ func TestValidate(t *testing.T) {
 			want: []Problem{
 				{Path: "agents[3].id", Message: `required; give the agent a unique id such as "agent-research-01"`},
 				{Path: "agents[4].id", Message: `duplicate id "echo" (also agents[0]); give each agent a unique id`},
-				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http, openclaw`},
+				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http, openclaw, llm`},
 				{Path: "agents[6].handler.command", Message: `required for an exec handler; give the program and its arguments, like ["./agent.sh"]`},
 				{Path: "agents[7].handler.url", Message: "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent"},
 				{Path: "agents[8].handler.url", Message: `scheme "ws" is not http:// or https://`},
 				{Path: "agents[9].handler.url", Message: "required for an openclaw handler; give the OpenClaw gateway's address, like ws://127.0.0.1:18789"},
 				{Path: "agents[10].handler.url", Message: `scheme "http" is not ws:// or wss://`},
+			},
+		},
+		{
+			name: "llm agents and allowed actions",
+			modify: func(c *Config) {
+				hot := 2.5
+				c.Agents = append(c.Agents,
+					AgentConfig{ID: "ok", Handler: HandlerConfig{Type: "llm", BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3.1",
+						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "list_peers"}}}},
+					AgentConfig{ID: "bad", Handler: HandlerConfig{Type: "llm", Temperature: &hot, MaxSteps: -1,
+						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "fly"}}}},
+					AgentConfig{ID: "ws", Handler: HandlerConfig{Type: "llm", BaseURL: "ws://127.0.0.1:1", Model: "m"}},
+				)
+				c.Gateway.Auth.Peers[0].AllowActions = []string{"send", "sned"}
+			},
+			want: []Problem{
+				{Path: "gateway.auth.peers[0].allowActions[1]", Message: `"sned" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
+				{Path: "agents[4].handler.baseUrl", Message: "required for an llm handler; give the OpenAI-compatible API base, like https://api.openai.com/v1 or http://127.0.0.1:11434/v1"},
+				{Path: "agents[4].handler.model", Message: "required for an llm handler; name the model the endpoint serves, like gpt-4o-mini or llama3.1"},
+				{Path: "agents[4].handler.temperature", Message: "2.5 is outside 0 to 2"},
+				{Path: "agents[4].handler.maxSteps", Message: "-1 is negative; leave it out for the default"},
+				{Path: "agents[4].handler.tools.allowActions[1]", Message: `"fly" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
+				{Path: "agents[5].handler.baseUrl", Message: `scheme "ws" is not http:// or https://`},
 			},
 		},
 		{

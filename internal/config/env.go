@@ -8,8 +8,8 @@ import (
 	"github.com/agentfed/agentfed/federation"
 )
 
-// expandSecrets expands ${VAR} in the fields that hold secrets (tokens and
-// exec agents' env values), and only there, reporting unset variables.
+// expandSecrets expands ${VAR} in the fields that hold secrets (tokens,
+// exec agents' env values, llm agents' apiKey), and only there, reporting unset variables.
 func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (string, bool)) {
 	for i := range c.Federation.Peers {
 		d.expand(&c.Federation.Peers[i].Token, fmt.Sprintf("federation.peers[%d].token", i), lookup)
@@ -20,6 +20,7 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 		d.expand(&c.Gateway.Auth.Peers[i].PreviousToken, fmt.Sprintf("gateway.auth.peers[%d].previousToken", i), lookup)
 	}
 	for i := range c.Agents { // an agent's own credentials
+		d.expand(&c.Agents[i].Handler.APIKey, fmt.Sprintf("agents[%d].handler.apiKey", i), lookup)
 		env := c.Agents[i].Handler.Env
 		for name, v := range env {
 			d.expand(&v, fmt.Sprintf("agents[%d].handler.env.%s", i, name), lookup)

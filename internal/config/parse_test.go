@@ -481,6 +481,22 @@ func TestParseUsesEnvironment(t *testing.T) {
 	}
 }
 
+func TestParseExpandsAPIKey(t *testing.T) {
+	in := []byte("agents:\n  - id: bot\n    handler: {type: llm, baseUrl: 'https://api.example.com/v1', model: m, apiKey: '${AGENTFED_TEST_API_KEY}'}\n")
+	t.Setenv("AGENTFED_TEST_API_KEY", "sk-from-env")
+	cfg, err := Parse(in, "llm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Agents[0].Handler.APIKey; got != "sk-from-env" {
+		t.Errorf("apiKey = %q, want the variable's value", got)
+	}
+	_, err = parse(in, "llm.yaml", env(nil))
+	if err == nil || !strings.Contains(err.Error(), "agents[0].handler.apiKey: environment variable AGENTFED_TEST_API_KEY is not set") {
+		t.Errorf("unset variable: err = %v, want it named at agents[0].handler.apiKey", err)
+	}
+}
+
 func TestErrorText(t *testing.T) {
 	_, err := parse([]byte("federation:\n  peers:\n    - {id: a, name: A, urll: x, agentId: b}\n  enabld: true\n"), "agentfed.yaml", env(nil))
 	want := `agentfed.yaml: line 3: federation.peers[0].urll: unknown key (did you mean "url"?)
