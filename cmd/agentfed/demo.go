@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -16,19 +17,53 @@ import (
 )
 
 func newDemoCmd(s *streams) *cobra.Command {
-	return &cobra.Command{
+	var llm demoLLM
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start three gateways on free loopback ports, run every action once, and exit",
 		Long: `Start an example federation in one process: main-agent-server with
 two peers, a research gateway (web-search, summarization, fact-checking) and a
 data gateway (data-analysis, visualization, statistics), each with an echo
 agent. Run all eight actions from main through a real operator connection,
-print what happened, shut everything down and exit 0.`,
+print what happened, shut everything down and exit 0.
+
+With --llm URL (an OpenAI-compatible API base such as https://api.openai.com/v1
+or http://127.0.0.1:11434/v1) a fourth gateway hosts an llm agent, peer
+llm-agent of main, which may list peers, query capabilities and delegate on
+main's behalf; the demo ends by asking it to delegate a task. The API key is
+read from the variable --llm-key-env names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), s)
+			if llm.url != "" {
+				if err := checkLLMURL(llm.url); err != nil {
+					return err
+				}
+			}
+			return runDemo(cmd.Context(), s, llm)
 		},
 	}
+	cmd.Flags().StringVar(&llm.url, "llm", "", "add an llm agent using this OpenAI-compatible API base URL")
+	cmd.Flags().StringVar(&llm.model, "llm-model", "gpt-4o-mini", "the model the llm agent uses")
+	cmd.Flags().StringVar(&llm.keyEnv, "llm-key-env", "OPENAI_API_KEY", "the environment variable holding the API key (none needed for a local server)")
+	return cmd
+}
+
+// demoLLM is the llm agent demo --llm adds.
+type demoLLM struct{ url, model, keyEnv string }
+
+func checkLLMURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErr("--llm %q is not an http:// or https:// URL; give the API base, like http://127.0.0.1:11434/v1", clipFlag(raw))
+	}
+	return nil
+}
+
+func clipFlag(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
 }
 
 type demoGateway struct {
@@ -36,7 +71,7 @@ type demoGateway struct {
 	ln   net.Listener
 }
 
-func runDemo(ctx context.Context, s *streams) error {
+func runDemo(ctx context.Context, s *streams, llm demoLLM) error {
 	dir, err := os.MkdirTemp("", "agentfed-demo-")
 	if err != nil {
 		return &exitError{code: exitFailed, err: err}
@@ -51,7 +86,10 @@ func runDemo(ctx context.Context, s *streams) error {
 			g.node.Shutdown(sctx)
 		}
 	}()
-	listeners := make([]net.Listener, 3)
+	listeners := make([]net.Listener, 3, 4)
+	if llm.url != "" {
+		listeners = listeners[:4]
+	}
 	for i := range listeners {
 		if listeners[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return &exitError{code: exitFailed, err: err}
@@ -61,6 +99,8 @@ func runDemo(ctx context.Context, s *streams) error {
 	var secret [16]byte
 	rand.Read(secret[:])
 	opToken := hex.EncodeToString(secret[:]) // as serve would generate
+	rand.Read(secret[:])
+	peerToken := hex.EncodeToString(secret[:]) // main-agent-server's, at llm-server
 	specs := []struct {
 		serverID, agentID string
 		caps              []string
@@ -75,6 +115,15 @@ func runDemo(ctx context.Context, s *streams) error {
 		{"research-server", "agent-research-01", []string{"web-search", "summarization", "fact-checking"}, nil},
 		{"data-server", "agent-data-01", []string{"data-analysis", "visualization", "statistics"}, nil},
 	}
+	if llm.url != "" {
+		specs[0].peers = append(specs[0].peers, federation.PeerConfig{ID: "llm-agent", Name: "LLM Agent", URL: url(3),
+			AgentID: "agent-llm-01", Token: peerToken, Capabilities: []string{"planning"}, Description: "An LLM that plans and delegates", TimeoutMs: 120000})
+		specs = append(specs, struct {
+			serverID, agentID string
+			caps              []string
+			peers             []federation.PeerConfig
+		}{"llm-server", "agent-llm-01", []string{"planning"}, specs[0].peers[:2]})
+	}
 	for i, sp := range specs {
 		cfg := config.Default()
 		cfg.Federation.ServerID = sp.serverID
@@ -84,6 +133,9 @@ func runDemo(ctx context.Context, s *streams) error {
 		cfg.Agents[0].ID, cfg.Agents[0].Name, cfg.Agents[0].Capabilities = "echo-"+sp.serverID, "Echo agent", []string{"echo"}
 		if sp.agentID != "" {
 			cfg.Agents[0].ID, cfg.Agents[0].Capabilities = sp.agentID, sp.caps
+		}
+		if sp.serverID == "llm-server" {
+			llm.configure(cfg, peerToken)
 		}
 		node, err := newNode(cfg, nil)
 		if err != nil {
@@ -114,6 +166,13 @@ func runDemo(ctx context.Context, s *streams) error {
 		{"send to temp-translator", `{"action":"send","peerId":"temp-translator","message":"Translate: Hello, world!"}`, showResult},
 		{"unregister_peer temp-translator", `{"action":"unregister_peer","peerId":"temp-translator"}`, showChange},
 	}
+	if llm.url != "" {
+		steps = append(steps, struct {
+			title  string
+			action string
+			show   func(*printer, json.RawMessage) error
+		}{"send to llm-agent: it finds a peer with statistics and delegates to it", `{"action":"send","peerId":"llm-agent","message":"Find a peer with the statistics capability and delegate this task to it: compute the mean of 3, 5 and 10. Then report its answer.","timeoutMs":120000}`, showResult})
+	}
 	for i, st := range steps {
 		fmt.Fprintf(s.out, "\n[%d/%d] %s\n$ agentfed tool '%s'\n", i+1, len(steps), st.title, st.action)
 		var action map[string]any
@@ -129,7 +188,7 @@ func runDemo(ctx context.Context, s *streams) error {
 			return &exitError{code: exitFailed, err: fmt.Errorf("demo step %q failed: %w", st.title, err)}
 		}
 	}
-	fmt.Fprintf(s.out, "\nall eight actions worked across three gateways; shutting down\n")
+	fmt.Fprintf(s.out, "\nall eight actions worked across %d gateways; shutting down\n", len(gws))
 	return nil
 }
 
@@ -151,4 +210,16 @@ func showContextEcho(p *printer, raw json.RawMessage) error {
 	b, _ := json.Marshal(ctx)
 	p.f("context seen by the agent: %s\n", b)
 	return nil
+}
+
+// configure makes cfg's agent the llm agent, and lets main-agent-server
+// (authenticated by token) have it act on main's behalf.
+func (l demoLLM) configure(cfg *federation.Config, token string) {
+	a := &cfg.Agents[0]
+	a.Name, a.Description = "LLM Agent", "An LLM that plans and delegates"
+	a.Handler = federation.HandlerConfig{Type: "llm", BaseURL: l.url, Model: l.model, APIKey: os.Getenv(l.keyEnv), TimeoutMs: 110000,
+		System: "You are a planning agent in an agent federation. Use the agent_federation tool to find peers and delegate work; answer briefly.",
+		Tools:  federation.LLMToolsConfig{AllowActions: []string{"list_peers", "query_capabilities", "delegate"}}}
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "main-agent-server", Token: token,
+		AllowActions: []string{"list_peers", "query_capabilities", "delegate"}}}
 }
