@@ -75,26 +75,22 @@ func (t *AgentTool) Actions() []string {
 // messages it sends come from the agent (fromAgent) and carry the handled
 // message's hop count and path on (see Message.Hops).
 func (t *AgentTool) Call(ctx context.Context, input json.RawMessage) (any, error) {
-	var head struct {
-		Action string `json:"action"`
-	}
-	json.Unmarshal(input, &head)
+	action, _ := peekAction(input) // on error Tool.call explains what is wrong
 	inv := t.inv
 	switch {
-	case !slices.Contains(Actions, head.Action):
-		// Tool.Call explains what is wrong with the input.
-	case !slices.Contains(t.allow, head.Action):
+	case !slices.Contains(Actions, action):
+	case !slices.Contains(t.allow, action):
 		return nil, fmt.Errorf("%w: agent %q may not run %s (its handler.tools.allowActions is %v)",
-			ErrForbidden, inv.agentID, head.Action, t.allow)
-	case !slices.Contains(inv.granted, head.Action):
+			ErrForbidden, inv.agentID, action, t.allow)
+	case !slices.Contains(inv.granted, action):
 		return nil, fmt.Errorf("%w: agent %q may not run %s on behalf of %q: %s",
-			ErrForbidden, inv.agentID, head.Action, inv.msg.FromServer, inv.grantOf)
+			ErrForbidden, inv.agentID, action, inv.msg.FromServer, inv.grantOf)
 	}
-	if slices.Contains(messageActions, head.Action) {
+	if slices.Contains(messageActions, action) {
 		input = withField(input, "fromAgent", inv.agentID) // its messages come from the agent, whatever the model says
 	}
-	out, err := inv.n.Tool().Call(ctx, input)
-	inv.n.audit.write(auditEvent{Dir: "agent", Kind: "tool", Action: clip(head.Action, 40), Agent: inv.agentID,
+	action, out, err := inv.n.Tool().call(ctx, input)
+	inv.n.audit.write(auditEvent{Dir: "agent", Kind: "tool", Action: action, Agent: inv.agentID,
 		Peer: inv.msg.FromServer, MessageID: inv.msg.MessageID, CorrelationID: inv.msg.CorrelationID, Outcome: outcomeOf(err)})
 	return out, err
 }
