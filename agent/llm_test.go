@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,4 +270,69 @@ func TestLLMErrors(t *testing.T) {
 func jsonEqual(a, b []byte) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && cmp.Equal(x, y)
+}
+
+// Two llm agents that delegate every task to each other stop at
+// federation.maxHops, and the error that ends the chain shows its path and
+// the loop.
+func TestLLMDelegationLoopStopsAtHopLimit(t *testing.T) {
+	llm := newScriptedLLM(t)
+	lnA, lnB, lnC := loopback(t), loopback(t), loopback(t)
+	pingPong := func(id, model, capability string, ln, other net.Listener, otherAgent string, callers ...string) *federation.Config {
+		cfg := &federation.Config{
+			Federation: federation.FederationConfig{ServerID: id, Peers: []federation.PeerConfig{
+				{ID: "other", Name: "other", URL: wsURL(other), Token: id + "-token", AgentID: otherAgent, Capabilities: []string{capability}}}},
+			Agents: []federation.AgentConfig{{ID: model, Capabilities: []string{model}, Handler: federation.HandlerConfig{
+				Type: "llm", BaseURL: llm.URL + "/v1", Model: model, Tools: federation.LLMToolsConfig{AllowActions: []string{"delegate"}}}}},
+		}
+		for _, c := range callers {
+			cfg.Gateway.Auth.Peers = append(cfg.Gateway.Auth.Peers, federation.PeerCredential{ServerID: c, Token: c + "-token", AllowActions: []string{"delegate"}})
+		}
+		return cfg
+	}
+	for _, model := range []string{"ping", "pong"} {
+		other := map[string]string{"ping": "pong", "pong": "ping"}[model]
+		llm.script(model, func(req chatRequest, _ int) (int, map[string]string, any) {
+			if res := lastTool(req); res != "" {
+				var r struct {
+					Response struct{ Content string } `json:"response"`
+					Error    struct{ Message string } `json:"error"`
+				}
+				json.Unmarshal([]byte(res), &r)
+				return completion(model + " passes on: " + r.Response.Content + r.Error.Message)
+			}
+			return completion("", fmt.Sprintf(`{"action":"delegate","requiredCapabilities":[%q],"task":"keep going"}`, other))
+		})
+	}
+	gatewayFor(t, pingPong("gw-a", "ping", "pong", lnA, lnB, "pong", "gw-c", "gw-b"), lnA)
+	gatewayFor(t, pingPong("gw-b", "pong", "ping", lnB, lnA, "ping", "gw-a"), lnB)
+	c := gatewayFor(t, &federation.Config{Federation: federation.FederationConfig{ServerID: "gw-c", Peers: []federation.PeerConfig{
+		{ID: "a", Name: "A", URL: wsURL(lnA), Token: "gw-c-token", AgentID: "ping"}}}}, lnC)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := c.Send(ctx, federation.SendRequest{PeerID: "a", Message: "start"})
+	if err != nil || res.Status != federation.StatusOK {
+		t.Fatalf("send: %v %+v", err, res)
+	}
+	answer := res.Response.Content
+	for _, want := range []string{
+		// gw-c's message is relay 1; the agent on gw-b that would send
+		// relay 9 is refused before sending.
+		`ping passes on: pong passes on: ping passes on: pong passes on: ping passes on: pong passes on: ping passes on: pong passes on: ` +
+			`federation: hop limit: relay 9 along gw-c → gw-a → gw-b → gw-a → gw-b → gw-a → gw-b → gw-a → gw-b → peer "other" ` +
+			`is past federation.maxHops (8) of gateway "gw-b"`,
+		`the chain loops: gw-a → gw-b → gw-a`,
+	} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("answer lacks %q:\n%s", want, answer)
+		}
+	}
+	pong := llm.requests("pong")
+	if !slices.ContainsFunc(pong, func(r chatRequest) bool { return strings.HasPrefix(lastTool(r), `{"error":{"code":"HOP_LIMIT"`) }) {
+		t.Errorf("the refused delegate did not reach the model as a HOP_LIMIT tool result")
+	}
+	if n, m := len(llm.requests("ping")), len(pong); n != 8 || m != 8 {
+		t.Errorf("model calls: ping %d, pong %d; want 8 each (4 handled messages each, two calls per message)", n, m)
+	}
 }

@@ -122,7 +122,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if err := checkContent("message", req.Message, req.MessageOptions); err != nil {
 		return nil, err
 	}
-	msg, err := n.newMessage(TypeRequest, p, req.Message, req.MessageOptions)
+	msg, err := n.newMessage(ctx, TypeRequest, p, req.Message, req.MessageOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	results := make([]Result, len(targets))
 	msgs := make([]*Message, len(targets))
 	for i, p := range targets {
-		msg, err := n.newMessage(TypeBroadcast, p, req.Message, req.MessageOptions)
+		msg, err := n.newMessage(ctx, TypeBroadcast, p, req.Message, req.MessageOptions)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func (n *Node) SyncContext(ctx context.Context, req SyncRequest) (*SyncResult, e
 	}
 	opts := req.MessageOptions
 	opts.Context = req.SyncData
-	msg, err := n.newMessage(TypeSync, p, "", opts)
+	msg, err := n.newMessage(ctx, TypeSync, p, "", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -275,8 +275,9 @@ func orNewID(id string) string {
 	return id
 }
 
-// newMessage builds an outgoing message to p's agent.
-func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOptions) (*Message, error) {
+// newMessage builds an outgoing message to p's agent; when ctx is an
+// agent's handling of a relayed message, the next link of its chain.
+func (n *Node) newMessage(ctx context.Context, typ MessageType, p *peer, content string, o MessageOptions) (*Message, error) {
 	prio, err := ParsePriority(string(o.Priority))
 	if err != nil {
 		return nil, err
@@ -289,7 +290,7 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 		from = "operator"
 	}
 	now := time.Now()
-	return &Message{
+	msg := &Message{
 		MessageID:     newIDAt(now),
 		FromAgent:     from,
 		FromServer:    n.serverID,
@@ -300,7 +301,15 @@ func (n *Node) newMessage(typ MessageType, p *peer, content string, o MessageOpt
 		CorrelationID: orNewID(o.CorrelationID), // a broadcast's or delegate's shared one, else new
 		Priority:      prio,
 		Timestamp:     now.UnixMilli(),
-	}, nil
+	}
+	target := p.ServerID
+	if target == "" && p.ID != "" {
+		target = fmt.Sprintf("peer %q", p.ID)
+	}
+	if err := n.chain(ctx, msg, target); err != nil {
+		return nil, err
+	}
+	return msg, nil
 }
 
 func (n *Node) checkEnabled() error {

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,17 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		b = appendStringField(b, `,"priority":`, string(m.Priority))
 	}
 	b = strconv.AppendInt(append(b, `,"timestamp":`...), m.Timestamp, 10)
+	if m.Hops != 0 {
+		b = strconv.AppendInt(append(b, `,"hops":`...), m.Hops, 10)
+	}
+	if len(m.Path) > 0 {
+		b = append(b, `,"path":`...)
+		for i, s := range m.Path {
+			b = append(b, "[,"[min(i, 1)]) // [ before the first, , before the others
+			b = jsonx.AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
 	if m.Sealed != nil {
 		b = m.Sealed.appendJSON(append(b, `,"sealed":`...))
 	}
@@ -71,7 +83,7 @@ func (m *Message) sizeHint() int {
 		return 4
 	}
 	n := 192 + len(m.MessageID) + len(m.FromAgent) + len(m.FromServer) + len(m.ToAgent) +
-		len(m.Content) + len(m.CorrelationID) + len(m.Signature) + 64*len(m.Context)
+		len(m.Content) + len(m.CorrelationID) + len(m.Signature) + 64*len(m.Context) + 32*len(m.Path)
 	if m.Sealed != nil {
 		s := m.Sealed
 		n += 96 + len(s.Suite) + len(s.To) + len(s.Enc) + len(s.ReplyKey) + len(s.Ciphertext)
@@ -134,7 +146,7 @@ func appendStringField(dst []byte, key, s string) []byte {
 // The JSON names of the fields, as in the struct tags.
 var (
 	messageFields = []string{"messageId", "fromAgent", "fromServer", "toAgent", "type", "content",
-		"context", "correlationId", "priority", "timestamp", "sealed", "signature"}
+		"context", "correlationId", "priority", "timestamp", "hops", "path", "sealed", "signature"}
 	sealedFields = []string{"suite", "to", "enc", "replyKey", "ciphertext"}
 	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable"}
 
@@ -210,6 +222,10 @@ func (m *Message) decodeField(d *jsonx.Decoder, name string) error {
 		return readStringOf(d, (*string)(&m.Priority), priorities)
 	case "timestamp":
 		return readInt64(d, &m.Timestamp)
+	case "hops":
+		return readInt64(d, &m.Hops)
+	case "path":
+		return readStrings(d, &m.Path)
 	case "sealed":
 		return readSealed(d, &m.Sealed)
 	case "signature":
@@ -331,6 +347,35 @@ func readInto[T any](d *jsonx.Decoder, dst *T, read func() (T, error)) error {
 		return err
 	}
 	*dst = v
+	return nil
+}
+
+// readStrings reads an array of strings into *dst as encoding/json fills
+// a slice: over its elements (a null element keeps the one there), cut to
+// the array's length, empty but not nil for []; null sets *dst to nil.
+func readStrings(d *jsonx.Decoder, dst *[]string) error {
+	if d.ReadNull() {
+		*dst = nil
+		return nil
+	}
+	s, i := *dst, 0
+	err := d.ReadArray(func() error {
+		if i >= cap(s) {
+			s = slices.Grow(s, 1)
+		}
+		if i >= len(s) {
+			s = s[:i+1]
+		}
+		i++
+		return readString(d, &s[i-1])
+	})
+	if err != nil {
+		return err
+	}
+	if i == 0 {
+		s = []string{}
+	}
+	*dst = s[:i]
 	return nil
 }
 

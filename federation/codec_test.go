@@ -75,6 +75,13 @@ func filled() *federation.Message {
 		Signature: "sig"}
 }
 
+// withPath is filled with the given path.
+func withPath(path ...string) *federation.Message {
+	m := filled()
+	m.Path = path
+	return m
+}
+
 // decodeMessage decodes data into a copy of start with the codec and with
 // encoding/json, and fails unless they agree. It returns the codec's
 // result and error.
@@ -217,6 +224,13 @@ func TestMessageDecode(t *testing.T) {
 		{name: "keys match regardless of case", in: `{"MESSAGEID":"a","fromagent":"b","FromServer":"c","TOAGENT":"d","Type":"e",
 			"CONTENT":"f","Context":{"K":1},"CORRELATIONID":"g","Priority":"h","TimeStamp":5,"SEALED":{"TO":"x","EPHEMERALKEY":"y"},"Signature":"i"}`},
 		{name: "exact and folded keys are one field", in: `{"messageId":"a","MessageId":"b"}`},
+		{name: "hops and path", in: `{"hops":2,"path":["gw-c","gw-a","gw-b"]}`},
+		{name: "path replaces the existing one, null elements keep theirs", start: withPath("x", "y", "z"), in: `{"path":[null,"b"]}`},
+		{name: "empty path is empty, not nil", start: withPath("x"), in: `{"path":[]}`},
+		{name: "null path clears it", start: withPath("x"), in: `{"path":null}`},
+		{name: "path longer than the existing one", start: withPath("x"), in: `{"path":["a",null,"c"]}`},
+		{name: "path given a string", in: `{"path":"gw-a"}`, wantErr: true},
+		{name: "path element given a number", in: `{"path":["a",1]}`, wantErr: true},
 		{name: "unicode folding", in: `{"meſſageId":"long s","ſignature":"s"}`},
 		{name: "escaped keys", in: `{"message\u0049d":"a","\u0063ontent":"b"}`},
 		{name: "unknown keys skipped", in: `{"x":{"y":[1,{"z":null}],"w":"\u00e9"},"messageId":"a","":1,"\ud800":true}`},
@@ -362,6 +376,8 @@ func fill(t *testing.T, v reflect.Value) {
 			f.SetBool(true)
 		case reflect.Map:
 			f.Set(reflect.ValueOf(map[string]any{"k-" + name: "v"}))
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"v1-" + name, "v2-" + name}))
 		case reflect.Pointer:
 			f.Set(reflect.New(f.Type().Elem()))
 			fill(t, f.Elem())
@@ -419,6 +435,8 @@ var messageSeeds = []string{
 	`{"content":5}`, `{"context":[]}`, `{"context":{"a":1e400}}`, `{"sealed":"x"}`, `{"sealed":{"enc":1}}`, `{"sealed":{"replyKey":null}}`,
 	"{\"content\":\"\xff\\ud800\\ud83d\\ude00\"}", `{"x":[{"y":null}],"messageId":"a"}`,
 	`{"messageId":"a"`, `{"messageId":"a",}`, `{"a":01}`, `{"a":"\x"}`, `{} x`, `{"a" 1}`,
+	`{"hops":2,"path":["c","a","b"]}`, `{"path":[]}`, `{"path":null}`, `{"path":[null,"x",null]}`, `{"PATH":["a"],"Hops":-1}`,
+	`{"path":["a",1]}`, `{"path":{}}`, `{"path":["a",]}`, `{"hops":1.5}`,
 }
 
 // FuzzMessageJSON decodes arbitrary bytes into a zero and into a filled
@@ -481,6 +499,8 @@ func FuzzMessageEncode(f *testing.F) {
 		}
 		if sealed {
 			m.Sealed = &federation.Sealed{Suite: from, To: to, Enc: id, ReplyKey: num, Ciphertext: content}
+		} else {
+			m.Hops, m.Path = i, []string{from, to, content}
 		}
 		if want := checkEncode(t, m); want != nil {
 			decodeMessage(t, nil, want)

@@ -32,6 +32,11 @@ type FederationConfig struct {
 	// gateway.auth.peers entry.
 	RequireAuth bool         `yaml:"requireAuth" json:"requireAuth"`
 	Peers       []PeerConfig `yaml:"peers" json:"peers"`
+	// MaxHops is how many relays a chain of agents passing work on (an
+	// agent's tool call while it handles a relayed message) may make;
+	// a message past it is refused with HOP_LIMIT. Default 8. An agentfed
+	// addition to the seed's section.
+	MaxHops int `yaml:"maxHops" json:"maxHops,omitempty"`
 	// Delegation chooses how delegate picks among capable peers. An
 	// agentfed addition to the seed's section.
 	Delegation DelegationConfig `yaml:"delegation" json:"delegation"`

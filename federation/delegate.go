@@ -39,7 +39,7 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 		if err := n.checkDelegate(&req); err != nil {
 			return nil, err
 		}
-		msg, err := n.newMessage(TypeDelegation, &peer{}, req.Task, req.MessageOptions)
+		msg, err := n.newMessage(ctx, TypeDelegation, &peer{}, req.Task, req.MessageOptions)
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +51,7 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 		return &DelegateResult{Result: Result{MessageID: msg.MessageID, Status: StatusQueued}, Strategy: req.Strategy}, nil
 	}
 	return n.delegate(ctx, req, func(p *peer) (*Message, error) {
-		return n.newMessage(TypeDelegation, p, req.Task, req.MessageOptions)
+		return n.newMessage(ctx, TypeDelegation, p, req.Task, req.MessageOptions)
 	}, false)
 }
 

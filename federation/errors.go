@@ -28,6 +28,7 @@ var (
 	ErrStale                = gateway.NewError(gateway.CodeStale, "federation: stale message")
 	ErrReplayed             = gateway.NewError(gateway.CodeReplayed, "federation: replayed message")
 	ErrBadSignature         = gateway.NewError(gateway.CodeBadSignature, "federation: bad signature")
+	ErrHopLimit             = gateway.NewError(gateway.CodeHopLimit, "federation: hop limit")
 	// ErrStorage is a failure of this gateway's store (a full or failing
 	// disk): INTERNAL, but retryable, since nothing about the message is
 	// final and it succeeds once the disk recovers.

@@ -79,6 +79,16 @@ type Message struct {
 	CorrelationID string         `json:"correlationId,omitempty"`
 	Priority      Priority       `json:"priority,omitempty"`
 	Timestamp     int64          `json:"timestamp"`
+	// Hops counts the relays the chain this message belongs to made
+	// before it: 0 for a message an operator or a program sends, the
+	// handled message's Hops + 1 for one an agent sends while handling a
+	// relayed message (ToolFor). A gateway refuses a message past
+	// federation.maxHops (HOP_LIMIT). agentfed's addition.
+	Hops int64 `json:"hops,omitempty"`
+	// Path is the serverIds of the chain's gateways, its origin first and
+	// this message's fromServer last: Hops+1 of them. Omitted when Hops
+	// is 0. agentfed's addition.
+	Path []string `json:"path,omitempty"`
 	// Sealed holds content and context encrypted to the target gateway,
 	// which are then empty in the clear (see Message.Seal). agentfed's
 	// addition.

@@ -347,6 +347,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		return nil, gateway.NewError(gateway.CodeForbidden,
 			fmt.Sprintf("message claims fromServer %q but the connection %s as %q", msg.FromServer, how, id.PeerID))
 	}
+	if err := n.checkHops(msg); err != nil {
+		return nil, err
+	}
 	if err := n.checkGrant(id, p); err != nil {
 		return nil, err
 	}

@@ -136,6 +136,9 @@ func (ch *checker) federation(f *FederationConfig) {
 	ch.count("federation.maxDynamicPeers", f.MaxDynamicPeers)
 	ch.timeout("federation.durable.maxAgeMs", f.Durable.MaxAgeMs)
 	ch.timeout("federation.durable.retentionMs", f.Durable.RetentionMs)
+	if f.MaxHops < 0 || f.MaxHops > maxMaxHops {
+		ch.add("federation.maxHops", "%d is not from 1 to %d; leave it out for %d", f.MaxHops, maxMaxHops, DefaultMaxHops)
+	}
 	if st := f.Delegation.Strategy; st != "" && !slices.Contains(Strategies, st) {
 		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
 	}

@@ -256,8 +256,10 @@ func TestValidate(t *testing.T) {
 					AgentConfig{ID: "ws", Handler: HandlerConfig{Type: "llm", BaseURL: "ws://127.0.0.1:1", Model: "m"}},
 				)
 				c.Gateway.Auth.Peers[0].AllowActions = []string{"send", "sned"}
+				c.Federation.MaxHops = 65
 			},
 			want: []Problem{
+				{Path: "federation.maxHops", Message: "65 is not from 1 to 64; leave it out for 8"},
 				{Path: "gateway.auth.peers[0].allowActions[1]", Message: `"sned" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
 				{Path: "agents[4].handler.baseUrl", Message: "required for an llm handler; give the OpenAI-compatible API base, like https://api.openai.com/v1 or http://127.0.0.1:11434/v1"},
 				{Path: "agents[4].handler.model", Message: "required for an llm handler; name the model the endpoint serves, like gpt-4o-mini or llama3.1"},

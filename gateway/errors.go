@@ -36,6 +36,7 @@ const (
 	CodeStale                = "STALE_MESSAGE"   // a timestamp outside the replay window
 	CodeReplayed             = "REPLAYED"        // a messageId this gateway has already seen from that peer
 	CodeBadSignature         = "BAD_SIGNATURE"   // a message or reply not signed by the pinned key, or a sealed one altered
+	CodeHopLimit             = "HOP_LIMIT"       // a chain of agents passing work on went past federation.maxHops
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

@@ -454,6 +454,9 @@ func (d *Decoder) ReadObject(fn func(key []byte) error) error {
 	}
 }
 
+// ReadArray reads an array, calling fn for each element; fn must read it.
+func (d *Decoder) ReadArray(fn func() error) error { return d.readArray(fn) }
+
 // readArray reads an array, calling fn for each element; fn must read it.
 func (d *Decoder) readArray(fn func() error) error {
 	if err := d.open('[', "an array"); err != nil {

@@ -1,0 +1,47 @@
+package federation_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// A gateway refuses a relayed message past its federation.maxHops, and one
+// whose hops and path disagree, before any agent sees it.
+func TestHopLimitOnReceipt(t *testing.T) {
+	cfg := newConfig(t, "gw-b", "echo")
+	cfg.Federation.MaxHops = 3
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "gw-a", Token: "a-token"}}
+	g := start(t, cfg, listen(t), nil)
+	c, err := dialPeer(t, g, "gw-a", "a-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(hops int64, path ...string) *federation.Message {
+		m := federation.NewMessage(federation.TypeRequest, "gw-a", "planner", "echo", "work")
+		m.Hops, m.Path = hops, path
+		return m
+	}
+	for _, tt := range []struct {
+		name      string
+		m         *federation.Message
+		code, has string
+	}{
+		{"below the limit", msg(2, "gw-x", "gw-b", "gw-a"), "", ""},
+		{"at the limit", msg(3, "gw-x", "gw-b", "gw-y", "gw-a"), gateway.CodeHopLimit,
+			`relay 4 along gw-x → gw-b → gw-y → gw-a → gw-b is past federation.maxHops (3) of gateway "gw-b"; the chain loops: gw-b → gw-y → gw-a → gw-b`},
+		{"no path", msg(5), gateway.CodeHopLimit, `relay 6 along gw-a → gw-b is past federation.maxHops (3)`},
+		{"negative", msg(-1), gateway.CodeInvalidParams, "message.hops is -1"},
+		{"path too short", msg(2, "gw-a"), gateway.CodeInvalidParams, "message.path names 1 gateways but message.hops is 2"},
+		{"path not ending at the sender", msg(1, "gw-a", "gw-x"), gateway.CodeInvalidParams, `message.path must end with its fromServer "gw-a"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := relayMsg(t, c, tt.m, "echo")
+			if code(err) != tt.code || err != nil && !strings.Contains(err.Error(), tt.has) {
+				t.Errorf("err = %v, want %s with %q", err, tt.code, tt.has)
+			}
+		})
+	}
+}
