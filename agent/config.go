@@ -110,6 +110,13 @@ func newLLM(cfg federation.AgentConfig, timeout time.Duration) (*LLM, error) {
 			return nil, bad("agents[].handler.tools.allowActions: %q is not an action; use %s", head([]byte(a), 40), strings.Join(federation.Actions, ", "))
 		}
 	}
-	return &LLM{BaseURL: hc.BaseURL, Model: hc.Model, APIKey: hc.APIKey, System: hc.System, Temperature: hc.Temperature,
-		MaxTokens: hc.MaxTokens, MaxSteps: hc.MaxSteps, AllowActions: hc.Tools.AllowActions, Timeout: timeout}, nil
+	l := &LLM{BaseURL: hc.BaseURL, Model: hc.Model, APIKey: hc.APIKey, System: hc.System, Temperature: hc.Temperature,
+		MaxTokens: hc.MaxTokens, MaxSteps: hc.MaxSteps, AllowActions: hc.Tools.AllowActions, Timeout: timeout}
+	for i, srv := range hc.MCPServers {
+		if srv.Name == "" || (len(srv.Command) == 0) == (srv.URL == "") {
+			return nil, bad("agents[].handler.mcpServers[%d] needs a name and either command or url", i)
+		}
+		l.MCPServers = append(l.MCPServers, MCPServer{Name: srv.Name, Command: srv.Command, Env: srv.Env, URL: srv.URL, Headers: srv.Headers})
+	}
+	return l, nil
 }

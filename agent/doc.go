@@ -12,6 +12,10 @@
 //     as the reply.
 //   - [OpenClaw] runs a turn of an agent of an OpenClaw gateway, as an
 //     OpenClaw operator client, and takes the turn's final reply.
+//   - [LLM] has a model behind an OpenAI-compatible Chat Completions API
+//     answer, in a tool-calling loop: agent_federation on its own gateway
+//     (federation.ToolFor: never beyond what the message's sender may do)
+//     and the tools of its [MCPServer]s.
 //
 // [New] builds the kind chosen by an agents[] entry of the configuration.
 //

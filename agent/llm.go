@@ -56,6 +56,9 @@ type LLM struct {
 	MaxSteps int
 	// AllowActions are the agent_federation actions the model may call.
 	AllowActions []string
+	// MCPServers are MCP servers whose tools the model may call too. The
+	// agent connects to each for every message it handles.
+	MCPServers []MCPServer
 	// Timeout caps one message's whole handling. Zero: the caller's
 	// deadline only.
 	Timeout time.Duration
@@ -137,6 +140,15 @@ func (l *LLM) Handle(ctx context.Context, msg *federation.Message) (*federation.
 	if tool != nil && len(l.AllowActions) > 0 {
 		req.Tools = []chatTool{agentFederationTool(tool)}
 	}
+	var mt *mcpTools
+	if len(l.MCPServers) > 0 {
+		var err error
+		if mt, err = connectMCP(ctx, l.MCPServers); err != nil {
+			return nil, err
+		}
+		defer mt.close()
+		req.Tools = append(req.Tools, mt.offered...)
+	}
 	usage := federation.Usage{Model: l.Model}
 	defer func() { federation.RecordUsage(ctx, usage) }()
 	steps := orDefault(l.MaxSteps, defaultMaxSteps)
@@ -149,23 +161,23 @@ func (l *LLM) Handle(ctx context.Context, msg *federation.Message) (*federation.
 		usage.CompletionTokens += resp.Usage.CompletionTokens
 		usage.TotalTokens += resp.Usage.TotalTokens
 		if len(resp.Choices) == 0 {
-			return nil, fmt.Errorf("%w: llm %q: the response has no choices", federation.ErrAgentFailed, l.Model)
+			return nil, failed("got a model response without choices", "%w: llm %q: the response has no choices", federation.ErrAgentFailed, l.Model)
 		}
 		m := resp.Choices[0].Message
 		if len(m.ToolCalls) == 0 {
 			if m.Content == nil || strings.TrimSpace(*m.Content) == "" {
-				return nil, fmt.Errorf("%w: llm %q answered with neither text nor a tool call", federation.ErrAgentFailed, l.Model)
+				return nil, failed("got neither text nor a tool call from the model", "%w: llm %q answered with neither text nor a tool call", federation.ErrAgentFailed, l.Model)
 			}
 			return &federation.Answer{Content: *m.Content, Context: map[string]any{"model": l.Model, "usage": usage, "steps": step}}, nil
 		}
 		req.Messages = append(req.Messages, chatMessage{Role: "assistant", Content: m.Content, ToolCalls: m.ToolCalls})
 		for _, call := range m.ToolCalls {
-			out := runTool(ctx, tool, call)
+			out := runTool(ctx, tool, mt, call)
 			req.Messages = append(req.Messages, chatMessage{Role: "tool", ToolCallID: call.ID, Content: &out})
 		}
 	}
-	return nil, fmt.Errorf("%w: llm %q: no answer within %d model calls (handler.maxSteps); the model kept calling tools",
-		federation.ErrAgentFailed, l.Model, steps)
+	return nil, failed(fmt.Sprintf("had no answer within %d model calls (maxSteps)", steps),
+		"%w: llm %q: no answer within %d model calls (handler.maxSteps); the model kept calling tools", federation.ErrAgentFailed, l.Model, steps)
 }
 
 // conversation is the messages the model starts from.
@@ -196,14 +208,17 @@ func agentFederationTool(t *federation.AgentTool) chatTool {
 
 // runTool runs one tool call and returns what the model sees: the result
 // as JSON, or {"error": {"code", "message"}}.
-func runTool(ctx context.Context, t *federation.AgentTool, call toolCall) string {
+func runTool(ctx context.Context, t *federation.AgentTool, mt *mcpTools, call toolCall) string {
+	if m, ok := mt.lookup(call.Function.Name); ok {
+		return clipResult(mt.call(ctx, m, call.Function.Arguments))
+	}
 	var out any
 	var err error
 	switch {
 	case t == nil:
 		err = fmt.Errorf("%w: no tools are available here", federation.ErrForbidden)
 	case call.Function.Name != federation.ToolName:
-		err = fmt.Errorf("%w: there is no tool %q; the one tool is %s", federation.ErrInvalidParams, head([]byte(call.Function.Name), 64), federation.ToolName)
+		err = fmt.Errorf("%w: there is no tool %q", federation.ErrInvalidParams, head([]byte(call.Function.Name), 64))
 	case len(call.Function.Arguments) > toolArgumentsMax:
 		err = fmt.Errorf("%w: the arguments are over %d KiB", federation.ErrInvalidParams, toolArgumentsMax>>10)
 	default:
@@ -213,21 +228,31 @@ func runTool(ctx context.Context, t *federation.AgentTool, call toolCall) string
 		out = map[string]any{"error": gateway.ToError(err)}
 	}
 	b, _ := json.Marshal(out)
-	if len(b) > maxToolResult {
-		return head(b, maxToolResult)
+	return clipResult(string(b))
+}
+
+// clipResult bounds what one tool call shows the model.
+func clipResult(s string) string {
+	if len(s) > maxToolResult {
+		return head([]byte(s), maxToolResult)
 	}
-	return string(b)
+	return s
 }
 
 // failure words a failed model call for the agent's caller.
 func (l *LLM) failure(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), errInvocationTimeout):
-		return fmt.Errorf("%w: llm %q: timed out after %v (handler.timeoutMs)", federation.ErrAgentFailed, l.Model, l.Timeout)
+		return failed(fmt.Sprintf("timed out after %v", l.Timeout), "%w: llm %q: timed out after %v (handler.timeoutMs)", federation.ErrAgentFailed, l.Model, l.Timeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("llm %q: %w", l.Model, ctx.Err())
 	}
-	return fmt.Errorf("%w: llm %q: %w", federation.ErrAgentFailed, l.Model, err)
+	public := "could not reach its model endpoint"
+	var se *statusError
+	if errors.As(err, &se) {
+		public = fmt.Sprintf("got %d %s from its model endpoint", se.status, http.StatusText(se.status))
+	}
+	return failed(public, "%w: llm %q: %w", federation.ErrAgentFailed, l.Model, err)
 }
 
 // complete makes one Chat Completions call, retrying 429 and 5xx.
@@ -273,9 +298,9 @@ func (l *LLM) post(ctx context.Context, body []byte) (*chatResponse, error) {
 	case len(out) > maxReply:
 		return nil, backoff.Permanent(fmt.Errorf("POST %s: response body exceeds %d MiB", endpoint, maxReply>>20))
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, &retryable{err: statusError(endpoint, resp.StatusCode, out), after: retryAfter(resp.Header.Get("Retry-After"))}
+		return nil, &retryable{err: &statusError{endpoint, resp.StatusCode, out}, after: retryAfter(resp.Header.Get("Retry-After"))}
 	case resp.StatusCode/100 != 2:
-		return nil, backoff.Permanent(statusError(endpoint, resp.StatusCode, out))
+		return nil, backoff.Permanent(&statusError{endpoint, resp.StatusCode, out})
 	}
 	var cr chatResponse
 	if err := json.Unmarshal(out, &cr); err != nil {
@@ -284,8 +309,15 @@ func (l *LLM) post(ctx context.Context, body []byte) (*chatResponse, error) {
 	return &cr, nil
 }
 
-func statusError(endpoint string, status int, body []byte) error {
-	return fmt.Errorf("POST %s: status %d %s; body: %q", endpoint, status, http.StatusText(status), head(body, bodyExcerptLen))
+// statusError is a model endpoint's answer other than 2xx.
+type statusError struct {
+	endpoint string
+	status   int
+	body     []byte
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("POST %s: status %d %s; body: %q", e.endpoint, e.status, http.StatusText(e.status), head(e.body, bodyExcerptLen))
 }
 
 // retryable is a 429 or 5xx answer; after, when the server sent

@@ -87,16 +87,27 @@ func (s *scriptedLLM) requests(model string) []chatRequest {
 	return out
 }
 
-// completion is a 200 answer with text or tool calls, and token usage.
+// completion is a 200 answer with text or calls of agent_federation, and
+// token usage.
 func completion(text string, calls ...string) (int, map[string]string, any) {
+	var named []string
+	for _, args := range calls {
+		named = append(named, "agent_federation", args)
+	}
+	return namedCalls(text, named...)
+}
+
+// namedCalls is completion with calls of any tool: name, arguments, name,
+// arguments...
+func namedCalls(text string, calls ...string) (int, map[string]string, any) {
 	msg := map[string]any{"role": "assistant", "content": nil}
 	if text != "" {
 		msg["content"] = text
 	}
 	var tcs []map[string]any
-	for i, args := range calls {
-		tcs = append(tcs, map[string]any{"id": fmt.Sprintf("call_%d", i+1), "type": "function",
-			"function": map[string]any{"name": "agent_federation", "arguments": args}})
+	for i := 0; i+1 < len(calls); i += 2 {
+		tcs = append(tcs, map[string]any{"id": fmt.Sprintf("call_%d", i/2+1), "type": "function",
+			"function": map[string]any{"name": calls[i], "arguments": calls[i+1]}})
 	}
 	if len(tcs) > 0 {
 		msg["tool_calls"] = tcs

@@ -235,20 +235,25 @@ func TestLLMErrors(t *testing.T) {
 	})
 	llm.script("silent", func(chatRequest, int) (int, map[string]string, any) { return completion("") })
 	for _, tt := range []struct {
-		model, want string
-		requests    int
+		model, want, public string
+		requests            int
 	}{
-		{"bad-request", `status 400 Bad Request; body: "{\"error\":{\"message\":\"unknown parameter\"}}"`, 1},
-		{"always-500", "status 500 Internal Server Error", 2},
-		{"tool-forever", "no answer within 3 model calls (handler.maxSteps)", 3},
-		{"silent", "answered with neither text nor a tool call", 1},
-		{"no-such-model", "status 404", 1},
+		{"bad-request", `status 400 Bad Request; body: "{\"error\":{\"message\":\"unknown parameter\"}}"`, "got 400 Bad Request from its model endpoint", 1},
+		{"always-500", "status 500 Internal Server Error", "got 500 Internal Server Error from its model endpoint", 2},
+		{"tool-forever", "no answer within 3 model calls (handler.maxSteps)", "had no answer within 3 model calls (maxSteps)", 3},
+		{"silent", "answered with neither text nor a tool call", "got neither text nor a tool call from the model", 1},
+		{"no-such-model", "status 404", "got 404 Not Found from its model endpoint", 1},
 	} {
 		t.Run(tt.model, func(t *testing.T) {
 			l := &LLM{BaseURL: llm.URL + "/v1", Model: tt.model, APIKey: "sk-secret", MaxSteps: 3, MaxTries: 2}
 			_, err := l.Handle(context.Background(), testMessage("hi"))
 			if !errors.Is(err, federation.ErrAgentFailed) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want AGENT_ERROR with %q", err, tt.want)
+			}
+			// The caller is told only the public part; the rest (the
+			// endpoint, the body) stays in the gateway's log.
+			if ae := (*federation.AgentError)(nil); !errors.As(err, &ae) || ae.Public != tt.public {
+				t.Errorf("public part of %v: want %q", err, tt.public)
 			}
 			if err != nil && strings.Contains(err.Error(), "sk-secret") {
 				t.Errorf("the error shows the API key: %v", err)

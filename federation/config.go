@@ -323,6 +323,27 @@ type HandlerConfig struct {
 	MaxSteps int `yaml:"maxSteps" json:"maxSteps,omitempty"`
 	// Tools are what the model may call.
 	Tools LLMToolsConfig `yaml:"tools" json:"tools,omitempty"`
+	// MCPServers are MCP servers whose tools the model may call too, as
+	// NAME__TOOL.
+	MCPServers []MCPServerConfig `yaml:"mcpServers" json:"mcpServers,omitempty"`
+}
+
+// MCPServerConfig is an MCP server an llm agent connects to for each
+// message it handles: a program on stdio, or a streamable HTTP endpoint.
+type MCPServerConfig struct {
+	// Name prefixes the server's tools for the model (letters, digits, _
+	// and -, at most 32).
+	Name string `yaml:"name" json:"name"`
+	// Command starts a stdio server (argv, no shell). Its environment is
+	// an exec agent's: agent.BaseEnv and Env.
+	Command []string `yaml:"command" json:"command,omitempty"`
+	// Env is set in a stdio server's environment; values may be ${VAR}.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// URL is a streamable HTTP server's endpoint.
+	URL string `yaml:"url" json:"url,omitempty"`
+	// Headers are sent with every HTTP request (Authorization, ...);
+	// values may be ${VAR}.
+	Headers map[string]string `yaml:"headers" json:"-"`
 }
 
 // LLMToolsConfig says which tools an llm agent's model may call.

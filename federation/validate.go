@@ -456,4 +456,37 @@ func (ch *checker) llm(h *HandlerConfig, path string) {
 	ch.count(path+".maxTokens", h.MaxTokens)
 	ch.count(path+".maxSteps", h.MaxSteps)
 	ch.actions(path+".tools.allowActions", h.Tools.AllowActions)
+	first := map[string]int{}
+	for i, srv := range h.MCPServers {
+		p := fmt.Sprintf("%s.mcpServers[%d]", path, i)
+		switch j, dup := first[srv.Name]; {
+		case !validToolPrefix(srv.Name):
+			ch.add(p+".name", "%q must be 1 to 32 letters, digits, _ or -; the model sees the tools as NAME__TOOL", clip(srv.Name, 40))
+		case dup:
+			ch.add(p+".name", "duplicate name %q (also mcpServers[%d])", srv.Name, j)
+		default:
+			first[srv.Name] = i
+		}
+		switch {
+		case len(srv.Command) > 0 && srv.URL != "":
+			ch.add(p, "has both command and url; give command for a stdio server or url for an HTTP one")
+		case srv.URL != "":
+			ch.url(p+".url", srv.URL, "http", "https")
+		case len(srv.Command) == 0 || srv.Command[0] == "":
+			ch.add(p+".command", "required (or url); give the server's program and arguments, like [\"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]")
+		}
+	}
+}
+
+// validToolPrefix reports whether s may prefix tool names for a model.
+func validToolPrefix(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return true
 }

@@ -253,7 +253,12 @@ func TestValidate(t *testing.T) {
 						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "list_peers"}}}},
 					AgentConfig{ID: "bad", Handler: HandlerConfig{Type: "llm", Temperature: &hot, MaxSteps: -1,
 						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "fly"}}}},
-					AgentConfig{ID: "ws", Handler: HandlerConfig{Type: "llm", BaseURL: "ws://127.0.0.1:1", Model: "m"}},
+					AgentConfig{ID: "ws", Handler: HandlerConfig{Type: "llm", BaseURL: "ws://127.0.0.1:1", Model: "m", MCPServers: []MCPServerConfig{
+						{Name: "fs", Command: []string{"mcp-fs"}},
+						{Name: "fs", URL: "http://127.0.0.1:9/mcp"},
+						{Name: "bad name", Command: []string{"x"}, URL: "http://h/mcp"},
+						{Name: "none"},
+					}}},
 				)
 				c.Gateway.Auth.Peers[0].AllowActions = []string{"send", "sned"}
 				c.Federation.MaxHops = 65
@@ -267,6 +272,10 @@ func TestValidate(t *testing.T) {
 				{Path: "agents[4].handler.maxSteps", Message: "-1 is negative; leave it out for the default"},
 				{Path: "agents[4].handler.tools.allowActions[1]", Message: `"fly" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
 				{Path: "agents[5].handler.baseUrl", Message: `scheme "ws" is not http:// or https://`},
+				{Path: "agents[5].handler.mcpServers[1].name", Message: `duplicate name "fs" (also mcpServers[0])`},
+				{Path: "agents[5].handler.mcpServers[2].name", Message: `"bad name" must be 1 to 32 letters, digits, _ or -; the model sees the tools as NAME__TOOL`},
+				{Path: "agents[5].handler.mcpServers[2]", Message: "has both command and url; give command for a stdio server or url for an HTTP one"},
+				{Path: "agents[5].handler.mcpServers[3].command", Message: `required (or url); give the server's program and arguments, like ["npx", "-y", "@modelcontextprotocol/server-everything"]`},
 			},
 		},
 		{

@@ -21,6 +21,17 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 	}
 	for i := range c.Agents { // an agent's own credentials
 		d.expand(&c.Agents[i].Handler.APIKey, fmt.Sprintf("agents[%d].handler.apiKey", i), lookup)
+		for j, srv := range c.Agents[i].Handler.MCPServers {
+			for _, m := range []struct {
+				kind string
+				vals map[string]string
+			}{{"env", srv.Env}, {"headers", srv.Headers}} {
+				for name, v := range m.vals {
+					d.expand(&v, fmt.Sprintf("agents[%d].handler.mcpServers[%d].%s.%s", i, j, m.kind, name), lookup)
+					m.vals[name] = v
+				}
+			}
+		}
 		env := c.Agents[i].Handler.Env
 		for name, v := range env {
 			d.expand(&v, fmt.Sprintf("agents[%d].handler.env.%s", i, name), lookup)

@@ -482,7 +482,8 @@ func TestParseUsesEnvironment(t *testing.T) {
 }
 
 func TestParseExpandsAPIKey(t *testing.T) {
-	in := []byte("agents:\n  - id: bot\n    handler: {type: llm, baseUrl: 'https://api.example.com/v1', model: m, apiKey: '${AGENTFED_TEST_API_KEY}'}\n")
+	in := []byte("agents:\n  - id: bot\n    handler: {type: llm, baseUrl: 'https://api.example.com/v1', model: m, apiKey: '${AGENTFED_TEST_API_KEY}',\n" +
+		"      mcpServers: [{name: gh, url: 'https://mcp.example.com/mcp', headers: {Authorization: 'Bearer ${AGENTFED_TEST_API_KEY}'}}]}\n")
 	t.Setenv("AGENTFED_TEST_API_KEY", "sk-from-env")
 	cfg, err := Parse(in, "llm.yaml")
 	if err != nil {
@@ -490,6 +491,9 @@ func TestParseExpandsAPIKey(t *testing.T) {
 	}
 	if got := cfg.Agents[0].Handler.APIKey; got != "sk-from-env" {
 		t.Errorf("apiKey = %q, want the variable's value", got)
+	}
+	if got := cfg.Agents[0].Handler.MCPServers[0].Headers["Authorization"]; got != "Bearer sk-from-env" {
+		t.Errorf("mcpServers[0].headers.Authorization = %q, want the variable's value", got)
 	}
 	_, err = parse(in, "llm.yaml", env(nil))
 	if err == nil || !strings.Contains(err.Error(), "agents[0].handler.apiKey: environment variable AGENTFED_TEST_API_KEY is not set") {
