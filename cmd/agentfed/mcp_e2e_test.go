@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // npmTool returns the path in the environment variable env of a client
@@ -185,4 +186,53 @@ func at(v any, path ...any) any {
 		}
 	}
 	return v
+}
+
+// TestMCPStdio drives `agentfed mcp` with the go-sdk's MCP client, as a
+// host would: without npm, so it always runs.
+func TestMCPStdio(t *testing.T) {
+	main := mcpFederation(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(gatewayURL string) *mcp.ClientSession {
+		c := mcp.NewClient(&mcp.Implementation{Name: "test-host", Version: "1"}, nil)
+		s, err := c.Connect(ctx, &mcp.CommandTransport{Command: exec.Command(bin, "mcp", "--gateway", gatewayURL, "--token", "op-secret")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := connect(main.url)
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: federation.ToolName,
+		Arguments: map[string]any{"action": "send", "peerId": "peer-b", "message": "over stdio"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	var structured any
+	json.Unmarshal(b, &structured)
+	if res.IsError || at(structured, "response", "content") != "over stdio" {
+		t.Errorf("send: isError %v, structuredContent %s", res.IsError, b)
+	}
+	peers, err := s.ReadResource(ctx, &mcp.ReadResourceParams{URI: "agentfed://peers"})
+	if err != nil || !strings.Contains(peers.Contents[0].Text, `"id":"peer-b"`) {
+		t.Errorf("agentfed://peers: %v %v", err, peers)
+	}
+
+	// No gateway: the host still gets a tool, and each call says what is wrong.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	s = connect("ws://" + ln.Addr().String())
+	res, err = s.CallTool(ctx, &mcp.CallToolParams{Name: federation.ToolName, Arguments: map[string]any{"action": "list_peers"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := res.Content[0].(*mcp.TextContent).Text
+	if !res.IsError || !strings.HasPrefix(text, "PEER_UNAVAILABLE: ") || !strings.Contains(text, "is 'agentfed serve' running there?") {
+		t.Errorf("call without a gateway: isError %v, %q", res.IsError, text)
+	}
 }
