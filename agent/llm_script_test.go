@@ -129,17 +129,6 @@ func lastTool(req chatRequest) string {
 	return ""
 }
 
-// toolThenAnswer calls the tool with args first, then answers with prefix
-// followed by what the tool returned.
-func toolThenAnswer(args, prefix string) reply {
-	return func(req chatRequest, _ int) (int, map[string]string, any) {
-		if res := lastTool(req); res != "" {
-			return completion(prefix + res)
-		}
-		return completion("", args)
-	}
-}
-
 // text returns the contents of a conversation's messages with role.
 func text(req chatRequest, role string) string {
 	var b strings.Builder
