@@ -4,7 +4,11 @@
 // carries the agent_federation tool's eight actions to its peers: Send,
 // Delegate, Broadcast, ListPeers, RegisterPeer, UnregisterPeer, SyncContext
 // and QueryCapabilities. Tool runs the same actions from their JSON form,
-// and ToolSchema describes that form for an LLM host.
+// and ToolSchema describes that form for an LLM host. The node's listener
+// serves the same Tool to MCP hosts at MCPPath (streamable HTTP, operator
+// token), and ToolFor gives a Handler the Tool to use while it handles a
+// message: on behalf of the message's sender, never beyond that sender's
+// grant (allowActions), and within federation.maxHops (Message.Hops).
 //
 // Config is the whole configuration file; its federation section is the
 // seed's. Load one with internal/config (or build it in Go), then call

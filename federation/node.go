@@ -291,8 +291,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
 	if httpSrv != nil {
 		n.bgCancel()
-		n.mcp.close()
+		n.mcp.close() // ends held event streams, which Shutdown would wait for
 		errs = append(errs, httpSrv.Shutdown(ctx))
+		n.mcp.close() // and a session that a request in flight opened meanwhile
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
 	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests
