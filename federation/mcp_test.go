@@ -174,3 +174,40 @@ func TestMCPShutdownWithOpenSession(t *testing.T) {
 		t.Errorf("shutdown took %v with an MCP session open", d)
 	}
 }
+
+// /mcp answers to the listener's rules: a browser origin not in
+// gateway.allowedOrigins is refused, whatever the token, and a body over
+// the frame limit is too large.
+func TestMCPSharesTheListenersRules(t *testing.T) {
+	cfg := newConfig(t, "gw", "")
+	cfg.Gateway.Auth.OperatorToken = "op-secret"
+	cfg.Gateway.AllowedOrigins = []string{"https://dash.example.com"}
+	g := start(t, cfg, listen(t), nil)
+	post := func(origin string, body string) (int, string) {
+		req, _ := http.NewRequest("POST", mcpURL(g), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer op-secret")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	if code, body := post("https://evil.example", initialize); code != http.StatusForbidden || !strings.Contains(body, "gateway.allowedOrigins") {
+		t.Errorf("foreign origin: %d %s, want 403 naming gateway.allowedOrigins", code, body)
+	}
+	if code, body := post("https://dash.example.com", initialize); code != http.StatusOK {
+		t.Errorf("allowed origin: %d %s, want 200", code, body)
+	}
+	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 4<<20) + `"}}`
+	if code, _ := post("", big); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over 4 MiB: %d, want 413", code)
+	}
+}
