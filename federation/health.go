@@ -116,7 +116,7 @@ func (t *healthTracker) forget(id string) {
 func peerAnswered(err error) bool {
 	switch gateway.CodeOf(err) {
 	case "", gateway.CodeAgentError, gateway.CodeUnknownAgent, gateway.CodeInvalidParams, gateway.CodeForbidden,
-		gateway.CodeFederationDisabled, gateway.CodeRateLimited, gateway.CodeOverloaded:
+		gateway.CodeFederationDisabled, gateway.CodeRateLimited, gateway.CodeOverloaded, gateway.CodeHopLimit:
 		return true
 	}
 	return false

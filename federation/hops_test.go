@@ -1,6 +1,8 @@
 package federation_test
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -43,5 +45,45 @@ func TestHopLimitOnReceipt(t *testing.T) {
 				t.Errorf("err = %v, want %s with %q", err, tt.code, tt.has)
 			}
 		})
+	}
+}
+
+// A peer that refuses messages for their hop count is working: however
+// many it refuses, its circuit stays closed.
+func TestHopLimitRefusalsKeepTheCircuitClosed(t *testing.T) {
+	lnA, lnB := listen(t), listen(t)
+	cfgB := newConfig(t, "gw-b", "echo")
+	cfgB.Federation.MaxHops = 1 // refuses every message an agent passes on
+	start(t, cfgB, lnB, nil)
+
+	cfgA := newConfig(t, "gw-a", "")
+	cfgA.Agents = []federation.AgentConfig{{ID: "relay"}}
+	cfgA.Federation.Peers = []federation.PeerConfig{peerConf("b", "echo", lnB)}
+	cfgA.Gateway.Breaker.Failures = 2
+	cfgA.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "gw-c", Token: "c-token", AllowActions: []string{"send"}}}
+	// relay passes every message on to b with its tool, and answers with
+	// the error code it got.
+	relay := federation.HandlerFunc(func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+		tool, _ := federation.ToolFor(ctx, []string{"send"})
+		out, err := tool.Call(ctx, json.RawMessage(`{"action":"send","peerId":"b","message":"go on"}`))
+		if err == nil {
+			err = out.(*federation.Result).Err()
+		}
+		return &federation.Answer{Content: code(err)}, nil
+	})
+	start(t, cfgA, lnA, map[string]federation.Handler{"relay": relay})
+
+	cfgC := newConfig(t, "gw-c", "")
+	cfgC.Federation.Peers = []federation.PeerConfig{peerConf("a", "relay", lnA)}
+	cfgC.Federation.Peers[0].Token = "c-token"
+	c := start(t, cfgC, listen(t), nil)
+	for i := range 3 {
+		res, err := c.Send(context.Background(), federation.SendRequest{PeerID: "a", Message: "start"})
+		if err != nil || res.Err() != nil {
+			t.Fatalf("send %d: %v %v", i, err, res.Err())
+		}
+		if res.Response.Content != gateway.CodeHopLimit {
+			t.Fatalf("send %d: the relay agent got %q, want HOP_LIMIT from gw-b (its circuit closed)", i, res.Response.Content)
+		}
 	}
 }
