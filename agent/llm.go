@@ -137,7 +137,7 @@ func (l *LLM) Handle(ctx context.Context, msg *federation.Message) (*federation.
 	defer cancel()
 	req := chatRequest{Model: l.Model, Messages: l.conversation(msg), Temperature: l.Temperature, MaxTokens: l.MaxTokens}
 	tool, _ := federation.ToolFor(ctx, l.AllowActions)
-	if tool != nil && len(l.AllowActions) > 0 {
+	if tool != nil && len(tool.Actions()) > 0 { // offered only when this caller allows the agent something
 		req.Tools = []chatTool{agentFederationTool(tool)}
 	}
 	var mt *mcpTools

@@ -341,3 +341,14 @@ func TestLLMDelegationLoopStopsAtHopLimit(t *testing.T) {
 		t.Errorf("model calls: ping %d, pong %d; want 8 each (4 handled messages each, two calls per message)", n, m)
 	}
 }
+
+// A sender granted nothing gets an llm agent without the tool.
+func TestLLMWithoutGrantHasNoTool(t *testing.T) {
+	f := newLLMFederation(t, []string{"delegate"}, nil)
+	f.llm.script("planner-model", func(req chatRequest, _ int) (int, map[string]string, any) {
+		return completion(fmt.Sprintf("%d tools", len(req.Tools)))
+	})
+	if answer := f.ask(t, "Plan the job", nil); answer.Content != "0 tools" {
+		t.Errorf("answer = %q, want the model offered no tool", answer.Content)
+	}
+}
