@@ -61,15 +61,17 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			if err != nil {
 				return err
 			}
-			if err := node.Start(); err != nil {
-				node.Shutdown(context.Background())
-				return &exitError{code: exitFailed, err: err}
-			}
+			// Signals are caught before the gateway listens: a SIGHUP or
+			// SIGTERM sent as soon as it answers must not kill it.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			if err := node.Start(); err != nil {
+				node.Shutdown(context.Background())
+				return &exitError{code: exitFailed, err: err}
+			}
 		wait:
 			for {
 				select {
