@@ -163,6 +163,34 @@ func BenchmarkDelegateSelect(b *testing.B) {
 	}
 }
 
+// BenchmarkDelegateSelectVersioned is BenchmarkDelegateSelect with
+// versioned capabilities (peer i has c(i)@1.(i%10).0, ...) and constrained
+// requirements (c(5)@^1, c(8)@>=1.2 <2): each peer walked also has its
+// version checked against the constraint.
+func BenchmarkDelegateSelectVersioned(b *testing.B) {
+	const caps = 200
+	capName := func(k int) string { return fmt.Sprintf("cap-%03d", k%caps) }
+	for _, peers := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
+			conf := make([]federation.PeerConfig, peers)
+			for i := range conf {
+				v := fmt.Sprintf("@1.%d.0", i%10)
+				conf[i] = federation.PeerConfig{ID: fmt.Sprintf("peer-%05d", i), Name: "p", URL: "ws://127.0.0.1:9",
+					AgentID: "echo", Capabilities: []string{capName(i) + v, capName(i+1) + v, capName(i+2) + v}}
+			}
+			main := benchNode(b, "bench-main", false, conf...)
+			req := federation.DelegateRequest{RequiredCapabilities: []string{capName(5) + "@^1", capName(8) + "@>=1.2 <2"}, Task: "t"}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := main.Delegate(ctx, req); gateway.CodeOf(err) != gateway.CodeNoCapablePeer {
+					b.Fatalf("delegate: %v; want NO_CAPABLE_PEER", err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkDelegate is a whole Delegate that finds candidates and delivers
 // to one, by the number of candidates (all served by one echo gateway, each
 // over its own connection). Compared with BenchmarkRelay it shows what

@@ -24,8 +24,9 @@ const (
 var Strategies = []string{StrategyRoundRobin, StrategyLeastLoaded, StrategyLowestLatency, StrategyRandom}
 
 // Delegate picks among the enabled peers that have every required
-// capability, by the call's strategy (else federation.delegation.strategy,
-// else round-robin). Peers whose circuit is open are skipped and peers that
+// capability, at a version within its constraint if it has one
+// ("web-search@^2"; see capversion.go), by the call's strategy (else
+// federation.delegation.strategy, else round-robin). Peers whose circuit is open are skipped and peers that
 // look down are tried last. When the chosen peer fails in a way another peer might not
 // (unreachable, timed out, overloaded, an error marked retryable), the next
 // candidate is tried within the caller's deadline; the result lists every
@@ -36,7 +37,7 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 	}
 	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across attempts
 	if req.Durable {
-		if err := n.checkDelegate(&req); err != nil {
+		if _, err := n.checkDelegate(&req, nil); err != nil {
 			return nil, err
 		}
 		msg, err := n.newMessage(ctx, TypeDelegation, &peer{}, req.Task, req.MessageOptions)
@@ -55,32 +56,38 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 	}, false)
 }
 
-// checkDelegate validates a delegate request and resolves its strategy.
-func (n *Node) checkDelegate(req *DelegateRequest) error {
+// checkDelegate validates a delegate request, resolves its strategy and
+// parses its requirements into buf (see capversion.go).
+func (n *Node) checkDelegate(req *DelegateRequest, buf []requirement) ([]requirement, error) {
 	if err := n.checkEnabled(); err != nil {
-		return err
+		return nil, err
 	}
-	if len(req.RequiredCapabilities) == 0 {
-		return fmt.Errorf("%w: requiredCapabilities must name at least one capability", ErrInvalidParams)
+	reqs, err := parseRequirements(buf, req.RequiredCapabilities)
+	if err != nil {
+		return nil, err
 	}
 	req.Strategy = cmpOr(req.Strategy, n.cfg.Federation.Delegation.Strategy, StrategyRoundRobin)
 	if !slices.Contains(Strategies, req.Strategy) {
-		return fmt.Errorf("%w: strategy %q is not one of %s", ErrInvalidParams, req.Strategy, strings.Join(Strategies, ", "))
+		return nil, fmt.Errorf("%w: strategy %q is not one of %s", ErrInvalidParams, req.Strategy, strings.Join(Strategies, ", "))
 	}
-	_, err := ParsePriority(string(req.Priority))
-	return err
+	if _, err := ParsePriority(string(req.Priority)); err != nil {
+		return nil, err
+	}
+	return reqs, nil
 }
 
 // delegate runs one delegation: candidates, order, attempts. mk builds the
 // message for a peer.
 func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer) (*Message, error), durable bool) (*DelegateResult, error) {
-	if err := n.checkDelegate(&req); err != nil {
+	var buf [4]requirement
+	reqs, err := n.checkDelegate(&req, buf[:0])
+	if err != nil {
 		return nil, err
 	}
 	strategy := req.Strategy
-	cands := n.peers.capable(req.RequiredCapabilities)
+	cands := n.peers.capable(reqs)
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("%w: no enabled peer has all of %q; check the spelling (case-sensitive) against list_peers (`agentfed peers`)", ErrNoCapablePeer, req.RequiredCapabilities)
+		return nil, n.peers.noCapablePeer(reqs)
 	}
 	res := &DelegateResult{Strategy: strategy}
 	ordered := n.order(strategy, cands, &res.Skipped)

@@ -38,7 +38,7 @@ func (n *Node) checkGrant(id *gateway.Identity, p *RelayParams) error {
 	}
 	if len(cred.AllowCapabilities) > 0 {
 		a := n.agents[target]
-		if a == nil || !slices.ContainsFunc(a.cfg.Capabilities, func(c string) bool { return slices.Contains(cred.AllowCapabilities, c) }) {
+		if a == nil || !grantAllows(cred.AllowCapabilities, a.cfg.Capabilities) {
 			return n.deny(id, MethodRelay, target, fmt.Sprintf("agent %q has none of the allowCapabilities %q of gateway.auth.peers entry %q", target, cred.AllowCapabilities, cred.ServerID))
 		}
 	}

@@ -20,6 +20,12 @@ const (
 type peer struct {
 	PeerConfig
 	source string
+	caps   []capability // Capabilities parsed; unparsable ones left out
+}
+
+func newPeer(c PeerConfig, source string) *peer {
+	caps, _ := parseCapabilities(c.Capabilities)
+	return &peer{PeerConfig: c, source: source, caps: caps}
 }
 
 // registry holds the static and dynamic peers and a capability index.
@@ -28,7 +34,7 @@ type registry struct {
 
 	mu    sync.RWMutex // guards byID and byCap
 	byID  map[string]*peer
-	byCap map[string][]*peer // capability -> its peers, sorted by id
+	byCap map[string][]*peer // capability name (without version) -> its peers, sorted by id
 
 	skipped []string // stored dynamic peers not loaded: their URLs hold credentials
 }
@@ -36,7 +42,7 @@ type registry struct {
 func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
 	r := &registry{st: st, byID: make(map[string]*peer), byCap: make(map[string][]*peer)}
 	for _, p := range static {
-		r.addLocked(&peer{PeerConfig: p, source: SourceStatic})
+		r.addLocked(newPeer(p, SourceStatic))
 	}
 	err := st.ForEach(store.Peers, func(id string, v []byte) error {
 		var p PeerConfig
@@ -53,7 +59,7 @@ func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
 			// A static peer now has this id: the config file wins.
 			return nil
 		}
-		r.addLocked(&peer{PeerConfig: p, source: SourceDynamic})
+		r.addLocked(newPeer(p, SourceDynamic))
 		return nil
 	})
 	return r, err
@@ -61,25 +67,25 @@ func newRegistry(static []PeerConfig, st *store.Store) (*registry, error) {
 
 func (r *registry) addLocked(p *peer) {
 	r.byID[p.ID] = p
-	for _, c := range p.Capabilities {
-		list := r.byCap[c]
+	for _, c := range p.caps {
+		list := r.byCap[c.name]
 		if i, found := slices.BinarySearchFunc(list, p.ID, byPeerID); !found {
-			r.byCap[c] = slices.Insert(list, i, p)
+			r.byCap[c.name] = slices.Insert(list, i, p)
 		}
 	}
 }
 
 func (r *registry) removeLocked(p *peer) {
 	delete(r.byID, p.ID)
-	for _, c := range p.Capabilities {
-		list := r.byCap[c]
+	for _, c := range p.caps {
+		list := r.byCap[c.name]
 		if i, found := slices.BinarySearchFunc(list, p.ID, byPeerID); found {
 			list = slices.Delete(list, i, i+1)
 		}
 		if len(list) == 0 {
-			delete(r.byCap, c)
+			delete(r.byCap, c.name)
 		} else {
-			r.byCap[c] = list
+			r.byCap[c.name] = list
 		}
 	}
 }
@@ -104,35 +110,26 @@ func (r *registry) list() []*peer {
 	return out
 }
 
-// capable returns the enabled peers that have every capability in caps
-// (exact, case-sensitive), ordered by id. It walks only the peers of the
-// rarest capability.
-func (r *registry) capable(caps []string) []*peer {
+// capable returns the enabled peers that meet every requirement (names
+// exact and case-sensitive, versions within the constraints), ordered by
+// id. It walks only the peers of the rarest capability name.
+func (r *registry) capable(reqs []requirement) []*peer {
 	r.mu.RLock()
 	var smallest []*peer
-	for i, c := range caps {
-		list := r.byCap[c]
+	for i := range reqs {
+		list := r.byCap[reqs[i].name]
 		if i == 0 || len(list) < len(smallest) {
 			smallest = list
 		}
 	}
 	var out []*peer
 	for _, p := range smallest { // sorted by id, and so is out
-		if p.IsEnabled() && hasAll(p.Capabilities, caps) {
+		if p.IsEnabled() && meetsAll(p.caps, reqs) {
 			out = append(out, p)
 		}
 	}
 	r.mu.RUnlock()
 	return out
-}
-
-func hasAll(have, want []string) bool {
-	for _, w := range want {
-		if !slices.Contains(have, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // register adds a dynamic peer and persists it before it becomes visible;
@@ -159,7 +156,7 @@ func (r *registry) register(p PeerConfig, limit int) error {
 	if err := r.st.Put(store.Peers, p.ID, b); err != nil {
 		return fmt.Errorf("save dynamic peer %q: %w", p.ID, err)
 	}
-	r.addLocked(&peer{PeerConfig: p, source: SourceDynamic})
+	r.addLocked(newPeer(p, SourceDynamic))
 	return nil
 }
 
@@ -211,7 +208,7 @@ func (r *registry) replaceStatic(static []PeerConfig) []string {
 		if !slices.Contains(changed, p.ID) {
 			changed = append(changed, p.ID)
 		}
-		r.addLocked(&peer{PeerConfig: p, source: SourceStatic})
+		r.addLocked(newPeer(p, SourceStatic))
 	}
 	return changed
 }

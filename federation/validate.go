@@ -236,6 +236,8 @@ func (ch *checker) timeout(path string, ms int) {
 	}
 }
 
+// capabilities checks a list of capabilities, each a name with an
+// optional semantic version (see capversion.go).
 func (ch *checker) capabilities(path string, caps []string) {
 	if len(caps) > maxCapabilities {
 		ch.add(path, "has %d entries; at most %d", len(caps), maxCapabilities)
@@ -247,6 +249,10 @@ func (ch *checker) capabilities(path string, caps []string) {
 			ch.add(fmt.Sprintf("%s[%d]", path, i), "empty capability; name it or remove the entry")
 		case len(c) > maxCapabilityBytes:
 			ch.add(fmt.Sprintf("%s[%d]", path, i), "is %d bytes long; at most %d", len(c), maxCapabilityBytes)
+		default:
+			if _, err := parseCapability(c); err != nil {
+				ch.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+			}
 		}
 	}
 }
@@ -303,6 +309,11 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			}
 		}
 		ch.actions(path+".allowActions", cred.AllowActions)
+		for j, c := range cred.AllowCapabilities {
+			if _, err := parseRequirement(c); err != nil {
+				ch.add(fmt.Sprintf("%s.allowCapabilities[%d]", path, j), "%v", err)
+			}
+		}
 		ch.count(path+".maxMessageBytes", cred.MaxMessageBytes)
 		if cred.RatePerSec < 0 {
 			ch.add(path+".ratePerSec", "%g is negative; leave it out for gateway.limits.peerRatePerSec", cred.RatePerSec)

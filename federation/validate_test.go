@@ -325,6 +325,22 @@ func TestValidate(t *testing.T) {
 				{Path: "gateway.listen", Message: `"nope" is not host:port (missing port in address); write it like 127.0.0.1:18789`},
 			},
 		},
+		{
+			name: "capability versions",
+			modify: func(c *Config) {
+				c.Federation.Peers[0].Capabilities = []string{"web-search@2.1.0", "summarization@2.1", "@1.0.0", "ok@1.0.0-beta.1+build.5"}
+				c.Agents[0].Capabilities = []string{"echo@v1.0.0", "echo@", "echo@1.2.3"}
+				c.Gateway.Auth.Peers[0].AllowCapabilities = []string{"web-search@^2", "echo@>=1.2 <2", "echo@^two", "echo@"}
+			},
+			want: []Problem{
+				{Path: "federation.peers[0].capabilities[1]", Message: `"summarization@2.1": version "2.1" is not a semantic version (invalid semantic version); write MAJOR.MINOR.PATCH, like summarization@2.1.0`},
+				{Path: "federation.peers[0].capabilities[2]", Message: `"@1.0.0" has no name before the @; write it like web-search@2.1.0`},
+				{Path: "gateway.auth.peers[0].allowCapabilities[2]", Message: `"echo@^two": "^two" is not a version constraint (improper constraint: "^two"); write it like echo@^2 or echo@>=2.1 <3`},
+				{Path: "gateway.auth.peers[0].allowCapabilities[3]", Message: `"echo@" has no version constraint after the @; write it like echo@^2, or leave out the @ for any version`},
+				{Path: "agents[0].capabilities[0]", Message: `"echo@v1.0.0": version "v1.0.0" is not a semantic version (invalid characters in version); write MAJOR.MINOR.PATCH, like echo@2.1.0`},
+				{Path: "agents[0].capabilities[1]", Message: `"echo@" has no version after the @; write it like echo@2.1.0, or leave out the @`},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
