@@ -330,6 +330,9 @@ func (n *Node) usablePeer(id string) (*peer, error) {
 	p := n.peers.get(id)
 	switch {
 	case p == nil:
+		if err := n.notAccepted(id); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: no peer named %s; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, quoteBounded(id))
 	case !p.IsEnabled():
 		return nil, fmt.Errorf("%w: peer %q is disabled (enabled: false); enable it or pick another peer", ErrPeerDisabled, id)

@@ -43,6 +43,9 @@ type FederationConfig struct {
 	// Durable bounds the retries of durable messages and how long their
 	// records are kept. An agentfed addition to the seed's section.
 	Durable DurableConfig `yaml:"durable" json:"durable"`
+	// Discovery finds gateways on the local network by mDNS; see
+	// discovery.go. An agentfed addition.
+	Discovery DiscoveryConfig `yaml:"discovery" json:"discovery"`
 }
 
 // DurableConfig bounds durable delivery.

@@ -14,7 +14,7 @@ import (
 func (n *Node) dialer(p *peer) gateway.DialFunc {
 	return func(ctx context.Context) (*gateway.Client, error) {
 		var guard *hostAllowList
-		if p.source == SourceDynamic {
+		if p.source != SourceStatic { // dynamic and discovered
 			guard = n.hostAllow
 		}
 		if err := guard.checkURL(p.URL); err != nil {

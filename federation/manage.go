@@ -17,10 +17,13 @@ type PeerInfo struct {
 	Capabilities []string       `json:"capabilities"`
 	Description  string         `json:"description,omitempty"`
 	Enabled      bool           `json:"enabled"`
-	Source       string         `json:"source"` // static or dynamic
+	Source       string         `json:"source"` // static, dynamic or discovered
 	TimeoutMs    int            `json:"timeoutMs,omitempty"`
 	Connected    bool           `json:"connected"`
 	Health       PeerHealthInfo `json:"health"`
+	// Discovered says how a peer of source discovered was found, and
+	// whether it is used.
+	Discovered *DiscoveredInfo `json:"discovered,omitempty"`
 }
 
 // PeerList is the result of list_peers.
@@ -30,15 +33,29 @@ type PeerList struct {
 	Peers      []PeerInfo `json:"peers"`
 }
 
-// ListPeers returns every static and dynamic peer, ordered by id.
+// ListPeers returns every static, dynamic and discovered peer (the
+// discovered ones whether or not a rule accepts them), ordered by id.
 func (n *Node) ListPeers() *PeerList {
 	out := &PeerList{ServerID: n.serverID, Peers: []PeerInfo{}}
 	for _, p := range n.peers.list() {
-		out.Peers = append(out.Peers, PeerInfo{
+		info := PeerInfo{
 			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
 			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
 			Connected: n.pool.Connected(p.ID), Health: n.peerHealth(p.ID),
-		})
+		}
+		if p.source == SourceDiscovered {
+			info.Discovered = n.discoveredInfo(p.ID)
+		}
+		out.Peers = append(out.Peers, info)
+	}
+	if found := n.unaccepted(); len(found) > 0 {
+		for _, p := range found {
+			info := p.info
+			out.Peers = append(out.Peers, PeerInfo{ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID,
+				Capabilities: nonNil(p.Capabilities), Description: p.Description, Source: SourceDiscovered,
+				Health: PeerHealthInfo{State: HealthUnknown}, Discovered: &info})
+		}
+		slices.SortStableFunc(out.Peers, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	}
 	out.TotalPeers = len(out.Peers)
 	return out

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentfed/agentfed/discovery"
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/agentfed/agentfed/internal/store"
@@ -59,7 +60,9 @@ type Node struct {
 	clients   peerClients // HTTP clients for wss:// peers
 	identity  *Identity   // signs and opens messages; see seal.go
 	guard     *gateway.Guard
-	mcp       *mcpFront // MCP over streamable HTTP at MCPPath
+	mcp       *mcpFront       // MCP over streamable HTTP at MCPPath
+	found     discovered      // gateways mDNS sees; see discovery.go
+	mdns      *discovery.MDNS // nil unless federation.discovery.mdns is enabled
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -203,6 +206,16 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.tls != nil {
 		ln = tls.NewListener(ln, n.tls)
 	}
+	if n.cfg.Federation.Enabled && n.cfg.Federation.Discovery.MDNS.Enabled {
+		scheme := "ws"
+		if n.tls != nil {
+			scheme = "wss"
+		}
+		var err error
+		if n.mdns, err = n.startDiscovery(scheme + "://" + ln.Addr().String()); err != nil {
+			return err
+		}
+	}
 	n.listener = ln
 	// One listener, every front door: MCP at MCPPath, the gateway
 	// protocol's WebSocket everywhere else. All go through the guard.
@@ -294,6 +307,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.mcp.close() // ends held event streams, which Shutdown would wait for
 		errs = append(errs, httpSrv.Shutdown(ctx))
 		n.mcp.close() // and a session that a request in flight opened meanwhile
+	}
+	if n.mdns != nil {
+		n.mdns.Close() // no new discovered peers from here on
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
 	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests

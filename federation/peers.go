@@ -170,6 +170,8 @@ func (r *registry) unregister(id string) error {
 		return fmt.Errorf("%w: no peer named %s; see the peers with list_peers (`agentfed peers`)", ErrUnknownPeer, quoteBounded(id))
 	case p.source == SourceStatic:
 		return fmt.Errorf("%w: peer %q comes from the config file (federation.peers) and cannot be unregistered; remove it there or set enabled: false", ErrStaticPeer, id)
+	case p.source == SourceDiscovered:
+		return fmt.Errorf("%w: peer %q was discovered by mDNS and accepted by federation.discovery.accept; it goes when its gateway leaves, or remove the rule", ErrStaticPeer, id)
 	}
 	if err := r.st.Delete(store.Peers, id); err != nil {
 		return fmt.Errorf("delete dynamic peer %q: %w", id, err)

@@ -1,6 +1,9 @@
 package federation
 
-import "slices"
+import (
+	"reflect"
+	"slices"
+)
 
 // Reload applies a new configuration's credentials and static peers
 // without a restart: gateway.auth (operator token, peer tokens and
@@ -44,6 +47,9 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	}
 	if cfg.Federation.Durable != n.cfg.Federation.Durable {
 		needRestart = append(needRestart, "federation.durable")
+	}
+	if !reflect.DeepEqual(cfg.Federation.Discovery, n.cfg.Federation.Discovery) {
+		needRestart = append(needRestart, "federation.discovery")
 	}
 	if len(cfg.Agents) != len(n.cfg.Agents) {
 		needRestart = append(needRestart, "agents")

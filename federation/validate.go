@@ -142,6 +142,7 @@ func (ch *checker) federation(f *FederationConfig) {
 	if st := f.Delegation.Strategy; st != "" && !slices.Contains(Strategies, st) {
 		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
 	}
+	ch.discovery(f)
 	first := make(map[string]int) // peer id -> index of its first use
 	for i := range f.Peers {
 		p := &f.Peers[i]

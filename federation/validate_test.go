@@ -326,6 +326,31 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "discovery",
+			modify: func(c *Config) {
+				c.Federation.RequireAuth = true
+				c.Federation.Peers = nil
+				c.Federation.Discovery = DiscoveryConfig{
+					MDNS: MDNSConfig{Enabled: true, Service: "agentfed", IntervalMs: -1},
+					Accept: []AcceptRule{
+						{},
+						{ServerID: "b", Fingerprint: "3f:a1", Token: "t"},
+						{Fingerprint: "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", Token: "t"},
+						{ServerID: "d"},
+					},
+				}
+			},
+			want: []Problem{
+				{Path: "federation.discovery.mdns.interface", Message: "required when mdns is enabled: name the one network interface to advertise and browse on, like lo or eth0 (there is no default)"},
+				{Path: "federation.discovery.mdns.service", Message: `"agentfed" is not a DNS-SD service type; write it like _agentfed._tcp (an underscore, up to 15 letters, digits or hyphens, then ._tcp)`},
+				{Path: "federation.discovery.mdns.intervalMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
+				{Path: "federation.discovery.accept[0]", Message: "set serverId, fingerprint or both: a rule without them would accept every gateway on the network"},
+				{Path: "federation.discovery.accept[0].token", Message: "required because federation.requireAuth is true"},
+				{Path: "federation.discovery.accept[1].fingerprint", Message: "\"3f:a1\" is not a key fingerprint; copy the fingerprint line of the gateway's `agentfed identity` (16 hex bytes separated by colons)"},
+				{Path: "federation.discovery.accept[3].token", Message: "required because federation.requireAuth is true"},
+			},
+		},
+		{
 			name: "capability versions",
 			modify: func(c *Config) {
 				c.Federation.Peers[0].Capabilities = []string{"web-search@2.1.0", "summarization@2.1", "@1.0.0", "ok@1.0.0-beta.1+build.5"}

@@ -14,6 +14,9 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 	for i := range c.Federation.Peers {
 		d.expand(&c.Federation.Peers[i].Token, fmt.Sprintf("federation.peers[%d].token", i), lookup)
 	}
+	for i := range c.Federation.Discovery.Accept {
+		d.expand(&c.Federation.Discovery.Accept[i].Token, fmt.Sprintf("federation.discovery.accept[%d].token", i), lookup)
+	}
 	d.expand(&c.Gateway.Auth.OperatorToken, "gateway.auth.operatorToken", lookup)
 	for i := range c.Gateway.Auth.Peers {
 		d.expand(&c.Gateway.Auth.Peers[i].Token, fmt.Sprintf("gateway.auth.peers[%d].token", i), lookup)

@@ -1,0 +1,52 @@
+package federation
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/agentfed/agentfed/discovery"
+)
+
+// TestAcceptRule: what an announcement claims is checked before a rule
+// accepts it. A fingerprint rule needs the advertised key to have that
+// fingerprint; a serverId rule refuses a name two keys claim at once.
+func TestAcceptRule(t *testing.T) {
+	announce := func() discovery.Gateway {
+		id, err := GenerateIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := id.Public()
+		return discovery.Gateway{ServerID: "b-server", URL: "ws://127.0.0.1:1", SigningKey: pub.SigningKey, Fingerprint: pub.Fingerprint}
+	}
+	real, impostor := announce(), announce()
+	forged := impostor
+	forged.Fingerprint = real.Fingerprint // claims real's fingerprint, holds another key
+
+	tests := []struct {
+		name   string
+		rules  []AcceptRule
+		g      discovery.Gateway
+		seen   []discovery.Gateway
+		accept bool
+		reason string
+	}{
+		{"fingerprint", []AcceptRule{{Fingerprint: real.Fingerprint}}, real, nil, true, ""},
+		{"fingerprint, upper case", []AcceptRule{{Fingerprint: strings.ToUpper(real.Fingerprint)}}, real, nil, true, ""},
+		{"impostor's own key", []AcceptRule{{ServerID: "b-server", Fingerprint: real.Fingerprint}}, impostor, nil, false, "no federation.discovery.accept rule matches"},
+		{"forged fingerprint", []AcceptRule{{Fingerprint: real.Fingerprint}}, forged, nil, false, "its key does not match its fingerprint"},
+		{"serverId", []AcceptRule{{ServerID: "b-server"}}, real, []discovery.Gateway{real}, true, ""},
+		{"serverId claimed twice", []AcceptRule{{ServerID: "b-server"}}, real, []discovery.Gateway{real, impostor}, false, "2 gateways claim serverId \"b-server\"; accept it by fingerprint"},
+		{"other serverId", []AcceptRule{{ServerID: "c-server"}}, real, nil, false, "no federation.discovery.accept rule matches"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &Node{}
+			n.cfg.Federation.Discovery.Accept = tt.rules
+			r, why := n.acceptRule(tt.g, tt.seen)
+			if (r != nil) != tt.accept || !strings.Contains(why, tt.reason) {
+				t.Fatalf("acceptRule = %v, %q; want accepted %v, reason containing %q", r, why, tt.accept, tt.reason)
+			}
+		})
+	}
+}
