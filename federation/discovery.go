@@ -121,13 +121,14 @@ func (n *Node) agentIDs() []string {
 // the ones an accept rule accepts become peers of source discovered.
 func (n *Node) onDiscovered(gws []discovery.Gateway) {
 	var all []discoveredPeer
-	var accepted []PeerConfig
 	for _, g := range gws {
-		for _, p := range n.discoveredPeers(g, gws) {
-			all = append(all, p)
-			if p.info.Accepted {
-				accepted = append(accepted, p.PeerConfig)
-			}
+		all = append(all, n.discoveredPeers(g, gws)...)
+	}
+	all = capAccepted(all, cmpOrInt(n.cfg.Federation.MaxDynamicPeers, DefaultMaxDynamicPeers))
+	var accepted []PeerConfig
+	for _, p := range all {
+		if p.info.Accepted {
+			accepted = append(accepted, p.PeerConfig)
 		}
 	}
 	n.found.mu.Lock()
@@ -140,8 +141,26 @@ func (n *Node) onDiscovered(gws []discovery.Gateway) {
 	n.log.Debug("mdns: gateways seen", "gateways", len(gws), "acceptedPeers", len(accepted))
 }
 
+// capAccepted keeps at most limit of the peers accepted (in order; the
+// limit is federation.maxDynamicPeers, counted apart from registered
+// peers) and lists the rest as not accepted, saying why.
+func capAccepted(all []discoveredPeer, limit int) []discoveredPeer {
+	n := 0
+	for i := range all {
+		if !all[i].info.Accepted {
+			continue
+		}
+		if n++; n > limit {
+			all[i].info.Accepted = false
+			all[i].info.Reason = fmt.Sprintf("over federation.maxDynamicPeers: %d discovered peers are accepted already", limit)
+			all[i].Enabled = new(bool)
+		}
+	}
+	return all
+}
+
 // discoveredPeers turns one announcement into peers, one per agent (named
-// <serverId>/<agentId>), accepted or with the reason they are not.
+// <agentId>@<serverId>), accepted or with the reason they are not.
 func (n *Node) discoveredPeers(g discovery.Gateway, all []discovery.Gateway) []discoveredPeer {
 	info := DiscoveredInfo{ServerID: g.ServerID, Fingerprint: g.Fingerprint, LastSeen: g.LastSeen.UnixMilli()}
 	rule, reason := n.acceptRule(g, all)
@@ -165,7 +184,7 @@ func (n *Node) discoveredPeers(g discovery.Gateway, all []discovery.Gateway) []d
 		p := base
 		p.ID, p.Name, p.AgentID = g.ServerID, g.ServerID, a.ID
 		if a.ID != "" {
-			p.ID += "/" + a.ID
+			p.ID = a.ID + "@" + g.ServerID
 		}
 		p.Capabilities = validCapabilities(a.Capabilities)
 		d := discoveredPeer{PeerConfig: p, info: info}

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -48,5 +49,26 @@ func TestAcceptRule(t *testing.T) {
 				t.Fatalf("acceptRule = %v, %q; want accepted %v, reason containing %q", r, why, tt.accept, tt.reason)
 			}
 		})
+	}
+}
+
+// TestAcceptedDiscoveredPeersAreCapped: one gateway advertising many
+// agents cannot make more peers than federation.maxDynamicPeers.
+func TestAcceptedDiscoveredPeersAreCapped(t *testing.T) {
+	var all []discoveredPeer
+	for i := range 5 {
+		p := discoveredPeer{PeerConfig: PeerConfig{ID: fmt.Sprintf("agent-%d", i)}, info: DiscoveredInfo{Accepted: i != 1}}
+		all = append(all, p)
+	}
+	var got []string
+	for _, p := range capAccepted(all, 2) {
+		got = append(got, fmt.Sprintf("%s=%v", p.ID, p.info.Accepted && p.IsEnabled()))
+	}
+	want := "agent-0=true agent-1=false agent-2=true agent-3=false agent-4=false"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("capAccepted = %v, want %s", got, want)
+	}
+	if r := all[4].info.Reason; !strings.Contains(r, "over federation.maxDynamicPeers") {
+		t.Fatalf("reason %q", r)
 	}
 }

@@ -58,13 +58,13 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	a := start(t, cfgA, listen(t), nil)
 
 	waitFor(t, 10*time.Second, func() error {
-		pb, pc := peerInfo(a.Node, "b-server/b-agent"), peerInfo(a.Node, "c-server/c-agent")
+		pb, pc := peerInfo(a.Node, "b-agent@b-server"), peerInfo(a.Node, "c-agent@c-server")
 		if pb == nil || pc == nil {
-			return fmt.Errorf("list_peers %+v lacks b-server/b-agent or c-server/c-agent", a.ListPeers().Peers)
+			return fmt.Errorf("list_peers %+v lacks b-agent@b-server or c-agent@c-server", a.ListPeers().Peers)
 		}
 		return nil
 	})
-	pb, pc := peerInfo(a.Node, "b-server/b-agent"), peerInfo(a.Node, "c-server/c-agent")
+	pb, pc := peerInfo(a.Node, "b-agent@b-server"), peerInfo(a.Node, "c-agent@c-server")
 	if pb.Source != "discovered" || !pb.Enabled || pb.Discovered == nil || !pb.Discovered.Accepted || pb.URL != b.URL() ||
 		pb.Discovered.Fingerprint != b.Identity().Fingerprint || strings.Join(pb.Capabilities, ",") != "web-search@2.1.0" {
 		t.Fatalf("b as a lists it: %+v %+v", pb, pb.Discovered)
@@ -74,29 +74,29 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	res, err := a.Send(ctx, federation.SendRequest{PeerID: "b-server/b-agent", Message: "hello b"})
+	res, err := a.Send(ctx, federation.SendRequest{PeerID: "b-agent@b-server", Message: "hello b"})
 	if err != nil || res.Status != federation.StatusOK || res.Response.FromServer != "b-server" {
 		t.Fatalf("send to accepted b: %+v %v", res, err)
 	}
-	if p := peerInfo(a.Node, "b-server/b-agent"); !p.Connected || p.Health.State == federation.HealthUnknown {
+	if p := peerInfo(a.Node, "b-agent@b-server"); !p.Connected || p.Health.State == federation.HealthUnknown {
 		t.Errorf("after a send, b's health is tracked: connected %v, %+v", p.Connected, p.Health)
 	}
 	d, err := a.Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"web-search@^2"}, Task: "find"})
-	if err != nil || d.PeerID != "b-server/b-agent" || len(d.Candidates) != 1 {
+	if err != nil || d.PeerID != "b-agent@b-server" || len(d.Candidates) != 1 {
 		t.Fatalf("delegate among discovered: %+v %v; want b only (c is not accepted)", d, err)
 	}
-	_, err = a.Send(ctx, federation.SendRequest{PeerID: "c-server/c-agent", Message: "hello c"})
+	_, err = a.Send(ctx, federation.SendRequest{PeerID: "c-agent@c-server", Message: "hello c"})
 	if code(err) != gateway.CodeForbidden || !strings.Contains(err.Error(), "discovered by mDNS but is not used") {
 		t.Fatalf("send to unaccepted c: %v; want FORBIDDEN saying why", err)
 	}
-	if _, err := a.UnregisterPeer("b-server/b-agent"); code(err) != gateway.CodeStaticPeer {
+	if _, err := a.UnregisterPeer("b-agent@b-server"); code(err) != gateway.CodeStaticPeer {
 		t.Errorf("unregister a discovered peer: %v; want STATIC_PEER", err)
 	}
 
 	b.stop(t) // b leaves
 	waitFor(t, 10*time.Second, func() error {
-		if p := peerInfo(a.Node, "b-server/b-agent"); p != nil {
-			return fmt.Errorf("b-server/b-agent still listed after b stopped: %+v", p)
+		if p := peerInfo(a.Node, "b-agent@b-server"); p != nil {
+			return fmt.Errorf("b-agent@b-server still listed after b stopped: %+v", p)
 		}
 		return nil
 	})
