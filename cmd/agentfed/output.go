@@ -103,6 +103,8 @@ func showPeers(p *printer, raw json.RawMessage) error {
 			state = "connected"
 		case e.Enabled:
 			state = "idle"
+		case e.Discovered != nil && !e.Discovered.Accepted:
+			state = "not accepted" // listed only; see federation.discovery.accept
 		}
 		health, rtt := e.Health.State, "-"
 		if e.Health.Circuit == "open" {
