@@ -321,6 +321,9 @@ func (n *Node) notAccepted(id string) error {
 func (ch *checker) discovery(f *FederationConfig) {
 	d := &f.Discovery
 	m := d.MDNS
+	if m.Enabled && !f.Enabled {
+		ch.add("federation.discovery.mdns.enabled", "needs federation.enabled: true; a gateway with federation off neither advertises nor browses")
+	}
 	if m.Enabled && m.Interface == "" {
 		ch.add("federation.discovery.mdns.interface", "required when mdns is enabled: name the one network interface to advertise and browse on, like lo or eth0 (there is no default)")
 	}

@@ -329,6 +329,7 @@ func TestValidate(t *testing.T) {
 			name: "discovery",
 			modify: func(c *Config) {
 				c.Federation.RequireAuth = true
+				c.Federation.Enabled = false
 				c.Federation.Peers = nil
 				c.Federation.Discovery = DiscoveryConfig{
 					MDNS: MDNSConfig{Enabled: true, Service: "agentfed", IntervalMs: -1},
@@ -341,6 +342,7 @@ func TestValidate(t *testing.T) {
 				}
 			},
 			want: []Problem{
+				{Path: "federation.discovery.mdns.enabled", Message: "needs federation.enabled: true; a gateway with federation off neither advertises nor browses"},
 				{Path: "federation.discovery.mdns.interface", Message: "required when mdns is enabled: name the one network interface to advertise and browse on, like lo or eth0 (there is no default)"},
 				{Path: "federation.discovery.mdns.service", Message: `"agentfed" is not a DNS-SD service type; write it like _agentfed._tcp (an underscore, up to 15 letters, digits or hyphens, then ._tcp)`},
 				{Path: "federation.discovery.mdns.intervalMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
