@@ -44,8 +44,9 @@ type Config struct {
 	// can cause. Nil: discard.
 	Logger *slog.Logger
 	// OnChange is called, from the browsing goroutine, with every gateway
-	// seen (sorted by serverId, then fingerprint) whenever that set or one
-	// of its announcements changes. It must not block for long.
+	// seen (sorted by serverId, fingerprint and URL: the same serverId and
+	// key announced with two URLs are two entries) whenever that set or
+	// one of its announcements changes. It must not block for long.
 	OnChange func([]Gateway)
 }
 
@@ -231,7 +232,7 @@ func (m *MDNS) round(ctx context.Context) {
 			g.Addr = e.AddrV4.String()
 		}
 		g.LastSeen = now
-		key := g.ServerID + "\x00" + g.Fingerprint
+		key := g.ServerID + "\x00" + g.Fingerprint + "\x00" + g.URL // a copy with another URL is another claim
 		sig := strings.Join(e.InfoFields, "\x00") + "\x00" + g.Addr
 		old, ok := m.seen[key]
 		if !ok && len(m.seen) >= maxGateways {

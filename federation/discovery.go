@@ -199,12 +199,22 @@ func (n *Node) discoveredPeers(g discovery.Gateway, all []discovery.Gateway) []d
 
 // acceptRule returns the federation.discovery.accept rule that accepts g,
 // or nil and why none does. A rule with a fingerprint needs the advertised
-// key to have it; a rule with a serverId alone refuses a name that two
-// gateways with different keys claim at once.
+// key to have it, and refuses a key announced with two URLs at once (a
+// copied announcement: the rule's token would go to the copier); a rule
+// with a serverId alone refuses a name announced twice.
 func (n *Node) acceptRule(g discovery.Gateway, all []discovery.Gateway) (*AcceptRule, string) {
 	keyOK := false
 	if k, err := ParseSigningKey(g.SigningKey); err == nil && Fingerprint(k) == g.Fingerprint {
 		keyOK = true
+	}
+	claims, sameKey := 0, 0 // announcements of this serverId, and of it with this key
+	for _, o := range all {
+		if o.ServerID == g.ServerID {
+			claims++
+			if o.Fingerprint == g.Fingerprint {
+				sameKey++
+			}
+		}
 	}
 	rules := n.cfg.Federation.Discovery.Accept
 	for i := range rules {
@@ -216,13 +226,10 @@ func (n *Node) acceptRule(g discovery.Gateway, all []discovery.Gateway) (*Accept
 			if !keyOK || !strings.EqualFold(r.Fingerprint, g.Fingerprint) {
 				continue
 			}
-			return r, ""
-		}
-		claims := 0
-		for _, o := range all {
-			if o.ServerID == g.ServerID {
-				claims++
+			if sameKey > 1 { // a copy of its announcement elsewhere: which URL is the gateway's?
+				return nil, fmt.Sprintf("%d announcements of serverId %q with this key give different URLs; not used until one remains", sameKey, g.ServerID)
 			}
+			return r, ""
 		}
 		if claims > 1 {
 			return nil, fmt.Sprintf("%d gateways claim serverId %q; accept it by fingerprint (federation.discovery.accept[%d])", claims, g.ServerID, i)

@@ -23,6 +23,8 @@ func TestAcceptRule(t *testing.T) {
 	real, impostor := announce(), announce()
 	forged := impostor
 	forged.Fingerprint = real.Fingerprint // claims real's fingerprint, holds another key
+	copied := real
+	copied.URL = "ws://127.0.0.2:1" // real's announcement, repeated with another URL
 
 	tests := []struct {
 		name   string
@@ -36,6 +38,8 @@ func TestAcceptRule(t *testing.T) {
 		{"fingerprint, upper case", []AcceptRule{{Fingerprint: strings.ToUpper(real.Fingerprint)}}, real, nil, true, ""},
 		{"impostor's own key", []AcceptRule{{ServerID: "b-server", Fingerprint: real.Fingerprint}}, impostor, nil, false, "no federation.discovery.accept rule matches"},
 		{"forged fingerprint", []AcceptRule{{Fingerprint: real.Fingerprint}}, forged, nil, false, "its key does not match its fingerprint"},
+		{"fingerprint, copied elsewhere", []AcceptRule{{Fingerprint: real.Fingerprint}}, real, []discovery.Gateway{real, copied}, false, "2 announcements of serverId \"b-server\" with this key give different URLs"},
+		{"fingerprint, impostor also there", []AcceptRule{{Fingerprint: real.Fingerprint}}, real, []discovery.Gateway{real, impostor}, true, ""},
 		{"serverId", []AcceptRule{{ServerID: "b-server"}}, real, []discovery.Gateway{real}, true, ""},
 		{"serverId claimed twice", []AcceptRule{{ServerID: "b-server"}}, real, []discovery.Gateway{real, impostor}, false, "2 gateways claim serverId \"b-server\"; accept it by fingerprint"},
 		{"other serverId", []AcceptRule{{ServerID: "c-server"}}, real, nil, false, "no federation.discovery.accept rule matches"},

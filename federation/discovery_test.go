@@ -40,8 +40,8 @@ func peerInfo(n *federation.Node, id string) *federation.PeerInfo {
 // TestDiscoveredGatewaysAreUsedOnlyWhenAccepted runs three real gateways
 // on loopback, in a private network namespace: a accepts b by serverId and
 // key fingerprint (presenting the token b requires), and no rule accepts
-// c. Both show in a's list_peers as discovered; only b is sent to and
-// delegated to; and b's leaving shows without a restart.
+// c. Both appear in a's list_peers as discovered while a runs; only b is
+// sent to and delegated to; and b's leaving shows without a restart.
 func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	if !tstest.PrivateNetwork(t) {
 		return
@@ -51,11 +51,19 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	cfgB.Federation.RequireAuth = true
 	cfgB.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a-server", Token: "a-to-b"}}
 	cfgB.Gateway.Signing.Sign = true // a pins b's key: b's replies must be signed
+	idB, err := federation.LoadIdentity(cfgB.Storage.Dir) // the key b will have, before b runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgA := withMDNS(newConfig(t, "a-server", ""), service)
+	cfgA.Federation.Discovery.Accept = []federation.AcceptRule{{ServerID: "b-server", Fingerprint: idB.Public().Fingerprint, Token: "a-to-b"}}
+	a := start(t, cfgA, listen(t), nil)
+	if n := a.ListPeers().TotalPeers; n != 0 {
+		t.Fatalf("a lists %d peers before any other gateway runs", n)
+	}
+	// b and c appear while a runs.
 	b := start(t, cfgB, listen(t), nil)
 	start(t, withMDNS(newConfig(t, "c-server", "c-agent", "web-search@2.5.0"), service), listen(t), nil)
-	cfgA := withMDNS(newConfig(t, "a-server", ""), service)
-	cfgA.Federation.Discovery.Accept = []federation.AcceptRule{{ServerID: "b-server", Fingerprint: b.Identity().Fingerprint, Token: "a-to-b"}}
-	a := start(t, cfgA, listen(t), nil)
 
 	waitFor(t, 10*time.Second, func() error {
 		pb, pc := peerInfo(a.Node, "b-agent@b-server"), peerInfo(a.Node, "c-agent@c-server")
