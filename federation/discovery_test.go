@@ -50,7 +50,7 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	cfgB := withMDNS(newConfig(t, "b-server", "b-agent", "web-search@2.1.0"), service)
 	cfgB.Federation.RequireAuth = true
 	cfgB.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a-server", Token: "a-to-b"}}
-	cfgB.Gateway.Signing.Sign = true // a pins b's key: b's replies must be signed
+	cfgB.Gateway.Signing.Sign = true                      // a pins b's key: b's replies must be signed
 	idB, err := federation.LoadIdentity(cfgB.Storage.Dir) // the key b will have, before b runs
 	if err != nil {
 		t.Fatal(err)
