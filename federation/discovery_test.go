@@ -50,8 +50,9 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	cfgB := withMDNS(newConfig(t, "b-server", "b-agent", "web-search@2.1.0"), service)
 	cfgB.Federation.RequireAuth = true
 	cfgB.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a-server", Token: "a-to-b"}}
-	cfgB.Gateway.Signing.Sign = true                      // a pins b's key: b's replies must be signed
-	idB, err := federation.LoadIdentity(cfgB.Storage.Dir) // the key b will have, before b runs
+	cfgB.Gateway.Signing.Sign = true // a pins b's key: b's replies must be signed
+	// The key b will have, made before b runs.
+	idB, err := federation.LoadIdentity(cfgB.Storage.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
