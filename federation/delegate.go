@@ -26,8 +26,10 @@ var Strategies = []string{StrategyRoundRobin, StrategyLeastLoaded, StrategyLowes
 // Delegate picks among the enabled peers that have every required
 // capability, at a version within its constraint if it has one
 // ("web-search@^2"; see capversion.go), by the call's strategy (else
-// federation.delegation.strategy, else round-robin). Peers whose circuit is open are skipped and peers that
-// look down are tried last. When the chosen peer fails in a way another peer might not
+// federation.delegation.strategy, else round-robin). Peers whose circuit
+// is open or whose gateway refused the handshake are skipped (listed in
+// the result's skipped with the reason) and peers that look down are
+// tried last. When the chosen peer fails in a way another peer might not
 // (unreachable, timed out, overloaded, an error marked retryable), the next
 // candidate is tried within the caller's deadline; the result lists every
 // attempt.
@@ -99,7 +101,7 @@ func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer)
 		for _, s := range res.Skipped {
 			why = append(why, fmt.Sprintf("%s (%s)", s.PeerID, s.Reason))
 		}
-		return nil, fmt.Errorf("%w: every peer with %q has an open circuit: %s", ErrCircuitOpen, req.RequiredCapabilities, strings.Join(why, ", "))
+		return nil, fmt.Errorf("%w: every peer with %q is skipped (an open circuit, or a refused handshake): %s", ErrCircuitOpen, req.RequiredCapabilities, strings.Join(why, ", "))
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, n.timeout(req.TimeoutMs, nil))
@@ -135,10 +137,11 @@ func retryable(r *Result) bool {
 	return r.Error.Retryable
 }
 
-// order drops the candidates whose circuit is open (noting them in
-// skipped: the breaker lets a probe through when its open period ends),
-// orders the rest by strategy, and moves peers that look down to the end,
-// so they are tried only when no healthier peer answered.
+// order drops the candidates whose circuit is open (the breaker lets a
+// probe through when its open period ends) or whose gateway refused the
+// handshake (retried minutes later, or after a reload), noting them in
+// skipped; it orders the rest by strategy, and moves peers that look down
+// to the end, so they are tried only when no healthier peer answered.
 func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer {
 	type scored struct {
 		p    *peer
@@ -146,12 +149,8 @@ func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer
 	}
 	var live []scored
 	for _, p := range cands {
-		info := n.tracker.get(p.ID).info()
-		if info.Circuit == "open" {
-			reason := "circuit open"
-			if info.LastError != "" {
-				reason += ": " + info.LastError
-			}
+		info := n.peerHealth(p.ID)
+		if reason := skipReason(info); reason != "" {
 			*skipped = append(*skipped, Skipped{PeerID: p.ID, Reason: reason})
 			continue
 		}
@@ -182,6 +181,24 @@ func (n *Node) order(strategy string, cands []*peer, skipped *[]Skipped) []*peer
 		out[i] = s.p
 	}
 	return out
+}
+
+// skipReason says why a peer in health info is not worth trying now, or
+// "" when it is.
+func skipReason(info PeerHealthInfo) string {
+	var reason string
+	switch {
+	case info.State == HealthRefused:
+		reason = "refused"
+	case info.Circuit == "open":
+		reason = "circuit open"
+	default:
+		return ""
+	}
+	if info.LastError != "" {
+		reason += ": " + info.LastError
+	}
+	return reason
 }
 
 func boolInt(b bool) int {

@@ -54,3 +54,32 @@ func TestRefusedPeerWaitsForAFix(t *testing.T) {
 		t.Fatalf("send after the fix and a reload: %v; want ok", r)
 	}
 }
+
+// TestDelegateSkipsRefusedPeer: delegate does not try a peer whose gateway
+// refused the handshake (here a stale token); it lists it in skipped with
+// the reason, as it does a peer whose circuit is open, and a capable peer
+// answers.
+func TestDelegateSkipsRefusedPeer(t *testing.T) {
+	g := secured(t)
+	lnGood := listen(t)
+	start(t, newConfig(t, "good-server", "agent-1", "x"), lnGood, nil)
+	cfg := newConfig(t, "main-server", "")
+	stale := peerConf("secure", "agent-1", g.ln, "x")
+	stale.Token = "stale-token"
+	cfg.Federation.Peers = []federation.PeerConfig{stale, peerConf("good", "agent-1", lnGood, "x")}
+	m := start(t, cfg, listen(t), nil)
+	op := operator(t, m, "")
+
+	if r := mustTool(t, op, `{"action":"send","peerId":"secure","message":"hi"}`); at(r, "error", "code") != gateway.CodeUnauthorized {
+		t.Fatalf("send with a stale token: %v; want UNAUTHORIZED", r)
+	}
+	for range 2 { // round robin would start with secure once in two
+		r := mustTool(t, op, `{"action":"delegate","requiredCapabilities":["x"],"task":"t"}`)
+		attempts, _ := r["attempts"].([]any)
+		reason, _ := at(r, "skipped", 0, "reason").(string)
+		if r["status"] != "ok" || r["peerId"] != "good" || len(attempts) != 1 ||
+			at(r, "skipped", 0, "peerId") != "secure" || !strings.HasPrefix(reason, "refused: ") || !strings.Contains(reason, "refused the handshake") {
+			t.Fatalf("delegate with a refused peer: %v; want good to answer, secure skipped as refused with the reason", r)
+		}
+	}
+}
