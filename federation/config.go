@@ -154,6 +154,10 @@ type GatewayConfig struct {
 	// IdleTimeoutMs closes a connection that has sent nothing, not even a
 	// heartbeat ping, for this long. Default 600000 (10 minutes).
 	IdleTimeoutMs int `yaml:"idleTimeoutMs" json:"idleTimeoutMs,omitempty"`
+	// TickIntervalMs is how often the gateway sends every connection the
+	// keepalive event tick, as OpenClaw's gateway does (hello-ok announces
+	// it as policy.tickIntervalMs). Default 30000; at least 100.
+	TickIntervalMs int `yaml:"tickIntervalMs" json:"tickIntervalMs,omitempty"`
 	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
 	// pages may connect. Browsers send an Origin with every WebSocket; a
 	// request with an Origin not listed is refused (403), which keeps web

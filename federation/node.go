@@ -173,6 +173,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Logger:        n.log,
 		Health:        func() any { return n.helloHealth() },
 		IdleTimeout:   time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
+		TickInterval:  time.Duration(cfg.Gateway.TickIntervalMs) * time.Millisecond,
 		Started:       n.started,
 		Inline:        true, // serveRPC detaches before anything that blocks
 		Guard:         n.guard,

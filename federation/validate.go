@@ -69,6 +69,10 @@ func (e *ValidationError) Error() string {
 // The handler types an agent may use. An empty type means echo.
 var handlerTypes = []string{"echo", "exec", "http", "openclaw", "llm"}
 
+// minTickIntervalMs is the shortest gateway.tickIntervalMs: a tick is a
+// frame to every connection.
+const minTickIntervalMs = 100
+
 // ApplyDefaults fills in every unset field that has a default. It is the
 // one place defaults are applied; call it before Validate.
 func (c *Config) ApplyDefaults() {
@@ -331,6 +335,9 @@ func (ch *checker) gateway(g *GatewayConfig) {
 	}
 	ch.timeout("gateway.replayWindowMs", g.ReplayWindowMs)
 	ch.timeout("gateway.idleTimeoutMs", g.IdleTimeoutMs)
+	if g.TickIntervalMs != 0 && g.TickIntervalMs < minTickIntervalMs {
+		ch.add("gateway.tickIntervalMs", "is %d; give at least %d milliseconds, or 0 for the default (30000)", g.TickIntervalMs, minTickIntervalMs)
+	}
 	ch.serverTLS(&g.TLS)
 	ch.signing(g)
 	ch.timeout("gateway.heartbeatMs", g.HeartbeatMs)

@@ -105,6 +105,13 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "tick interval below the minimum",
+			modify: func(c *Config) { c.Gateway.TickIntervalMs = 50 },
+			want: []Problem{
+				{Path: "gateway.tickIntervalMs", Message: "is 50; give at least 100 milliseconds, or 0 for the default (30000)"},
+			},
+		},
+		{
 			name:   "durable knobs",
 			modify: func(c *Config) { c.Federation.Durable = DurableConfig{MaxAttempts: -1, MaxAgeMs: -2, RetentionMs: -3} },
 			want: []Problem{ // a negative maxAttempts means no limit

@@ -14,7 +14,7 @@ import (
 )
 
 // operatorGateway starts an agentfed gateway with an operator token, an echo
-// agent, and a peer that is down.
+// agent, a peer that is down, and a tick every tickIntervalMs.
 func operatorGateway(t *testing.T, token string) *server {
 	t.Helper()
 	return serve(t, "127.0.0.1:0", fmt.Sprintf(`
@@ -25,11 +25,16 @@ federation:
     - {id: gone, name: Gone, url: "ws://127.0.0.1:1", agentId: x}
 gateway:
   auth: {operatorToken: "${OP_TOKEN}"}
+  tickIntervalMs: %d
 agents:
   - {id: echo-agent, capabilities: [echoing], handler: {type: echo}}
 storage: {dir: %q}
-`, t.TempDir()), "OP_TOKEN="+token)
+`, tickIntervalMs, t.TempDir()), "OP_TOKEN="+token)
 }
+
+// tickIntervalMs is the operator gateway's tick interval: short, so that
+// a test sees ticks.
+const tickIntervalMs = 200
 
 // rawConn is a WebSocket to an agentfed gateway that keeps every frame as
 // the gateway sent it.
@@ -59,6 +64,19 @@ func (c *rawConn) read() json.RawMessage {
 		c.t.Fatalf("read: %v", err)
 	}
 	return data
+}
+
+// event reads until the event name arrives and returns its frame.
+func (c *rawConn) event(name string) json.RawMessage {
+	c.t.Helper()
+	for {
+		f := c.read()
+		var head struct{ Type, Event string }
+		json.Unmarshal(f, &head)
+		if head.Type == "event" && head.Event == name {
+			return f
+		}
+	}
 }
 
 // call sends a request and returns the raw response frame.
@@ -97,8 +115,9 @@ type check struct {
 
 // TestFramesValidateAgainstOpenClawSchemas: every frame an agentfed gateway
 // sends an OpenClaw operator client (challenge, hello-ok, responses, errors,
-// a refused connect) validates against the schemas the pinned openclaw
-// ships, checked by openclaw's own ajv.
+// a refused connect, and every event hello-ok announces: tick) validates
+// against the schemas the pinned openclaw ships, checked by openclaw's own
+// ajv.
 func TestFramesValidateAgainstOpenClawSchemas(t *testing.T) {
 	tl := needOpenClaw(t)
 	token := randomHex(16)
@@ -119,6 +138,26 @@ func TestFramesValidateAgainstOpenClawSchemas(t *testing.T) {
 	hello := c.call("connect", "connect", connectParams(token))
 	add("hello-ok frame", "ResponseFrameSchema", hello)
 	add("hello-ok", "HelloOkSchema", payload(hello))
+	var announced struct {
+		Features struct{ Events []string }
+		Policy   struct{ TickIntervalMs int64 }
+	}
+	json.Unmarshal(payload(hello), &announced)
+	if announced.Policy.TickIntervalMs != tickIntervalMs {
+		t.Errorf("hello-ok policy.tickIntervalMs = %d; want gateway.tickIntervalMs, %d", announced.Policy.TickIntervalMs, tickIntervalMs)
+	}
+	// Each event the gateway may send, and openclaw's schema for its payload.
+	eventSchemas := map[string]string{"tick": "TickEventSchema"}
+	for _, name := range announced.Features.Events {
+		schema, ok := eventSchemas[name]
+		if !ok {
+			t.Errorf("hello-ok announces the event %q, which this test does not check; add it to eventSchemas", name)
+			continue
+		}
+		f := c.event(name)
+		add(name+" frame", "EventFrameSchema", f)
+		add(name, schema, payload(f))
+	}
 	health := c.call("h", "health", nil)
 	add("health frame", "ResponseFrameSchema", health)
 	add("health", "Health", payload(health))
