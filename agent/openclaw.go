@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
@@ -43,9 +45,16 @@ type OpenClaw struct {
 	// Timeout caps each turn even when the caller would wait longer. Zero
 	// means no cap beyond the caller's deadline.
 	Timeout time.Duration
+	// Device is the device identity connect proves (see [gateway.Device]).
+	// An OpenClaw gateway grants a remote client operator.write only with
+	// one it has approved: the first message then fails with OpenClaw's
+	// NOT_PAIRED and the command that approves it. On loopback OpenClaw
+	// lets its backend clients in without pairing. agentfed serve sets the
+	// key kept in storage.dir ([LoadOpenClawDevice]); nil connects without.
+	Device *gateway.Device
 	// DialOptions, when set, is the base of the connection's options (its
 	// HTTPClient for wss:// with a private CA, for instance); Token, Role,
-	// Scopes and Client are set by OpenClaw.
+	// Scopes, Client and Device are set by OpenClaw.
 	DialOptions *gateway.DialOptions
 }
 
@@ -142,6 +151,7 @@ func (o *OpenClaw) dialOptions() *gateway.DialOptions {
 	opts.Token = o.Token
 	opts.Scopes = openClawScopes
 	opts.OnEvent = nil // the turn's streamed events are not needed
+	opts.Device = o.Device
 	opts.Client = gateway.ClientInfo{
 		ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack,
 		DisplayName: "agentfed", Version: federation.Version, Platform: "agentfed",
@@ -278,7 +288,7 @@ func (o *OpenClaw) fail(ctx, turnCtx context.Context, step string, err error) er
 	}
 	var ge *gateway.Error
 	if errors.As(err, &ge) {
-		return fmt.Errorf("%w: openclaw %q: %s: %s: %s", federation.ErrAgentFailed, o.URL, step, ge.Code, head([]byte(ge.Message), bodyExcerptLen))
+		return fmt.Errorf("%w: openclaw %q: %s: %s: %s%s", federation.ErrAgentFailed, o.URL, step, ge.Code, head([]byte(ge.Message), bodyExcerptLen), o.hint(ge))
 	}
 	return fmt.Errorf("%w: openclaw %q: %s: %v", federation.ErrAgentFailed, o.URL, step, err)
 }
@@ -293,4 +303,29 @@ func (o *OpenClaw) abort(turnCtx context.Context, c *gateway.Client, key, runID 
 		params["runId"] = runID
 	}
 	_ = c.Call(ctx, "sessions.abort", params, nil) // best effort: the run's own timeout ends it too
+}
+
+// pairingRequestID matches the pairing request ids OpenClaw issues; others
+// are not repeated in a hint.
+var pairingRequestID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// hint says how to lift an OpenClaw refusal that its owner must act on:
+// pairing agentfed's device, or giving it one.
+func (o *OpenClaw) hint(e *gateway.Error) string {
+	switch {
+	case e.Code == "NOT_PAIRED":
+		details, _ := e.Details.(map[string]any)
+		id, _ := details["requestId"].(string)
+		if !pairingRequestID.MatchString(id) {
+			id = "<requestId from: openclaw devices list>"
+		}
+		device := "a device identity"
+		if o.Device != nil {
+			device = "agentfed's device " + o.Device.ID()
+		}
+		return fmt.Sprintf("; the OpenClaw gateway has not approved %s: on its host run `openclaw devices approve %s`, then send again", device, id)
+	case o.Device == nil && strings.Contains(e.Message, "missing scope"):
+		return "; a remote OpenClaw gateway grants scopes only to a paired device identity: give the handler a Device"
+	}
+	return ""
 }

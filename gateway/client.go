@@ -42,6 +42,11 @@ type DialOptions struct {
 	// OnEvent, when set, receives every event frame after the handshake,
 	// on the connection's reader goroutine: it must not block.
 	OnEvent func(name string, payload json.RawMessage)
+	// Device, when set, proves this device identity in connect: it signs
+	// the server's connect.challenge, as OpenClaw's own clients do. An
+	// OpenClaw gateway needs it to grant a remote operator its scopes; an
+	// agentfed gateway ignores it.
+	Device *Device
 }
 
 // Client is one gateway-protocol connection to a server. Many Calls may run
@@ -236,7 +241,8 @@ func dialTLS(ctx context.Context, dial func(context.Context, string, string) (ne
 
 func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions) (*HelloOK, error) {
 	// Like OpenClaw's reference client, connect only after the challenge.
-	if _, err := readUntil(ctx, ws, func(f *frame) bool { return f.Type == FrameEvent && f.Event == "connect.challenge" }); err != nil {
+	cf, err := readUntil(ctx, ws, func(f *frame) bool { return f.Type == FrameEvent && f.Event == "connect.challenge" })
+	if err != nil {
 		return nil, fmt.Errorf("waiting for connect.challenge: %w", err)
 	}
 	p := ConnectParams{
@@ -261,7 +267,15 @@ func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions)
 	if opts.Token != "" {
 		p.Auth = &ConnectAuth{Token: opts.Token}
 	}
-	if err := writeJSON(ctx, ws, Request{Type: FrameReq, ID: "connect", Method: "connect", Params: mustJSON(p)}); err != nil {
+	req := connectRequest{ConnectParams: p}
+	if opts.Device != nil {
+		var c Challenge
+		if err := json.Unmarshal(cf.Payload, &c); err != nil || c.Nonce == "" || c.TS < 0 {
+			return nil, NewError(CodeInvalidRequest, "the server's connect.challenge has no usable nonce and ts to sign with the device identity")
+		}
+		req.Device = opts.Device.prove(&p, &c)
+	}
+	if err := writeJSON(ctx, ws, Request{Type: FrameReq, ID: "connect", Method: "connect", Params: mustJSON(req)}); err != nil {
 		return nil, fmt.Errorf("send connect: %w", err)
 	}
 	f, err := readUntil(ctx, ws, func(f *frame) bool { return f.Type == FrameRes && f.ID == "connect" })
@@ -279,6 +293,13 @@ func clientHandshake(ctx context.Context, ws *websocket.Conn, opts *DialOptions)
 		return nil, NewError(CodeInvalidRequest, "connect answered without a hello-ok payload")
 	}
 	return &hello, nil
+}
+
+// connectRequest is what a client sends in connect: the params, and the
+// device identity's proof when it has one.
+type connectRequest struct {
+	ConnectParams
+	Device *DeviceProof `json:"device,omitempty"`
 }
 
 // readUntil reads frames until match accepts one, skipping others.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/config"
 	"github.com/spf13/cobra"
 )
@@ -188,10 +189,19 @@ func loadConfig(file string) (*federation.Config, error) {
 // newNode builds the handlers of cfg's agents and the node.
 func newNode(cfg *federation.Config, log *slog.Logger) (*federation.Node, error) {
 	handlers := make(map[string]federation.Handler, len(cfg.Agents))
+	var device *gateway.Device // the OpenClaw device identity, loaded for the first openclaw agent
 	for i, a := range cfg.Agents {
 		h, err := agent.New(a)
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: fmt.Errorf("agents[%d] (%s): %w", i, a.ID, err)}
+		}
+		if oc, ok := h.(*agent.OpenClaw); ok {
+			if device == nil {
+				if device, err = agent.LoadOpenClawDevice(cfg.Storage.Dir); err != nil {
+					return nil, fmt.Errorf("agents[%d] (%s): OpenClaw device identity: %w", i, a.ID, err)
+				}
+			}
+			oc.Device = device
 		}
 		handlers[a.ID] = h
 	}

@@ -134,7 +134,8 @@ func freeAddr() (string, error) {
 }
 
 const openClawConfig = `{
-  "gateway": {"mode": "local", "port": %d, "bind": "loopback", "auth": {"mode": "token", "token": %q}},
+  "gateway": {"mode": "local", "port": %d, "bind": "loopback", "auth": {"mode": "token", "token": %q},
+    "trustedProxies": ["127.0.0.1"]},
   "logging": {"file": %q},
   "models": {"mode": "replace", "catalogRefresh": {"enabled": false},
     "providers": {"fakellm": {"baseUrl": %q, "apiKey": "any", "api": "openai-completions",
