@@ -51,7 +51,10 @@ func openclawCLI(t *testing.T, o *openClaw, args ...string) (string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, o.tools.node, append(append([]string{o.tools.openclaw}, args...), "--url", o.url, "--token", o.token, "--json")...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "OPENCLAW_HOME="+home, "OPENCLAW_STATE_DIR="+home, "TMPDIR="+home)
-	out, _ := cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatalf("openclaw %v: %v", args, err)
+	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
 
