@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -253,7 +254,7 @@ func TestExecTimeoutKillsProcess(t *testing.T) {
 	}
 	for _, f := range []string{parentFile, childFile} {
 		pid := readPID(t, f)
-		waitFor(t, 5*time.Second, func() error { return processGone(pid) })
+		tstest.WaitFor(t, 5*time.Second, func() error { return processGone(pid) })
 	}
 }
 
@@ -273,7 +274,7 @@ func TestExecCancelKillsProcess(t *testing.T) {
 	}()
 	var pids []int
 	for _, f := range []string{parentFile, childFile} {
-		waitFor(t, 10*time.Second, func() error { _, err := parsePID(f); return err })
+		tstest.WaitFor(t, 10*time.Second, func() error { _, err := parsePID(f); return err })
 		pids = append(pids, readPID(t, f))
 	}
 
@@ -290,7 +291,7 @@ func TestExecCancelKillsProcess(t *testing.T) {
 		t.Fatal("Handle did not return within 5s of cancellation")
 	}
 	for _, pid := range pids {
-		waitFor(t, 5*time.Second, func() error { return processGone(pid) })
+		tstest.WaitFor(t, 5*time.Second, func() error { return processGone(pid) })
 	}
 }
 
@@ -311,7 +312,7 @@ func TestExecLeftoverProcess(t *testing.T) {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
 	pid := readPID(t, pidFile)
-	waitFor(t, 5*time.Second, func() error { return processGone(pid) })
+	tstest.WaitFor(t, 5*time.Second, func() error { return processGone(pid) })
 }
 
 func parsePID(path string) (int, error) {

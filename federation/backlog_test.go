@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net"
 	"sync"
 	"testing"
@@ -76,7 +77,7 @@ func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 		main, addr := queueToDownPeer(t, n)
 		// Wait until the probing message has been tried 4 times: 100 ms
 		// doubling, about 0.7 s of the peer being down.
-		waitFor(t, 30*time.Second, func() error {
+		tstest.WaitFor(t, 30*time.Second, func() error {
 			if _, most, _ := attempts(t, main); most < 4 {
 				return fmt.Errorf("the probe has made %d attempts", most)
 			}
@@ -95,7 +96,7 @@ func TestBacklogToDownPeerCostsTheSame(t *testing.T) {
 			t.Skipf("rebind %s: %v", addr, err)
 		}
 		start(t, newConfig(t, "peer-server", "c"), ln, map[string]federation.Handler{"c": c})
-		waitFor(t, 60*time.Second, func() error {
+		tstest.WaitFor(t, 60*time.Second, func() error {
 			if _, _, queued := attempts(t, main); queued > 0 {
 				return fmt.Errorf("%d of %d still queued", queued, n)
 			}

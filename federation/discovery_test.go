@@ -66,7 +66,7 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	b := start(t, cfgB, listen(t), nil)
 	start(t, withMDNS(newConfig(t, "c-server", "c-agent", "web-search@2.5.0"), service), listen(t), nil)
 
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		pb, pc := peerInfo(a.Node, "b-agent@b-server"), peerInfo(a.Node, "c-agent@c-server")
 		if pb == nil || pc == nil {
 			return fmt.Errorf("list_peers %+v lacks b-agent@b-server or c-agent@c-server", a.ListPeers().Peers)
@@ -103,7 +103,7 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	}
 
 	b.stop(t) // b leaves
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		if p := peerInfo(a.Node, "b-agent@b-server"); p != nil {
 			return fmt.Errorf("b-agent@b-server still listed after b stopped: %+v", p)
 		}

@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestDurableHandlingOutlivesItsConnection(t *testing.T) {
 	<-entered
 	px.cut() // the sender's connection is gone mid-handling
 	// Redelivered on a new connection, where it waits for the first.
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		e, err := main.MessageStatus(r.MessageID)
 		if err != nil {
 			return err

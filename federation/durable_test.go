@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func (c *counter) count(content string) int {
 func waitState(t *testing.T, g *gw, id, state string) *federation.OutboxEntry {
 	t.Helper()
 	var e *federation.OutboxEntry
-	waitFor(t, 15*time.Second, func() error {
+	tstest.WaitFor(t, 15*time.Second, func() error {
 		var err error
 		if e, err = g.MessageStatus(id); err != nil {
 			return err
@@ -67,7 +68,7 @@ func TestDurableSendWaitsForPeer(t *testing.T) {
 		t.Fatalf("durable send: %v", r)
 	}
 	id := r["messageId"].(string)
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		if e, _ := main.MessageStatus(id); e.Attempts < 1 {
 			return fmt.Errorf("no attempt yet")
 		}
@@ -143,7 +144,7 @@ func TestDurableTTLDeadLettersRetryAndDrop(t *testing.T) {
 		t.Skipf("rebind %s: %v", addr, err)
 	}
 	start(t, newConfig(t, "gone-server", "c"), ln, map[string]federation.Handler{"c": c})
-	waitFor(t, 15*time.Second, func() error { // past the pool's reconnect backoff
+	tstest.WaitFor(t, 15*time.Second, func() error { // past the pool's reconnect backoff
 		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "gone", Message: "ping"})
 		return r.Err()
 	})

@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestCutConnectionFailsFastThenReconnects(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a request on a cut connection waited instead of failing")
 	}
-	waitFor(t, 15*time.Second, func() error { // reconnects (after the pool's backoff)
+	tstest.WaitFor(t, 15*time.Second, func() error { // reconnects (after the pool's backoff)
 		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "p", Message: "again"})
 		return r.Err()
 	})

@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net"
 	"net/http"
 	"strings"
@@ -137,7 +138,7 @@ func TestConnectionLimits(t *testing.T) {
 	// One finishes its handshake elsewhere: close it, then a client gets in.
 	idle[0].CloseNow()
 	var op *gateway.Client
-	waitFor(t, 5*time.Second, func() (err error) {
+	tstest.WaitFor(t, 5*time.Second, func() (err error) {
 		op, err = gateway.Dial(ctx, g.URL(), &gateway.DialOptions{Token: "op-token"})
 		return err
 	})
@@ -184,7 +185,7 @@ func TestSilentConnectionsLimited(t *testing.T) {
 		}
 		return err
 	}
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if dial() == nil {
 			return fmt.Errorf("a client connected beside 2 silent connections with maxHandshakes 2")
 		}
@@ -193,5 +194,5 @@ func TestSilentConnectionsLimited(t *testing.T) {
 	for _, c := range silent {
 		c.Close()
 	}
-	waitFor(t, 5*time.Second, dial)
+	tstest.WaitFor(t, 5*time.Second, dial)
 }

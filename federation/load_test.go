@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestUrgentOvertakesLowBacklog(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	send("blocker", federation.PriorityNormal, &wg)
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if a := peerGW.Health().Agents[0]; a.Busy != 1 {
 			return fmt.Errorf("blocker not running: %+v", a)
 		}
@@ -72,7 +73,7 @@ func TestUrgentOvertakesLowBacklog(t *testing.T) {
 	for i := range 5 {
 		send(fmt.Sprintf("low-%d", i), federation.PriorityLow, &wg)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if w := waiting(peerGW, "busy"); w != 5 {
 			return fmt.Errorf("%d waiting", w)
 		}
@@ -80,7 +81,7 @@ func TestUrgentOvertakesLowBacklog(t *testing.T) {
 	})
 	send("urgent", federation.PriorityUrgent, &wg)
 	send("high", federation.PriorityHigh, &wg)
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if w := waiting(peerGW, "busy"); w != 7 {
 			return fmt.Errorf("%d waiting", w)
 		}
@@ -106,7 +107,7 @@ func TestOverloadedAndRateLimited(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, c := range []string{"blocker", "queued"} {
 		wg.Go(func() { main.Send(context.Background(), federation.SendRequest{PeerID: "small", Message: c}) })
-		waitFor(t, 5*time.Second, func() error {
+		tstest.WaitFor(t, 5*time.Second, func() error {
 			if a := peerGW.Health().Agents[0]; a.Busy+a.Waiting < 1 || (c == "queued" && a.Waiting != 1) {
 				return fmt.Errorf("%s not admitted yet: %+v", c, a)
 			}

@@ -3,28 +3,13 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
 )
-
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // workers starts n identical worker gateways, each with an agent "w"
 // answered by h (echo when nil), and a main gateway that knows them as
@@ -86,7 +71,7 @@ func TestLeastLoadedAvoidsBusyPeer(t *testing.T) {
 		r, _ := main.Send(context.Background(), federation.SendRequest{PeerID: "worker-1", Message: "hold"})
 		held <- r
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if in := main.ListPeers().Peers[0].Health.InFlight; in != 1 {
 			return fmt.Errorf("worker-1 in flight %d", in)
 		}
@@ -180,7 +165,7 @@ func TestDeadPeerIsSkippedThenHeals(t *testing.T) {
 		t.Skipf("cannot rebind %s: %v", addr, err)
 	}
 	start(t, newConfig(t, "worker-server-1", "w"), ln, nil)
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		h := main.ListPeers().Peers[0]
 		if !h.Connected || h.Health.Circuit == "open" {
 			return fmt.Errorf("worker-1 not back: connected=%v %+v", h.Connected, h.Health)
@@ -188,7 +173,7 @@ func TestDeadPeerIsSkippedThenHeals(t *testing.T) {
 		return nil
 	})
 	seen := map[string]bool{}
-	waitFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		r, err := main.Delegate(context.Background(), req)
 		if err == nil && r.Status == federation.StatusOK {
 			seen[r.PeerID] = true
@@ -208,7 +193,7 @@ func TestHeartbeatMeasuresRTT(t *testing.T) {
 		t.Fatal(r.Err())
 	}
 	after := main.ListPeers().Peers[0].Health.LastSeen
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		h := main.ListPeers().Peers[0].Health
 		if h.LastSeen <= after || h.RTTMs <= 0 || h.State != federation.HealthHealthy {
 			return fmt.Errorf("no heartbeat since the send: %+v", h)

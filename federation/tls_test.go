@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"log/slog"
 	"math/big"
 	"net"
@@ -319,7 +320,7 @@ func TestServerCertReload(t *testing.T) {
 
 	// A key that does not load is logged, and the old pair kept.
 	writeFile(t, g.cfg.Gateway.TLS.KeyFile, []byte("not a key"))
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if err := dialTrusting(g, caOld.file); err != nil {
 			return fmt.Errorf("with a broken key file, trusting the old CA: %v", err)
 		}
@@ -332,7 +333,7 @@ func TestServerCertReload(t *testing.T) {
 	certPEM, keyPEM, _ := caNew.issue(t, "secure-server", x509.ExtKeyUsageServerAuth)
 	writeFile(t, g.cfg.Gateway.TLS.CertFile, certPEM)
 	writeFile(t, g.cfg.Gateway.TLS.KeyFile, keyPEM)
-	waitFor(t, 5*time.Second, func() error { return dialTrusting(g, caNew.file) })
+	tstest.WaitFor(t, 5*time.Second, func() error { return dialTrusting(g, caNew.file) })
 	if err := dialTrusting(g, caOld.file); err == nil {
 		t.Fatal("after the reload, a client trusting only the old CA still connects")
 	}

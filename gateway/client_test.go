@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -143,7 +144,7 @@ func TestServerGoesAway(t *testing.T) {
 				t.Error("Err() = nil after the connection ended")
 			}
 			// The client releases its socket without waiting for Close.
-			waitFor(t, 5*time.Second, clientConns.allClosed)
+			tstest.WaitFor(t, 5*time.Second, clientConns.allClosed)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"testing"
 	"time"
 )
@@ -112,21 +113,6 @@ func trackedPair(t *testing.T) (*batchConn, func([]byte)) {
 	return b, send
 }
 
-// eventually calls cond until it returns nil, failing after 5s.
-func eventually(t *testing.T, cond func() error) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // readSome reads from b once, failing the test after 5s.
 func readSome(t *testing.T, b *batchConn) ([]byte, error) {
 	t.Helper()
@@ -156,7 +142,7 @@ func TestInterruptBlockedRead(t *testing.T) {
 		_, err := b.Read(make([]byte, 64))
 		done <- err
 	}()
-	eventually(t, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if !b.reading {
@@ -214,7 +200,7 @@ func TestPollRead(t *testing.T) {
 	}
 	frame := wsFrame(true, 1, []byte("waiting"), false)
 	send(frame)
-	eventually(t, func() error { // until the bytes are in the socket
+	tstest.WaitFor(t, 5*time.Second, func() error { // until the bytes are in the socket
 		b.pollRead()
 		p, err := readSome(t, b)
 		if errors.Is(err, errInterrupted) {

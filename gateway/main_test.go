@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,22 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // connTracker records the TCP connections on one side of the tests, so a
 // test can check that every one of them was closed, and cut them abruptly.
@@ -135,7 +120,7 @@ func startServer(t testing.TB, s *gateway.Server) *testServer {
 			t.Errorf("Shutdown: %v", err)
 		}
 		ts.Close()
-		waitFor(t, 5*time.Second, tr.allClosed)
+		tstest.WaitFor(t, 5*time.Second, tr.allClosed)
 	})
 	return srv
 }

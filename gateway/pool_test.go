@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,7 @@ func TestPoolSharesOneDial(t *testing.T) {
 			clients[i], errs[i] = p.Get(context.Background(), "peer-a", d.dial)
 		})
 	}
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		if calling.Load() < n {
 			return errors.New("not every Get has started")
 		}
@@ -160,7 +161,7 @@ func TestPoolRetriesAfterBackoff(t *testing.T) {
 		t.Fatal("Get succeeded with a failing dial")
 	}
 	d.fail = nil
-	waitFor(t, 5*time.Second, func() error {
+	tstest.WaitFor(t, 5*time.Second, func() error {
 		_, err := p.Get(context.Background(), "peer-a", d.dial)
 		return err
 	})
@@ -261,7 +262,7 @@ func TestPoolCloseDuringDial(t *testing.T) {
 			_, err := p.Get(context.Background(), "peer-a", dial)
 			got <- err
 		}()
-		waitFor(t, 5*time.Second, func() error {
+		tstest.WaitFor(t, 5*time.Second, func() error {
 			if d.dials.Load() == 0 {
 				return errors.New("dial not started")
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"strings"
 	"testing"
 	"time"
@@ -389,7 +390,7 @@ func TestStalledReaderIsCut(t *testing.T) {
 			break // the server may already have cut us
 		}
 	}
-	waitFor(t, 20*time.Second, func() error {
+	tstest.WaitFor(t, 20*time.Second, func() error {
 		if n := srv.conns.open(); n != 0 {
 			return fmt.Errorf("%d connections still open", n)
 		}

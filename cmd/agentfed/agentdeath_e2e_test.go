@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,7 +43,7 @@ storage: {dir: %q}
 	}()
 
 	var pid int
-	pollFor(t, 20*time.Second, func() error {
+	tstest.WaitFor(t, 20*time.Second, func() error {
 		b, err := os.ReadFile(pidFile)
 		if err == nil {
 			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
@@ -58,7 +59,7 @@ storage: {dir: %q}
 		}
 	})
 	gw.stop(t, syscall.SIGKILL)
-	pollFor(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		if alive(pid) {
 			return fmt.Errorf("agent process %d still runs after its gateway was killed", pid)
 		}
@@ -76,21 +77,4 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-// pollFor polls cond every 20 ms until it returns nil, failing the test
-// with its last error after timeout.
-func pollFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,26 +96,10 @@ func status(t *testing.T, g *server, id string) (*federation.OutboxEntry, error)
 	return &e, err
 }
 
-// waitUntil polls cond every 20 ms until it returns nil or timeout passes.
-func waitUntil(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func waitDelivered(t *testing.T, g *server, id string) *federation.OutboxEntry {
 	t.Helper()
 	var e *federation.OutboxEntry
-	waitUntil(t, 30*time.Second, func() error {
+	tstest.WaitFor(t, 30*time.Second, func() error {
 		var err error
 		if e, err = status(t, g, id); err != nil {
 			return err
@@ -138,7 +123,7 @@ func TestChaosSenderKilledMidHandling(t *testing.T) {
 	receiver := serve(t, "--config", recvCfg, "--listen", recvAddr)
 	sender := serve(t, "--config", sendCfg)
 	id := sendDurable(t, sender, "once")
-	waitUntil(t, 10*time.Second, func() error {
+	tstest.WaitFor(t, 10*time.Second, func() error {
 		if lines(t, file) == 0 {
 			return fmt.Errorf("the agent never started")
 		}

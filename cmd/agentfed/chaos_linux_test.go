@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ storage: {dir: %q}
 	limitFileSize(t, receiver.cmd.Process.Pid, fi.Size())
 
 	id := sendDurable(t, sender, "big")
-	waitUntil(t, 20*time.Second, func() error { // failed, and retried at least once
+	tstest.WaitFor(t, 20*time.Second, func() error { // failed, and retried at least once
 		e, err := status(t, sender, id)
 		switch {
 		case err != nil:
@@ -164,7 +165,7 @@ audit: {enabled: false}
 
 	receiver := serve(t, "--config", recvCfg, "--listen", recvAddr)
 	audit := filepath.Join(recvDir, "audit.log")
-	waitUntil(t, 30*time.Second, func() error { // answered, and asked again: the answer was not saved
+	tstest.WaitFor(t, 30*time.Second, func() error { // answered, and asked again: the answer was not saved
 		if n := auditCount(t, audit, "relay", id, "ok"); n < 2 {
 			return fmt.Errorf("the receiver answered %s %d times; want a retry after the sender failed to save the answer", id, n)
 		}

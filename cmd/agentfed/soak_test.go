@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -287,7 +288,7 @@ audit: {enabled: false}
 	chaos.Wait()
 	wait(time.Minute)
 	// Let the outbox drain: late redeliveries, if any, would show as duplicates.
-	waitUntil(t, 2*time.Minute, func() error {
+	tstest.WaitFor(t, 2*time.Minute, func() error {
 		out, _, code := agentfed(t, "", "outbox", "list", "--gateway", "ws://"+addrs[0], "--state", "queued", "--limit", "1", "--json")
 		if code != 0 || jsonLen(t, out) != 0 {
 			return fmt.Errorf("the sender's outbox still has queued messages")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -118,7 +119,7 @@ func TestOpenClawAgentCancelAborts(t *testing.T) {
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, func() error {
+	tstest.WaitFor(t, 60*time.Second, func() error {
 		if len(o.model.requestsWith("[[stall]] cancel me")) == 0 {
 			return errors.New("the model has not seen the message")
 		}
@@ -126,28 +127,12 @@ func TestOpenClawAgentCancelAborts(t *testing.T) {
 	})
 	send.Process.Kill() // the operator's connection drops: the call is cancelled
 	send.Wait()
-	waitFor(t, 15*time.Second, func() error {
+	tstest.WaitFor(t, 15*time.Second, func() error {
 		if o.model.closedStalls() == before {
 			return errors.New("the OpenClaw run's model stream is still open")
 		}
 		return nil
 	})
-}
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestPluginToolSend: the scripted model inside OpenClaw calls the
