@@ -506,6 +506,7 @@ func (d *delivery) end() *Result {
 	if res.Error != nil {
 		outcome = res.Error.Code
 	}
+	n.metrics.relayOut(p.ID, msg.ToAgent, res, answered.Sub(d.start))
 	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
 		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
 	return res

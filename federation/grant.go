@@ -63,6 +63,7 @@ func (n *Node) deny(id *gateway.Identity, method, agent, rule string) error {
 	if ok, suppressed := n.remoteLog.Allow(); ok {
 		n.log.Info("forbidden", "peer", id.PeerID, "method", method, "agent", agent, "rule", rule, "suppressed", suppressed)
 	}
+	n.metrics.refused("forbidden")
 	n.audit.refuse(auditEvent{Dir: "in", Kind: "forbidden", Peer: id.PeerID, Method: method, Agent: agent, Outcome: gateway.CodeForbidden, Detail: rule}, time.Now())
 	return fmt.Errorf("%w: %s", ErrForbidden, rule)
 }

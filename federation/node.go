@@ -53,6 +53,7 @@ type Node struct {
 	outbox    *outbox
 	once      *onceTracker // durable messages being handled now
 	limits    *peerLimits
+	metrics   *metrics
 	hostAllow *hostAllowList // gateway.dynamicPeerHosts; nil allows any host
 	started   time.Time
 	rr        roundRobin  // delegate rotation
@@ -118,6 +119,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	if err := st.CheckFormat(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("storage.dir %q: %w", cfg.Storage.Dir, err)
+	}
 	if n.identity, err = LoadIdentity(cfg.Storage.Dir); err != nil {
 		st.Close()
 		return nil, err
@@ -158,6 +163,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.limits = newPeerLimits(cfg.Gateway.Limits)
+	n.metrics = newMetrics(n)
 	n.hostAllow = newHostAllowList(cfg.Gateway.DynamicPeerHosts)
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,
@@ -218,12 +224,8 @@ func (n *Node) Serve(ln net.Listener) error {
 		}
 	}
 	n.listener = ln
-	// One listener, every front door: MCP at MCPPath, the gateway
-	// protocol's WebSocket everywhere else. All go through the guard.
-	mux := http.NewServeMux()
-	mux.Handle(MCPPath, n.mcp)
-	mux.Handle("/", n.srv)
-	n.httpSrv = &http.Server{Handler: n.guard.Wrap(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
+	// Every HTTP surface of the listener goes through the guard.
+	n.httpSrv = &http.Server{Handler: n.guard.Wrap(n.httpHandler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 		ConnContext: gateway.ConnContext, ConnState: n.srv.ConnState,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)

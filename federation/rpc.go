@@ -103,6 +103,7 @@ func (n *Node) authenticate(r *http.Request, p *gateway.ConnectParams) (*gateway
 				detail = d["code"]
 			}
 		}
+		n.metrics.refused("auth")
 		n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Peer: p.Client.InstanceID, Method: p.Role,
 			Outcome: gateway.CodeOf(err), Detail: detail}, time.Now())
 	}
@@ -230,6 +231,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 			rate = cred.RatePerSec
 		}
 		if err := n.limits.allow(id.PeerID, id.Authenticated, rate); err != nil {
+			n.metrics.refused("rate_limited")
 			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: gateway.CodeRateLimited}, time.Now())
 			return nil, err
 		}
@@ -308,6 +310,7 @@ func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.Ra
 			e.MessageID, e.CorrelationID, e.Type, e.Content = m.MessageID, m.CorrelationID, string(m.Type), m.Content
 		}
 		n.audit.write(e)
+		n.metrics.relayIn(id, p.TargetAgent, err, time.Since(start))
 	}()
 	return n.relayIn(ctx, id, raw, &p)
 }

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Ping reports whether the database is open and readable.
+func (s *Store) Ping() error {
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
+// Backup writes a consistent copy of the whole database to w, from one
+// read transaction: writers go on meanwhile, and the copy holds exactly
+// the state of the moment it began. sized, if not nil, learns the size of
+// the copy before it is written. It returns the bytes written.
+func (s *Store) Backup(w io.Writer, sized func(int64)) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if sized != nil {
+			sized(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupDir copies the database of a storage.dir that no gateway is
+// using to w. A running gateway holds the database locked; back it up
+// through the gateway then.
+func BackupDir(dir string, w io.Writer) (int64, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Lstat(path); err != nil {
+		return 0, fmt.Errorf("no agentfed database in storage.dir %q: %w", dir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second, OpenFile: OpenFile})
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w (a running gateway holds it: back it up through the gateway, without --storage-dir)", path, err)
+	}
+	defer db.Close()
+	s := &Store{db: db}
+	return s.Backup(w, nil)
+}
+
+// VerifyCopy opens the database file at path read-only and checks that it
+// is whole (every page reachable, no page twice) and of FormatVersion.
+func VerifyCopy(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("the copy does not open as a database: %w", err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		var damage error
+		for err := range tx.Check() { // drained: Check's goroutine ends
+			damage = cmp.Or(damage, err)
+		}
+		if damage != nil {
+			return fmt.Errorf("the copy is damaged: %w", damage)
+		}
+		b := tx.Bucket([]byte(Meta))
+		if b == nil {
+			return fmt.Errorf("the copy is not an agentfed database (no %s bucket)", Meta)
+		}
+		if v := string(b.Get([]byte(formatKey))); v != "" && v != fmt.Sprint(FormatVersion) {
+			return fmt.Errorf("the copy has storage format version %s, not %d", v, FormatVersion)
+		}
+		return nil
+	})
+}
