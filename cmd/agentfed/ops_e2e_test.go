@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestHealthCommand(t *testing.T) {
+	s := serve(t)
+	out, errOut, code := agentfed(t, "", "health", "--gateway", s.url)
+	if code != 0 || out != "alive: yes\nready: yes\n  [+]storage ok\n  [+]listening ok\n  [+]peers ok\n" {
+		t.Fatalf("health: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, _, code = agentfed(t, "", "health", "--json", "--gateway", s.url)
+	if code != 0 || !strings.Contains(out, `"ready": {`) || !strings.Contains(out, `"ok": true`) {
+		t.Fatalf("health --json: exit %d, %s", code, out)
+	}
+	s.stop(t, syscall.SIGTERM)
+	out, errOut, code = agentfed(t, "", "health", "--json", "--gateway", s.url)
+	if code != 1 || !strings.Contains(out, `"code":"GATEWAY_UNREACHABLE"`) || !strings.Contains(errOut, "cannot reach gateway") {
+		t.Fatalf("health of a stopped gateway: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// A backup taken while the gateway runs restores its state: a gateway
+// started on the copy has the same generated serverId.
+func TestBackupCommand(t *testing.T) {
+	dir := t.TempDir()
+	s := serveIn(t, dir)
+	file := filepath.Join(t.TempDir(), "agentfed.db")
+	out, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.url)
+	if code != 0 || !strings.Contains(out, "backed up ") {
+		t.Fatalf("backup: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.url); code != 2 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("backup over an existing file: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "x.db"), "--gateway", s.url, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "HTTP 401") {
+		t.Fatalf("backup with a wrong token: exit %d, %s", code, errOut)
+	}
+	// Offline, from the storage dir, once the gateway has stopped.
+	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--storage-dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "running gateway") {
+		t.Fatalf("offline backup of a running gateway's dir: exit %d, %s", code, errOut)
+	}
+	logs := s.logs.String()
+	s.stop(t, syscall.SIGTERM)
+	offline := filepath.Join(t.TempDir(), "offline.db")
+	if _, errOut, code := agentfed(t, "", "backup", offline, "--storage-dir", filepath.Join(dir, "agentfed-data")); code != 0 {
+		t.Fatalf("offline backup: exit %d, %s", code, errOut)
+	}
+
+	restored := t.TempDir()
+	os.MkdirAll(filepath.Join(restored, "agentfed-data"), 0o700)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(restored, "agentfed-data", "agentfed.db"), b, 0o600)
+	r := serveIn(t, restored)
+	id := func(logs string) string {
+		_, rest, _ := strings.Cut(logs, "serverId=")
+		id, _, _ := strings.Cut(rest, " ")
+		return id
+	}
+	if id(logs) == "" || id(r.logs.String()) != id(logs) {
+		t.Fatalf("restored gateway's serverId %q; want %q", id(r.logs.String()), id(logs))
+	}
+}
