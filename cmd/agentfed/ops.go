@@ -162,7 +162,7 @@ dynamic peers, synced context, outbox and dead letters) to FILE while it runs.
 The copy is taken in one read transaction: it is consistent, and the gateway
 goes on serving. Needs the operator token, like every operator command.
 
-With --storage-dir, copy the database of a gateway that is not running
+With --dir, copy the database of a gateway that is not running
 instead, without contacting any gateway.
 
 To restore: stop the gateway, copy FILE to <storage.dir>/agentfed.db (mode
@@ -175,7 +175,7 @@ them, and peers pin the identity key.`,
 		},
 	}
 	f.register(cmd, false)
-	cmd.Flags().StringVar(&dir, "storage-dir", "", "copy the database of this storage.dir directly (the gateway must be stopped)")
+	cmd.Flags().StringVar(&dir, "dir", "", "copy the database of this storage.dir directly (the gateway must be stopped)")
 	return cmd
 }
 

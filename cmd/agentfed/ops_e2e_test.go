@@ -42,13 +42,13 @@ func TestBackupCommand(t *testing.T) {
 		t.Fatalf("backup with a wrong token: exit %d, %s", code, errOut)
 	}
 	// Offline, from the storage dir, once the gateway has stopped.
-	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--storage-dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "running gateway") {
+	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "running gateway") {
 		t.Fatalf("offline backup of a running gateway's dir: exit %d, %s", code, errOut)
 	}
 	logs := s.logs.String()
 	s.stop(t, syscall.SIGTERM)
 	offline := filepath.Join(t.TempDir(), "offline.db")
-	if _, errOut, code := agentfed(t, "", "backup", offline, "--storage-dir", filepath.Join(dir, "agentfed-data")); code != 0 {
+	if _, errOut, code := agentfed(t, "", "backup", offline, "--dir", filepath.Join(dir, "agentfed-data")); code != 0 {
 		t.Fatalf("offline backup: exit %d, %s", code, errOut)
 	}
 

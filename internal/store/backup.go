@@ -1,11 +1,12 @@
 package store
 
 import (
-	"cmp"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,35 +44,35 @@ func BackupDir(dir string, w io.Writer) (int64, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second, OpenFile: OpenFile})
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w (a running gateway holds it: back it up through the gateway, without --storage-dir)", path, err)
+		return 0, fmt.Errorf("open %s: %w (a running gateway holds it: back it up through the gateway, without --dir)", path, err)
 	}
 	defer db.Close()
 	s := &Store{db: db}
 	return s.Backup(w, nil)
 }
 
-// VerifyCopy opens the database file at path read-only and checks that it
-// is whole (every page reachable, no page twice) and of FormatVersion.
+// VerifyCopy checks the database file at path as Check does (every record
+// readable, bbolt's consistency check) and that it is of FormatVersion.
 func VerifyCopy(path string) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	rep, err := Check(path)
+	if err != nil {
+		return fmt.Errorf("the copy does not open as a database: %w", err)
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("the copy is damaged: %s", strings.Join(rep.Problems, "; "))
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second, OpenFile: OpenFile})
 	if err != nil {
 		return fmt.Errorf("the copy does not open as a database: %w", err)
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
-		var damage error
-		for err := range tx.Check() { // drained: Check's goroutine ends
-			damage = cmp.Or(damage, err)
-		}
-		if damage != nil {
-			return fmt.Errorf("the copy is damaged: %w", damage)
-		}
 		b := tx.Bucket([]byte(Meta))
 		if b == nil {
 			return fmt.Errorf("the copy is not an agentfed database (no %s bucket)", Meta)
 		}
-		if v := string(b.Get([]byte(formatKey))); v != "" && v != fmt.Sprint(FormatVersion) {
-			return fmt.Errorf("the copy has storage format version %s, not %d", v, FormatVersion)
+		if v := string(b.Get([]byte(formatKey))); v != strconv.Itoa(FormatVersion) {
+			return fmt.Errorf("the copy has storage format version %.20q, not %d", v, FormatVersion)
 		}
 		return nil
 	})
