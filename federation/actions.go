@@ -12,6 +12,8 @@ import (
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Statuses of a Result.
@@ -377,6 +379,7 @@ type delivery struct {
 	req     *Message                   // the request before sealing and signing
 	eph     *ecdh.PrivateKey           // opens a sealed answer
 	err     error                      // why it failed before it was sent
+	span    trace.Span                 // nil when tracing is off
 }
 
 // begin starts delivering msg to p: it takes an outbound slot, asks the
@@ -395,6 +398,12 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 	}
 	d := &delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: &Result{PeerID: p.ID, MessageID: msg.MessageID}}
 	d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	traceparent := ""
+	if n.tracer != nil {
+		d.ctx, d.span = n.tracer.Start(d.ctx, spanRelayOut, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("agentfed.peer", p.ID), attribute.String("agentfed.message_id", msg.MessageID)))
+		traceparent = traceparentOf(d.ctx)
+	}
 	if wait {
 		d.release, d.err = h.outbound.Acquire(d.ctx, msg.Priority.Rank())
 		if errors.Is(d.err, queue.ErrFull) {
@@ -408,7 +417,7 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 		d.done, d.err = h.allow(p.ID, n.tracker.settings.Open)
 	}
 	if d.err == nil {
-		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable}, !wait)
+		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable, Traceparent: traceparent}, !wait)
 	}
 	return d
 }
@@ -488,6 +497,7 @@ func (d *delivery) end() *Result {
 		d.release()
 	}
 	res.LatencyMs = millis(answered.Sub(d.start))
+	endSpan(d.span, err)
 	switch {
 	case err == nil:
 		res.Status = StatusOK

@@ -118,6 +118,9 @@ func (p *RelayParams) AppendJSON(dst []byte) ([]byte, error) {
 	if p.Durable {
 		b = append(b, `,"durable":true`...)
 	}
+	if p.Traceparent != "" {
+		b = appendStringField(b, `,"traceparent":`, p.Traceparent)
+	}
 	return append(b, '}'), nil
 }
 
@@ -148,7 +151,7 @@ var (
 	messageFields = []string{"messageId", "fromAgent", "fromServer", "toAgent", "type", "content",
 		"context", "correlationId", "priority", "timestamp", "hops", "path", "sealed", "signature"}
 	sealedFields = []string{"suite", "to", "enc", "replyKey", "ciphertext"}
-	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable"}
+	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable", "traceparent"}
 
 	messageTypes = []string{string(TypeRequest), string(TypeResponse), string(TypeDelegation), string(TypeBroadcast), string(TypeSync)}
 	priorities   = []string{string(PriorityLow), string(PriorityNormal), string(PriorityHigh), string(PriorityUrgent)}
@@ -300,6 +303,8 @@ func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 		return readInt64(d, &p.TimeoutMs)
 	case "durable":
 		return readBool(d, &p.Durable)
+	case "traceparent":
+		return readString(d, &p.Traceparent)
 	}
 	return d.Skip()
 }

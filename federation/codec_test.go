@@ -33,10 +33,11 @@ type plainRelayParams struct {
 	Message     *plainMessage `json:"message"`
 	TimeoutMs   int64         `json:"timeoutMs,omitempty"`
 	Durable     bool          `json:"durable,omitempty"`
+	Traceparent string        `json:"traceparent,omitempty"`
 }
 
 func toPlain(p *federation.RelayParams) *plainRelayParams {
-	pp := &plainRelayParams{TargetAgent: p.TargetAgent, TimeoutMs: p.TimeoutMs, Durable: p.Durable}
+	pp := &plainRelayParams{TargetAgent: p.TargetAgent, TimeoutMs: p.TimeoutMs, Durable: p.Durable, Traceparent: p.Traceparent}
 	if p.Message != nil {
 		pp.Message = (*plainMessage)(p.Message)
 	}
@@ -45,7 +46,7 @@ func toPlain(p *federation.RelayParams) *plainRelayParams {
 
 func fromPlain(pp *plainRelayParams) *federation.RelayParams {
 	return &federation.RelayParams{TargetAgent: pp.TargetAgent, Message: (*federation.Message)(pp.Message),
-		TimeoutMs: pp.TimeoutMs, Durable: pp.Durable}
+		TimeoutMs: pp.TimeoutMs, Durable: pp.Durable, Traceparent: pp.Traceparent}
 }
 
 // clone deep-copies a message through encoding/json's reflection, as the
@@ -99,8 +100,8 @@ func decodeMessage(t *testing.T, start *federation.Message, data []byte) (*feder
 
 func decodeRelayParams(t *testing.T, start *federation.RelayParams, data []byte) (*federation.RelayParams, error) {
 	t.Helper()
-	got := &federation.RelayParams{TargetAgent: start.TargetAgent, Message: clone(start.Message), TimeoutMs: start.TimeoutMs, Durable: start.Durable}
-	want := toPlain(&federation.RelayParams{TargetAgent: start.TargetAgent, Message: clone(start.Message), TimeoutMs: start.TimeoutMs, Durable: start.Durable})
+	got := &federation.RelayParams{TargetAgent: start.TargetAgent, Message: clone(start.Message), TimeoutMs: start.TimeoutMs, Durable: start.Durable, Traceparent: start.Traceparent}
+	want := toPlain(&federation.RelayParams{TargetAgent: start.TargetAgent, Message: clone(start.Message), TimeoutMs: start.TimeoutMs, Durable: start.Durable, Traceparent: start.Traceparent})
 	err := got.UnmarshalJSON(data)
 	wantErr := json.Unmarshal(data, want)
 	agree(t, data, err, wantErr, fromPlain(want), got)
@@ -294,6 +295,8 @@ func TestRelayParamsDecode(t *testing.T) {
 		{name: "null message clears it", start: start, in: `{"message":null}`},
 		{name: "message fills the existing one", start: start, in: `{"message":{"content":"new","context":{"x":1}}}`},
 		{name: "durable false", start: start, in: `{"durable":false}`},
+		{name: "traceparent", in: `{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","TraceParent":"x\u00e9"}`},
+		{name: "traceparent given a number", in: `{"traceparent":1}`, wantErr: true},
 		{name: "keys match regardless of case", in: `{"TARGETAGENT":"a","Message":{"MessageID":"m"},"timeoutms":1,"DURABLE":true}`},
 		{name: "unknown keys skipped", in: `{"foo":[{"message":1}],"targetAgent":"a"}`},
 
@@ -464,6 +467,7 @@ func FuzzRelayParamsJSON(f *testing.F) {
 		`{"TARGETAGENT":"a","Message":{"MessageID":"m"},"timeoutms":1,"DURABLE":false}`,
 		`{"message":"m"}`, `{"message":[]}`, `{"durable":"true"}`, `{"timeoutMs":1.5}`, `{"message":{"timestamp":"x"}}`,
 		`[{}]`, `{"message":{"messageId":"a"}`,
+		`{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","message":{"messageId":"m"}}`,
 	} {
 		f.Add([]byte(seed))
 	}

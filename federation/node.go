@@ -17,6 +17,7 @@ import (
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/agentfed/agentfed/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is reported in hello-ok and by agentfed version.
@@ -29,6 +30,9 @@ type Options struct {
 	Handlers map[string]Handler
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
+	// TracerProvider, when set, receives a span per tool action, relay
+	// and agent call (see trace.go). Default: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Node is one federation member: it hosts local agents, listens for peer
@@ -54,6 +58,7 @@ type Node struct {
 	once      *onceTracker // durable messages being handled now
 	limits    *peerLimits
 	metrics   *metrics
+	tracer    trace.Tracer   // nil: tracing off
 	hostAllow *hostAllowList // gateway.dynamicPeerHosts; nil allows any host
 	started   time.Time
 	rr        roundRobin  // delegate rotation
@@ -164,6 +169,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	}
 	n.limits = newPeerLimits(cfg.Gateway.Limits)
 	n.metrics = newMetrics(n)
+	n.tracer = newTracer(opts.TracerProvider)
 	n.hostAllow = newHostAllowList(cfg.Gateway.DynamicPeerHosts)
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,

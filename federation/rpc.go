@@ -15,6 +15,8 @@ import (
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Gateway methods served by a Node. Their params and payloads are described
@@ -48,6 +50,10 @@ type RelayParams struct {
 	// sender and to keep the reply, so that redelivery returns the same
 	// answer. agentfed's addition.
 	Durable bool `json:"durable,omitempty"`
+	// Traceparent is the W3C trace context of the sender's span, when it
+	// traces (OpenTelemetry), so that the receiver's spans join its trace.
+	// agentfed's addition.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Capabilities is the payload of federation.capabilities.
@@ -315,7 +321,7 @@ func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.Ra
 	return n.relayIn(ctx, id, raw, &p)
 }
 
-func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMessage, pp *RelayParams) (*Message, error) {
+func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMessage, pp *RelayParams) (_ *Message, err error) {
 	if !n.cfg.Federation.Enabled {
 		return nil, fmt.Errorf("%w: gateway %q has federation.enabled=false", ErrFederationDisabled, n.serverID)
 	}
@@ -326,6 +332,11 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	// without json.Unmarshal's second validating pass.
 	if err := pp.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: federation.relay params: %v", ErrInvalidParams, err)
+	}
+	if n.tracer != nil {
+		var span trace.Span
+		ctx, span = n.startRelayIn(ctx, id, pp)
+		defer func() { endSpan(span, err) }()
 	}
 	p := pp
 	msg := p.Message
@@ -441,7 +452,12 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	if debug {
 		start = time.Now()
 	}
+	var span trace.Span
+	if n.tracer != nil {
+		ctx, span = n.tracer.Start(ctx, spanAgent, trace.WithAttributes(attribute.String("agentfed.agent", agent.cfg.ID)))
+	}
 	ans, err := agent.handler.Handle(ctx, msg)
+	endSpan(span, err)
 	if err == nil && ans == nil {
 		err = &AgentError{Public: "returned no answer", Err: fmt.Errorf("%w: agent %q returned no answer", ErrAgentFailed, agent.cfg.ID)}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ToolName is the tool's name, as the seed gives it.
@@ -94,6 +96,11 @@ func (t *Tool) call(ctx context.Context, input []byte) (action string, out any, 
 	action, err = peekAction(input)
 	if err != nil {
 		return "", nil, err
+	}
+	if t.n.tracer != nil {
+		var span trace.Span
+		ctx, span = t.n.tracer.Start(ctx, spanAction, trace.WithAttributes(attribute.String("agentfed.action", clip(action, 32))))
+		defer func() { endSpan(span, err) }()
 	}
 	n := t.n
 	switch action {

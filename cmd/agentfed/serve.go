@@ -17,6 +17,7 @@ import (
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/config"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -47,6 +48,11 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			if err != nil {
 				return err
 			}
+			// The OTEL_* environment is checked before anything is written.
+			tp, err := tracerProvider(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("config") {
 				file = defaultConfigFile(log)
 			}
@@ -58,7 +64,7 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			if err := o.apply(cfg); err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
-			node, err := newNode(cfg, log)
+			node, err := newNodeTraced(cfg, log, tp)
 			if err != nil {
 				return err
 			}
@@ -85,7 +91,9 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			log.Info("shutting down", "grace", grace)
 			sctx, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
-			if err := node.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			err = node.Shutdown(sctx)
+			shutdownTracing(tp, sctx, log)
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return &exitError{code: exitFailed, err: fmt.Errorf("shutdown: %w", err)}
 			}
 			log.Info("stopped")
@@ -188,6 +196,11 @@ func loadConfig(file string) (*federation.Config, error) {
 
 // newNode builds the handlers of cfg's agents and the node.
 func newNode(cfg *federation.Config, log *slog.Logger) (*federation.Node, error) {
+	return newNodeTraced(cfg, log, nil)
+}
+
+// newNodeTraced is newNode with spans sent to tp (nil: no tracing).
+func newNodeTraced(cfg *federation.Config, log *slog.Logger, tp *sdktrace.TracerProvider) (*federation.Node, error) {
 	handlers := make(map[string]federation.Handler, len(cfg.Agents))
 	var device *gateway.Device // the OpenClaw device identity, loaded for the first openclaw agent
 	for i, a := range cfg.Agents {
@@ -205,7 +218,11 @@ func newNode(cfg *federation.Config, log *slog.Logger) (*federation.Node, error)
 		}
 		handlers[a.ID] = h
 	}
-	node, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: log})
+	opts := federation.Options{Handlers: handlers, Logger: log}
+	if tp != nil {
+		opts.TracerProvider = tp
+	}
+	node, err := federation.New(cfg, opts)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}

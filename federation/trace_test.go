@@ -1,0 +1,119 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/agentfed/agentfed/agent"
+	"github.com/agentfed/agentfed/federation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// traced starts cfg's gateway on ln with a tracer that records its spans
+// in memory.
+func traced(t *testing.T, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler) (*gw, *tracetest.SpanRecorder) {
+	t.Helper()
+	cfg.ApplyDefaults()
+	handlers := map[string]federation.Handler{}
+	for _, a := range cfg.Agents {
+		if handlers[a.ID] = extra[a.ID]; handlers[a.ID] == nil {
+			h, err := agent.New(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handlers[a.ID] = h
+		}
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	n, err := federation.New(cfg, federation.Options{Handlers: handlers, TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Serve(ln); err != nil {
+		t.Fatal(err)
+	}
+	g := &gw{Node: n, cfg: cfg, ln: ln}
+	t.Cleanup(func() { g.stop(t); tp.Shutdown(context.Background()) })
+	return g, rec
+}
+
+// One delegate from A, whose chosen agent on B delegates on to C, is one
+// trace: each gateway's spans hang under the span of the gateway before.
+func TestOneTraceAcrossThreeGateways(t *testing.T) {
+	lnA, lnB, lnC := listen(t), listen(t), listen(t)
+	_, recC := traced(t, newConfig(t, "gw-c", "agent-c", "stats"), lnC, nil)
+
+	cfgB := newConfig(t, "gw-b", "agent-b", "plan")
+	cfgB.Federation.Peers = []federation.PeerConfig{peerConf("c", "agent-c", lnC, "stats")}
+	var b *gw
+	planner := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		r, err := b.Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"stats"}, Task: "numbers for " + msg.Content})
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Err(); err != nil {
+			return nil, err
+		}
+		return &federation.Answer{Content: "plan: " + r.Response.Content}, nil
+	})
+	b, recB := traced(t, cfgB, lnB, map[string]federation.Handler{"agent-b": planner})
+
+	cfgA := newConfig(t, "gw-a", "")
+	cfgA.Federation.Peers = []federation.PeerConfig{peerConf("b", "agent-b", lnB, "plan")}
+	a, recA := traced(t, cfgA, lnA, nil)
+
+	r := mustTool(t, operator(t, a, ""), `{"action":"delegate","requiredCapabilities":["plan"],"task":"q3"}`)
+	if at(r, "response", "content") != "plan: numbers for q3" {
+		t.Fatalf("delegate: %v", r)
+	}
+
+	// Spans end as the answers travel back; C's and B's are done before A's.
+	spans := map[string][]sdktrace.ReadOnlySpan{}
+	for gwName, rec := range map[string]*tracetest.SpanRecorder{"a": recA, "b": recB, "c": recC} {
+		for _, s := range rec.Ended() {
+			spans[gwName+":"+s.Name()] = append(spans[gwName+":"+s.Name()], s)
+		}
+	}
+	one := func(key string) sdktrace.ReadOnlySpan {
+		t.Helper()
+		if len(spans[key]) != 1 {
+			t.Fatalf("%d spans %s; want 1 (all: %v)", len(spans[key]), key, keys(spans))
+		}
+		return spans[key][0]
+	}
+	action, outA := one("a:agentfed.action"), one("a:agentfed.relay.out")
+	inB, agentB, outB := one("b:agentfed.relay.in"), one("b:agentfed.agent"), one("b:agentfed.relay.out")
+	inC, agentC := one("c:agentfed.relay.in"), one("c:agentfed.agent")
+
+	trace := action.SpanContext().TraceID()
+	for _, link := range []struct {
+		name          string
+		child, parent sdktrace.ReadOnlySpan
+	}{
+		{"A relay under A's action", outA, action},
+		{"B's relay in under A's relay out (across the wire)", inB, outA},
+		{"B's agent under B's relay in", agentB, inB},
+		{"B's relay out under B's agent (the agent's own delegate)", outB, agentB},
+		{"C's relay in under B's relay out (across the wire)", inC, outB},
+		{"C's agent under C's relay in", agentC, inC},
+	} {
+		if got := link.child.SpanContext().TraceID(); got != trace {
+			t.Errorf("%s: trace %s; want %s", link.name, got, trace)
+		}
+		if got, want := link.child.Parent().SpanID(), link.parent.SpanContext().SpanID(); got != want {
+			t.Errorf("%s: parent %s; want %s", link.name, got, want)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, fmt.Sprint(k))
+	}
+	return out
+}
