@@ -40,6 +40,24 @@ type metrics struct {
 	relayInDur, relayOutDur *prometheus.HistogramVec // peer
 	refusals                *prometheus.CounterVec   // reason
 	outAgents               labelSet
+	in, out                 sync.Map // relayKey -> *relaySeries: the hot path skips label hashing
+}
+
+// relayKey is one series of relays; its values are bounded labels.
+type relayKey struct{ peer, agent, outcome string }
+
+// relaySeries are a relay key's counter and its peer's histogram.
+type relaySeries struct {
+	count prometheus.Counter
+	dur   prometheus.Observer
+}
+
+func series(cache *sync.Map, count *prometheus.CounterVec, dur *prometheus.HistogramVec, k relayKey) *relaySeries {
+	if s, ok := cache.Load(k); ok {
+		return s.(*relaySeries)
+	}
+	s, _ := cache.LoadOrStore(k, &relaySeries{count: count.WithLabelValues(k.peer, k.agent, k.outcome), dur: dur.WithLabelValues(k.peer)})
+	return s.(*relaySeries)
 }
 
 // latencyBuckets span a loopback round trip (100µs) to a slow agent (~30s).
@@ -89,8 +107,9 @@ func (m *metrics) relayIn(id *gateway.Identity, agent string, err error, d time.
 	if _, ok := m.n.agents[agent]; !ok {
 		agent = labelUnknown
 	}
-	m.relaysIn.WithLabelValues(peer, agent, outcomeLabel(err)).Inc()
-	m.relayInDur.WithLabelValues(peer).Observe(d.Seconds())
+	s := series(&m.in, m.relaysIn, m.relayInDur, relayKey{peer, agent, outcomeLabel(err)})
+	s.count.Inc()
+	s.dur.Observe(d.Seconds())
 }
 
 // relayOut counts a message relayed to peer, a configured or registered
@@ -100,8 +119,9 @@ func (m *metrics) relayOut(peer, agent string, res *Result, d time.Duration) {
 	if res.Error != nil {
 		outcome = codeLabel(res.Error.Code)
 	}
-	m.relaysOut.WithLabelValues(peer, m.outAgents.get(agent), outcome).Inc()
-	m.relayOutDur.WithLabelValues(peer).Observe(d.Seconds())
+	s := series(&m.out, m.relaysOut, m.relayOutDur, relayKey{peer, m.outAgents.get(agent), outcome})
+	s.count.Inc()
+	s.dur.Observe(d.Seconds())
 }
 
 // refused counts a refusal.
