@@ -85,7 +85,7 @@ func newMetrics(n *Node) *metrics {
 	}, []string{"peer"})
 	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "agentfed_refusals_total",
-		Help: "Refused connections and requests, by reason (auth, forbidden, rate_limited).",
+		Help: "Refused connections and requests, by reason (auth, forbidden, rate_limited, origin, connection_limit).",
 	}, []string{"reason"})
 	m.registry.MustRegister(m.relaysIn, m.relaysOut, m.relayInDur, m.relayOutDur, m.refusals, stateCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -175,7 +175,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Failures: cfg.Gateway.Breaker.Failures,
 		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,
 	})
-	n.guard = &gateway.Guard{ListenAddr: cfg.Gateway.Listen, AllowedOrigins: cfg.Gateway.AllowedOrigins}
+	n.guard = &gateway.Guard{ListenAddr: cfg.Gateway.Listen, AllowedOrigins: cfg.Gateway.AllowedOrigins, Refused: n.metrics.refused}
 	n.srv = &gateway.Server{
 		Handler:       gateway.HandlerFunc(n.serveRPC),
 		Authenticate:  n.authenticate,
@@ -191,6 +191,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Guard:         n.guard,
 		MaxConns:      cfg.Gateway.Limits.MaxConnections,
 		MaxHandshakes: cfg.Gateway.Limits.MaxHandshakes,
+		Refused:       n.metrics.refused,
 	}
 	n.mcp = newMCPFront(n)
 	return n, nil

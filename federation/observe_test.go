@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/store"
 )
 
@@ -154,7 +156,12 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 func TestMetricsNeedTheOperatorToken(t *testing.T) {
 	cfg := newConfig(t, "guarded", "agent-1")
 	cfg.Gateway.Auth.OperatorToken = "op-token"
+	cfg.Gateway.Limits.MaxConnections = 1
 	g := start(t, cfg, listen(t), nil)
+	operator(t, g, "op-token") // the one connection allowed
+	if _, err := gateway.Dial(context.Background(), g.URL(), &gateway.DialOptions{Token: "op-token"}); err == nil {
+		t.Fatal("a second connection over gateway.limits.maxConnections was accepted")
+	}
 	for _, token := range []string{"", "wrong"} {
 		if status, body := httpGet(t, g, federation.PathMetrics, token); status != http.StatusUnauthorized || strings.Contains(body, "agentfed_") {
 			t.Fatalf("scrape with token %q: %d %q; want 401 without metrics", token, status, body)
@@ -164,8 +171,14 @@ func TestMetricsNeedTheOperatorToken(t *testing.T) {
 		t.Fatalf("scrape from a foreign web page: %d; want 403", status)
 	}
 	_, scrape := httpGet(t, g, federation.PathMetrics, "op-token")
-	if got := metricLine(scrape, `agentfed_refusals_total{reason="auth"}`); got != "2" {
-		t.Fatalf(`agentfed_refusals_total{reason="auth"} = %q; want 2`, got)
+	for series, want := range map[string]string{
+		`agentfed_refusals_total{reason="auth"}`:             "2",
+		`agentfed_refusals_total{reason="origin"}`:           "1",
+		`agentfed_refusals_total{reason="connection_limit"}`: "1",
+	} {
+		if got := metricLine(scrape, series); got != want {
+			t.Errorf("%s = %q; want %q", series, got, want)
+		}
 	}
 }
 

@@ -30,6 +30,9 @@ type Guard struct {
 	// AllowedOrigins are the browser origins (scheme://host[:port]) that
 	// may make requests; compared case-insensitively, exactly otherwise.
 	AllowedOrigins []string
+	// Refused, when set, is called with "origin" for every request Wrap
+	// refuses (for metrics). It must be safe for concurrent use.
+	Refused func(reason string)
 }
 
 // maxShown bounds how much of a client's header an error repeats.
@@ -117,6 +120,9 @@ func (g *Guard) Local(r *http.Request) bool {
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := g.CheckOrigin(r); err != nil {
+			if g != nil && g.Refused != nil {
+				g.Refused("origin")
+			}
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}

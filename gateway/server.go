@@ -96,6 +96,10 @@ type Server struct {
 	// (each for at most HandshakeTimeout); beyond it a new connection is
 	// refused with HTTP 503 before the upgrade. Default 256.
 	MaxHandshakes int
+	// Refused, when set, is called with "connection_limit" for every
+	// connection refused by MaxConns or MaxHandshakes (for metrics). It
+	// must be safe for concurrent use.
+	Refused func(reason string)
 
 	refusedLog LogThrottle // remote parties can trigger refusals at will
 
@@ -154,6 +158,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if refusal := s.admit(); refusal != "" {
+		if s.Refused != nil {
+			s.Refused("connection_limit")
+		}
 		if ok, suppressed := s.refusedLog.Allow(); ok {
 			s.logger().Warn("connection refused", "remote", r.RemoteAddr, "reason", refusal, "suppressed", suppressed)
 		}
