@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/agentfed/agentfed/internal/store"
 )
 
 func TestHealthCommand(t *testing.T) {
@@ -67,5 +69,26 @@ func TestBackupCommand(t *testing.T) {
 	}
 	if id(logs) == "" || id(r.logs.String()) != id(logs) {
 		t.Fatalf("restored gateway's serverId %q; want %q", id(r.logs.String()), id(logs))
+	}
+}
+
+// A store written by a newer storage format stops serve at start, with a
+// message naming the file, both versions and what to do.
+func TestServeRefusesANewerStorageFormat(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "agentfed-data")
+	st, err := store.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(store.Meta, "formatVersion", []byte("99")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	_, errOut, code := agentfedIn(t, dir, "", "serve", "--listen", "127.0.0.1:0")
+	for _, want := range []string{"agentfed.db", "storage format version 99 is newer than this agentfed understands (1)", "restore a backup"} {
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Fatalf("serve on a newer store: exit %d, %q; want exit 2 saying %q", code, errOut, want)
+		}
 	}
 }
