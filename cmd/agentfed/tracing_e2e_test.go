@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // With an OTLP endpoint in the environment, serve exports the spans of
@@ -36,13 +39,12 @@ func TestServeExportsTraces(t *testing.T) {
 	if _, errOut, code := agentfed(t, "", "peers", "--gateway", s.url); code != 0 {
 		t.Fatalf("peers: %d %s", code, errOut)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for posts.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if posts.Load() == 0 {
-		t.Fatal("no spans reached the OTLP endpoint")
-	}
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if posts.Load() == 0 {
+			return errors.New("no spans reached the OTLP endpoint")
+		}
+		return nil
+	})
 	got, _ := body.Load().(string)
 	for _, want := range []string{"agentfed.action", "agentfed"} {
 		if !strings.Contains(got, want) {
