@@ -57,42 +57,42 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "unknown type",
 			cfg:  federation.HandlerConfig{Type: "grpc"},
-			want: `agent "bot": agents[].handler.type "grpc" is not one of echo, exec, http, openclaw, llm`,
+			want: `agent "bot": agents[].handler.type: unknown handler type "grpc"; use one of echo, exec, http, openclaw, llm`,
 		},
 		{
 			name: "type is case-sensitive",
 			cfg:  federation.HandlerConfig{Type: "Exec", Command: []string{"true"}},
-			want: `agents[].handler.type "Exec"`,
+			want: `unknown handler type "Exec"`,
 		},
 		{
 			name: "exec without command",
 			cfg:  federation.HandlerConfig{Type: "exec"},
-			want: "agents[].handler.command is empty",
+			want: "agents[].handler.command: required for an exec handler",
 		},
 		{
 			name: "exec with empty program",
 			cfg:  federation.HandlerConfig{Type: "exec", Command: []string{""}},
-			want: "agents[].handler.command is empty",
+			want: "agents[].handler.command: required for an exec handler",
 		},
 		{
 			name: "http without url",
 			cfg:  federation.HandlerConfig{Type: "http"},
-			want: `agents[].handler.url "" is empty`,
+			want: "agents[].handler.url: required for an http handler",
 		},
 		{
 			name: "openclaw without url",
 			cfg:  federation.HandlerConfig{Type: "openclaw"},
-			want: `agents[].handler.url "" is empty; an openclaw agent needs its OpenClaw gateway's address`,
+			want: "agents[].handler.url: required for an openclaw handler",
 		},
 		{
 			name: "openclaw with http url",
 			cfg:  federation.HandlerConfig{Type: "openclaw", URL: "http://127.0.0.1:18789"},
-			want: `agents[].handler.url "http://127.0.0.1:18789" must start with ws:// or wss://`,
+			want: `agents[].handler.url: scheme "http" is not ws:// or wss://`,
 		},
 		{
 			name: "http with other scheme",
 			cfg:  federation.HandlerConfig{Type: "http", URL: "ftp://host/x"},
-			want: `agents[].handler.url "ftp://host/x" must start with http:// or https://`,
+			want: `agents[].handler.url: scheme "ftp" is not http:// or https://`,
 		},
 		{
 			name: "http without host",
@@ -102,7 +102,7 @@ func TestNewErrors(t *testing.T) {
 		{
 			name: "negative timeout",
 			cfg:  federation.HandlerConfig{Type: "echo", TimeoutMs: -1},
-			want: "agents[].handler.timeoutMs is -1",
+			want: "agents[].handler.timeoutMs: must not be negative (got -1)",
 		},
 	}
 	for _, tt := range tests {

@@ -66,9 +66,6 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// The handler types an agent may use. An empty type means echo.
-var handlerTypes = []string{"echo", "exec", "http", "openclaw", "llm"}
-
 // minTickIntervalMs is the shortest gateway.tickIntervalMs: a tick is a
 // frame to every connection.
 const minTickIntervalMs = 100
@@ -99,12 +96,14 @@ func (c *Config) ApplyDefaults() {
 // Validate checks the whole configuration and reports every problem at
 // once as a *ValidationError. Fields left empty count as "use the default",
 // so Validate accepts a configuration whether or not ApplyDefaults ran.
+// Each agent's handler settings belong to the package that implements the
+// handler kinds, which checks them (agent.Check; the configuration loader
+// runs both): a Node is given its Handlers ready made.
 func (c *Config) Validate() error {
 	var ch checker
 	ch.federation(&c.Federation)
 	ch.gateway(&c.Gateway)
 	ch.agents(c.Agents)
-	ch.agentEnv(c)
 	if len(ch.problems) == 0 {
 		return nil
 	}
@@ -417,37 +416,9 @@ func (ch *checker) agents(agents []AgentConfig) {
 			first[a.ID] = i
 		}
 		ch.capabilities(path+".capabilities", a.Capabilities)
-		ch.handler(&a.Handler, path+".handler")
 		ch.count(path+".maxConcurrency", a.MaxConcurrency)
 		ch.count(path+".maxQueue", a.MaxQueue)
 	}
-}
-
-func (ch *checker) handler(h *HandlerConfig, path string) {
-	switch h.Type {
-	case "", "echo":
-	case "exec":
-		if len(h.Command) == 0 || h.Command[0] == "" {
-			ch.add(path+".command", "required for an exec handler; give the program and its arguments, like [\"./agent.sh\"]")
-		}
-	case "http":
-		if h.URL == "" {
-			ch.add(path+".url", "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent")
-		} else {
-			ch.url(path+".url", h.URL, "http", "https")
-		}
-	case "openclaw":
-		if h.URL == "" {
-			ch.add(path+".url", "required for an openclaw handler; give the OpenClaw gateway's address, like ws://127.0.0.1:18789")
-		} else {
-			ch.url(path+".url", h.URL, "ws", "wss")
-		}
-	case "llm":
-		ch.llm(h, path)
-	default:
-		ch.add(path+".type", "unknown handler type %q; use one of %s", h.Type, strings.Join(handlerTypes, ", "))
-	}
-	ch.timeout(path+".timeoutMs", h.TimeoutMs)
 }
 
 // actions checks an allow-list of tool actions.
@@ -459,53 +430,3 @@ func (ch *checker) actions(path string, names []string) {
 	}
 }
 
-// llm checks an llm agent's model endpoint and limits.
-func (ch *checker) llm(h *HandlerConfig, path string) {
-	if h.BaseURL == "" {
-		ch.add(path+".baseUrl", "required for an llm handler; give the OpenAI-compatible API base, like https://api.openai.com/v1 or http://127.0.0.1:11434/v1")
-	} else {
-		ch.url(path+".baseUrl", h.BaseURL, "http", "https")
-	}
-	if h.Model == "" {
-		ch.add(path+".model", "required for an llm handler; name the model the endpoint serves, like gpt-4o-mini or llama3.1")
-	}
-	if t := h.Temperature; t != nil && (*t < 0 || *t > 2) {
-		ch.add(path+".temperature", "%g is outside 0 to 2", *t)
-	}
-	ch.count(path+".maxTokens", h.MaxTokens)
-	ch.count(path+".maxSteps", h.MaxSteps)
-	ch.actions(path+".tools.allowActions", h.Tools.AllowActions)
-	first := map[string]int{}
-	for i, srv := range h.MCPServers {
-		p := fmt.Sprintf("%s.mcpServers[%d]", path, i)
-		switch j, dup := first[srv.Name]; {
-		case !validToolPrefix(srv.Name):
-			ch.add(p+".name", "%q must be 1 to 32 letters, digits, _ or -; the model sees the tools as NAME__TOOL", clip(srv.Name, 40))
-		case dup:
-			ch.add(p+".name", "duplicate name %q (also mcpServers[%d])", srv.Name, j)
-		default:
-			first[srv.Name] = i
-		}
-		switch {
-		case len(srv.Command) > 0 && srv.URL != "":
-			ch.add(p, "has both command and url; give command for a stdio server or url for an HTTP one")
-		case srv.URL != "":
-			ch.url(p+".url", srv.URL, "http", "https")
-		case len(srv.Command) == 0 || srv.Command[0] == "":
-			ch.add(p+".command", "required (or url); give the server's program and arguments, like [\"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]")
-		}
-	}
-}
-
-// validToolPrefix reports whether s may prefix tool names for a model.
-func validToolPrefix(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return true
-}

@@ -159,12 +159,10 @@ func TestValidate(t *testing.T) {
 			modify: func(c *Config) {
 				c.Federation.DefaultTimeoutMs = -1
 				c.Federation.Peers[0].TimeoutMs = -2
-				c.Agents[1].Handler.TimeoutMs = -3
 			},
 			want: []Problem{
 				{Path: "federation.defaultTimeoutMs", Message: "must not be negative (got -1); give milliseconds, or 0 for the default"},
 				{Path: "federation.peers[0].timeoutMs", Message: "must not be negative (got -2); give milliseconds, or 0 for the default"},
-				{Path: "agents[1].handler.timeoutMs", Message: "must not be negative (got -3); give milliseconds, or 0 for the default"},
 			},
 		},
 		{
@@ -231,58 +229,23 @@ func TestValidate(t *testing.T) {
 				c.Agents = append(c.Agents,
 					AgentConfig{},
 					AgentConfig{ID: "echo"},
-					AgentConfig{ID: "x", Handler: HandlerConfig{Type: "python"}},
-					AgentConfig{ID: "y", Handler: HandlerConfig{Type: "exec", Command: []string{""}}},
-					AgentConfig{ID: "z", Handler: HandlerConfig{Type: "http"}},
-					AgentConfig{ID: "w", Handler: HandlerConfig{Type: "http", URL: "ws://127.0.0.1:1"}},
-					AgentConfig{ID: "oc", Handler: HandlerConfig{Type: "openclaw"}},
-					AgentConfig{ID: "oc2", Handler: HandlerConfig{Type: "openclaw", URL: "http://127.0.0.1:18789"}},
-					AgentConfig{ID: "oc3", Handler: HandlerConfig{Type: "openclaw", URL: "ws://127.0.0.1:18789", Token: "t", AgentID: "main"}},
+					AgentConfig{ID: "x", Handler: HandlerConfig{Type: "python"}}, // handler kinds are agent.Check's
 				)
 			},
 			want: []Problem{
 				{Path: "agents[3].id", Message: `required; give the agent a unique id such as "agent-research-01"`},
 				{Path: "agents[4].id", Message: `duplicate id "echo" (also agents[0]); give each agent a unique id`},
-				{Path: "agents[5].handler.type", Message: `unknown handler type "python"; use one of echo, exec, http, openclaw, llm`},
-				{Path: "agents[6].handler.command", Message: `required for an exec handler; give the program and its arguments, like ["./agent.sh"]`},
-				{Path: "agents[7].handler.url", Message: "required for an http handler; give the address messages are POSTed to, like http://127.0.0.1:8080/agent"},
-				{Path: "agents[8].handler.url", Message: `scheme "ws" is not http:// or https://`},
-				{Path: "agents[9].handler.url", Message: "required for an openclaw handler; give the OpenClaw gateway's address, like ws://127.0.0.1:18789"},
-				{Path: "agents[10].handler.url", Message: `scheme "http" is not ws:// or wss://`},
 			},
 		},
 		{
-			name: "llm agents and allowed actions",
+			name: "allowed actions and hops",
 			modify: func(c *Config) {
-				hot := 2.5
-				c.Agents = append(c.Agents,
-					AgentConfig{ID: "ok", Handler: HandlerConfig{Type: "llm", BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3.1",
-						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "list_peers"}}}},
-					AgentConfig{ID: "bad", Handler: HandlerConfig{Type: "llm", Temperature: &hot, MaxSteps: -1,
-						Tools: LLMToolsConfig{AllowActions: []string{"delegate", "fly"}}}},
-					AgentConfig{ID: "ws", Handler: HandlerConfig{Type: "llm", BaseURL: "ws://127.0.0.1:1", Model: "m", MCPServers: []MCPServerConfig{
-						{Name: "fs", Command: []string{"mcp-fs"}},
-						{Name: "fs", URL: "http://127.0.0.1:9/mcp"},
-						{Name: "bad name", Command: []string{"x"}, URL: "http://h/mcp"},
-						{Name: "none"},
-					}}},
-				)
 				c.Gateway.Auth.Peers[0].AllowActions = []string{"send", "sned"}
 				c.Federation.MaxHops = 65
 			},
 			want: []Problem{
 				{Path: "federation.maxHops", Message: "65 is not from 1 to 64; leave it out for 8"},
 				{Path: "gateway.auth.peers[0].allowActions[1]", Message: `"sned" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
-				{Path: "agents[4].handler.baseUrl", Message: "required for an llm handler; give the OpenAI-compatible API base, like https://api.openai.com/v1 or http://127.0.0.1:11434/v1"},
-				{Path: "agents[4].handler.model", Message: "required for an llm handler; name the model the endpoint serves, like gpt-4o-mini or llama3.1"},
-				{Path: "agents[4].handler.temperature", Message: "2.5 is outside 0 to 2"},
-				{Path: "agents[4].handler.maxSteps", Message: "-1 is negative; leave it out for the default"},
-				{Path: "agents[4].handler.tools.allowActions[1]", Message: `"fly" is not an action; use send, delegate, broadcast, list_peers, register_peer, unregister_peer, sync_context, query_capabilities`},
-				{Path: "agents[5].handler.baseUrl", Message: `scheme "ws" is not http:// or https://`},
-				{Path: "agents[5].handler.mcpServers[1].name", Message: `duplicate name "fs" (also mcpServers[0])`},
-				{Path: "agents[5].handler.mcpServers[2].name", Message: `"bad name" must be 1 to 32 letters, digits, _ or -; the model sees the tools as NAME__TOOL`},
-				{Path: "agents[5].handler.mcpServers[2]", Message: "has both command and url; give command for a stdio server or url for an HTTP one"},
-				{Path: "agents[5].handler.mcpServers[3].command", Message: `required (or url); give the server's program and arguments, like ["npx", "-y", "@modelcontextprotocol/server-everything"]`},
 			},
 		},
 		{

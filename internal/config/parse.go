@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agentfed/agentfed/agent"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/agentfed/agentfed/federation"
@@ -53,19 +54,21 @@ func lineKey(line int) int {
 	return line
 }
 
-// validationProblems runs cfg.Validate, attaches the line of each problem's
-// field, and leaves out problems that would only repeat a decoding problem.
+// validationProblems runs cfg.Validate and the agent package's checks of
+// the handlers it implements, attaches the line of each problem's field,
+// and leaves out problems that would only repeat a decoding problem.
 func (d *decoder) validationProblems(cfg *federation.Config) []federation.Problem {
-	err := cfg.Validate()
+	var problems []federation.Problem
 	var verr *federation.ValidationError
-	if !errors.As(err, &verr) {
-		if err != nil {
-			return []federation.Problem{{Message: err.Error()}}
-		}
-		return nil
+	switch err := cfg.Validate(); {
+	case errors.As(err, &verr):
+		problems = verr.Problems
+	case err != nil:
+		return []federation.Problem{{Message: err.Error()}}
 	}
+	problems = append(problems, agent.Check(cfg)...)
 	var out []federation.Problem
-	for _, p := range verr.Problems {
+	for _, p := range problems {
 		if d.skipped(p.Path) {
 			continue
 		}
