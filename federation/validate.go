@@ -429,4 +429,3 @@ func (ch *checker) actions(path string, names []string) {
 		}
 	}
 }
-
