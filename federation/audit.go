@@ -83,14 +83,16 @@ const (
 	auditBatch = 64 << 10
 )
 
+// openAudit opens the audit log cfg, with its defaults applied, describes:
+// cfg.File, or audit.log in storageDir as the other state files are.
 func openAudit(cfg AuditConfig, storageDir string) (*auditLog, error) {
 	if cfg.Enabled != nil && !*cfg.Enabled {
 		return nil, nil
 	}
 	a := &auditLog{
 		path:           cmpOr(cfg.File, filepath.Join(storageDir, "audit.log")),
-		maxSize:        int64(cmpOrInt(cfg.MaxSizeMB, 10)) << 20,
-		maxFiles:       cmpOrInt(cfg.MaxFiles, 5),
+		maxSize:        int64(cfg.MaxSizeMB) << 20,
+		maxFiles:       cfg.MaxFiles,
 		includeContent: cfg.IncludeContent,
 	}
 	if err := a.open(); err != nil {

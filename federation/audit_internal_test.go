@@ -14,9 +14,17 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
+// auditConfig is an audit section with maxFiles set when it is not 0, and
+// its defaults applied.
+func auditConfig(maxFiles int) AuditConfig {
+	c := Config{Audit: AuditConfig{MaxFiles: maxFiles}}
+	c.ApplyDefaults()
+	return c.Audit
+}
+
 func TestAuditRotatesBySize(t *testing.T) {
 	dir := t.TempDir()
-	a, err := openAudit(AuditConfig{MaxFiles: 2}, dir)
+	a, err := openAudit(auditConfig(2), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +129,7 @@ func TestAuditBufferNotReusedWhileWritten(t *testing.T) {
 // refusalSources sources, refusals are counted together.
 func TestAuditRefusalWindow(t *testing.T) {
 	dir := t.TempDir()
-	a, err := openAudit(AuditConfig{}, dir)
+	a, err := openAudit(auditConfig(0), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

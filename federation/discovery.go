@@ -94,7 +94,7 @@ func (n *Node) startDiscovery(url string) (*discovery.MDNS, error) {
 		self.Agents = append(self.Agents, discovery.Agent{ID: a.ID, Capabilities: a.Capabilities})
 	}
 	m, dropped, err := discovery.Start(discovery.Config{
-		Service: c.Service, Interface: c.Interface, Interval: time.Duration(cmpOrInt(c.IntervalMs, defaultDiscoveryIntervalMs)) * time.Millisecond,
+		Service: c.Service, Interface: c.Interface, Interval: time.Duration(c.IntervalMs) * time.Millisecond,
 		Logger: n.log, OnChange: n.onDiscovered,
 	}, self)
 	if err != nil {
@@ -124,7 +124,7 @@ func (n *Node) onDiscovered(gws []discovery.Gateway) {
 	for _, g := range gws {
 		all = append(all, n.discoveredPeers(g, gws)...)
 	}
-	all = capAccepted(all, cmpOrInt(n.cfg.Federation.MaxDynamicPeers, DefaultMaxDynamicPeers))
+	all = capAccepted(all, n.cfg.Federation.MaxDynamicPeers)
 	var accepted []PeerConfig
 	for _, p := range all {
 		if p.info.Accepted {

@@ -126,7 +126,7 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 	}()
 	deadline, ok := reqCtx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(time.Duration(cmpOrInt(n.cfg.Federation.DefaultTimeoutMs, 30000)) * time.Millisecond)
+		deadline = time.Now().Add(time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond)
 	}
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(reqCtx), deadline)
 	defer cancel()

@@ -14,7 +14,7 @@ const (
 	maxMaxHops     = 64 // the most federation.maxHops may be
 )
 
-func (n *Node) maxHops() int64 { return int64(cmpOrInt(n.cfg.Federation.MaxHops, DefaultMaxHops)) }
+func (n *Node) maxHops() int64 { return int64(n.cfg.Federation.MaxHops) }
 
 // chain makes msg, about to be sent to target, the next link of the chain
 // ctx is part of: when ctx is one of this node's agents handling a relayed

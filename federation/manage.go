@@ -101,7 +101,7 @@ func (n *Node) RegisterPeer(req RegisterRequest) (*PeerChange, error) {
 	if err := n.checkDynamicHost(pc.URL); err != nil {
 		return nil, err
 	}
-	if err := n.peers.register(pc, cmpOrInt(n.cfg.Federation.MaxDynamicPeers, DefaultMaxDynamicPeers)); err != nil {
+	if err := n.peers.register(pc, n.cfg.Federation.MaxDynamicPeers); err != nil {
 		return nil, err
 	}
 	n.log.Info("peer registered", "id", pc.ID, "url", pc.URL, "agentId", pc.AgentID)

@@ -47,7 +47,7 @@ func newMCPFront(n *Node) *mcpFront {
 		Logger:              n.log,
 		MaxRequestBodyBytes: maxMCPBody,
 		// Sessions nobody uses any more end like idle connections do.
-		SessionTimeout: time.Duration(cmpOrInt(n.cfg.Gateway.IdleTimeoutMs, 600000)) * time.Millisecond,
+		SessionTimeout: time.Duration(n.cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
 		// Host and Origin are the listener's rules, checked for every
 		// surface alike (see Node.Serve), not the SDK's own.
 		DisableLocalhostProtection: true,

@@ -97,11 +97,13 @@ const (
 )
 
 // New validates cfg, opens its storage and loads dynamic peers. It does not
-// listen yet: call Start. cfg must have had ApplyDefaults.
+// listen yet: call Start. The node keeps a copy of cfg with its defaults
+// applied (ApplyDefaults).
 func New(cfg *Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	n := &Node{cfg: *cfg, log: opts.Logger, agents: make(map[string]*localAgent), started: time.Now()}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -117,7 +119,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		}
 		im, _ := h.(Immediate)
 		n.agents[a.ID] = &localAgent{cfg: a, handler: h, immediate: im != nil && im.Immediate(), queue: queue.New(
-			cmpOrInt(a.MaxConcurrency, defaultAgentConcurrency), cmpOrInt(a.MaxQueue, defaultAgentQueue), queueAgeing)}
+			a.MaxConcurrency, a.MaxQueue, queueAgeing)}
 	}
 	st, err := store.Open(cfg.Storage.Dir)
 	if err != nil {
@@ -153,12 +155,12 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	}
 	auth := cfg.Gateway.Auth
 	n.authCfg.Store(&auth)
-	window := time.Duration(cmpOrInt(cfg.Gateway.ReplayWindowMs, 300000)) * time.Millisecond
+	window := time.Duration(n.cfg.Gateway.ReplayWindowMs) * time.Millisecond
 	if n.replay, err = newReplayGuard(window, st, func() int { return len(n.auth().Peers) }); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if n.audit, err = openAudit(cfg.Audit, cfg.Storage.Dir); err != nil {
+	if n.audit, err = openAudit(n.cfg.Audit, n.cfg.Storage.Dir); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -239,7 +241,7 @@ func (n *Node) Serve(ln net.Listener) error {
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
 	n.bg, n.bgCancel = context.WithCancel(context.Background())
 	if n.cfg.Federation.Enabled {
-		interval := time.Duration(cmpOrInt(n.cfg.Gateway.HeartbeatMs, 5000)) * time.Millisecond
+		interval := time.Duration(n.cfg.Gateway.HeartbeatMs) * time.Millisecond
 		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
 		n.loops.Go(func() { n.outbox.run(n.bg) })
 		n.loops.Go(func() { n.replay.run(n.bg) })
@@ -333,11 +335,4 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, n.replay.save(), n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
-}
-
-func cmpOrInt(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }

@@ -81,9 +81,9 @@ func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 	d := n.cfg.Federation.Durable
 	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: newSchedule(),
 		gates: map[string]*peerGate{}, running: map[string]*schedItem{},
-		maxAttempts: max(cmpOrInt(d.MaxAttempts, defaultMaxAttempts), 0),
+		maxAttempts: max(d.MaxAttempts, 0), // negative: no limit
 		maxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
-		retention:   time.Duration(cmpOrInt(d.RetentionMs, int(processedKeep.Milliseconds()))) * time.Millisecond,
+		retention:   time.Duration(d.RetentionMs) * time.Millisecond,
 	}
 	err := st.ForEach(store.Outbox, func(id string, v []byte) error {
 		var e OutboxEntry

@@ -17,6 +17,7 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	auth := cfg.Gateway.Auth
 	n.authCfg.Store(&auth)
 	for _, id := range n.peers.replaceStatic(cfg.Federation.Peers) {

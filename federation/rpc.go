@@ -441,7 +441,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	}
 	switch {
 	case errors.Is(err, queue.ErrFull):
-		e := fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, cmpOrInt(agent.cfg.MaxQueue, defaultAgentQueue))
+		e := fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, agent.cfg.MaxQueue)
 		return nil, e
 	case err != nil:
 		return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)

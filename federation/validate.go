@@ -66,6 +66,15 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
+// Defaults that ApplyDefaults sets, beside the exported ones.
+const (
+	defaultReplayWindowMs = 300000
+	defaultHeartbeatMs    = 5000
+	defaultIdleTimeoutMs  = 600000
+	defaultAuditMaxSizeMB = 10
+	defaultAuditMaxFiles  = 5
+)
+
 // minTickIntervalMs is the shortest gateway.tickIntervalMs: a tick is a
 // frame to every connection.
 const minTickIntervalMs = 100
@@ -82,6 +91,17 @@ func (c *Config) ApplyDefaults() {
 	if c.Storage.Dir == "" {
 		c.Storage.Dir = DefaultStorage
 	}
+	f, g := &c.Federation, &c.Gateway
+	setDefault(&f.MaxHops, DefaultMaxHops)
+	setDefault(&f.MaxDynamicPeers, DefaultMaxDynamicPeers)
+	setDefault(&f.Durable.MaxAttempts, defaultMaxAttempts)
+	setDefault(&f.Durable.RetentionMs, int(processedKeep.Milliseconds()))
+	setDefault(&f.Discovery.MDNS.IntervalMs, defaultDiscoveryIntervalMs)
+	setDefault(&g.ReplayWindowMs, defaultReplayWindowMs)
+	setDefault(&g.HeartbeatMs, defaultHeartbeatMs)
+	setDefault(&g.IdleTimeoutMs, defaultIdleTimeoutMs)
+	setDefault(&c.Audit.MaxSizeMB, defaultAuditMaxSizeMB)
+	setDefault(&c.Audit.MaxFiles, defaultAuditMaxFiles)
 	for i := range c.Agents {
 		a := &c.Agents[i]
 		if a.Name == "" {
@@ -90,6 +110,25 @@ func (c *Config) ApplyDefaults() {
 		if a.Handler.Type == "" {
 			a.Handler.Type = "echo"
 		}
+		setDefault(&a.MaxConcurrency, defaultAgentConcurrency)
+		setDefault(&a.MaxQueue, defaultAgentQueue)
+	}
+}
+
+// withDefaults returns a copy of c with ApplyDefaults applied, leaving c
+// (and the agents it shares with the copy) as it was.
+func (c *Config) withDefaults() *Config {
+	d := *c
+	d.Agents = slices.Clone(c.Agents)
+	d.ApplyDefaults()
+	return &d
+}
+
+// setDefault sets *v to def when it is 0, "use the default". Negative
+// values, where a field allows them, keep their meaning.
+func setDefault[T int | int64](v *T, def T) {
+	if *v == 0 {
+		*v = def
 	}
 }
 

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -377,25 +378,29 @@ func TestApplyDefaults(t *testing.T) {
 	c.Agents = []AgentConfig{{ID: "a"}, {ID: "b", Name: "Bee", Handler: HandlerConfig{Type: "exec"}}}
 	c.ApplyDefaults()
 	want := Config{
-		Federation: FederationConfig{DefaultTimeoutMs: 30000},
-		Gateway:    GatewayConfig{Listen: "127.0.0.1:18789"},
+		Federation: FederationConfig{DefaultTimeoutMs: 30000, MaxDynamicPeers: 256, MaxHops: 8,
+			Durable:   DurableConfig{MaxAttempts: 10, RetentionMs: 86400000},
+			Discovery: DiscoveryConfig{MDNS: MDNSConfig{IntervalMs: 10000}}},
+		Gateway: GatewayConfig{Listen: "127.0.0.1:18789", HeartbeatMs: 5000, ReplayWindowMs: 300000, IdleTimeoutMs: 600000},
 		Agents: []AgentConfig{
-			{ID: "a", Name: "a", Handler: HandlerConfig{Type: "echo"}},
-			{ID: "b", Name: "Bee", Handler: HandlerConfig{Type: "exec"}},
+			{ID: "a", Name: "a", Handler: HandlerConfig{Type: "echo"}, MaxConcurrency: 16, MaxQueue: 1024},
+			{ID: "b", Name: "Bee", Handler: HandlerConfig{Type: "exec"}, MaxConcurrency: 16, MaxQueue: 1024},
 		},
 		Storage: StorageConfig{Dir: "./agentfed-data"},
+		Audit:   AuditConfig{MaxSizeMB: 10, MaxFiles: 5},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("ApplyDefaults() mismatch (-want +got):\n%s", diff)
 	}
 
-	// Set fields are kept.
-	set := Config{
-		Federation: FederationConfig{DefaultTimeoutMs: 5},
-		Gateway:    GatewayConfig{Listen: ":1"},
-		Storage:    StorageConfig{Dir: "/d"},
-	}
+	// Set fields are kept, negative ones (where they mean "no limit") too.
+	set := want
+	set.Agents = []AgentConfig{{ID: "a", Name: "A", Handler: HandlerConfig{Type: "echo"}, MaxConcurrency: 1, MaxQueue: 3}}
+	set.Federation.DefaultTimeoutMs, set.Federation.Durable.MaxAttempts = 5, -1
+	set.Gateway.Listen, set.Gateway.HeartbeatMs = ":1", 7
+	set.Storage.Dir, set.Audit.File = "/d", "/var/log/agentfed/audit.log"
 	got := set
+	got.Agents = slices.Clone(set.Agents)
 	got.ApplyDefaults()
 	if diff := cmp.Diff(set, got); diff != "" {
 		t.Errorf("ApplyDefaults() changed set fields (-want +got):\n%s", diff)

@@ -568,6 +568,7 @@ func TestLoad(t *testing.T) {
 			},
 			Storage: federation.StorageConfig{Dir: "./data"},
 		}
+		want.ApplyDefaults() // and what the file leaves out (TestApplyDefaults checks the defaults)
 		if diff := cmp.Diff(want, cfg); diff != "" {
 			t.Errorf("Load() mismatch (-want +got):\n%s", diff)
 		}
@@ -626,6 +627,7 @@ func TestDefault(t *testing.T) {
 		}},
 		Storage: federation.StorageConfig{Dir: federation.DefaultStorage},
 	}
+	want.ApplyDefaults()
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
 	}
