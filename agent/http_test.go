@@ -167,8 +167,8 @@ func TestHTTPErrors(t *testing.T) {
 			if !errors.Is(err, federation.ErrAgentFailed) {
 				t.Errorf("error %v does not wrap federation.ErrAgentFailed", err)
 			}
-			if code := gateway.CodeOf(err); code != gateway.CodeAgentError {
-				t.Errorf("CodeOf(err) = %s, want %s", code, gateway.CodeAgentError)
+			if code := gateway.CodeOf(err); code != federation.CodeAgentError {
+				t.Errorf("CodeOf(err) = %s, want %s", code, federation.CodeAgentError)
 			}
 			for _, s := range tt.want {
 				if !strings.Contains(err.Error(), s) {

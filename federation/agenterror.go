@@ -45,7 +45,7 @@ func (n *Node) agentFailed(ctx context.Context, agent *localAgent, msg *Message,
 	}
 	code := gateway.CodeOf(err)
 	if code == gateway.CodeInternal {
-		code = gateway.CodeAgentError // an error without a code
+		code = CodeAgentError // an error without a code
 	}
 	id := errorID()
 	if ok, suppressed := n.remoteLog.Allow(); ok {

@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/agentfed/agentfed/federation"
-	"github.com/agentfed/agentfed/gateway"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
@@ -72,7 +71,7 @@ func TestAgentErrorsKeepSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := r.Error
-		if e == nil || e.Code != gateway.CodeAgentError || !strings.Contains(e.Message, tt.says) {
+		if e == nil || e.Code != federation.CodeAgentError || !strings.Contains(e.Message, tt.says) {
 			t.Fatalf("%s: error %+v; want AGENT_ERROR saying %q", tt.peer, e, tt.says)
 		}
 		for _, s := range secrets {

@@ -155,7 +155,7 @@ func BenchmarkDelegateSelect(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := main.Delegate(ctx, req); gateway.CodeOf(err) != gateway.CodeNoCapablePeer {
+				if _, err := main.Delegate(ctx, req); gateway.CodeOf(err) != federation.CodeNoCapablePeer {
 					b.Fatalf("delegate: %v; want NO_CAPABLE_PEER", err)
 				}
 			}
@@ -183,7 +183,7 @@ func BenchmarkDelegateSelectVersioned(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := main.Delegate(ctx, req); gateway.CodeOf(err) != gateway.CodeNoCapablePeer {
+				if _, err := main.Delegate(ctx, req); gateway.CodeOf(err) != federation.CodeNoCapablePeer {
 					b.Fatalf("delegate: %v; want NO_CAPABLE_PEER", err)
 				}
 			}

@@ -251,7 +251,7 @@ func (r *registry) noCapablePeer(reqs []requirement) error {
 			msg = fmt.Sprintf("no enabled peer has %q (requiredCapabilities[%d]); the enabled peers have %q %s; relax the constraint, or see list_peers (`agentfed peers`)",
 				q.raw, i, q.name, describeVersions(d))
 		}
-		return &gateway.Error{Code: gateway.CodeNoCapablePeer, Message: ErrNoCapablePeer.Message + ": " + msg, Details: d}
+		return &gateway.Error{Code: CodeNoCapablePeer, Message: ErrNoCapablePeer.Message + ": " + msg, Details: d}
 	}
 	// The one failure delegate-select's benchmark times: built by hand, in
 	// one buffer.
@@ -270,7 +270,7 @@ func (r *registry) noCapablePeer(reqs []requirement) error {
 		b.WriteString(strconv.Quote(reqs[i].raw))
 	}
 	b.WriteString("], though each is met by some peer; see list_peers (`agentfed peers`)")
-	return &gateway.Error{Code: gateway.CodeNoCapablePeer, Message: b.String()}
+	return &gateway.Error{Code: CodeNoCapablePeer, Message: b.String()}
 }
 
 // describeVersions says which versions d found: "at 1.4.0, 2.1.0 (and 3

@@ -83,7 +83,7 @@ func TestNoCapablePeerSaysWhichVersionsExist(t *testing.T) {
 	main, op := versionedFederation(t)
 
 	_, err := tool(t, op, `{"action":"delegate","requiredCapabilities":["summarization","web-search@^3"],"task":"x"}`)
-	if code(err) != gateway.CodeNoCapablePeer {
+	if code(err) != federation.CodeNoCapablePeer {
 		t.Fatalf("delegate web-search@^3: %v; want NO_CAPABLE_PEER", err)
 	}
 	for _, want := range []string{`"web-search@^3" (requiredCapabilities[1])`, `have "web-search" at 1.4.0, 2.1.0, and without a version`} {
@@ -98,13 +98,13 @@ func TestNoCapablePeerSaysWhichVersionsExist(t *testing.T) {
 
 	// A name nobody has at all.
 	_, err = tool(t, op, `{"action":"delegate","requiredCapabilities":["web-search","translation@^1"],"task":"x"}`)
-	if code(err) != gateway.CodeNoCapablePeer || !strings.Contains(err.Error(), `no enabled peer has capability "translation" (requiredCapabilities[1])`) {
+	if code(err) != federation.CodeNoCapablePeer || !strings.Contains(err.Error(), `no enabled peer has capability "translation" (requiredCapabilities[1])`) {
 		t.Errorf("delegate translation@^1: %v; want NO_CAPABLE_PEER naming translation", err)
 	}
 
 	// Each requirement met, but by different peers.
 	_, err = main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"web-search@^1", "web-search@^2"}, Task: "x"})
-	if code(err) != gateway.CodeNoCapablePeer || !strings.Contains(err.Error(), `no single enabled peer has all of ["web-search@^1" "web-search@^2"]`) {
+	if code(err) != federation.CodeNoCapablePeer || !strings.Contains(err.Error(), `no single enabled peer has all of ["web-search@^1" "web-search@^2"]`) {
 		t.Errorf("delegate ^1 and ^2: %v; want NO_CAPABLE_PEER saying no single peer has both", err)
 	}
 }
@@ -151,7 +151,7 @@ func TestVersionsShowInListPeersAndQueryCapabilities(t *testing.T) {
 	if r["peerId"] != "search-v3" {
 		t.Fatalf("delegate to a pre-release asked for by name: %v", r)
 	}
-	if _, err := main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"web-search@>=3"}, Task: "x"}); code(err) != gateway.CodeNoCapablePeer {
+	if _, err := main.Delegate(context.Background(), federation.DelegateRequest{RequiredCapabilities: []string{"web-search@>=3"}, Task: "x"}); code(err) != federation.CodeNoCapablePeer {
 		t.Fatalf("a plain >=3 must not pick a pre-release: %v", err)
 	}
 }

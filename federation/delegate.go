@@ -130,8 +130,8 @@ func retryable(r *Result) bool {
 		return false
 	}
 	switch r.Error.Code {
-	case gateway.CodePeerUnavailable, gateway.CodeCircuitOpen, gateway.CodeShuttingDown, gateway.CodeOverloaded,
-		gateway.CodeRateLimited, gateway.CodeUnknownAgent, gateway.CodeFederationDisabled, gateway.CodeUnauthorized:
+	case gateway.CodePeerUnavailable, CodeCircuitOpen, gateway.CodeShuttingDown, CodeOverloaded,
+		CodeRateLimited, CodeUnknownAgent, CodeFederationDisabled, gateway.CodeUnauthorized:
 		return true
 	}
 	return r.Error.Retryable

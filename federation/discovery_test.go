@@ -98,7 +98,7 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 	if code(err) != gateway.CodeForbidden || !strings.Contains(err.Error(), "discovered by mDNS but is not used") {
 		t.Fatalf("send to unaccepted c: %v; want FORBIDDEN saying why", err)
 	}
-	if _, err := a.UnregisterPeer("b-agent@b-server"); code(err) != gateway.CodeStaticPeer {
+	if _, err := a.UnregisterPeer("b-agent@b-server"); code(err) != federation.CodeStaticPeer {
 		t.Errorf("unregister a discovered peer: %v; want STATIC_PEER", err)
 	}
 
@@ -109,7 +109,7 @@ func TestDiscoveredGatewaysAreUsedOnlyWhenAccepted(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := a.Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"web-search"}, Task: "find"}); code(err) != gateway.CodeNoCapablePeer {
+	if _, err := a.Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"web-search"}, Task: "find"}); code(err) != federation.CodeNoCapablePeer {
 		t.Fatalf("delegate after b left: %v; want NO_CAPABLE_PEER (c is still not accepted)", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
-	"github.com/agentfed/agentfed/gateway"
 )
 
 // TestAgentQueueFairShare: one peer filling an agent's maxQueue does not
@@ -73,12 +72,12 @@ func TestAgentQueueFairShare(t *testing.T) {
 
 	// 1 running and 4 waiting: the flooder's other 5 are OVERLOADED.
 	send(flooder, 10)
-	if got := collect(5); got[outcome{"flooder", gateway.CodeOverloaded}] != 5 {
+	if got := collect(5); got[outcome{"flooder", federation.CodeOverloaded}] != 5 {
 		t.Fatalf("flooding a queue of 4: %v; want 5 OVERLOADED", got)
 	}
 	// The other peer's two take two of the flooder's places.
 	send(other, 2)
-	if got := collect(2); got[outcome{"flooder", gateway.CodeOverloaded}] != 2 {
+	if got := collect(2); got[outcome{"flooder", federation.CodeOverloaded}] != 2 {
 		t.Fatalf("after the other peer sent 2: %v; want 2 more of the flooder's OVERLOADED", got)
 	}
 	close(gate)

@@ -64,7 +64,7 @@ func TestEightActionsAcrossThreeGateways(t *testing.T) {
 			t.Fatalf("delegate should list its candidates and attempts: %v", r)
 		}
 		_, err := tool(t, op, `{"action":"delegate","requiredCapabilities":["Web-Search"],"task":"x"}`)
-		if code(err) != gateway.CodeNoCapablePeer {
+		if code(err) != federation.CodeNoCapablePeer {
 			t.Fatalf("case-mismatched capability: %v; want NO_CAPABLE_PEER", err)
 		}
 	})
@@ -109,16 +109,16 @@ func TestEightActionsAcrossThreeGateways(t *testing.T) {
 		if r := mustTool(t, op, `{"action":"send","peerId":"temp-agent-01","message":"hi"}`); r["status"] != "ok" {
 			t.Fatalf("send to dynamic peer %v", r)
 		}
-		if _, err := tool(t, op, reg); code(err) != gateway.CodePeerExists {
+		if _, err := tool(t, op, reg); code(err) != federation.CodePeerExists {
 			t.Fatalf("second register: %v; want PEER_EXISTS", err)
 		}
-		if _, err := tool(t, op, `{"action":"unregister_peer","peerId":"research-agent"}`); code(err) != gateway.CodeStaticPeer {
+		if _, err := tool(t, op, `{"action":"unregister_peer","peerId":"research-agent"}`); code(err) != federation.CodeStaticPeer {
 			t.Fatalf("unregister static: %v; want STATIC_PEER", err)
 		}
 		if r := mustTool(t, op, `{"action":"unregister_peer","peerId":"temp-agent-01"}`); r["success"] != true {
 			t.Fatalf("unregister %v", r)
 		}
-		if _, err := tool(t, op, `{"action":"send","peerId":"temp-agent-01","message":"hi"}`); code(err) != gateway.CodeUnknownPeer {
+		if _, err := tool(t, op, `{"action":"send","peerId":"temp-agent-01","message":"hi"}`); code(err) != federation.CodeUnknownPeer {
 			t.Fatalf("send after unregister: %v; want UNKNOWN_PEER", err)
 		}
 	})
@@ -171,12 +171,12 @@ func TestToolInputErrors(t *testing.T) {
 	}{
 		{"not an object", `[1]`, gateway.CodeInvalidParams, "JSON object"},
 		{"no action", `{}`, gateway.CodeInvalidParams, `"action" is required`},
-		{"unknown action", `{"action":"teleport"}`, gateway.CodeUnknownAction, `"teleport"`},
+		{"unknown action", `{"action":"teleport"}`, federation.CodeUnknownAction, `"teleport"`},
 		{"unknown parameter", `{"action":"send","peerId":"data-agent","message":"x","mesage":"y"}`, gateway.CodeInvalidParams, `"mesage"`},
 		{"wrong type", `{"action":"send","peerId":7,"message":"x"}`, gateway.CodeInvalidParams, `"peerId" must be a string`},
 		{"bad priority", `{"action":"send","peerId":"data-agent","message":"x","priority":"asap"}`, gateway.CodeInvalidParams, `"asap"`},
 		{"negative timeout", `{"action":"send","peerId":"data-agent","message":"x","timeoutMs":-1}`, gateway.CodeInvalidParams, "negative"},
-		{"unknown peer", `{"action":"send","peerId":"nobody","message":"x"}`, gateway.CodeUnknownPeer, `"nobody"`},
+		{"unknown peer", `{"action":"send","peerId":"nobody","message":"x"}`, federation.CodeUnknownPeer, `"nobody"`},
 		{"missing peerId", `{"action":"query_capabilities"}`, gateway.CodeInvalidParams, "peerId is required"},
 		{"no capabilities", `{"action":"delegate","task":"x"}`, gateway.CodeInvalidParams, "requiredCapabilities"},
 		{"bad peer url", `{"action":"register_peer","peerId":"x","peerName":"x","peerUrl":"http://127.0.0.1:1","peerAgentId":"a"}`, gateway.CodeInvalidParams, "peerUrl"},
@@ -207,7 +207,7 @@ func TestDisabledPeerAndFederation(t *testing.T) {
 	cfg.Federation.Enabled = false
 	g := start(t, cfg, ln, nil)
 	op := operator(t, g, "")
-	if _, err := tool(t, op, `{"action":"send","peerId":"sleepy","message":"x"}`); code(err) != gateway.CodeFederationDisabled {
+	if _, err := tool(t, op, `{"action":"send","peerId":"sleepy","message":"x"}`); code(err) != federation.CodeFederationDisabled {
 		t.Fatalf("send with federation disabled: %v", err)
 	}
 	g.cfg.Federation.Enabled = true // the node keeps its own copy
@@ -226,10 +226,10 @@ func TestPeerDisabledError(t *testing.T) {
 	g := start(t, cfg, ln, nil)
 	op := operator(t, g, "")
 	_, err := tool(t, op, `{"action":"send","peerId":"data-agent","message":"x"}`)
-	if code(err) != gateway.CodePeerDisabled || !strings.Contains(err.Error(), `"data-agent"`) {
+	if code(err) != federation.CodePeerDisabled || !strings.Contains(err.Error(), `"data-agent"`) {
 		t.Fatalf("send to disabled peer: %v; want PEER_DISABLED naming it", err)
 	}
-	if _, err := tool(t, op, `{"action":"delegate","requiredCapabilities":["stats"],"task":"x"}`); code(err) != gateway.CodeNoCapablePeer {
+	if _, err := tool(t, op, `{"action":"delegate","requiredCapabilities":["stats"],"task":"x"}`); code(err) != federation.CodeNoCapablePeer {
 		t.Fatalf("delegate to disabled-only capability: %v; want NO_CAPABLE_PEER", err)
 	}
 	out, err := tool(t, op, `{"action":"broadcast","message":"x"}`)
@@ -286,7 +286,7 @@ func TestUnknownAgentIsAnErrorNotAHang(t *testing.T) {
 	if r["status"] != "error" || at(r, "error", "code") != "UNKNOWN_AGENT" || !strings.Contains(fmt.Sprint(at(r, "error", "message")), "no-such-agent") {
 		t.Fatalf("got %v; want UNKNOWN_AGENT naming the agent", r)
 	}
-	if _, err := tool(t, op, `{"action":"query_capabilities","peerId":"p"}`); code(err) != gateway.CodeUnknownAgent {
+	if _, err := tool(t, op, `{"action":"query_capabilities","peerId":"p"}`); code(err) != federation.CodeUnknownAgent {
 		t.Fatalf("query_capabilities: %v; want UNKNOWN_AGENT", err)
 	}
 }
@@ -350,7 +350,7 @@ func TestDynamicPeersDisallowed(t *testing.T) {
 		`{"action":"register_peer","peerId":"x","peerName":"x","peerUrl":"ws://127.0.0.1:1","peerAgentId":"a"}`,
 		`{"action":"unregister_peer","peerId":"x"}`,
 	} {
-		if _, err := tool(t, op, in); code(err) != gateway.CodeDynamicPeersDisabled || !strings.Contains(err.Error(), "allowDynamicPeers") {
+		if _, err := tool(t, op, in); code(err) != federation.CodeDynamicPeersDisabled || !strings.Contains(err.Error(), "allowDynamicPeers") {
 			t.Fatalf("%s: %v; want DYNAMIC_PEERS_DISABLED", in, err)
 		}
 	}

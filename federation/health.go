@@ -115,8 +115,8 @@ func (t *healthTracker) forget(id string) {
 // answered, even if the answer was an error about the request itself.
 func peerAnswered(err error) bool {
 	switch gateway.CodeOf(err) {
-	case "", gateway.CodeAgentError, gateway.CodeUnknownAgent, gateway.CodeInvalidParams, gateway.CodeForbidden,
-		gateway.CodeFederationDisabled, gateway.CodeRateLimited, gateway.CodeOverloaded, gateway.CodeHopLimit:
+	case "", CodeAgentError, CodeUnknownAgent, gateway.CodeInvalidParams, gateway.CodeForbidden,
+		CodeFederationDisabled, CodeRateLimited, CodeOverloaded, CodeHopLimit:
 		return true
 	}
 	return false

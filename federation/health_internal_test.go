@@ -54,7 +54,7 @@ func TestAgentErrorsDoNotTripTheBreaker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done(gateway.NewError(gateway.CodeAgentError, "script exited 1"), time.Millisecond)
+		done(gateway.NewError(CodeAgentError, "script exited 1"), time.Millisecond)
 	}
 	if got := h.info(); got.Circuit != "closed" || got.State != HealthHealthy {
 		t.Fatalf("agent errors changed peer health: %+v", got)

@@ -32,9 +32,9 @@ func TestHopLimitOnReceipt(t *testing.T) {
 		code, has string
 	}{
 		{"below the limit", msg(2, "gw-x", "gw-b", "gw-a"), "", ""},
-		{"at the limit", msg(3, "gw-x", "gw-b", "gw-y", "gw-a"), gateway.CodeHopLimit,
+		{"at the limit", msg(3, "gw-x", "gw-b", "gw-y", "gw-a"), federation.CodeHopLimit,
 			`relay 4 along gw-x → gw-b → gw-y → gw-a → gw-b is past federation.maxHops (3) of gateway "gw-b"; the chain loops: gw-b → gw-y → gw-a → gw-b`},
-		{"no path", msg(5), gateway.CodeHopLimit, `relay 6 along gw-a → gw-b is past federation.maxHops (3)`},
+		{"no path", msg(5), federation.CodeHopLimit, `relay 6 along gw-a → gw-b is past federation.maxHops (3)`},
 		{"negative", msg(-1), gateway.CodeInvalidParams, "message.hops is -1"},
 		{"path too short", msg(2, "gw-a"), gateway.CodeInvalidParams, "message.path names 1 gateways but message.hops is 2"},
 		{"path not ending at the sender", msg(1, "gw-a", "gw-x"), gateway.CodeInvalidParams, `message.path must end with its fromServer "gw-a"`},
@@ -82,7 +82,7 @@ func TestHopLimitRefusalsKeepTheCircuitClosed(t *testing.T) {
 		if err != nil || res.Err() != nil {
 			t.Fatalf("send %d: %v %v", i, err, res.Err())
 		}
-		if res.Response.Content != gateway.CodeHopLimit {
+		if res.Response.Content != federation.CodeHopLimit {
 			t.Fatalf("send %d: the relay agent got %q, want HOP_LIMIT from gw-b (its circuit closed)", i, res.Response.Content)
 		}
 	}

@@ -117,7 +117,7 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, m := range captured {
-		if err := relayMsg(t, c, m, "public"); code(err) != gateway.CodeReplayed {
+		if err := relayMsg(t, c, m, "public"); code(err) != federation.CodeReplayed {
 			t.Errorf("%s replayed after a restart: %v; want REPLAYED", name, err)
 		}
 	}
@@ -151,7 +151,7 @@ func TestUnauthenticatedFloodKeepsPinnedReplayState(t *testing.T) {
 		err = relayMsg(t, c, federation.NewMessage(federation.TypeRequest, name, "a", "public", "flood"), "public")
 		switch code(err) {
 		case "":
-		case gateway.CodeOverloaded:
+		case federation.CodeOverloaded:
 			overloaded++
 		default:
 			t.Fatalf("flood message %d: %v", i, err)
@@ -164,7 +164,7 @@ func TestUnauthenticatedFloodKeepsPinnedReplayState(t *testing.T) {
 	if overloaded != 20 {
 		t.Errorf("%d of 60 throw-away senders refused; want the 20 beyond the pool's 40", overloaded)
 	}
-	if err := relayMsg(t, pinned, captured, "public"); code(err) != gateway.CodeReplayed {
+	if err := relayMsg(t, pinned, captured, "public"); code(err) != federation.CodeReplayed {
 		t.Fatalf("the pinned peer's captured message after the flood: %v; want REPLAYED", err)
 	}
 }
@@ -351,7 +351,7 @@ func TestDurableRedeliveryAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = restarted(t, g)
-	if _, err := deliver(g, m); code(err) != gateway.CodeReplayed {
+	if _, err := deliver(g, m); code(err) != federation.CodeReplayed {
 		t.Errorf("the durable message replayed verbatim after a restart: %v; want REPLAYED", err)
 	}
 	again := *m

@@ -146,13 +146,13 @@ func codeLabel(code string) string {
 var knownCodes = func() map[string]bool {
 	m := make(map[string]bool)
 	for _, c := range []string{
-		gateway.CodeInvalidRequest, gateway.CodeInvalidParams, gateway.CodeUnknownMethod, gateway.CodeUnknownAction,
-		gateway.CodeUnauthorized, gateway.CodeForbidden, gateway.CodeUnknownPeer, gateway.CodePeerDisabled,
-		gateway.CodePeerUnavailable, gateway.CodeUnknownAgent, gateway.CodeNoCapablePeer, gateway.CodeTimeout,
-		gateway.CodeCancelled, gateway.CodeDynamicPeersDisabled, gateway.CodePeerExists, gateway.CodeStaticPeer,
-		gateway.CodeAgentError, gateway.CodeFederationDisabled, gateway.CodeShuttingDown, gateway.CodeInternal,
-		gateway.CodeCircuitOpen, gateway.CodeRateLimited, gateway.CodeOverloaded, gateway.CodeUnknownMessage,
-		gateway.CodeTooLarge, gateway.CodeStale, gateway.CodeReplayed, gateway.CodeBadSignature,
+		gateway.CodeInvalidRequest, gateway.CodeInvalidParams, gateway.CodeUnknownMethod, CodeUnknownAction,
+		gateway.CodeUnauthorized, gateway.CodeForbidden, CodeUnknownPeer, CodePeerDisabled,
+		gateway.CodePeerUnavailable, CodeUnknownAgent, CodeNoCapablePeer, gateway.CodeTimeout,
+		gateway.CodeCancelled, CodeDynamicPeersDisabled, CodePeerExists, CodeStaticPeer,
+		CodeAgentError, CodeFederationDisabled, gateway.CodeShuttingDown, gateway.CodeInternal,
+		CodeCircuitOpen, CodeRateLimited, CodeOverloaded, CodeUnknownMessage,
+		gateway.CodeTooLarge, CodeStale, CodeReplayed, CodeBadSignature,
 	} {
 		m[c] = true
 	}

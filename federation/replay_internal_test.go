@@ -72,7 +72,7 @@ func TestReplayGuardForgets(t *testing.T) {
 	if err := send("m00010", now); err != nil {
 		t.Errorf("an expired id came again: %v", err)
 	}
-	if err := send("m00999", now); code(err) != gateway.CodeReplayed {
+	if err := send("m00999", now); code(err) != CodeReplayed {
 		t.Errorf("a live id came again: %v; want REPLAYED", err)
 	}
 	// Over budget: the oldest are forgotten, and what is stamped before
@@ -88,7 +88,7 @@ func TestReplayGuardForgets(t *testing.T) {
 	if bytes > g.limits.authSender || live > 1000 || floor < now {
 		t.Fatalf("over budget: %d ids, %d bytes, floor %d; want at most %d bytes and a floor raised to %d or later", live, bytes, floor, g.limits.authSender, now)
 	}
-	if err := send("m00950", now-50); code(err) != gateway.CodeReplayed {
+	if err := send("m00950", now-50); code(err) != CodeReplayed {
 		t.Errorf("a forgotten id came again: %v; want REPLAYED", err)
 	}
 	if err := send("fresh", now+5000); err != nil {
@@ -112,7 +112,7 @@ func TestReplayGuardUnauthenticatedPool(t *testing.T) {
 	refused := 0
 	for i := range 200 {
 		m := &Message{FromServer: fmt.Sprint("throwaway-", i), MessageID: fmt.Sprint("x", i), Timestamp: now}
-		if err := g.check(m, false, false); code(err) == gateway.CodeOverloaded {
+		if err := g.check(m, false, false); code(err) == CodeOverloaded {
 			refused++
 		} else if err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func TestReplayGuardUnauthenticatedPool(t *testing.T) {
 	if s := g.stats(); s.UnauthBytes > g.limits.unauthTotal {
 		t.Fatalf("pool holds %d bytes, over its %d", s.UnauthBytes, g.limits.unauthTotal)
 	}
-	if err := g.check(pinned, false, true); code(err) != gateway.CodeReplayed {
+	if err := g.check(pinned, false, true); code(err) != CodeReplayed {
 		t.Fatalf("the pinned peer's captured message after the flood: %v; want REPLAYED", err)
 	}
 }
@@ -183,7 +183,7 @@ func TestReplayGuardSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*Message{auth, anon} {
-		if err := g.check(m, false, m == auth); code(err) != gateway.CodeReplayed {
+		if err := g.check(m, false, m == auth); code(err) != CodeReplayed {
 			t.Errorf("%s's message after a crash: %v; want REPLAYED", m.FromServer, err)
 		}
 	}

@@ -238,7 +238,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		}
 		if err := n.limits.allow(id.PeerID, id.Authenticated, rate); err != nil {
 			n.metrics.refused("rate_limited")
-			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: gateway.CodeRateLimited}, time.Now())
+			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: CodeRateLimited}, time.Now())
 			return nil, err
 		}
 	}

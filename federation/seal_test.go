@@ -58,7 +58,7 @@ func TestSignatureCoversEveryField(t *testing.T) {
 	if err := overTheWire(t, m).Verify(signingKey(t, id)); err != nil {
 		t.Fatalf("untouched message: %v", err)
 	}
-	if err := overTheWire(t, m).Verify(signingKey(t, other)); code(err) != gateway.CodeBadSignature {
+	if err := overTheWire(t, m).Verify(signingKey(t, other)); code(err) != federation.CodeBadSignature {
 		t.Fatalf("verified with another gateway's key: %v; want BAD_SIGNATURE", err)
 	}
 	for _, tt := range []struct {
@@ -78,7 +78,7 @@ func TestSignatureCoversEveryField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := overTheWire(t, m)
 			tt.tamper(got)
-			if err := got.Verify(signingKey(t, id)); code(err) != gateway.CodeBadSignature {
+			if err := got.Verify(signingKey(t, id)); code(err) != federation.CodeBadSignature {
 				t.Fatalf("altered %s: %v; want BAD_SIGNATURE", tt.name, err)
 			}
 		})
@@ -133,7 +133,7 @@ func TestSealHidesContent(t *testing.T) {
 		want   string
 	}{
 		{"wrong key", func(*federation.Message) {}, other, gateway.CodeInvalidParams},
-		{"wrong key, recipient forged", func(m *federation.Message) { m.Sealed.To = other.Public().EncryptionKey }, other, gateway.CodeBadSignature},
+		{"wrong key, recipient forged", func(m *federation.Message) { m.Sealed.To = other.Public().EncryptionKey }, other, federation.CodeBadSignature},
 		{"ciphertext altered", func(m *federation.Message) {
 			c, err := base64.RawURLEncoding.DecodeString(m.Sealed.Ciphertext) // alter the bytes, not the text
 			if err != nil {
@@ -141,16 +141,16 @@ func TestSealHidesContent(t *testing.T) {
 			}
 			c[5] ^= 1
 			m.Sealed.Ciphertext = base64.RawURLEncoding.EncodeToString(c)
-		}, target, gateway.CodeBadSignature},
-		{"moved to another agent", func(m *federation.Message) { m.ToAgent = "payroll" }, target, gateway.CodeBadSignature},
-		{"moved to another message", func(m *federation.Message) { m.MessageID = "other" }, target, gateway.CodeBadSignature},
+		}, target, federation.CodeBadSignature},
+		{"moved to another agent", func(m *federation.Message) { m.ToAgent = "payroll" }, target, federation.CodeBadSignature},
+		{"moved to another message", func(m *federation.Message) { m.MessageID = "other" }, target, federation.CodeBadSignature},
 		{"not base64url", func(m *federation.Message) { m.Sealed.Enc = "%%" }, target, gateway.CodeInvalidParams},
-		{"reply redirected", func(m *federation.Message) { m.Sealed.ReplyKey = other.Public().EncryptionKey }, target, gateway.CodeBadSignature},
-		{"reply key dropped", func(m *federation.Message) { m.Sealed.ReplyKey = "" }, target, gateway.CodeBadSignature},
+		{"reply redirected", func(m *federation.Message) { m.Sealed.ReplyKey = other.Public().EncryptionKey }, target, federation.CodeBadSignature},
+		{"reply key dropped", func(m *federation.Message) { m.Sealed.ReplyKey = "" }, target, federation.CodeBadSignature},
 		{"enc replaced", func(m *federation.Message) {
 			m2, _ := seal(t)
 			m.Sealed.Enc = m2.Sealed.Enc
-		}, target, gateway.CodeBadSignature},
+		}, target, federation.CodeBadSignature},
 		{"another suite", func(m *federation.Message) { m.Sealed.Suite = "x25519-hkdf-aes256gcm-v1" }, target, gateway.CodeInvalidParams},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,18 +209,18 @@ func TestSignedRelay(t *testing.T) {
 	}{
 		{"signed both ways", nil, "", ""},
 		{"signed both ways, signatures required", func(_, w *federation.Config) { w.Gateway.Signing.Require = true }, "", ""},
-		{"sender does not sign", func(m, _ *federation.Config) { m.Gateway.Signing.Sign = false }, gateway.CodeBadSignature, "is unsigned"},
+		{"sender does not sign", func(m, _ *federation.Config) { m.Gateway.Signing.Sign = false }, federation.CodeBadSignature, "is unsigned"},
 		{"unsigned, signatures required", func(m, w *federation.Config) {
 			m.Gateway.Signing.Sign, w.Gateway.Signing.Require = false, true
-		}, gateway.CodeBadSignature, "is unsigned"},
+		}, federation.CodeBadSignature, "is unsigned"},
 		{"required, no key pinned for the sender", func(m, w *federation.Config) {
 			w.Gateway.Signing.Require = true
 			w.Gateway.Auth.Peers[0].ServerID = "someone-else" // main connects unauthenticated
 			m.Federation.Peers[0].Token = ""
-		}, gateway.CodeBadSignature, "no publicKey is pinned"},
-		{"receiver pins the wrong key", func(_, w *federation.Config) { w.Gateway.Auth.Peers[0].PublicKey = otherKey }, gateway.CodeBadSignature, "does not verify"},
-		{"replier does not sign", func(_, w *federation.Config) { w.Gateway.Signing.Sign = false }, gateway.CodeBadSignature, "the reply of peer"},
-		{"sender pins the wrong key for replies", func(m, _ *federation.Config) { m.Federation.Peers[0].PublicKey = otherKey }, gateway.CodeBadSignature, "does not verify"},
+		}, federation.CodeBadSignature, "no publicKey is pinned"},
+		{"receiver pins the wrong key", func(_, w *federation.Config) { w.Gateway.Auth.Peers[0].PublicKey = otherKey }, federation.CodeBadSignature, "does not verify"},
+		{"replier does not sign", func(_, w *federation.Config) { w.Gateway.Signing.Sign = false }, federation.CodeBadSignature, "the reply of peer"},
+		{"sender pins the wrong key for replies", func(m, _ *federation.Config) { m.Federation.Peers[0].PublicKey = otherKey }, federation.CodeBadSignature, "does not verify"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := send(t, signedPair(t, tt.tune, nil), "hello")
@@ -320,11 +320,11 @@ func TestTamperedMessage(t *testing.T) {
 		want   string
 	}{
 		{"intact", signed("pay 10"), "public", nil, ""},
-		{"content altered", signed("pay 10"), "public", func(m *federation.Message) { m.Content = "pay 1000" }, gateway.CodeBadSignature},
-		{"context added", signed("pay 10"), "public", func(m *federation.Message) { m.Context = map[string]any{"to": "mallory"} }, gateway.CodeBadSignature},
-		{"redirected by targetAgent", signed("pay 10"), "secret", nil, gateway.CodeBadSignature},
-		{"unsigned", federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "hi"), "public", nil, gateway.CodeBadSignature},
-		{"sealed ciphertext altered", sealed(), "public", nil, gateway.CodeBadSignature},
+		{"content altered", signed("pay 10"), "public", func(m *federation.Message) { m.Content = "pay 1000" }, federation.CodeBadSignature},
+		{"context added", signed("pay 10"), "public", func(m *federation.Message) { m.Context = map[string]any{"to": "mallory"} }, federation.CodeBadSignature},
+		{"redirected by targetAgent", signed("pay 10"), "secret", nil, federation.CodeBadSignature},
+		{"unsigned", federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "hi"), "public", nil, federation.CodeBadSignature},
+		{"sealed ciphertext altered", sealed(), "public", nil, federation.CodeBadSignature},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.tamper != nil {
@@ -356,7 +356,7 @@ func FuzzOpen(f *testing.F) {
 		c := *m
 		c.Sealed = &federation.Sealed{Suite: suite, To: id.Public().EncryptionKey, Enc: enc, ReplyKey: replyKey, Ciphertext: ct}
 		if err := id.Open(&c); err != nil {
-			if k := code(err); k != gateway.CodeInvalidParams && k != gateway.CodeBadSignature {
+			if k := code(err); k != gateway.CodeInvalidParams && k != federation.CodeBadSignature {
 				t.Fatalf("open: %v: code %s", err, k)
 			}
 		}

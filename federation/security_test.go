@@ -46,14 +46,14 @@ func TestReplayProtection(t *testing.T) {
 	if err := relayMsg(t, c, m, "public"); err != nil {
 		t.Fatalf("first delivery: %v", err)
 	}
-	if err := relayMsg(t, c, m, "public"); code(err) != gateway.CodeReplayed {
+	if err := relayMsg(t, c, m, "public"); code(err) != federation.CodeReplayed {
 		t.Fatalf("the same message again: %v; want REPLAYED", err)
 	}
 	// Resending a delivered plain message as durable is a replay too.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = c.Call(ctx, federation.MethodRelay, federation.RelayParams{TargetAgent: "public", Message: m, Durable: true}, nil)
-	if code(err) != gateway.CodeReplayed {
+	if code(err) != federation.CodeReplayed {
 		t.Fatalf("a delivered message resent as durable: %v; want REPLAYED", err)
 	}
 	// A durable message may come again durable: the kept reply answers it.
@@ -66,7 +66,7 @@ func TestReplayProtection(t *testing.T) {
 	for _, skew := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
 		old := federation.NewMessage(federation.TypeRequest, "main-server", "a", "public", "stale")
 		old.Timestamp = time.Now().Add(skew).UnixMilli()
-		if err := relayMsg(t, c, old, "public"); code(err) != gateway.CodeStale || !strings.Contains(err.Error(), "clock") {
+		if err := relayMsg(t, c, old, "public"); code(err) != federation.CodeStale || !strings.Contains(err.Error(), "clock") {
 			t.Fatalf("timestamp %v off: %v; want STALE_MESSAGE", skew, err)
 		}
 	}

@@ -5,38 +5,22 @@ import (
 	"errors"
 )
 
-// Stable error codes. They cross the wire in a response's error.code and are
-// listed in docs/PROTOCOL.md; never rename one.
+// Stable error codes of the gateway protocol itself. They cross the wire in
+// a response's error.code and are listed in docs/PROTOCOL.md; never rename
+// one. The federation's own codes (UNKNOWN_PEER, NO_CAPABLE_PEER, ...) are
+// defined where they are raised, in package federation.
 const (
-	CodeInvalidRequest       = "INVALID_REQUEST" // malformed frame or handshake
-	CodeInvalidParams        = "INVALID_PARAMS"  // a method's params are wrong
-	CodeUnknownMethod        = "UNKNOWN_METHOD"
-	CodeUnknownAction        = "UNKNOWN_ACTION"
-	CodeUnauthorized         = "UNAUTHORIZED" // missing or wrong credentials
-	CodeForbidden            = "FORBIDDEN"    // authenticated, but not allowed
-	CodeUnknownPeer          = "UNKNOWN_PEER"
-	CodePeerDisabled         = "PEER_DISABLED"
-	CodePeerUnavailable      = "PEER_UNAVAILABLE" // cannot connect, or the connection dropped
-	CodeUnknownAgent         = "UNKNOWN_AGENT"
-	CodeNoCapablePeer        = "NO_CAPABLE_PEER"
-	CodeTimeout              = "TIMEOUT"
-	CodeCancelled            = "CANCELLED"
-	CodeDynamicPeersDisabled = "DYNAMIC_PEERS_DISABLED"
-	CodePeerExists           = "PEER_EXISTS"
-	CodeStaticPeer           = "STATIC_PEER"
-	CodeAgentError           = "AGENT_ERROR"
-	CodeFederationDisabled   = "FEDERATION_DISABLED"
-	CodeShuttingDown         = "SHUTTING_DOWN"
-	CodeInternal             = "INTERNAL"
-	CodeCircuitOpen          = "CIRCUIT_OPEN"    // the peer failed repeatedly; calls fail fast for a while
-	CodeRateLimited          = "RATE_LIMITED"    // over a rate limit; retry after retryAfterMs
-	CodeOverloaded           = "OVERLOADED"      // too much work queued; retry later
-	CodeUnknownMessage       = "UNKNOWN_MESSAGE" // no durable message with that id
-	CodeTooLarge             = "TOO_LARGE"       // a message over a size limit
-	CodeStale                = "STALE_MESSAGE"   // a timestamp outside the replay window
-	CodeReplayed             = "REPLAYED"        // a messageId this gateway has already seen from that peer
-	CodeBadSignature         = "BAD_SIGNATURE"   // a message or reply not signed by the pinned key, or a sealed one altered
-	CodeHopLimit             = "HOP_LIMIT"       // a chain of agents passing work on went past federation.maxHops
+	CodeInvalidRequest  = "INVALID_REQUEST" // malformed frame or handshake
+	CodeInvalidParams   = "INVALID_PARAMS"  // a method's params are wrong
+	CodeUnknownMethod   = "UNKNOWN_METHOD"
+	CodeUnauthorized    = "UNAUTHORIZED"     // missing or wrong credentials
+	CodeForbidden       = "FORBIDDEN"        // authenticated, but not allowed
+	CodePeerUnavailable = "PEER_UNAVAILABLE" // cannot connect, or the connection dropped
+	CodeTimeout         = "TIMEOUT"
+	CodeCancelled       = "CANCELLED"
+	CodeShuttingDown    = "SHUTTING_DOWN"
+	CodeInternal        = "INTERNAL"
+	CodeTooLarge        = "TOO_LARGE" // a message over a size limit
 )
 
 // Error is an error with a stable code, as it travels in a response frame.

@@ -13,7 +13,7 @@ import (
 )
 
 func TestCodeOfAndToError(t *testing.T) {
-	limited := &gateway.Error{Code: gateway.CodeRateLimited, Message: "slow down", Retryable: true, RetryAfterMs: 250,
+	limited := &gateway.Error{Code: "RATE_LIMITED", Message: "slow down", Retryable: true, RetryAfterMs: 250,
 		Details: map[string]any{"limit": 10}}
 	tests := []struct {
 		name string
@@ -23,7 +23,7 @@ func TestCodeOfAndToError(t *testing.T) {
 		{"nil", nil, nil},
 		{"gateway error", limited, limited},
 		{"wrapped gateway error keeps its fields and the whole message", fmt.Errorf("call peer %q: %w", "b", limited),
-			&gateway.Error{Code: gateway.CodeRateLimited, Message: `call peer "b": slow down`, Retryable: true, RetryAfterMs: 250,
+			&gateway.Error{Code: "RATE_LIMITED", Message: `call peer "b": slow down`, Retryable: true, RetryAfterMs: 250,
 				Details: map[string]any{"limit": 10}}},
 		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded),
 			&gateway.Error{Code: gateway.CodeTimeout, Message: "wait: context deadline exceeded"}},

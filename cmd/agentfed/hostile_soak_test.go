@@ -83,7 +83,7 @@ storage: {dir: %q}
 				if err != nil {
 					refused.Add(1)
 					codes.Store(gateway.CodeOf(err), true)
-					if gateway.CodeOf(err) == gateway.CodeRateLimited {
+					if gateway.CodeOf(err) == federation.CodeRateLimited {
 						time.Sleep(time.Millisecond) // keep at the limit, not far beyond it
 					}
 				}
@@ -127,7 +127,7 @@ storage: {dir: %q}
 	}
 	tick.Stop()
 	wg.Wait()
-	if err := relay(attacker, captured); gateway.CodeOf(err) != gateway.CodeReplayed {
+	if err := relay(attacker, captured); gateway.CodeOf(err) != federation.CodeReplayed {
 		t.Errorf("the attacker's captured message after the attack: %v; want REPLAYED", err)
 	}
 	var seen []string

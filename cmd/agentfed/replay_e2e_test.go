@@ -54,7 +54,7 @@ storage: {dir: %q}
 	victim = serve(t, "--config", cfg)
 	for name, m := range captured {
 		c := dial(victim, name, map[string]string{"main": "main-token"}[name])
-		if err := relay(c, m); gateway.CodeOf(err) != gateway.CodeReplayed {
+		if err := relay(c, m); gateway.CodeOf(err) != federation.CodeReplayed {
 			t.Errorf("%s's message replayed after SIGKILL: %v; want REPLAYED", name, err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
@@ -63,7 +63,7 @@ storage: {dir: %q}
 			if err == nil {
 				break
 			}
-			if gateway.CodeOf(err) != gateway.CodeReplayed || time.Now().After(deadline) {
+			if gateway.CodeOf(err) != federation.CodeReplayed || time.Now().After(deadline) {
 				t.Fatalf("%s: a new message after the restart: %v", name, err)
 			}
 			time.Sleep(50 * time.Millisecond) // the refusal lasts until the sender's clock passes the floor

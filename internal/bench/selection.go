@@ -62,7 +62,7 @@ func measureDelegateSelect(ctx context.Context, o *Options, s *sample) Result {
 		req := federation.DelegateRequest{RequiredCapabilities: m.caps, Task: s.content}
 		l, err := timeLoop(ctx, d, func(ctx context.Context) error {
 			_, err := main.Delegate(ctx, req)
-			if gateway.CodeOf(err) != gateway.CodeNoCapablePeer {
+			if gateway.CodeOf(err) != federation.CodeNoCapablePeer {
 				return fmt.Errorf("delegate to %q: %v; want NO_CAPABLE_PEER", m.caps, err)
 			}
 			return nil
