@@ -98,8 +98,14 @@ func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer)
 	}
 	if len(ordered) == 0 {
 		var why []string
+		allRefused := true
 		for _, s := range res.Skipped {
 			why = append(why, fmt.Sprintf("%s (%s)", s.PeerID, s.Reason))
+			allRefused = allRefused && strings.HasPrefix(s.Reason, "refused")
+		}
+		if allRefused { // nothing will change until a configuration does
+			return nil, fmt.Errorf("%w: every peer with %q refused this gateway's handshake: %s; fix the tokens or roles, then reload (SIGHUP)",
+				ErrPeerUnavailable, req.RequiredCapabilities, strings.Join(why, ", "))
 		}
 		return nil, fmt.Errorf("%w: every peer with %q is skipped (an open circuit, or a refused handshake): %s", ErrCircuitOpen, req.RequiredCapabilities, strings.Join(why, ", "))
 	}

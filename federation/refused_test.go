@@ -64,7 +64,7 @@ func TestDelegateSkipsRefusedPeer(t *testing.T) {
 	lnGood := listen(t)
 	start(t, newConfig(t, "good-server", "agent-1", "x"), lnGood, nil)
 	cfg := newConfig(t, "main-server", "")
-	stale := peerConf("secure", "agent-1", g.ln, "x")
+	stale := peerConf("secure", "agent-1", g.ln, "x", "z")
 	stale.Token = "stale-token"
 	cfg.Federation.Peers = []federation.PeerConfig{stale, peerConf("good", "agent-1", lnGood, "x")}
 	m := start(t, cfg, listen(t), nil)
@@ -81,5 +81,11 @@ func TestDelegateSkipsRefusedPeer(t *testing.T) {
 			at(r, "skipped", 0, "peerId") != "secure" || !strings.HasPrefix(reason, "refused: ") || !strings.Contains(reason, "refused the handshake") {
 			t.Fatalf("delegate with a refused peer: %v; want good to answer, secure skipped as refused with the reason", r)
 		}
+	}
+	// Only the refused peer has z: nothing to try until a configuration
+	// changes, which is not an open circuit.
+	_, err := tool(t, op, `{"action":"delegate","requiredCapabilities":["z"],"task":"t"}`)
+	if code := gateway.CodeOf(err); code != gateway.CodePeerUnavailable || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("delegate to refused peers only: %v (%s); want PEER_UNAVAILABLE naming the refusal", err, code)
 	}
 }
