@@ -1,13 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentfed/agentfed/internal/store"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 func TestHealthCommand(t *testing.T) {
@@ -67,9 +70,16 @@ func TestBackupCommand(t *testing.T) {
 		id, _, _ := strings.Cut(rest, " ")
 		return id
 	}
-	if id(logs) == "" || id(r.logs.String()) != id(logs) {
-		t.Fatalf("restored gateway's serverId %q; want %q", id(r.logs.String()), id(logs))
+	if id(logs) == "" {
+		t.Fatalf("the first gateway logged no serverId:\n%s", logs)
 	}
+	// Ready may be seen before the line naming the serverId is in the logs.
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if got := id(r.logs.String()); got != id(logs) {
+			return fmt.Errorf("restored gateway's serverId %q; want %q", got, id(logs))
+		}
+		return nil
+	})
 }
 
 // A store written by a newer storage format stops serve at start, with a
