@@ -69,6 +69,7 @@ type Node struct {
 	mcp       *mcpFront       // MCP over streamable HTTP at MCPPath
 	found     discovered      // gateways mDNS sees; see discovery.go
 	mdns      *discovery.MDNS // nil unless federation.discovery.mdns is enabled
+	a2a       *a2aFront       // each agent as an A2A agent under A2APath
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -196,6 +197,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Refused:       n.metrics.refused,
 	}
 	n.mcp = newMCPFront(n)
+	n.a2a = newA2AFront(n)
 	return n, nil
 }
 

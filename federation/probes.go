@@ -21,6 +21,8 @@ const (
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(MCPPath, n.mcp)
+	mux.Handle(A2APath, n.a2a) // a2a.go
+	mux.Handle(a2aWellKnown, n.a2a)
 	mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, r *http.Request) { n.serveProbe(w, r, nil) })
 	mux.HandleFunc(PathReadyz, func(w http.ResponseWriter, r *http.Request) { n.serveProbe(w, r, n.readiness()) })
 	mux.HandleFunc(PathMetrics, func(w http.ResponseWriter, r *http.Request) { n.serveOperatorHTTP(w, r, n.metrics.handler) })

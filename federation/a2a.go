@@ -1,0 +1,269 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"strings"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2asrv"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// A2APath is where the gateway's listener serves each local agent as an
+// A2A 1.0 agent: JSON-RPC at A2APath+"{agent}", HTTP+JSON under
+// A2APath+"{agent}/rest", and the agent's card at
+// A2APath+"{agent}/.well-known/agent-card.json". The gateway's own
+// /.well-known/agent-card.json is the card of its first agent (by id).
+const A2APath = "/a2a/"
+
+// maxA2ABody bounds one A2A request body, as the frame limit bounds one
+// gateway-protocol frame.
+const maxA2ABody = 4 << 20
+
+// a2aWellKnown is the gateway's own agent card.
+const a2aWellKnown = "/.well-known/agent-card.json"
+
+// a2aSchemeName names the bearer scheme the cards declare.
+const a2aSchemeName = "bearer"
+
+// a2aFront is the A2A front door: a caller's bearer token, matched
+// against gateway.auth.peers like a peer gateway's, in front of
+// a2a-go's JSON-RPC and HTTP+JSON handlers, onto Node.deliverLocal.
+type a2aFront struct {
+	n      *Node
+	agents map[string]*a2aAgent
+	first  string // the agent the gateway's own card describes
+}
+
+// a2aAgent is one local agent's A2A surface.
+type a2aAgent struct {
+	id   string
+	rpc  http.Handler
+	rest http.Handler
+}
+
+// a2aCallerKey carries the authenticated caller's identity to the
+// executor.
+type a2aCallerKey struct{}
+
+func newA2AFront(n *Node) *a2aFront {
+	f := &a2aFront{n: n, agents: map[string]*a2aAgent{}}
+	for _, id := range sortedKeys(n.agents) {
+		if f.first == "" {
+			f.first = id
+		}
+		h := a2asrv.NewHandler(&a2aExecutor{n: n, agent: id}, a2asrv.WithLogger(n.log),
+			a2asrv.WithCallInterceptors(a2aUser{}))
+		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
+			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h))}
+	}
+	return f
+}
+
+// card builds the card of local agent id as seen through request r: a
+// skill per capability, the bearer scheme it requires, and the two
+// transports at the listener's address.
+func (f *a2aFront) card(r *http.Request, id string) *a2a.AgentCard {
+	cfg := f.n.agents[id].cfg
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + r.Host + A2APath + id
+	skills := make([]a2a.AgentSkill, 0, len(cfg.Capabilities))
+	for _, c := range cfg.Capabilities {
+		skills = append(skills, a2a.AgentSkill{ID: c, Name: c, Description: cmpOr(cfg.Description, c), Tags: []string{c}})
+	}
+	return &a2a.AgentCard{
+		Name:        id,
+		Description: cmpOr(cfg.Description, fmt.Sprintf("agent %q of agentfed gateway %q", id, f.n.serverID)),
+		Version:     Version,
+		SupportedInterfaces: []*a2a.AgentInterface{
+			a2a.NewAgentInterface(base, a2a.TransportProtocolJSONRPC),
+			a2a.NewAgentInterface(base+"/rest", a2a.TransportProtocolHTTPJSON),
+		},
+		Capabilities:       a2a.AgentCapabilities{Streaming: true},
+		DefaultInputModes:  []string{"text/plain"},
+		DefaultOutputModes: []string{"text/plain"},
+		Skills:             skills,
+		SecuritySchemes: a2a.NamedSecuritySchemes{a2aSchemeName: a2a.HTTPAuthSecurityScheme{Scheme: "Bearer",
+			Description: "a token of gateway.auth.peers"}},
+		SecurityRequirements: a2a.SecurityRequirementsOptions{{a2aSchemeName: a2a.SecuritySchemeScopes{}}},
+	}
+}
+
+// ServeHTTP serves cards without authentication and everything else to
+// a caller whose bearer token matches a gateway.auth.peers entry.
+func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == a2asrv.WellKnownAgentCardPath {
+		f.serveCard(w, r, f.first)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, A2APath)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	id, sub, _ := strings.Cut(rest, "/")
+	agent := f.agents[id]
+	if agent == nil {
+		writeA2AError(w, http.StatusNotFound, gateway.NewError("UNKNOWN_AGENT",
+			fmt.Sprintf("gateway %q hosts no agent %q (it hosts %v)", f.n.serverID, id[:min(len(id), 64)], sortedKeys(f.n.agents))))
+		return
+	}
+	if "/"+sub == a2asrv.WellKnownAgentCardPath {
+		f.serveCard(w, r, id)
+		return
+	}
+	caller, err := f.authenticate(r, id)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
+		status := http.StatusUnauthorized
+		if errors.Is(err, ErrForbidden) {
+			status = http.StatusForbidden
+		}
+		writeA2AError(w, status, gateway.ToError(err))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxA2ABody)
+	r = r.WithContext(context.WithValue(withRemote(r.Context(), r.RemoteAddr), a2aCallerKey{}, caller))
+	if sub == "" {
+		agent.rpc.ServeHTTP(w, r)
+		return
+	}
+	if sub == "rest" || strings.HasPrefix(sub, "rest/") {
+		agent.rest.ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+func (f *a2aFront) serveCard(w http.ResponseWriter, r *http.Request, id string) {
+	if id == "" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(f.card(r, id))
+}
+
+// authenticate matches r's bearer token against gateway.auth.peers in
+// constant time and applies that entry's grants (allowAgents,
+// allowCapabilities) for agent.
+func (f *a2aFront) authenticate(r *http.Request, agent string) (*gateway.Identity, error) {
+	token := bearerToken(r)
+	if token == "" {
+		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
+		return nil, unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of gateway.auth.peers in the header Authorization: Bearer TOKEN")
+	}
+	var match *PeerCredential
+	for i, c := range f.n.auth().Peers {
+		// Every entry is compared, so that timing tells nothing.
+		if tokenEqual(token, c.Token) || c.PreviousToken != "" && tokenEqual(token, c.PreviousToken) {
+			match = &f.n.auth().Peers[i]
+		}
+	}
+	if match == nil {
+		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
+		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no gateway.auth.peers entry")
+	}
+	id := &gateway.Identity{PeerID: match.ServerID, Authenticated: true}
+	if err := f.n.checkGrant(id, &RelayParams{TargetAgent: agent, Message: &Message{ToAgent: agent}}); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// a2aUser names the authenticated caller to a2a-go, which keeps each
+// caller's tasks to itself.
+type a2aUser struct{ a2asrv.PassthroughCallInterceptor }
+
+func (a2aUser) Before(ctx context.Context, cc *a2asrv.CallContext, _ *a2asrv.Request) (context.Context, any, error) {
+	if id, ok := ctx.Value(a2aCallerKey{}).(*gateway.Identity); ok {
+		cc.User = a2asrv.NewAuthenticatedUser(id.PeerID, nil)
+	}
+	return ctx, nil, nil
+}
+
+func writeA2AError(w http.ResponseWriter, status int, e *gateway.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": e})
+}
+
+// a2aExecutor runs A2A messages on one local agent through
+// Node.deliverLocal, exactly as a relayed message runs.
+type a2aExecutor struct {
+	n     *Node
+	agent string
+}
+
+func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		from := "a2a"
+		if ec.User != nil {
+			from = ec.User.Name
+		}
+		msg := fromA2AMessage(ec.Message, from, x.agent, ec.ContextID)
+		if ec.StoredTask == nil {
+			if !yield(a2a.NewSubmittedTask(ec, ec.Message), nil) {
+				return
+			}
+		}
+		if !yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateWorking, nil), nil) {
+			return
+		}
+		reply, err := x.n.deliverLocal(ctx, x.n.agents[x.agent], msg, nil)
+		if err != nil {
+			state := a2a.TaskStateFailed
+			if ctx.Err() != nil {
+				state = a2a.TaskStateCanceled
+			}
+			e := gateway.ToError(err)
+			m := a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(e.Code+": "+e.Message))
+			yield(a2a.NewStatusUpdateEvent(ec, state, m), nil)
+			return
+		}
+		m := a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(reply.Content))
+		if len(reply.Context) > 0 {
+			m.Metadata = map[string]any{"context": reply.Context}
+		}
+		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, m), nil)
+	}
+}
+
+// Cancel marks the task canceled; a2a-go cancels the running Execute's
+// context, which deliverLocal hands to the agent.
+func (x *a2aExecutor) Cancel(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
+	return func(yield func(a2a.Event, error) bool) {
+		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCanceled, nil), nil)
+	}
+}
+
+// fromA2AMessage maps an A2A message onto a FederationMessage: its text
+// parts joined as content, its contextId as correlationId, metadata
+// "context" as context and metadata "priority" as priority.
+func fromA2AMessage(m *a2a.Message, fromServer, toAgent, contextID string) *Message {
+	var text []string
+	for _, p := range m.Parts {
+		if t := p.Text(); t != "" {
+			text = append(text, t)
+		}
+	}
+	msg := NewMessage(TypeRequest, fromServer, "a2a", toAgent, strings.Join(text, "\n"))
+	msg.CorrelationID = cmpOr(m.ContextID, contextID)
+	if c, ok := m.Metadata["context"].(map[string]any); ok {
+		msg.Context = c
+	}
+	if s, ok := m.Metadata["priority"].(string); ok {
+		if p, err := ParsePriority(s); err == nil {
+			msg.Priority = p
+		}
+	}
+	return msg
+}
