@@ -181,7 +181,9 @@ func (f *a2aFront) authenticate(r *http.Request, agent string) (*gateway.Identit
 
 // a2aUser names the authenticated caller to a2a-go, which keeps each
 // caller's tasks to itself.
-type a2aUser struct{ a2asrv.PassthroughCallInterceptor }
+type a2aUser struct {
+	a2asrv.PassthroughCallInterceptor
+}
 
 func (a2aUser) Before(ctx context.Context, cc *a2asrv.CallContext, _ *a2asrv.Request) (context.Context, any, error) {
 	if id, ok := ctx.Value(a2aCallerKey{}).(*gateway.Identity); ok {
