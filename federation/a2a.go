@@ -57,8 +57,10 @@ func newA2AFront(n *Node) *a2aFront {
 		if f.first == "" {
 			f.first = id
 		}
-		h := a2asrv.NewHandler(&a2aExecutor{n: n, agent: id}, a2asrv.WithLogger(n.log),
-			a2asrv.WithCallInterceptors(a2aUser{}))
+		dedup := newA2ADedup()
+		h := a2asrv.NewHandler(&a2aExecutor{n: n, agent: id, dedup: dedup}, a2asrv.WithLogger(n.log),
+			a2asrv.WithCallInterceptors(a2aUser{}, dedup))
+		dedup.h = h
 		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
 			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h))}
 	}
@@ -203,6 +205,7 @@ func writeA2AError(w http.ResponseWriter, status int, e *gateway.Error) {
 type a2aExecutor struct {
 	n     *Node
 	agent string
+	dedup *a2aDedup
 }
 
 func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
@@ -212,6 +215,7 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 			from = ec.User.Name
 		}
 		msg := fromA2AMessage(ec.Message, from, x.agent, ec.ContextID)
+		x.dedup.remember(ec)
 		if ec.StoredTask == nil {
 			if !yield(a2a.NewSubmittedTask(ec, ec.Message), nil) {
 				return

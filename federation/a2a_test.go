@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +176,66 @@ func TestA2AServeCards(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign origin: status %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestA2AServeRepeatedMessageIDRunsOnce(t *testing.T) {
+	cfg := newConfig(t, "main", "counter", "text")
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token"}}
+	var runs atomic.Int32
+	g := start(t, cfg, listen(t), map[string]federation.Handler{"counter": federation.HandlerFunc(
+		func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+			runs.Add(1)
+			return &federation.Answer{Content: "ran"}, nil
+		})})
+	c := a2aClient(t, g, "counter", "good-token", a2a.TransportProtocolJSONRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("once"))
+	var ids []a2a.TaskID
+	for range 2 {
+		res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
+		if err != nil {
+			t.Fatalf("SendMessage: %v", err)
+		}
+		replyText(t, res)
+		ids = append(ids, res.(*a2a.Task).ID)
+	}
+	if runs.Load() != 1 || ids[0] != ids[1] {
+		t.Fatalf("agent ran %d times, tasks %v: want once, one task", runs.Load(), ids)
+	}
+}
+
+func TestA2AServeCancelReachesAgent(t *testing.T) {
+	cfg := newConfig(t, "main", "slow", "text")
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token"}}
+	started, canceled := make(chan struct{}), make(chan struct{})
+	g := start(t, cfg, listen(t), map[string]federation.Handler{"slow": federation.HandlerFunc(
+		func(ctx context.Context, m *federation.Message) (*federation.Answer, error) {
+			close(started)
+			<-ctx.Done()
+			close(canceled)
+			return nil, ctx.Err()
+		})})
+	c := a2aClient(t, g, "slow", "good-token", a2a.TransportProtocolJSONRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("wait")),
+		Config: &a2a.SendMessageConfig{ReturnImmediately: true}})
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	<-started
+	task, err := c.CancelTask(ctx, &a2a.CancelTaskRequest{ID: res.(*a2a.Task).ID})
+	if err != nil {
+		t.Fatalf("CancelTask: %v", err)
+	}
+	if task.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("task state %q, want canceled", task.Status.State)
+	}
+	select {
+	case <-canceled:
+	case <-ctx.Done():
+		t.Fatal("the agent's context was not canceled")
 	}
 }
