@@ -80,6 +80,7 @@ func targets(rep *Report, o *Options) []Target {
 		f.ratio("relay-rtt p50 / nats-rtt p50", RelayRTT, "p50", NATSRTT, "p50", "<=", 0.5),
 		f.ratio("relay-rtt p99 / raw-ws-rtt p99", RelayRTT, "p99", RawWSRTT, "p99", "", 0),
 		f.ratio("relay-rtt p99 / nats-rtt p99", RelayRTT, "p99", NATSRTT, "p99", "", 0),
+		f.ratio("relay-rtt p50 / a2a-rtt p50", RelayRTT, "p50", A2ARTT, "p50", "<=", 0.5),
 		f.ratio(fmt.Sprintf("throughput relay (1 conn, %d in flight) / nats", o.Concurrency), Throughput, "relay-1conn", Throughput, "nats", ">=", 1.0),
 		f.ratio("throughput relay (1 conn) / raw-ws pipelined", Throughput, "relay-1conn", Throughput, "raw-ws-pipelined", ">=", 0.5),
 		f.ratio(fmt.Sprintf("throughput relay (%d conns) / nats", o.Connections), Throughput, nconn, Throughput, "nats", "", 0),
