@@ -372,14 +372,15 @@ type delivery struct {
 	start   time.Time
 	res     *Result
 
-	release func()                     // the outbound slot; nil when none was taken
-	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
-	call    *gateway.Pending           // the request in flight
-	conn    *gateway.Client            // the connection it went out on
-	req     *Message                   // the request before sealing and signing
-	eph     *ecdh.PrivateKey           // opens a sealed answer
-	err     error                      // why it failed before it was sent
-	span    trace.Span                 // nil when tracing is off
+	release  func()                     // the outbound slot; nil when none was taken
+	done     func(error, time.Duration) // reports to the breaker; nil when not allowed
+	call     *gateway.Pending           // the request in flight
+	conn     *gateway.Client            // the connection it went out on
+	req      *Message                   // the request before sealing and signing
+	eph      *ecdh.PrivateKey           // opens a sealed answer
+	err      error                      // why it failed before it was sent
+	span     trace.Span                 // nil when tracing is off
+	a2aReply *Message                   // an A2A peer's answer (a2apeer.go)
 }
 
 // begin starts delivering msg to p: it takes an outbound slot, asks the
@@ -416,7 +417,9 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 	if d.err == nil {
 		d.done, d.err = h.allow(p.ID, n.tracker.settings.Open)
 	}
-	if d.err == nil {
+	if d.err == nil && p.Type == PeerTypeA2A {
+		d.err = d.sendA2A() // a2apeer.go
+	} else if d.err == nil {
 		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable, Traceparent: traceparent}, !wait)
 	}
 	return d
@@ -477,7 +480,9 @@ func (d *delivery) end() *Result {
 	defer d.cancel()
 	err := d.err
 	answered := time.Now()
-	if err == nil {
+	if err == nil && d.a2aReply != nil {
+		res.Response = d.a2aReply
+	} else if err == nil {
 		var reply Message
 		if err = d.call.Wait(d.ctx, &reply); err != nil {
 			err = d.peerError(err)

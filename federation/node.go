@@ -70,6 +70,7 @@ type Node struct {
 	found     discovered      // gateways mDNS sees; see discovery.go
 	mdns      *discovery.MDNS // nil unless federation.discovery.mdns is enabled
 	a2a       *a2aFront       // each agent as an A2A agent under A2APath
+	a2aPeers  a2aClients      // clients of peers of type a2a
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -328,6 +329,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	errs = append(errs, n.srv.Shutdown(ctx))
 	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests
 	n.pool.Close()
+	n.a2aPeers.closeAll()
 	n.clients.closeIdle()
 	n.loops.Wait()
 	if httpSrv != nil {

@@ -219,11 +219,16 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 		ch.add(path+".url", "required; set the peer gateway's WebSocket address, like ws://127.0.0.1:18789")
 	case len(p.URL) > maxPeerURLBytes:
 		ch.add(path+".url", "is %d bytes long; at most %d", len(p.URL), maxPeerURLBytes)
+	case p.Type == PeerTypeA2A:
+		ch.url(path+".url", p.URL, "http", "https")
 	default:
 		ch.url(path+".url", p.URL, "ws", "wss")
 		if hasUserinfo(p.URL) {
 			ch.add(path+".url", "must not hold a user name or password (user:password@host): URLs are shown in list_peers, logs and the audit log; remove it and give the secret as the peer's token (peerToken in register_peer)")
 		}
+	}
+	if p.Type != "" && p.Type != PeerTypeGateway && p.Type != PeerTypeA2A {
+		ch.add(path+".type", "is %q; use %q (an agentfed gateway) or %q (an A2A agent)", p.Type[:min(len(p.Type), 32)], PeerTypeGateway, PeerTypeA2A)
 	}
 	if p.AgentID == "" {
 		ch.add(path+".agentId", "required; name the agent on the peer's gateway that receives the messages")

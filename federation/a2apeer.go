@@ -1,0 +1,201 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2aclient"
+	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// Peer types (federation.peers[].type).
+const (
+	PeerTypeGateway = "gateway"
+	PeerTypeA2A     = "a2a"
+)
+
+// maxA2AResponse bounds one response an A2A peer sends, card or answer.
+const maxA2AResponse = 4 << 20
+
+// a2aClients caches one a2a-go client per A2A peer, made from the card at
+// the peer's URL. Its zero value is ready for use.
+type a2aClients struct {
+	mu sync.Mutex                // guards m
+	m  map[string]*a2aPeerClient // by peer id
+}
+
+type a2aPeerClient struct {
+	url, token string
+	c          *a2aclient.Client
+	hc         *http.Client
+}
+
+// client returns the client for p, resolving p's card on first use or
+// after p's URL or token changed.
+func (cs *a2aClients) client(ctx context.Context, p *peer) (*a2aclient.Client, error) {
+	cs.mu.Lock()
+	pc := cs.m[p.ID]
+	cs.mu.Unlock()
+	if pc != nil && pc.url == p.URL && pc.token == p.Token {
+		return pc.c, nil
+	}
+	hc := &http.Client{Transport: a2aTransport{token: p.Token, next: http.DefaultTransport.(*http.Transport).Clone()}}
+	card, err := agentcard.NewResolver(hc).Resolve(ctx, strings.TrimSuffix(p.URL, "/"))
+	if err != nil {
+		hc.CloseIdleConnections()
+		return nil, fmt.Errorf("%w: A2A peer %q: read its agent card at %s: %v", ErrPeerUnavailable, p.ID, p.URL, err)
+	}
+	c, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(hc), a2aclient.WithRESTTransport(hc),
+		a2aclient.WithConfig(a2aclient.Config{PreferredTransports: []a2a.TransportProtocol{a2a.TransportProtocolJSONRPC, a2a.TransportProtocolHTTPJSON}}))
+	if err != nil {
+		hc.CloseIdleConnections()
+		return nil, fmt.Errorf("%w: A2A peer %q: no transport of its card at %s works: %v", ErrPeerUnavailable, p.ID, p.URL, err)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if old := cs.m[p.ID]; old != nil {
+		old.close()
+	}
+	if cs.m == nil {
+		cs.m = map[string]*a2aPeerClient{}
+	}
+	cs.m[p.ID] = &a2aPeerClient{url: p.URL, token: p.Token, c: c, hc: hc}
+	return c, nil
+}
+
+func (pc *a2aPeerClient) close() {
+	pc.c.Destroy()
+	pc.hc.CloseIdleConnections()
+}
+
+// closeAll ends every client; for Shutdown.
+func (cs *a2aClients) closeAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for id, pc := range cs.m {
+		pc.close()
+		delete(cs.m, id)
+	}
+}
+
+// a2aTransport sends the peer's token as a bearer token and bounds what
+// the peer may send back.
+type a2aTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t a2aTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	resp, err := t.next.RoundTrip(r)
+	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		resp.Body.Close()
+		return nil, errA2ARefused{resp.Status}
+	}
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxA2AResponse}
+	}
+	return resp, err
+}
+
+// errA2ARefused is an A2A peer's HTTP 401 or 403.
+type errA2ARefused struct{ status string }
+
+func (e errA2ARefused) Error() string { return "the A2A peer answered " + e.status }
+
+// limitedBody fails a read past its limit instead of truncating quietly.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("A2A response is over %d bytes", maxA2AResponse)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// sendA2A delivers d.msg to an A2A peer as a blocking SendMessage and
+// keeps the answer in d.a2aReply. The A2A message id is the message's id,
+// so that a durable message retried is the same A2A message.
+func (d *delivery) sendA2A() error {
+	c, err := d.n.a2aPeers.client(d.ctx, d.p)
+	if err != nil {
+		return err
+	}
+	res, err := c.SendMessage(d.ctx, &a2a.SendMessageRequest{Message: toA2AMessage(d.msg)})
+	if err != nil {
+		if refused := (errA2ARefused{}); errors.As(err, &refused) || errors.Is(err, a2a.ErrUnauthenticated) {
+			return gateway.NewError(gateway.CodeUnauthorized, fmt.Sprintf("A2A peer %q refused its token (federation.peers[].token): %v", d.p.ID, err))
+		}
+		if d.ctx.Err() != nil {
+			return d.ctx.Err()
+		}
+		return fmt.Errorf("%w: A2A peer %q: %v", ErrPeerUnavailable, d.p.ID, err)
+	}
+	var m *a2a.Message
+	switch r := res.(type) {
+	case *a2a.Message:
+		m = r
+	case *a2a.Task:
+		m = r.Status.Message
+		if r.Status.State != a2a.TaskStateCompleted {
+			return &AgentError{Public: fmt.Sprintf("A2A task ended %s: %s", r.Status.State, a2aText(m)),
+				Err: fmt.Errorf("%w: A2A peer %q: task %s is %s", ErrAgentFailed, d.p.ID, r.ID, r.Status.State)}
+		}
+		if m == nil && len(r.Artifacts) > 0 {
+			m = &a2a.Message{Parts: r.Artifacts[len(r.Artifacts)-1].Parts}
+		}
+	}
+	var ctx map[string]any
+	if m != nil {
+		ctx, _ = m.Metadata["context"].(map[string]any)
+	}
+	d.a2aReply = d.msg.Reply(cmpOr(d.p.ServerID, d.p.ID), a2aText(m), ctx)
+	return nil
+}
+
+// toA2AMessage maps a FederationMessage onto an A2A message: content as
+// one text part, correlationId as contextId, and context, priority,
+// type and sender as metadata.
+func toA2AMessage(msg *Message) *a2a.Message {
+	m := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart(msg.Content))
+	m.ID = msg.MessageID
+	m.ContextID = msg.CorrelationID
+	m.Metadata = map[string]any{"type": string(msg.Type), "priority": string(msg.Priority),
+		"fromServer": msg.FromServer, "fromAgent": msg.FromAgent}
+	if len(msg.Context) > 0 {
+		m.Metadata["context"] = msg.Context
+	}
+	return m
+}
+
+// a2aText joins the text parts of m.
+func a2aText(m *a2a.Message) string {
+	if m == nil {
+		return ""
+	}
+	var text []string
+	for _, p := range m.Parts {
+		if t := p.Text(); t != "" {
+			text = append(text, t)
+		}
+	}
+	return strings.Join(text, "\n")
+}

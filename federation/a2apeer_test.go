@@ -1,0 +1,66 @@
+package federation_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// a2aPeerPair starts gateway "b" serving its echo agent over A2A, and
+// gateway "a" with b's echo as a peer of type a2a, using token.
+func a2aPeerPair(t *testing.T, token string) *gw {
+	t.Helper()
+	b := a2aGateway(t)
+	cfg := newConfig(t, "a", "")
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "b-echo", Name: "b over A2A", Type: federation.PeerTypeA2A,
+		URL: "http://" + b.Addr().String() + federation.A2APath + "echo", Token: token, AgentID: "echo", Capabilities: []string{"text"}}}
+	return start(t, cfg, listen(t), nil)
+}
+
+func TestA2APeerSendDelegateBroadcast(t *testing.T) {
+	a := a2aPeerPair(t, "good-token")
+	op := operator(t, a, "")
+	r := mustTool(t, op, `{"action":"send","peerId":"b-echo","message":"over a2a","correlationId":"c-1"}`)
+	if r["status"] != "ok" || at(r, "response", "correlationId") != "c-1" {
+		t.Fatalf("send result %v", r)
+	}
+	if c, _ := at(r, "response", "content").(string); c != "over a2a" {
+		t.Fatalf("send answered %q, want the echo", c)
+	}
+	r = mustTool(t, op, `{"action":"delegate","requiredCapabilities":["text"],"task":"delegated"}`)
+	if r["status"] != "ok" || r["peerId"] != "b-echo" || at(r, "response", "content") != "delegated" {
+		t.Fatalf("delegate result %v", r)
+	}
+	out, err := tool(t, op, `{"action":"broadcast","message":"to all"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at(out, 0, "status") != "ok" {
+		t.Fatalf("broadcast result %v", out)
+	}
+}
+
+func TestA2APeerBadToken(t *testing.T) {
+	a := a2aPeerPair(t, "wrong-token")
+	r := mustTool(t, operator(t, a, ""), `{"action":"send","peerId":"b-echo","message":"x"}`)
+	if r["status"] != "error" || at(r, "error", "code") != gateway.CodeUnauthorized {
+		t.Fatalf("send with a bad token: %v; want status error, code UNAUTHORIZED", r)
+	}
+}
+
+func TestA2APeerValidate(t *testing.T) {
+	cfg := newConfig(t, "a", "")
+	cfg.Federation.Peers = []federation.PeerConfig{
+		{ID: "p1", Name: "p1", Type: "a2a", URL: "ws://127.0.0.1:1", AgentID: "x"},
+		{ID: "p2", Name: "p2", Type: "grpc", URL: "ws://127.0.0.1:1", AgentID: "x"},
+	}
+	cfg.ApplyDefaults()
+	err := cfg.Validate()
+	for _, want := range []string{"federation.peers[0].url", "federation.peers[1].type"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; want an error naming %s", err, want)
+		}
+	}
+}
