@@ -87,11 +87,6 @@ type PeerConfig struct {
 	Description  string   `yaml:"description" json:"description,omitempty"`
 	Enabled      *bool    `yaml:"enabled" json:"enabled,omitempty"`
 	TimeoutMs    int      `yaml:"timeoutMs" json:"timeoutMs,omitempty"`
-	// Type is "gateway" (the default: an agentfed gateway at a ws:// or
-	// wss:// URL) or "a2a" (an A2A 1.0 agent whose card is at the http://
-	// or https:// URL; Token is sent as its bearer token). agentfed's
-	// addition; see a2apeer.go.
-	Type string `yaml:"type" json:"type,omitempty"`
 	// ServerID is the peer gateway's serverId, agentfed's addition. When
 	// set, the gateway dialled must say it is that server, and while the
 	// peer is disabled its inbound connections are refused too.
@@ -107,6 +102,11 @@ type PeerConfig struct {
 	// when set, the content and context of every message to the peer are
 	// sealed so that only it can read them. agentfed's addition.
 	EncryptionKey string `yaml:"encryptionKey" json:"encryptionKey,omitempty"`
+	// Type is "gateway" (the default: an agentfed gateway at a ws:// or
+	// wss:// URL) or "a2a" (an A2A 1.0 agent whose card is at the http://
+	// or https:// URL; Token is sent as its bearer token). agentfed's
+	// addition; see a2apeer.go.
+	Type string `yaml:"type" json:"type,omitempty"`
 }
 
 // PeerTLSConfig says how to verify one wss:// peer, and which client

@@ -304,8 +304,8 @@ agents:
       id: b
 `,
 			want: []federation.Problem{
-				{Line: 3, Path: "federation.peers[0].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, serverId, tls, publicKey, encryptionKey"},
-				{Line: 3, Path: "federation.peers[1].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, serverId, tls, publicKey, encryptionKey"},
+				{Line: 3, Path: "federation.peers[0].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, serverId, tls, publicKey, encryptionKey, type"},
+				{Line: 3, Path: "federation.peers[1].colour", Message: "unknown key; valid keys here are id, name, url, token, agentId, capabilities, description, enabled, timeoutMs, serverId, tls, publicKey, encryptionKey, type"},
 			},
 		},
 		{
