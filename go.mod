@@ -3,8 +3,8 @@ module github.com/agentfed/agentfed
 go 1.26.8
 
 require (
-	github.com/a2aproject/a2a-go/v2 v2.4.0
 	github.com/Masterminds/semver/v3 v3.5.0
+	github.com/a2aproject/a2a-go/v2 v2.4.0
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/coder/websocket v1.8.15
 	github.com/google/go-cmp v0.7.0
