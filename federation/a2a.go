@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/a2aproject/a2a-go/v2/a2asrv"
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -28,6 +29,10 @@ const maxA2ABody = 4 << 20
 // a2aWellKnown is the gateway's own agent card.
 const a2aWellKnown = "/.well-known/agent-card.json"
 
+// a2aV03 is where, under an agent's A2A path, A2A 0.3 clients find its
+// JSON-RPC endpoint and, below it, its 0.3 card.
+const a2aV03 = "/v0.3"
+
 // a2aSchemeName names the bearer scheme the cards declare.
 const a2aSchemeName = "bearer"
 
@@ -45,6 +50,7 @@ type a2aAgent struct {
 	id   string
 	rpc  http.Handler
 	rest http.Handler
+	v03  http.Handler // A2A 0.3 JSON-RPC, for older clients
 }
 
 // a2aCallerKey carries the authenticated caller's identity to the
@@ -62,7 +68,7 @@ func newA2AFront(n *Node) *a2aFront {
 			a2asrv.WithCallInterceptors(a2aUser{}, dedup))
 		dedup.h = h
 		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
-			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h))}
+			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h)}
 	}
 	return f
 }
@@ -122,6 +128,10 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveCard(w, r, id)
 		return
 	}
+	if "/"+sub == a2aV03+a2asrv.WellKnownAgentCardPath {
+		f.serveV03Card(w, r, id)
+		return
+	}
 	caller, err := f.authenticate(r, id)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
@@ -138,6 +148,10 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		agent.rpc.ServeHTTP(w, r)
 		return
 	}
+	if "/"+sub == a2aV03 {
+		agent.v03.ServeHTTP(w, r)
+		return
+	}
 	if sub == "rest" || strings.HasPrefix(sub, "rest/") {
 		agent.rest.ServeHTTP(w, r)
 		return
@@ -152,6 +166,15 @@ func (f *a2aFront) serveCard(w http.ResponseWriter, r *http.Request, id string) 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(f.card(r, id))
+}
+
+// serveV03Card serves the card of agent id for A2A 0.3 clients: the same
+// card, in the shape both versions read, with the 0.3 JSON-RPC endpoint.
+func (f *a2aFront) serveV03Card(w http.ResponseWriter, r *http.Request, id string) {
+	card := f.card(r, id)
+	card.SupportedInterfaces = []*a2a.AgentInterface{{URL: card.SupportedInterfaces[0].URL + a2aV03,
+		ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version}}
+	a2asrv.NewAgentCardHandler(a2av0.NewStaticAgentCardProducer(card)).ServeHTTP(w, r)
 }
 
 // authenticate matches r's bearer token against gateway.auth.peers in

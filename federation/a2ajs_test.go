@@ -63,6 +63,12 @@ func TestA2AServeJSClient(t *testing.T) {
 			}
 		})
 	}
+	t.Run("legacyCompat 0.3", func(t *testing.T) {
+		out, err := a2aJS(t, base+"v0.3/", "good-token", "JSONRPC", "send", "from a 0.3 client", "legacy")
+		if err != nil || !strings.Contains(out, "from a 0.3 client") {
+			t.Fatalf("js legacyCompat client: %v\n%s", err, out)
+		}
+	})
 	t.Run("stream in order", func(t *testing.T) {
 		out, err := a2aJS(t, base, "good-token", "JSONRPC", "stream", "streamed from js")
 		if err != nil {

@@ -1,17 +1,20 @@
 // A2A 1.0 client from @a2a-js/sdk, driven by federation/a2a_js_test.go:
-//   node a2a_js_client.mjs BASE_URL TOKEN TRANSPORT MODE TEXT
-// TRANSPORT is JSONRPC or HTTP+JSON; MODE is send or stream. It prints
+//   node a2a_js_client.mjs BASE_URL TOKEN TRANSPORT MODE TEXT [legacy]
+// TRANSPORT is JSONRPC or HTTP+JSON; MODE is send or stream; a sixth
+// argument "legacy" turns on legacyCompat (A2A 0.3). It prints
 // one JSON line per result or stream event, or "ERROR: ..." and exits 1.
-import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory } from '@a2a-js/sdk/client';
+import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory } from '@a2a-js/sdk/client';
 
-const [base, token, transport, mode, text] = process.argv.slice(2);
+const [base, token, transport, mode, text, legacy] = process.argv.slice(2);
+const legacyCompat = legacy === 'legacy' ? { enabled: true } : undefined;
 const fetchImpl = (url, init = {}) => {
   const headers = new Headers(init.headers || {});
   headers.set('Authorization', 'Bearer ' + token);
   return fetch(url, { ...init, headers });
 };
 const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-  transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
+  transports: [new JsonRpcTransportFactory({ fetchImpl, legacyCompat }), new RestTransportFactory({ fetchImpl, legacyCompat })],
+  cardResolver: legacyCompat ? new DefaultAgentCardResolver({ fetchImpl, legacyCompat }) : undefined,
   preferredTransports: [transport],
 }));
 try {
