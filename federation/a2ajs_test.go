@@ -1,6 +1,7 @@
 package federation_test
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentfed/agentfed/federation"
 )
 
 func cmpOr(a, b string) string {
@@ -17,10 +20,11 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// a2aJS runs testdata/a2a_js_client.mjs with the @a2a-js/sdk that .ci/run
-// installs under $AGENTFED_A2A_JS (its node_modules' parent). Without it
-// the test is skipped, except under CI=true.
-func a2aJS(t *testing.T, args ...string) (string, error) {
+// a2aJSScript copies testdata/NAME beside a node_modules link to the
+// @a2a-js/sdk install that .ci/run makes under $AGENTFED_A2A_JS, and
+// returns the copy's path and the node to run it with. Without the
+// install the test is skipped, except under CI=true.
+func a2aJSScript(t *testing.T, name string) (node, script string) {
 	t.Helper()
 	dir := os.Getenv("AGENTFED_A2A_JS")
 	if dir == "" {
@@ -29,26 +33,28 @@ func a2aJS(t *testing.T, args ...string) (string, error) {
 		}
 		t.Skip("AGENTFED_A2A_JS is unset (the @a2a-js/sdk install of .ci/run)")
 	}
-	script, err := filepath.Abs("testdata/a2a_js_client.mjs")
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Node resolves the SDK from the script's directory upwards: run a
-	// copy placed beside node_modules.
-	run := filepath.Join(t.TempDir(), "client.mjs")
-	b, err := os.ReadFile(script)
-	if err != nil {
+	tmp := t.TempDir()
+	script = filepath.Join(tmp, name)
+	if err := os.WriteFile(script, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(run, b, 0o600); err != nil {
+	if err := os.Symlink(filepath.Join(dir, "node_modules"), filepath.Join(tmp, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(dir, "node_modules"), filepath.Join(filepath.Dir(run), "node_modules")); err != nil {
-		t.Fatal(err)
-	}
+	return cmpOr(os.Getenv("AGENTFED_A2A_NODE"), "node"), script
+}
+
+// a2aJS runs testdata/a2a_js_client.mjs with args and returns its output.
+func a2aJS(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	node, script := a2aJSScript(t, "a2a_js_client.mjs")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, cmpOr(os.Getenv("AGENTFED_A2A_NODE"), "node"), append([]string{run}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, append([]string{script}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
@@ -91,4 +97,50 @@ func TestA2AServeJSClient(t *testing.T) {
 			t.Fatalf("js client with a bad token: %v\n%s", err, out)
 		}
 	})
+}
+
+// startJSAgent runs testdata/a2a_js_server.mjs, an echo agent of the JS
+// SDK listing only transport, until the test ends, and returns its URL.
+func startJSAgent(t *testing.T, token, transport string) string {
+	t.Helper()
+	node, script := a2aJSScript(t, "a2a_js_server.mjs")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, node, script, token, transport)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	port, ok := strings.CutPrefix(strings.TrimSpace(line), "LISTENING ")
+	if err != nil || !ok {
+		t.Fatalf("js agent did not start: %q, %v", line, err)
+	}
+	return "http://127.0.0.1:" + port
+}
+
+func TestA2APeerJSAgent(t *testing.T) {
+	for _, tr := range []string{"JSONRPC", "HTTP+JSON"} {
+		t.Run(tr, func(t *testing.T) {
+			u := startJSAgent(t, "js-token", tr)
+			cfg := newConfig(t, "a", "")
+			cfg.Federation.Peers = []federation.PeerConfig{{ID: "js", Name: "js agent", Type: federation.PeerTypeA2A,
+				URL: u, Token: "js-token", AgentID: "js-echo", Capabilities: []string{"echo"}}}
+			op := operator(t, start(t, cfg, listen(t), nil), "")
+			r := mustTool(t, op, `{"action":"send","peerId":"js","message":"hello js"}`)
+			if r["status"] != "ok" || at(r, "response", "content") != "js echo: hello js" {
+				t.Fatalf("send to the JS agent over %s: %v", tr, r)
+			}
+			r = mustTool(t, op, `{"action":"delegate","requiredCapabilities":["echo"],"task":"delegated to js"}`)
+			if r["status"] != "ok" || at(r, "response", "content") != "js echo: delegated to js" {
+				t.Fatalf("delegate to the JS agent over %s: %v", tr, r)
+			}
+		})
+	}
 }
