@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
@@ -198,4 +199,23 @@ func a2aText(m *a2a.Message) string {
 		}
 	}
 	return strings.Join(text, "\n")
+}
+
+// queryA2ACapabilities reads an A2A peer's card live: its skills' ids are
+// its capabilities.
+func queryA2ACapabilities(ctx context.Context, p *peer, timeout time.Duration) (*CapabilityReport, error) {
+	hc := &http.Client{Transport: a2aTransport{token: p.Token, next: http.DefaultTransport.(*http.Transport).Clone()}}
+	defer hc.CloseIdleConnections()
+	card, err := agentcard.NewResolver(hc).Resolve(ctx, strings.TrimSuffix(p.URL, "/"))
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: A2A peer %q did not answer within %v", ErrTimeout, p.ID, timeout)
+	case err != nil:
+		return nil, fmt.Errorf("%w: A2A peer %q: read its agent card at %s: %v", ErrPeerUnavailable, p.ID, p.URL, err)
+	}
+	caps := make([]string, 0, len(card.Skills))
+	for _, s := range card.Skills {
+		caps = append(caps, s.ID)
+	}
+	return &CapabilityReport{PeerID: p.ID, PeerName: p.Name, Capabilities: caps, Description: card.Description}, nil
 }

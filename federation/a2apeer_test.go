@@ -33,6 +33,10 @@ func TestA2APeerSendDelegateBroadcast(t *testing.T) {
 	if r["status"] != "ok" || r["peerId"] != "b-echo" || at(r, "response", "content") != "delegated" {
 		t.Fatalf("delegate result %v", r)
 	}
+	r = mustTool(t, op, `{"action":"query_capabilities","peerId":"b-echo"}`)
+	if at(r, "capabilities", 0) != "text" || r["description"] != "echoes echo" {
+		t.Fatalf("query_capabilities of an A2A peer, from its card: %v", r)
+	}
 	out, err := tool(t, op, `{"action":"broadcast","message":"to all"}`)
 	if err != nil {
 		t.Fatal(err)

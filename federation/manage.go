@@ -188,6 +188,9 @@ func (n *Node) QueryCapabilities(ctx context.Context, peerID string, timeoutMs i
 	timeout := n.timeout(timeoutMs, p)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if p.Type == PeerTypeA2A {
+		return queryA2ACapabilities(ctx, p, timeout) // a2apeer.go
+	}
 	c, err := n.conn(ctx, p)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: peer %q did not answer within %v", ErrTimeout, p.ID, timeout)
