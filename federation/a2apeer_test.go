@@ -1,11 +1,15 @@
 package federation_test
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // a2aPeerPair starts gateway "b" serving its echo agent over A2A, and
@@ -66,5 +70,40 @@ func TestA2APeerValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want an error naming %s", err, want)
 		}
+	}
+}
+
+// TestA2APeerDurableWaitsForPeer: a durable message to an A2A peer that
+// is down is queued and delivered once when it comes up.
+func TestA2APeerDurableWaitsForPeer(t *testing.T) {
+	lnB := listen(t)
+	addr := lnB.Addr().String()
+	lnB.Close() // nobody listens yet
+	cfg := newConfig(t, "a", "")
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "b", Name: "b over A2A", Type: federation.PeerTypeA2A,
+		URL: "http://" + addr + federation.A2APath + "c", Token: "good-token", AgentID: "c"}}
+	a := start(t, cfg, listen(t), nil)
+	r := mustTool(t, operator(t, a, ""), `{"action":"send","peerId":"b","message":"hello","durable":true}`)
+	if r["status"] != "queued" {
+		t.Fatalf("durable send: %v", r)
+	}
+	id := r["messageId"].(string)
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if e, _ := a.MessageStatus(id); e.Attempts < 1 {
+			return fmt.Errorf("no attempt yet")
+		}
+		return nil
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("rebind %s: %v", addr, err)
+	}
+	c := newCounter()
+	bcfg := newConfig(t, "b", "c")
+	bcfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a", Token: "good-token"}}
+	start(t, bcfg, ln, map[string]federation.Handler{"c": c})
+	e := waitState(t, a, id, federation.StateDelivered)
+	if e.Result == nil || e.Result.Response.Content != "done: hello" || c.count("hello") != 1 {
+		t.Fatalf("delivered entry %+v; handled %d times", e.Result, c.count("hello"))
 	}
 }
