@@ -142,7 +142,11 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeA2AError(w, status, gateway.ToError(err))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxA2ABody)
+	limit := int64(maxA2ABody)
+	if c := f.n.credential(caller); c != nil && c.MaxMessageBytes > 0 {
+		limit = int64(min(c.MaxMessageBytes, maxA2ABody)) // the whole request body
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	r = r.WithContext(context.WithValue(withRemote(r.Context(), r.RemoteAddr), a2aCallerKey{}, caller))
 	if sub == "" {
 		agent.rpc.ServeHTTP(w, r)

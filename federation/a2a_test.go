@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,7 +21,7 @@ func a2aGateway(t *testing.T) *gw {
 	t.Helper()
 	cfg := newConfig(t, "main", "echo", "text")
 	cfg.Agents = append(cfg.Agents, federation.AgentConfig{ID: "other", Capabilities: []string{"x"}, Handler: federation.HandlerConfig{Type: "echo"}})
-	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token", AllowAgents: []string{"echo"}}}
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token", AllowAgents: []string{"echo"}, MaxMessageBytes: 4096}}
 	return start(t, cfg, listen(t), nil)
 }
 
@@ -131,10 +132,15 @@ func TestA2AServeRefusals(t *testing.T) {
 		{"bad token", "echo", "wrong", http.StatusUnauthorized},
 		{"agent outside allowAgents", "other", "good-token", http.StatusForbidden},
 		{"unknown agent", "nobody", "good-token", http.StatusNotFound},
+		{"over maxMessageBytes", "echo", "good-token", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`
+			text := "hi"
+			if tt.status == 0 {
+				text = strings.Repeat("x", 5000)
+			}
+			body := `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"m1","role":"ROLE_USER","parts":[{"text":"` + text + `"}]}}}`
 			req, _ := http.NewRequest("POST", "http://"+g.Addr().String()+federation.A2APath+tt.agent, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			if tt.token != "" {
@@ -144,7 +150,14 @@ func TestA2AServeRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if tt.status == 0 { // JSON-RPC answers 200 with an error
+				if !strings.Contains(string(b), `"error"`) || strings.Contains(string(b), `"result"`) {
+					t.Fatalf("oversized request answered %s", b)
+				}
+				return
+			}
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
