@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
@@ -142,9 +143,19 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeA2AError(w, status, gateway.ToError(err))
 		return
 	}
-	limit := int64(maxA2ABody)
-	if c := f.n.credential(caller); c != nil && c.MaxMessageBytes > 0 {
-		limit = int64(min(c.MaxMessageBytes, maxA2ABody)) // the whole request body
+	limit, cred := int64(maxA2ABody), f.n.credential(caller)
+	if cred != nil && cred.MaxMessageBytes > 0 {
+		limit = int64(min(cred.MaxMessageBytes, maxA2ABody)) // the whole request body
+	}
+	rate := 0.0
+	if cred != nil {
+		rate = cred.RatePerSec
+	}
+	// The same budget as the caller's gateway connections (same serverId).
+	if err := f.n.limits.allow(caller.PeerID, true, rate); err != nil {
+		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: caller.PeerID, Method: "a2a", Outcome: CodeRateLimited}, time.Now())
+		writeA2AError(w, http.StatusTooManyRequests, gateway.ToError(err))
+		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	r = r.WithContext(context.WithValue(withRemote(r.Context(), r.RemoteAddr), a2aCallerKey{}, caller))

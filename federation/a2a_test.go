@@ -123,7 +123,12 @@ func stateNames(s []a2a.TaskState) []string {
 }
 
 func TestA2AServeRefusals(t *testing.T) {
-	g := a2aGateway(t)
+	cfg := newConfig(t, "main", "echo", "text")
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{
+		{ServerID: "a2a-caller", Token: "good-token", AllowAgents: []string{"echo"}, MaxMessageBytes: 4096},
+		{ServerID: "slow-caller", Token: "slow-token", RatePerSec: 0.001}}
+	cfg.Agents = append(cfg.Agents, federation.AgentConfig{ID: "other", Capabilities: []string{"x"}, Handler: federation.HandlerConfig{Type: "echo"}})
+	g := start(t, cfg, listen(t), nil)
 	tests := []struct {
 		name, agent, token string
 		status             int
@@ -133,6 +138,7 @@ func TestA2AServeRefusals(t *testing.T) {
 		{"agent outside allowAgents", "other", "good-token", http.StatusForbidden},
 		{"unknown agent", "nobody", "good-token", http.StatusNotFound},
 		{"over maxMessageBytes", "echo", "good-token", 0},
+		{"over ratePerSec", "echo", "slow-token", http.StatusTooManyRequests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +151,16 @@ func TestA2AServeRefusals(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.token == "slow-token" { // its burst first
+				for range 10 {
+					r, _ := http.NewRequest("POST", req.URL.String(), strings.NewReader(body))
+					r.Header = req.Header.Clone()
+					if resp, err := http.DefaultClient.Do(r); err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
