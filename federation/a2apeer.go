@@ -133,7 +133,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 // sendA2A delivers d.msg to an A2A peer as a blocking SendMessage and
-// keeps the answer in d.a2aReply. The A2A message id is the message's id,
+// keeps the answer in d.answer. The A2A message id is the message's id,
 // so that a durable message retried is the same A2A message.
 func (d *delivery) sendA2A() error {
 	c, err := d.n.a2aPeers.client(d.ctx, d.p)
@@ -168,7 +168,7 @@ func (d *delivery) sendA2A() error {
 	if m != nil {
 		ctx, _ = m.Metadata["context"].(map[string]any)
 	}
-	d.a2aReply = d.msg.Reply(cmpOr(d.p.ServerID, d.p.ID), a2aText(m), ctx)
+	d.answer = d.msg.Reply(cmpOr(d.p.ServerID, d.p.ID), a2aText(m), ctx)
 	return nil
 }
 

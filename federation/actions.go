@@ -372,15 +372,15 @@ type delivery struct {
 	start   time.Time
 	res     *Result
 
-	release  func()                     // the outbound slot; nil when none was taken
-	done     func(error, time.Duration) // reports to the breaker; nil when not allowed
-	call     *gateway.Pending           // the request in flight
-	conn     *gateway.Client            // the connection it went out on
-	req      *Message                   // the request before sealing and signing
-	eph      *ecdh.PrivateKey           // opens a sealed answer
-	err      error                      // why it failed before it was sent
-	span     trace.Span                 // nil when tracing is off
-	a2aReply *Message                   // an A2A peer's answer (a2apeer.go)
+	release func()                     // the outbound slot; nil when none was taken
+	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
+	call    *gateway.Pending           // the request in flight
+	conn    *gateway.Client            // the connection it went out on
+	req     *Message                   // the request before sealing and signing
+	eph     *ecdh.PrivateKey           // opens a sealed answer
+	err     error                      // why it failed before it was sent
+	span    trace.Span                 // nil when tracing is off
+	answer  *Message                   // an A2A peer's answer (a2apeer.go)
 }
 
 // begin starts delivering msg to p: it takes an outbound slot, asks the
@@ -480,8 +480,8 @@ func (d *delivery) end() *Result {
 	defer d.cancel()
 	err := d.err
 	answered := time.Now()
-	if err == nil && d.a2aReply != nil {
-		res.Response = d.a2aReply
+	if err == nil && d.answer != nil {
+		res.Response = d.answer
 	} else if err == nil {
 		var reply Message
 		if err = d.call.Wait(d.ctx, &reply); err != nil {
