@@ -189,7 +189,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		return nil, err
 	}
 	var targets []*peer
-	for _, p := range n.peers.list() {
+	for _, p := range n.natsPeers(ctx, n.peers.list()) {
 		if p.IsEnabled() {
 			targets = append(targets, p)
 		}
@@ -330,6 +330,9 @@ func (n *Node) usablePeer(id string) (*peer, error) {
 		return nil, fmt.Errorf("%w: peerId is required", ErrInvalidParams)
 	}
 	p := n.peers.get(id)
+	if p == nil {
+		p = n.natsPeer(context.Background(), id)
+	}
 	switch {
 	case p == nil:
 		if err := n.notAccepted(id); err != nil {
@@ -356,6 +359,9 @@ func (n *Node) timeout(callMs int, p *peer) time.Duration {
 
 // deliver relays msg to p and reports the outcome. It never returns nil.
 func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
+	if p.source == SourceNATS {
+		return n.deliverNATS(ctx, p, msg, callTimeoutMs, durable)
+	}
 	return n.begin(ctx, p, msg, callTimeoutMs, durable, true).end()
 }
 
@@ -388,6 +394,9 @@ type delivery struct {
 // waits for a slot and dials as needed; without, it returns nil instead of
 // waiting, and the caller delivers on a goroutine of its own.
 func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable, wait bool) *delivery {
+	if p.source == SourceNATS {
+		return nil // the caller delivers with deliver, on a goroutine
+	}
 	timeout := n.timeout(callTimeoutMs, p)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter

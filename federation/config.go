@@ -9,6 +9,8 @@ type Config struct {
 	Agents     []AgentConfig    `yaml:"agents" json:"agents"`
 	Storage    StorageConfig    `yaml:"storage" json:"storage"`
 	Audit      AuditConfig      `yaml:"audit" json:"audit"`
+	// NATS is the NATS system of federation.transport nats (nats_config.go).
+	NATS NATSConfig `yaml:"nats" json:"nats"`
 }
 
 // FederationConfig is the seed's federation section.
@@ -37,6 +39,10 @@ type FederationConfig struct {
 	// a message past it is refused with HOP_LIMIT. Default 8. An agentfed
 	// addition to the seed's section.
 	MaxHops int `yaml:"maxHops" json:"maxHops,omitempty"`
+	// Transport is how this gateway reaches other gateways: "websocket"
+	// (the default: federation.peers) or "nats" (the nats section). An
+	// agentfed addition to the seed's section.
+	Transport string `yaml:"transport" json:"transport,omitempty"`
 	// Delegation chooses how delegate picks among capable peers. An
 	// agentfed addition to the seed's section.
 	Delegation DelegationConfig `yaml:"delegation" json:"delegation"`

@@ -87,7 +87,7 @@ func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer)
 		return nil, err
 	}
 	strategy := req.Strategy
-	cands := n.peers.capable(reqs)
+	cands := n.natsCapable(ctx, n.peers.capable(reqs), reqs)
 	if len(cands) == 0 {
 		return nil, n.peers.noCapablePeer(reqs)
 	}

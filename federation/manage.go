@@ -37,7 +37,7 @@ type PeerList struct {
 // discovered ones whether or not a rule accepts them), ordered by id.
 func (n *Node) ListPeers() *PeerList {
 	out := &PeerList{ServerID: n.serverID, Peers: []PeerInfo{}}
-	for _, p := range n.peers.list() {
+	for _, p := range n.natsPeers(context.Background(), n.peers.list()) {
 		info := PeerInfo{
 			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
 			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
@@ -190,6 +190,9 @@ func (n *Node) QueryCapabilities(ctx context.Context, peerID string, timeoutMs i
 	defer cancel()
 	if p.Type == PeerTypeA2A {
 		return queryA2ACapabilities(ctx, p, timeout) // a2apeer.go
+	}
+	if p.source == SourceNATS {
+		return n.natsCapabilities(ctx, p)
 	}
 	c, err := n.conn(ctx, p)
 	if ctx.Err() != nil {

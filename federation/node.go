@@ -71,6 +71,7 @@ type Node struct {
 	mdns      *discovery.MDNS // nil unless federation.discovery.mdns is enabled
 	a2a       *a2aFront       // each agent as an A2A agent under A2APath
 	a2aPeers  a2aClients      // clients of peers of type a2a
+	nats      *natsLink       // federation.transport nats; nil otherwise (nats.go)
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -221,6 +222,9 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.httpSrv != nil || n.stopping {
 		return errors.New("federation: node already started or stopped")
 	}
+	if err := n.startNATS(); err != nil {
+		return err
+	}
 	ln = gateway.TrackActivity(ln) // for the idle limit; under TLS
 	if n.tls != nil {
 		ln = tls.NewListener(ln, n.tls)
@@ -328,6 +332,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
 	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests
+	n.stopNATS()
 	n.pool.Close()
 	n.a2aPeers.closeAll()
 	n.clients.closeIdle()

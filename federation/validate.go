@@ -143,6 +143,7 @@ func (c *Config) Validate() error {
 	ch.federation(&c.Federation)
 	ch.gateway(&c.Gateway)
 	ch.agents(c.Agents)
+	ch.nats(c)
 	if len(ch.problems) == 0 {
 		return nil
 	}

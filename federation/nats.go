@@ -1,0 +1,383 @@
+package federation
+
+// federation.transport nats: gateways meet on one NATS system instead of
+// dialling each other. Each local agent answers requests on its own
+// subject in a queue group named after its gateway, so several gateways
+// of one site (same serverId) serve the same agents; each gateway
+// registers a NATS micro service whose metadata lists its agents and their
+// capabilities, which is how gateways find each other without
+// federation.peers entries. A remote agent is a peer with id
+// "<agentId>@<serverId>" and source "nats".
+//
+// The bytes on the wire are the same RelayParams JSON as
+// federation.relay's, so signing and sealing stay end to end.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/natsbus"
+)
+
+// SourceNATS is list_peers' source of a peer found on the NATS system.
+const SourceNATS = "nats"
+
+const (
+	natsService      = "agentfed"  // the micro service every gateway registers
+	natsFromHeader   = "Af-Server" // the sending gateway's serverId
+	natsDirTTL       = 2 * time.Second
+	natsDirWait      = time.Second            // for the first directory answer
+	natsDirQuiet     = 100 * time.Millisecond // for more once answers stop coming
+	natsMaxGateway   = 4096                   // directory entries kept
+	natsDrainTimeout = 10 * time.Second       // for the requests already received at stop
+)
+
+func natsAgentSubject(serverID, agentID string) string { return "af.agent." + serverID + "." + agentID }
+func natsQueue(serverID string) string                 { return "af.gw." + serverID }
+func natsPeerID(serverID, agentID string) string       { return agentID + "@" + serverID }
+
+// natsLink is a node's connection to the NATS system and what it serves
+// there.
+type natsLink struct {
+	bus      *natsbus.Bus
+	svc      micro.Service
+	subs     []*nats.Subscription
+	ctx      context.Context // ends at stop: handlers in flight give up
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup // requests being answered
+
+	mu    sync.Mutex // guards dir and dirAt
+	dir   []*peer    // remote agents, sorted by id
+	dirAt time.Time
+}
+
+// natsAnswer is the reply to a request on an agent subject, shaped like a
+// gateway response frame.
+type natsAnswer struct {
+	OK      bool           `json:"ok"`
+	Payload *Message       `json:"payload,omitempty"`
+	Error   *gateway.Error `json:"error,omitempty"`
+}
+
+// natsAgent is one agent in a gateway's micro service metadata.
+type natsAgent struct {
+	ID           string   `json:"id"`
+	Capabilities []string `json:"capabilities"`
+	Description  string   `json:"description,omitempty"`
+}
+
+// startNATS connects to the NATS system, subscribes the local agents and
+// registers the gateway's service. A no-op unless federation.transport is
+// nats.
+func (n *Node) startNATS() error {
+	if !n.cfg.natsTransport() {
+		return nil
+	}
+	c := n.cfg.NATS
+	o := natsbus.Options{URL: c.URL, CredsFile: c.CredsFile, Name: n.serverID}
+	if e := c.Embedded; e != nil {
+		o.Embedded = &natsbus.Embedded{Listen: e.Listen, StoreDir: filepath.Join(n.cfg.Storage.Dir, "nats"),
+			Cluster: natsbus.Cluster{Name: e.Cluster.Name, Listen: e.Cluster.Listen, Routes: e.Cluster.Routes}}
+	}
+	bus, err := natsbus.Open(o)
+	if err != nil {
+		return fmt.Errorf("federation.transport nats: %w", err)
+	}
+	l := &natsLink{bus: bus}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	if err := n.serveNATS(l); err != nil {
+		l.stop()
+		return fmt.Errorf("federation.transport nats: %w", err)
+	}
+	n.nats = l
+	n.log.Info("federation over NATS", "url", cmpOr(c.URL, bus.ClientURL()), "agents", len(n.agents))
+	return nil
+}
+
+// serveNATS subscribes each local agent and registers the micro service.
+func (n *Node) serveNATS(l *natsLink) error {
+	conn := l.bus.Conn()
+	var agents []natsAgent
+	for _, id := range sortedKeys(n.agents) {
+		a := n.agents[id]
+		agents = append(agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
+		sub, err := conn.QueueSubscribe(natsAgentSubject(n.serverID, id), natsQueue(n.serverID), func(m *nats.Msg) {
+			l.handlers.Go(func() { n.answerNATS(l.ctx, m) })
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe agent %q: %w", id, err)
+		}
+		l.subs = append(l.subs, sub)
+	}
+	meta, err := json.Marshal(agents)
+	if err != nil {
+		return err
+	}
+	l.svc, err = micro.AddService(conn, micro.Config{Name: natsService, Version: Version,
+		Description: "agentfed gateway " + n.serverID,
+		Metadata:    map[string]string{"serverId": n.serverID, "agents": string(meta)}})
+	if err != nil {
+		return fmt.Errorf("register micro service: %w", err)
+	}
+	return conn.Flush()
+}
+
+// answerNATS serves one request from another gateway exactly as
+// federation.relay does, and answers it.
+func (n *Node) answerNATS(ctx context.Context, m *nats.Msg) {
+	id := &gateway.Identity{Role: "peer", PeerID: m.Header.Get(natsFromHeader), RemoteAddr: "nats"}
+	var ans natsAnswer
+	if !json.Valid(m.Data) {
+		ans.Error = gateway.ToError(fmt.Errorf("%w: the request is not JSON", ErrInvalidParams))
+	} else if reply, err := n.serveRelay(ctx, id, m.Data); err != nil {
+		ans.Error = gateway.ToError(err)
+	} else {
+		ans.OK, ans.Payload = true, reply
+	}
+	data, err := json.Marshal(&ans)
+	if err != nil {
+		data, _ = json.Marshal(natsAnswer{Error: gateway.ToError(err)})
+	}
+	_ = m.Respond(data) // the requester may have given up: nothing to do
+}
+
+// stopNATS stops serving, waits for the answers in flight and closes the
+// connection (and the embedded server).
+func (n *Node) stopNATS() {
+	if n.nats != nil {
+		n.nats.stop()
+	}
+}
+
+func (l *natsLink) stop() {
+	if l.svc != nil {
+		_ = l.svc.Stop()
+	}
+	// Drain: requests NATS has already handed to this gateway are
+	// answered, new ones go to the other members of the queue group.
+	var drained []<-chan nats.SubStatus
+	for _, s := range l.subs {
+		drained = append(drained, s.StatusChanged(nats.SubscriptionClosed))
+		if s.Drain() != nil {
+			_ = s.Unsubscribe()
+		}
+	}
+	timeout := time.After(natsDrainTimeout)
+	for _, ch := range drained {
+		select {
+		case <-ch:
+		case <-timeout:
+		}
+	}
+	l.handlers.Wait()
+	l.cancel()
+	l.bus.Close()
+}
+
+// deliverNATS is deliver for a peer found on NATS: one request on the
+// agent's subject. It never returns nil.
+func (n *Node) deliverNATS(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
+	timeout := n.timeout(callTimeoutMs, p)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	res := &Result{PeerID: p.ID, MessageID: msg.MessageID}
+	reply, err := n.requestNATS(ctx, p, &RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable})
+	res.LatencyMs = millis(time.Since(start))
+	switch {
+	case err == nil:
+		res.Status, res.Response = StatusOK, reply
+	case errors.Is(err, context.DeadlineExceeded) || gateway.CodeOf(err) == gateway.CodeTimeout:
+		res.Status = StatusTimeout
+		res.Error = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("peer %q did not answer within %v", p.ID, timeout))
+	default:
+		res.Status, res.Error = StatusError, gateway.ToError(err)
+	}
+	outcome := "ok"
+	if res.Error != nil {
+		outcome = res.Error.Code
+	}
+	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
+		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
+	return res
+}
+
+func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*Message, error) {
+	req := params.Message
+	eph, err := n.protectOutbound(p, params)
+	if err != nil {
+		return nil, err
+	}
+	data, err := params.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	server := strings.TrimPrefix(p.ID[len(p.AgentID):], "@")
+	m := nats.NewMsg(natsAgentSubject(server, p.AgentID))
+	m.Header.Set(natsFromHeader, n.serverID)
+	m.Data = data
+	rm, err := n.nats.bus.Conn().RequestMsgWithContext(ctx, m)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("%w: no gateway of %q serves agent %q on NATS now", ErrPeerUnavailable, server, p.AgentID)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, fmt.Errorf("%w: peer %q over NATS: %v", ErrPeerUnavailable, p.ID, err)
+	}
+	var ans natsAnswer
+	if err := json.Unmarshal(rm.Data, &ans); err != nil || (!ans.OK && ans.Error == nil) || (ans.OK && ans.Payload == nil) {
+		return nil, fmt.Errorf("%w: peer %q sent a malformed answer over NATS", ErrPeerUnavailable, p.ID)
+	}
+	if !ans.OK {
+		return nil, ans.Error
+	}
+	if err := n.acceptReply(p, req, ans.Payload, eph); err != nil {
+		return nil, err
+	}
+	return ans.Payload, nil
+}
+
+// natsPeer is the remote agent named id on the NATS system, or nil.
+func (n *Node) natsPeer(ctx context.Context, id string) *peer {
+	if n.nats == nil {
+		return nil
+	}
+	for range 2 { // the cached directory, then a fresh one
+		dir, fresh := n.natsDirectory(ctx, false)
+		if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
+			return dir[i]
+		}
+		if fresh {
+			return nil
+		}
+		n.natsDirectory(ctx, true)
+	}
+	return nil
+}
+
+// natsPeers returns peers followed by the remote agents on NATS.
+func (n *Node) natsPeers(ctx context.Context, peers []*peer) []*peer {
+	if n.nats == nil {
+		return peers
+	}
+	dir, _ := n.natsDirectory(ctx, false)
+	return append(peers, dir...)
+}
+
+// natsCapable returns peers followed by the remote agents on NATS that
+// have every capability in caps.
+func (n *Node) natsCapable(ctx context.Context, peers []*peer, reqs []requirement) []*peer {
+	if n.nats == nil {
+		return peers
+	}
+	dir, _ := n.natsDirectory(ctx, false)
+	for _, p := range dir {
+		if p.IsEnabled() && meetsAll(p.caps, reqs) {
+			peers = append(peers, p)
+		}
+	}
+	return peers
+}
+
+// natsDirectory returns the remote agents the gateways on NATS announce,
+// asking them again when the cached list is older than natsDirTTL or
+// refresh is set. fresh says whether it asked.
+func (n *Node) natsDirectory(ctx context.Context, refresh bool) (dir []*peer, fresh bool) {
+	l := n.nats
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !refresh && l.dir != nil && time.Since(l.dirAt) < natsDirTTL {
+		return l.dir, false
+	}
+	dir, err := n.askDirectoryLocked(ctx)
+	if err != nil {
+		n.log.Warn("NATS directory", "err", err)
+		return l.dir, true
+	}
+	l.dir, l.dirAt = dir, time.Now()
+	return dir, true
+}
+
+// askDirectoryLocked gathers every gateway's service info. l.mu is held.
+func (n *Node) askDirectoryLocked(ctx context.Context) ([]*peer, error) {
+	conn := n.nats.bus.Conn()
+	inbox := conn.NewRespInbox()
+	sub, err := conn.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := conn.PublishRequest("$SRV.INFO."+natsService, inbox, nil); err != nil {
+		return nil, err
+	}
+	var dir []*peer
+	seen := map[string]bool{}
+	wait := natsDirWait
+	for len(seen) < natsMaxGateway {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		m, err := sub.NextMsgWithContext(wctx)
+		cancel()
+		if err != nil {
+			break // quiet: every gateway that will answer has
+		}
+		wait = natsDirQuiet
+		var info micro.Info
+		if json.Unmarshal(m.Data, &info) != nil {
+			continue
+		}
+		server := info.Metadata["serverId"]
+		if server == n.serverID || seen[server] || checkIdent("serverId", server, true) != nil {
+			continue // ourselves, another gateway of our site, or malformed
+		}
+		seen[server] = true
+		var agents []natsAgent
+		if json.Unmarshal([]byte(info.Metadata["agents"]), &agents) != nil {
+			continue
+		}
+		for _, a := range agents {
+			if checkIdent("agentId", a.ID, true) != nil {
+				continue
+			}
+			id := natsPeerID(server, a.ID)
+			dir = append(dir, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
+				AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
+		}
+	}
+	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
+	return dir, nil
+}
+
+// natsCapabilities is query_capabilities for a peer found on NATS: what
+// its gateway announces now.
+func (n *Node) natsCapabilities(ctx context.Context, p *peer) (*CapabilityReport, error) {
+	dir, _ := n.natsDirectory(ctx, true)
+	if i, ok := slices.BinarySearchFunc(dir, p.ID, byPeerID); ok {
+		q := dir[i]
+		return &CapabilityReport{PeerID: q.ID, PeerName: q.Name, Capabilities: nonNil(q.Capabilities), Description: q.Description}, nil
+	}
+	return nil, fmt.Errorf("%w: peer %q is no longer announced on NATS", ErrPeerUnavailable, p.ID)
+}
+
+// NATSClientURL is the client URL of the nats-server the node embeds
+// (nats.embedded), for other gateways' nats.url; "" otherwise.
+func (n *Node) NATSClientURL() string {
+	if n.nats == nil {
+		return ""
+	}
+	return n.nats.bus.ClientURL()
+}
