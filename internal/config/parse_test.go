@@ -654,7 +654,7 @@ func TestParseLimits(t *testing.T) {
 			in: "x: &c [" + strings.Repeat("a,", 1000) + "a]\n" +
 				"federation:\n  peers: [" + strings.Repeat("{capabilities: *c},", 1000) + "{}]\n",
 			want: []federation.Problem{
-				{Line: 1, Path: "x", Message: "unknown key; valid keys here are federation, gateway, agents, storage, audit"},
+				{Line: 1, Path: "x", Message: "unknown key; valid keys here are federation, gateway, agents, storage, audit, nats"},
 				{Message: "the file expands, through aliases (*name), to more than 262144 values; write the repeated values out"},
 			},
 		},

@@ -1,0 +1,61 @@
+package federation_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentfed/agentfed/federation"
+)
+
+func TestNATSConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*federation.Config)
+		want []federation.Problem
+	}{
+		{"websocket default ignores an empty nats section", func(*federation.Config) {}, nil},
+		{"nats section without the transport", func(c *federation.Config) { c.NATS.URL = "nats://127.0.0.1:4222" },
+			[]federation.Problem{{Path: "nats", Message: `is set but federation.transport is "websocket"; set federation.transport: nats or remove the nats section`}}},
+		{"unknown transport", func(c *federation.Config) { c.Federation.Transport = "carrier-pigeon" },
+			[]federation.Problem{{Path: "federation.transport", Message: `"carrier-pigeon" is not a transport; use "websocket" or "nats"`}}},
+		{"nats needs url or embedded", func(c *federation.Config) { c.Federation.Transport = "nats" },
+			[]federation.Problem{{Path: "nats", Message: "set exactly one of nats.url (an external NATS system) and nats.embedded (a nats-server in the gateway)"}}},
+		{"bad url, creds without url, cluster without listen, dotted ids", func(c *federation.Config) {
+			c.Federation.Transport = "nats"
+			c.Federation.ServerID = "site.a"
+			c.NATS.URL = "http://x"
+			c.Agents = []federation.AgentConfig{{ID: "a.b", Handler: federation.HandlerConfig{Type: "echo"}}}
+		}, []federation.Problem{
+			{Path: "nats.url", Message: `server 1 "http://x" is not a nats:// or tls:// URL`},
+			{Path: "federation.serverId", Message: `"site.a" has a dot, which NATS subjects use as a separator; pick an id without one`},
+			{Path: "agents[0].id", Message: `"a.b" has a dot, which NATS subjects use as a separator; pick an id without one`},
+		}},
+		{"embedded cluster", func(c *federation.Config) {
+			c.Federation.Transport = "nats"
+			c.NATS.CredsFile = "x.creds"
+			c.NATS.Embedded = &federation.NATSEmbeddedConfig{Cluster: federation.NATSClusterConfig{Name: "c", Routes: []string{"http://y"}}}
+		}, []federation.Problem{
+			{Path: "nats.credsFile", Message: "is only used with nats.url"},
+			{Path: "nats.embedded.cluster.listen", Message: "is required with cluster.name (host:port for the other members' routes)"},
+			{Path: "nats.embedded.cluster.routes[0]", Message: `"http://y" is not a nats-route:// URL`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &federation.Config{}
+			tt.edit(c)
+			var got []federation.Problem
+			var ve *federation.ValidationError
+			if err := c.Validate(); errors.As(err, &ve) {
+				got = ve.Problems
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
