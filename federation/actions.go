@@ -128,6 +128,9 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Durable && p.source == SourceNATS {
+		return n.queueNATS(ctx, p, msg, req.TimeoutMs)
+	}
 	if req.Durable {
 		e := n.outboxEntry("send", msg, req.MessageOptions)
 		e.PeerID = p.ID

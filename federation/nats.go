@@ -56,6 +56,7 @@ type natsLink struct {
 	ctx      context.Context // ends at stop: handlers in flight give up
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests being answered
+	durable  *natsDurable   // nil without JetStream
 
 	mu    sync.Mutex // guards dir and dirAt
 	dir   []*peer    // remote agents, sorted by id
@@ -96,7 +97,11 @@ func (n *Node) startNATS() error {
 	}
 	l := &natsLink{bus: bus}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	if err := n.serveNATS(l); err != nil {
+	err = n.serveNATS(l)
+	if err == nil {
+		err = n.startNATSDurable(l)
+	}
+	if err != nil {
 		l.stop()
 		return fmt.Errorf("federation.transport nats: %w", err)
 	}
@@ -180,6 +185,9 @@ func (l *natsLink) stop() {
 		case <-timeout:
 		}
 	}
+	if l.durable != nil {
+		l.durable.stop()
+	}
 	l.handlers.Wait()
 	l.cancel()
 	l.bus.Close()
@@ -226,7 +234,7 @@ func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*
 	if err != nil {
 		return nil, err
 	}
-	server := strings.TrimPrefix(p.ID[len(p.AgentID):], "@")
+	server := natsServerOf(p)
 	m := nats.NewMsg(natsAgentSubject(server, p.AgentID))
 	m.Header.Set(natsFromHeader, n.serverID)
 	m.Data = data
@@ -309,6 +317,15 @@ func (n *Node) natsDirectory(ctx context.Context, refresh bool) (dir []*peer, fr
 		n.log.Warn("NATS directory", "err", err)
 		return l.dir, true
 	}
+	// An agent seen before stays a peer while its gateways are away:
+	// requests to it fail with PEER_UNAVAILABLE, durable ones wait in
+	// JetStream.
+	for _, p := range l.dir {
+		if _, ok := slices.BinarySearchFunc(dir, p.ID, byPeerID); !ok && len(dir) < natsMaxGateway {
+			dir = append(dir, p)
+		}
+	}
+	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
 	l.dir, l.dirAt = dir, time.Now()
 	return dir, true
 }
@@ -381,3 +398,6 @@ func (n *Node) NATSClientURL() string {
 	}
 	return n.nats.bus.ClientURL()
 }
+
+// natsServerOf is the serverId of a peer found on NATS.
+func natsServerOf(p *peer) string { return strings.TrimPrefix(p.ID[len(p.AgentID):], "@") }

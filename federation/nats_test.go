@@ -129,3 +129,54 @@ func TestNATSQueueGroupSurvivesAGateway(t *testing.T) {
 		t.Errorf("%d of %d requests failed", failed.Load(), sent.Load())
 	}
 }
+
+// Durable messages wait in JetStream while their receiver is down, and
+// after its restart each is handled exactly once.
+func TestNATSDurableSurvivesReceiverRestart(t *testing.T) {
+	ctx := context.Background()
+	hub, url := natsHub(t, "hub", "")
+	var mu sync.Mutex
+	handled := map[string]int{}
+	worker := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		mu.Lock()
+		handled[msg.MessageID]++
+		mu.Unlock()
+		return &federation.Answer{Content: "done"}, nil
+	})
+	cfg := newConfig(t, "site-r", "worker")
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.NATS.URL = url
+	r := start(t, cfg, listen(t), map[string]federation.Handler{"worker": worker})
+
+	const total = 200
+	var ids []string
+	send := func(k int) {
+		for range k {
+			res, err := hub.Send(ctx, federation.SendRequest{PeerID: "worker@site-r", Message: "job", MessageOptions: federation.MessageOptions{Durable: true}})
+			if err != nil || res.Status != federation.StatusQueued {
+				t.Fatalf("durable send = %+v, %v; want queued", res, err)
+			}
+			ids = append(ids, res.MessageID)
+		}
+	}
+	send(total / 2)
+	r.stop(t)
+	send(total / 2) // stored while nobody consumes
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": worker})
+
+	waitFor(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handled) < total {
+			return fmt.Errorf("%d of %d handled", len(handled), total)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if handled[id] != 1 {
+			t.Errorf("message %s handled %d times; want once", id, handled[id])
+		}
+	}
+}

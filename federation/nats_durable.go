@@ -1,0 +1,139 @@
+package federation
+
+// Durable messages over NATS: a JetStream stream holds them (the
+// messageId as Nats-Msg-Id, so a repeated publish is stored once), and
+// each local agent has a durable consumer shared by the gateways of its
+// site (explicit ack, AckWait from the timeout, MaxDeliver from
+// federation.durable.maxAttempts with backoff). The receiver handles a
+// messageId at most once per sender (deliverOnce), so a redelivery
+// returns the kept reply instead of running the agent again. A PubAck is
+// what makes send's result "queued".
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+const (
+	natsStream       = "AF_DURABLE"
+	natsSetupTimeout = 10 * time.Second
+	natsMaxBackoffs  = 5
+)
+
+func natsDurableSubject(serverID, agentID string) string {
+	return "af.durable." + serverID + "." + agentID
+}
+
+// natsDurable is a node's JetStream side: the stream and its consumers.
+type natsDurable struct {
+	js       jetstream.JetStream
+	consumes []jetstream.ConsumeContext
+}
+
+// startNATSDurable makes the stream (idempotent: every gateway does) and
+// starts a consumer for each local agent. Without JetStream on the NATS
+// system, durable messages to NATS peers are refused with a clear error.
+func (n *Node) startNATSDurable(l *natsLink) error {
+	js, err := jetstream.New(l.bus.Conn())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), natsSetupTimeout)
+	defer cancel()
+	dedupe := time.Duration(cmpOrInt(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: natsStream, Subjects: []string{"af.durable.>"},
+		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe})
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("JetStream stream %s: %w", natsStream, err)
+	}
+	d := &natsDurable{js: js}
+	l.durable = d
+	ackWait := time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond
+	maxDeliver := cmpOrInt(n.cfg.Federation.Durable.MaxAttempts, defaultMaxAttempts)
+	var backoff []time.Duration
+	for i := 0; i < min(maxDeliver-1, natsMaxBackoffs); i++ {
+		backoff = append(backoff, ackWait<<i)
+	}
+	for _, id := range sortedKeys(n.agents) {
+		cons, err := js.CreateOrUpdateConsumer(ctx, natsStream, jetstream.ConsumerConfig{
+			Durable: "af-" + n.serverID + "-" + id, FilterSubject: natsDurableSubject(n.serverID, id),
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: maxDeliver, BackOff: backoff})
+		if err != nil {
+			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, m) })
+		})
+		if err != nil {
+			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
+		}
+		d.consumes = append(d.consumes, cc)
+	}
+	return nil
+}
+
+// handleNATSDurable serves one durable message as federation.relay does
+// and acks it; an error a retry may cure asks for redelivery, any other
+// ends it (the log names it).
+func (n *Node) handleNATSDurable(ctx context.Context, m jetstream.Msg) {
+	id := &gateway.Identity{Role: "peer", PeerID: m.Headers().Get(natsFromHeader), RemoteAddr: "nats"}
+	_, err := n.serveRelay(ctx, id, m.Data())
+	switch e := gateway.ToError(err); {
+	case err == nil:
+		_ = m.DoubleAck(ctx)
+	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == gateway.CodeOverloaded:
+		_ = m.Nak()
+	default:
+		n.log.Warn("durable message refused", "from", id.PeerID, "subject", m.Subject(), "code", e.Code, "err", err)
+		_ = m.Term()
+	}
+}
+
+// stop stops fetching and lets the messages already fetched be handled.
+func (d *natsDurable) stop() {
+	for _, cc := range d.consumes {
+		cc.Drain()
+	}
+	for _, cc := range d.consumes {
+		select {
+		case <-cc.Closed():
+		case <-time.After(natsDrainTimeout):
+		}
+	}
+}
+
+// queueNATS is a durable send to a peer on NATS: stored in the stream,
+// queued once JetStream acknowledges it.
+func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs int) (*Result, error) {
+	d := n.nats.durable
+	if d == nil {
+		return nil, fmt.Errorf("%w: durable messages to %q need JetStream on the NATS system, which it does not have", ErrPeerUnavailable, p.ID)
+	}
+	params := RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: n.timeout(timeoutMs, p).Milliseconds(), Durable: true}
+	if _, err := n.protectOutbound(p, &params); err != nil {
+		return nil, err
+	}
+	data, err := params.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	nm := nats.NewMsg(natsDurableSubject(natsServerOf(p), p.AgentID))
+	nm.Header.Set(natsFromHeader, n.serverID)
+	nm.Header.Set(jetstream.MsgIDHeader, msg.MessageID)
+	nm.Data = data
+	if _, err := d.js.PublishMsg(ctx, nm); err != nil {
+		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
+	}
+	return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
+}
