@@ -10,6 +10,7 @@ package federation
 // what makes send's result "queued".
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsSetupTimeout)
 	defer cancel()
-	dedupe := time.Duration(cmpOrInt(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
+	dedupe := time.Duration(cmp.Or(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: natsStream, Subjects: []string{"af.durable.>"},
 		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe})
 	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
@@ -60,9 +61,14 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	d := &natsDurable{js: js}
 	l.durable = d
 	ackWait := time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond
-	maxDeliver := cmpOrInt(n.cfg.Federation.Durable.MaxAttempts, defaultMaxAttempts)
+	maxDeliver, backoffs := cmp.Or(n.cfg.Federation.Durable.MaxAttempts, defaultMaxAttempts), natsMaxBackoffs
+	if maxDeliver < 0 {
+		maxDeliver = -1 // no limit
+	} else {
+		backoffs = min(maxDeliver-1, natsMaxBackoffs)
+	}
 	var backoff []time.Duration
-	for i := 0; i < min(maxDeliver-1, natsMaxBackoffs); i++ {
+	for i := range backoffs {
 		backoff = append(backoff, ackWait<<i)
 	}
 	for _, id := range sortedKeys(n.agents) {
@@ -92,7 +98,7 @@ func (n *Node) handleNATSDurable(ctx context.Context, m jetstream.Msg) {
 	switch e := gateway.ToError(err); {
 	case err == nil:
 		_ = m.DoubleAck(ctx)
-	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == gateway.CodeOverloaded:
+	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded:
 		_ = m.Nak()
 	default:
 		n.log.Warn("durable message refused", "from", id.PeerID, "subject", m.Subject(), "code", e.Code, "err", err)

@@ -164,7 +164,7 @@ func TestNATSDurableSurvivesReceiverRestart(t *testing.T) {
 	send(total / 2) // stored while nobody consumes
 	start(t, cfg, listen(t), map[string]federation.Handler{"worker": worker})
 
-	waitFor(t, 20*time.Second, func() error {
+	tstest.WaitFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(handled) < total {
