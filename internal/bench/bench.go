@@ -17,6 +17,7 @@ const (
 	RawWSRTT       = "raw-ws-rtt"
 	NATSRTT        = "nats-rtt"
 	A2ARTT         = "a2a-rtt"
+	NATSRelayRTT   = "nats-relay-rtt"
 	Throughput     = "throughput"
 	Broadcast      = "broadcast"
 	DelegateSelect = "delegate-select"
@@ -25,7 +26,7 @@ const (
 )
 
 // Measurements lists every measurement name, in run order.
-var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, A2ARTT, Throughput, Broadcast, DelegateSelect, Durable, Memory}
+var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, NATSRelayRTT, A2ARTT, Throughput, Broadcast, DelegateSelect, Durable, Memory}
 
 // Options choose what Run measures and how long. The zero value measures
 // everything at the sizes of the performance targets for 5s each.

@@ -7,7 +7,7 @@ import (
 )
 
 // rttNames are the round-trip measurements, measured together.
-var rttNames = []string{RelayRTT, RawWSRTT, NATSRTT, A2ARTT}
+var rttNames = []string{RelayRTT, RawWSRTT, NATSRTT, NATSRelayRTT, A2ARTT}
 
 // rttCase is one of the round-trip measurements: start sets it up and
 // returns one round trip as op, and stop to tear it down.
@@ -17,10 +17,11 @@ type rttCase struct {
 }
 
 var rttCases = map[string]rttCase{
-	RelayRTT: {"sequential Node.Send main gateway -> peer gateway -> echo agent -> back, over one pooled connection", startRelayRTT},
-	RawWSRTT: {"bare coder/websocket echo of the same frame, JSON-decoded on both sides: the floor", startRawWSRTT},
-	A2ARTT:   {"a2a-go client SendMessage -> a2a-go JSON-RPC echo agent on 127.0.0.1 -> back, the same content", startA2ARTT},
-	NATSRTT:  {"nats.go Request -> embedded nats-server on 127.0.0.1 -> responder connection -> back, JSON-decoded on both sides", startNATSRTT},
+	RelayRTT:     {"sequential Node.Send main gateway -> peer gateway -> echo agent -> back, over one pooled connection", startRelayRTT},
+	RawWSRTT:     {"bare coder/websocket echo of the same frame, JSON-decoded on both sides: the floor", startRawWSRTT},
+	A2ARTT:       {"a2a-go client SendMessage -> a2a-go JSON-RPC echo agent on 127.0.0.1 -> back, the same content", startA2ARTT},
+	NATSRTT:      {"nats.go Request -> embedded nats-server on 127.0.0.1 -> responder connection -> back, JSON-decoded on both sides", startNATSRTT},
+	NATSRelayRTT: {"sequential Node.Send main gateway -> NATS (embedded in main) -> peer gateway -> echo agent -> back: federation.transport nats", startNATSRelayRTT},
 }
 
 // measureRTTs measures the named round trips interleaved: each is warmed

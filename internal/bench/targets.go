@@ -78,6 +78,7 @@ func targets(rep *Report, o *Options) []Target {
 	ts := []Target{
 		f.ratio("relay-rtt p50 / raw-ws-rtt p50", RelayRTT, "p50", RawWSRTT, "p50", "<=", 1.5),
 		f.ratio("relay-rtt p50 / nats-rtt p50", RelayRTT, "p50", NATSRTT, "p50", "<=", 0.5),
+		f.ratio("nats-relay-rtt p50 / raw-ws-rtt p50", NATSRelayRTT, "p50", RawWSRTT, "p50", "<=", 4), // issue 17's aim
 		f.ratio("relay-rtt p99 / raw-ws-rtt p99", RelayRTT, "p99", RawWSRTT, "p99", "", 0),
 		f.ratio("relay-rtt p99 / nats-rtt p99", RelayRTT, "p99", NATSRTT, "p99", "", 0),
 		f.ratio("relay-rtt p50 / a2a-rtt p50", RelayRTT, "p50", A2ARTT, "p50", "<=", 0.5),
