@@ -260,20 +260,23 @@ func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*
 	return ans.Payload, nil
 }
 
-// natsPeer is the remote agent named id on the NATS system, or nil.
+// natsPeer is the remote agent named id on the NATS system, or nil. A
+// known agent is used as cached (send's hot path asks nobody); an unknown
+// one makes the directory be asked again.
 func (n *Node) natsPeer(ctx context.Context, id string) *peer {
 	if n.nats == nil {
 		return nil
 	}
-	for range 2 { // the cached directory, then a fresh one
-		dir, fresh := n.natsDirectory(ctx, false)
-		if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
-			return dir[i]
-		}
-		if fresh {
-			return nil
-		}
-		n.natsDirectory(ctx, true)
+	l := n.nats
+	l.mu.Lock()
+	dir := l.dir
+	l.mu.Unlock()
+	if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
+		return dir[i]
+	}
+	dir, _ = n.natsDirectory(ctx, true)
+	if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
+		return dir[i]
 	}
 	return nil
 }
