@@ -31,10 +31,20 @@ func natsHub(t *testing.T, serverID, agentID string, caps ...string) (*gw, strin
 // natsMember starts a gateway that joins the NATS system at url.
 func natsMember(t *testing.T, url, serverID, agentID string, caps ...string) *gw {
 	t.Helper()
+	return natsMemberWith(t, url, serverID, agentID, nil, caps...)
+}
+
+// natsMemberWith is natsMember with the agent's handler h (echo when nil).
+func natsMemberWith(t *testing.T, url, serverID, agentID string, h federation.Handler, caps ...string) *gw {
+	t.Helper()
 	cfg := newConfig(t, serverID, agentID, caps...)
 	cfg.Federation.Transport = federation.TransportNATS
 	cfg.NATS.URL = url
-	return start(t, cfg, listen(t), nil)
+	var extra map[string]federation.Handler
+	if h != nil {
+		extra = map[string]federation.Handler{agentID: h}
+	}
+	return start(t, cfg, listen(t), extra)
 }
 
 func TestNATSActionsWithoutPeers(t *testing.T) {
@@ -86,13 +96,17 @@ func TestNATSActionsWithoutPeers(t *testing.T) {
 func TestNATSQueueGroupSurvivesAGateway(t *testing.T) {
 	ctx := context.Background()
 	hub, url := natsHub(t, "hub", "")
-	b1 := natsMember(t, url, "site-b", "data", "sql")
-	natsMember(t, url, "site-b", "data", "sql")
+	slow := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		time.Sleep(5 * time.Millisecond) // work in flight when b1 stops
+		return &federation.Answer{Content: msg.Content}, nil
+	})
+	b1 := natsMemberWith(t, url, "site-b", "data", slow, "sql")
+	natsMemberWith(t, url, "site-b", "data", slow, "sql")
 
 	var sent, failed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 4 {
+	for range 16 {
 		wg.Go(func() {
 			for {
 				select {
