@@ -331,8 +331,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.mdns.Close() // no new discovered peers from here on
 	}
 	errs = append(errs, n.srv.Shutdown(ctx))
+	n.stopNATS()                           // answers what NATS gave it; starts no handling after drain
 	errs = append(errs, n.once.drain(ctx)) // durable handlings outlive their requests
-	n.stopNATS()
 	n.pool.Close()
 	n.a2aPeers.closeAll()
 	n.clients.closeIdle()
