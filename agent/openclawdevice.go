@@ -36,10 +36,10 @@ func LoadOpenClawDevice(dir string) (*gateway.Device, error) {
 	if err := store.PrepareDir(dir); err != nil {
 		return nil, err
 	}
-	return createDevice(dir, path)
+	return createDevice(path)
 }
 
-func createDevice(dir, path string) (*gateway.Device, error) {
+func createDevice(path string) (*gateway.Device, error) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate the OpenClaw device key: %w", err)
@@ -48,34 +48,12 @@ func createDevice(dir, path string) (*gateway.Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode the OpenClaw device key: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".openclaw-device-*.tmp") // mode 0600
-	if err != nil {
-		return nil, fmt.Errorf("write the OpenClaw device key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write the OpenClaw device key %s: %w", tmp.Name(), err)
-	}
-	// A hard link never replaces an existing file: if another process
-	// created the key meanwhile, its key wins.
-	switch err := os.Link(tmp.Name(), path); {
-	case errors.Is(err, fs.ErrExist):
+	created, err := store.CreateFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("the OpenClaw device key: %w", err)
+	case !created: // another process created it meanwhile: its key wins
 		return readDevice(path)
-	case err != nil: // no hard links on this file system
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			return nil, fmt.Errorf("save the OpenClaw device key %s: %w", path, err)
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // make the new directory entry durable
-		d.Close()
 	}
 	return gateway.NewDevice(key), nil
 }

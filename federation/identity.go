@@ -73,7 +73,7 @@ func LoadIdentity(dir string) (*Identity, error) {
 	if err := store.PrepareDir(dir); err != nil {
 		return nil, err
 	}
-	return createIdentity(dir, path)
+	return createIdentity(path)
 }
 
 // GenerateIdentity returns a new identity that is not saved anywhere.
@@ -89,7 +89,7 @@ func GenerateIdentity() (*Identity, error) {
 	return &Identity{sign: sign, enc: enc}, nil
 }
 
-func createIdentity(dir, path string) (*Identity, error) {
+func createIdentity(path string) (*Identity, error) {
 	id, err := GenerateIdentity()
 	if err != nil {
 		return nil, fmt.Errorf("generate identity: %w", err)
@@ -98,34 +98,12 @@ func createIdentity(dir, path string) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode identity: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".identity-*.tmp") // mode 0600
-	if err != nil {
-		return nil, fmt.Errorf("write identity: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write identity %s: %w", tmp.Name(), err)
-	}
-	// A hard link never replaces an existing file: if another process
-	// created the identity meanwhile, its keys win.
-	switch err := os.Link(tmp.Name(), path); {
-	case errors.Is(err, fs.ErrExist):
+	created, err := store.CreateFile(path, data)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("identity: %w", err)
+	case !created: // another process created it meanwhile: its keys win
 		return readIdentity(path)
-	case err != nil: // no hard links on this file system
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			return nil, fmt.Errorf("save identity %s: %w", path, err)
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // make the new directory entry durable
-		d.Close()
 	}
 	return id, nil
 }
