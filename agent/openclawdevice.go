@@ -7,11 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/store"
@@ -59,19 +56,7 @@ func createDevice(path string) (*gateway.Device, error) {
 }
 
 func readDevice(path string) (*gateway.Device, error) {
-	f, err := store.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("OpenClaw device key %s has mode %04o: others may read the private key; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 16<<10)) // one PEM key is well under 1 KiB
+	data, err := store.ReadSecret(path, "OpenClaw device key", 16<<10) // one PEM key is well under 1 KiB
 	if err != nil {
 		return nil, err
 	}

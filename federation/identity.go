@@ -11,11 +11,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/agentfed/agentfed/internal/store"
@@ -109,19 +106,7 @@ func createIdentity(path string) (*Identity, error) {
 }
 
 func readIdentity(path string) (*Identity, error) {
-	f, err := store.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("identity %s has mode %04o: others may read the private keys; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10)) // two PEM keys are well under 1 KiB
+	data, err := store.ReadSecret(path, "identity", 64<<10) // two PEM keys are well under 1 KiB
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,11 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // CreateFile writes data to a new file at path, mode 0600, whole or not at
@@ -43,4 +45,27 @@ func CreateFile(path string, data []byte) (created bool, err error) {
 		d.Close()
 	}
 	return true, nil
+}
+
+// ReadSecret reads the file at path that CreateFile made, refusing a link
+// in its place (see OpenFile), a file that others than its owner may read
+// (what names it in the error), and more than limit bytes.
+func ReadSecret(path, what string, limit int64) ([]byte, error) {
+	f, err := OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s has mode %04o: others may read the private key; run chmod 600 %s", what, path, fi.Mode().Perm(), path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%s %s is larger than %d bytes", what, path, limit)
+	}
+	return data, err
 }
