@@ -5,13 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
+
+	"github.com/agentfed/agentfed/internal/store"
 )
 
 // OperatorTokenFile is the file inside storage.dir that holds the operator
@@ -22,13 +21,12 @@ const OperatorTokenFile = "operator.token"
 
 // LoadOperatorToken returns the operator token kept in dir, generating and
 // saving one first if there is none (created reports that). The file is
-// written to a temporary file with mode 0600 and linked into place, so a
+// created the way every secret file of the store is (store.CreateFile): a
 // reader sees no file or the whole token, a link is never followed, and of
 // two processes racing to create it the first one's token stands. A file
 // others may read is refused.
 func LoadOperatorToken(dir string) (token string, created bool, err error) {
-	token, err = ReadOperatorToken(dir)
-	if !errors.Is(err, fs.ErrNotExist) {
+	if token, err = ReadOperatorToken(dir); !errors.Is(err, fs.ErrNotExist) {
 		return token, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -37,33 +35,13 @@ func LoadOperatorToken(dir string) (token string, created bool, err error) {
 	var b [32]byte
 	rand.Read(b[:])
 	token = hex.EncodeToString(b[:])
-	path := filepath.Join(dir, OperatorTokenFile)
-	tmp, err := os.CreateTemp(dir, ".operator-*.tmp") // mode 0600, O_EXCL
-	if err != nil {
-		return "", false, fmt.Errorf("write operator token: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(token + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), path)                 // never replaces anything, a link included
-		if err != nil && !errors.Is(err, fs.ErrExist) { // no hard links on this file system
-			if _, lerr := os.Lstat(path); errors.Is(lerr, fs.ErrNotExist) {
-				err = os.Rename(tmp.Name(), path)
-			}
-		}
-	}
+	created, err = store.CreateFile(filepath.Join(dir, OperatorTokenFile), []byte(token+"\n"))
 	switch {
-	case errors.Is(err, fs.ErrExist): // another process won the race, or a link is in the way
+	case err != nil:
+		return "", false, fmt.Errorf("operator token: %w", err)
+	case !created: // another process won the race, or a link is in the way
 		token, err = ReadOperatorToken(dir)
 		return token, false, err
-	case err != nil:
-		return "", false, fmt.Errorf("write operator token %s: %w", path, err)
 	}
 	return token, true, nil
 }
@@ -72,25 +50,7 @@ func LoadOperatorToken(dir string) (token string, created bool, err error) {
 // fs.ErrNotExist when there is none.
 func ReadOperatorToken(dir string) (string, error) {
 	path := filepath.Join(dir, OperatorTokenFile)
-	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return "", fmt.Errorf("operator token %s is a symbolic link; replace it with the file itself", path)
-		}
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case !fi.Mode().IsRegular():
-		return "", fmt.Errorf("operator token %s is not a regular file", path)
-	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0:
-		return "", fmt.Errorf("operator token %s has mode %04o: others may read it; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1024))
+	data, err := store.ReadSecret(path, "operator token", 1024)
 	if err != nil {
 		return "", err
 	}

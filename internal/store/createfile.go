@@ -60,8 +60,11 @@ func ReadSecret(path, what string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s %s has mode %04o: others may read the private key; run chmod 600 %s", what, path, fi.Mode().Perm(), path)
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
+	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0:
+		return nil, fmt.Errorf("%s %s has mode %04o: others may read it; run chmod 600 %s", what, path, fi.Mode().Perm(), path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err == nil && int64(len(data)) > limit {

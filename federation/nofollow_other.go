@@ -1,5 +1,0 @@
-//go:build !unix
-
-package federation
-
-const noFollow = 0
