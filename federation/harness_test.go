@@ -12,6 +12,7 @@ import (
 	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"go.uber.org/goleak"
 )
 
@@ -134,22 +135,7 @@ func mustTool(t *testing.T, c *gateway.Client, action string) map[string]any {
 func code(err error) string { return gateway.CodeOf(err) }
 
 // at walks a decoded JSON value by object keys and array indexes.
-func at(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[k]
-		case int:
-			a, _ := v.([]any)
-			if k >= len(a) {
-				return nil
-			}
-			v = a[k]
-		}
-	}
-	return v
-}
+var at = tstest.At
 
 func errorsAs(err error, target **gateway.Error) bool { return errors.As(err, target) }
 

@@ -31,7 +31,7 @@ agents:
 storage: {dir: %q}
 `, pidFile, t.TempDir()))
 	gw := serve(t, "--config", cfg)
-	c, err := gateway.Dial(context.Background(), gw.url, &gateway.DialOptions{Role: gateway.RolePeer,
+	c, err := gateway.Dial(context.Background(), gw.URL, &gateway.DialOptions{Role: gateway.RolePeer,
 		Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, InstanceID: "caller"}})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ storage: {dir: %q}
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	gw.stop(t, syscall.SIGKILL)
+	gw.Stop(t, syscall.SIGKILL)
 	tstest.WaitFor(t, 10*time.Second, func() error {
 		if alive(pid) {
 			return fmt.Errorf("agent process %d still runs after its gateway was killed", pid)

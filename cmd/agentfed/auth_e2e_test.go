@@ -55,33 +55,33 @@ func TestServeRequiresGeneratedOperatorToken(t *testing.T) {
 		t.Fatalf("operator token file %s: %v, mode %v, token %q; want a 0600 file with a token", path, fi.Mode(), err, s.token)
 	}
 	ctx := context.Background()
-	if _, err := gateway.Dial(ctx, s.url, nil); gateway.CodeOf(err) != gateway.CodeUnauthorized {
+	if _, err := gateway.Dial(ctx, s.URL, nil); gateway.CodeOf(err) != gateway.CodeUnauthorized {
 		t.Fatalf("operator without a token: %v; want UNAUTHORIZED", err)
 	}
-	if out, errOut, code := cliIn(t, dir, nil, "peers", "--gateway", s.url); code != 0 || !strings.Contains(out, "0 peers") {
+	if out, errOut, code := cliIn(t, dir, nil, "peers", "--gateway", s.URL); code != 0 || !strings.Contains(out, "0 peers") {
 		t.Fatalf("CLI without flags next to ./agentfed-data: exit %d %s %s", code, out, errOut)
 	}
 	elsewhere := t.TempDir()
-	if _, errOut, code := cliIn(t, elsewhere, nil, "peers", "--gateway", s.url); code != 1 || !strings.Contains(errOut, "operator token") {
+	if _, errOut, code := cliIn(t, elsewhere, nil, "peers", "--gateway", s.URL); code != 1 || !strings.Contains(errOut, "operator token") {
 		t.Fatalf("CLI with no way to find the token: exit %d %q; want exit 1 saying how to pass it", code, errOut)
 	}
 	cfg := writeFile(t, "gw.yaml", fmt.Sprintf("storage: {dir: %q}\n", filepath.Join(dir, "agentfed-data")))
-	if _, errOut, code := cliIn(t, elsewhere, nil, "peers", "--gateway", s.url, "--config", cfg); code != 0 {
+	if _, errOut, code := cliIn(t, elsewhere, nil, "peers", "--gateway", s.URL, "--config", cfg); code != 0 {
 		t.Fatalf("CLI with --config: exit %d %s", code, errOut)
 	}
-	if _, errOut, code := cliIn(t, elsewhere, []string{"AGENTFED_CONFIG=" + cfg}, "peers", "--gateway", s.url); code != 0 {
+	if _, errOut, code := cliIn(t, elsewhere, []string{"AGENTFED_CONFIG=" + cfg}, "peers", "--gateway", s.URL); code != 0 {
 		t.Fatalf("CLI with $AGENTFED_CONFIG: exit %d %s", code, errOut)
 	}
 
 	// Restarted, the gateway keeps its token.
-	if err := s.stop(t, syscall.SIGTERM); err != nil {
+	if err := s.Stop(t, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	again := serveIn(t, dir)
 	if again.token != s.token {
 		t.Fatal("the operator token changed across a restart")
 	}
-	if _, errOut, code := cliIn(t, dir, nil, "peers", "--gateway", again.url); code != 0 {
+	if _, errOut, code := cliIn(t, dir, nil, "peers", "--gateway", again.URL); code != 0 {
 		t.Fatalf("CLI after a restart: exit %d %s", code, errOut)
 	}
 }
@@ -124,7 +124,7 @@ storage: {dir: %q}
 	path := writeFile(t, "hup.yaml", fmt.Sprintf(body, "\n        previousToken: a-old", storage))
 	s := serve(t, "--config", path)
 	dial := func(token string) *gateway.Client {
-		c, err := gateway.Dial(context.Background(), s.url, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
+		c, err := gateway.Dial(context.Background(), s.URL, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
 			Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, InstanceID: "peer-a"}})
 		if err != nil {
 			t.Fatalf("peer with token %s: %v", token, err)
@@ -136,24 +136,24 @@ storage: {dir: %q}
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(body, "", storage)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.Cmd.Process.Signal(syscall.SIGHUP)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	select {
 	case <-old.Done():
 	case <-ctx.Done():
-		t.Fatalf("the connection with the removed previousToken is still open after SIGHUP\n%s", s.logs)
+		t.Fatalf("the connection with the removed previousToken is still open after SIGHUP\n%s", s.Logs)
 	}
 	if err := cur.Call(ctx, federation.MethodHealth, nil, nil); err != nil {
 		t.Fatalf("the connection with the current token after SIGHUP: %v", err)
 	}
-	if err := s.stop(t, syscall.SIGTERM); err != nil { // all its logs are in
+	if err := s.Stop(t, syscall.SIGTERM); err != nil { // all its logs are in
 		t.Fatal(err)
 	}
-	if !strings.Contains(s.logs.String(), "configuration reloaded") {
-		t.Fatalf("no reload logged:\n%s", s.logs)
+	if !strings.Contains(s.Logs.String(), "configuration reloaded") {
+		t.Fatalf("no reload logged:\n%s", s.Logs)
 	}
-	if strings.Contains(s.logs.String(), "need a restart") {
-		t.Fatalf("a reload with --listen warned of a restart:\n%s", s.logs)
+	if strings.Contains(s.Logs.String(), "need a restart") {
+		t.Fatalf("a reload with --listen warned of a restart:\n%s", s.Logs)
 	}
 }

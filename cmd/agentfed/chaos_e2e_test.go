@@ -69,7 +69,7 @@ storage: {dir: %q}
 // returns its messageId.
 func sendDurable(t *testing.T, g *server, content string) string {
 	t.Helper()
-	c, err := gateway.Dial(context.Background(), g.url, &gateway.DialOptions{Token: g.token})
+	c, err := gateway.Dial(context.Background(), g.URL, &gateway.DialOptions{Token: g.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func sendDurable(t *testing.T, g *server, content string) string {
 // status returns the outbox entry of id on the gateway g.
 func status(t *testing.T, g *server, id string) (*federation.OutboxEntry, error) {
 	t.Helper()
-	c, err := gateway.Dial(context.Background(), g.url, &gateway.DialOptions{Token: g.token})
+	c, err := gateway.Dial(context.Background(), g.URL, &gateway.DialOptions{Token: g.token})
 	if err != nil {
 		return nil, err
 	}
@@ -129,18 +129,18 @@ func TestChaosSenderKilledMidHandling(t *testing.T) {
 		}
 		return nil
 	})
-	sender.cmd.Process.Kill() // mid-handling: the agent sleeps 2 s
-	<-sender.done
+	sender.Cmd.Process.Kill() // mid-handling: the agent sleeps 2 s
+	<-sender.Done
 	sender = serve(t, "--config", sendCfg)
 	e := waitDelivered(t, sender, id)
 	if got := e.Result.Response.Content; got != "ok" {
 		t.Errorf("reply %q, want ok", got)
 	}
 	if n := lines(t, file); n != 1 {
-		t.Errorf("the agent ran %d times, want once\nreceiver log:\n%s", n, receiver.logs)
+		t.Errorf("the agent ran %d times, want once\nreceiver log:\n%s", n, receiver.Logs)
 	}
-	sender.stop(t, syscall.SIGTERM)
-	receiver.stop(t, syscall.SIGTERM)
+	sender.Stop(t, syscall.SIGTERM)
+	receiver.Stop(t, syscall.SIGTERM)
 }
 
 // outboxLeaf returns the id of a leaf page of the outbox bucket: the
@@ -189,7 +189,7 @@ storage: {dir: %q}
 	for i := range queued {
 		sendDurable(t, g, fmt.Sprintf("m-%d", i))
 	}
-	g.stop(t, syscall.SIGTERM)
+	g.Stop(t, syscall.SIGTERM)
 	path := filepath.Join(dir, store.FileName)
 	sound, err := os.ReadFile(path)
 	if err != nil {
@@ -233,11 +233,11 @@ storage: {dir: %q}
 		t.Logf("salvage:\n%s", out)
 		must(t, os.Rename(salvaged, path))
 		g := serve(t, "--config", cfg)
-		list, _, _ := agentfed(t, "", "outbox", "list", "--gateway", g.url, "--state", "queued", "--limit", "1000", "--json")
+		list, _, _ := agentfed(t, "", "outbox", "list", "--gateway", g.URL, "--state", "queued", "--limit", "1000", "--json")
 		if n := jsonLen(t, list); n < queued-50 || n >= queued {
 			t.Errorf("%d messages queued after salvage; want most of %d, not all (one page was lost)", n, queued)
 		}
-		g.stop(t, syscall.SIGTERM)
+		g.Stop(t, syscall.SIGTERM)
 	})
 }
 

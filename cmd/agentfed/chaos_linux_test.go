@@ -66,7 +66,7 @@ storage: {dir: %q}
 	if err != nil {
 		t.Fatal(err)
 	}
-	limitFileSize(t, receiver.cmd.Process.Pid, fi.Size())
+	limitFileSize(t, receiver.Cmd.Process.Pid, fi.Size())
 
 	id := sendDurable(t, sender, "big")
 	tstest.WaitFor(t, 20*time.Second, func() error { // failed, and retried at least once
@@ -83,7 +83,7 @@ storage: {dir: %q}
 		}
 		return nil
 	})
-	limitFileSize(t, receiver.cmd.Process.Pid, -1) // the disk recovers
+	limitFileSize(t, receiver.Cmd.Process.Pid, -1) // the disk recovers
 	e := waitDelivered(t, sender, id)
 	if n := len(e.Result.Response.Content); n != 262144 {
 		t.Errorf("reply of %d bytes, want 262144", n)
@@ -91,8 +91,8 @@ storage: {dir: %q}
 	if n := lines(t, file); n != 1 {
 		t.Errorf("the agent ran %d times, want once", n)
 	}
-	sender.stop(t, syscall.SIGTERM)
-	receiver.stop(t, syscall.SIGTERM)
+	sender.Stop(t, syscall.SIGTERM)
+	receiver.Stop(t, syscall.SIGTERM)
 }
 
 // auditCount counts the events of the audit log at path with the given
@@ -145,9 +145,9 @@ audit: {enabled: false}
 	if err != nil {
 		t.Fatal(err)
 	}
-	limitFileSize(t, sender.cmd.Process.Pid, fi.Size())
+	limitFileSize(t, sender.Cmd.Process.Pid, fi.Size())
 
-	c, err := gateway.Dial(context.Background(), sender.url, &gateway.DialOptions{Token: sender.token})
+	c, err := gateway.Dial(context.Background(), sender.URL, &gateway.DialOptions{Token: sender.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ audit: {enabled: false}
 	if !errors.As(err, &ge) || ge.Code != "INTERNAL" || !ge.Retryable {
 		t.Fatalf("durable send on a full disk: %v %+v; want INTERNAL, retryable, and nothing queued", err, r)
 	}
-	if out, _, _ := agentfed(t, "", "outbox", "list", "--gateway", sender.url, "--json"); jsonLen(t, out) != 1 {
+	if out, _, _ := agentfed(t, "", "outbox", "list", "--gateway", sender.URL, "--json"); jsonLen(t, out) != 1 {
 		t.Fatalf("the refused send was queued: %s", out)
 	}
 
@@ -174,7 +174,7 @@ audit: {enabled: false}
 	if e, err := status(t, sender, id); err != nil || e.State != federation.StateQueued {
 		t.Fatalf("while its disk is full the sender reports %+v, %v; want queued", e, err)
 	}
-	limitFileSize(t, sender.cmd.Process.Pid, -1) // the disk recovers
+	limitFileSize(t, sender.Cmd.Process.Pid, -1) // the disk recovers
 	e := waitDelivered(t, sender, id)
 	if n := len(e.Result.Response.Content); n != 262144 {
 		t.Errorf("reply of %d bytes, want 262144", n)
@@ -182,6 +182,6 @@ audit: {enabled: false}
 	if n := lines(t, file); n != 1 {
 		t.Errorf("the agent ran %d times, want once", n)
 	}
-	sender.stop(t, syscall.SIGTERM)
-	receiver.stop(t, syscall.SIGTERM)
+	sender.Stop(t, syscall.SIGTERM)
+	receiver.Stop(t, syscall.SIGTERM)
 }

@@ -86,7 +86,7 @@ storage: {dir: %q}
 `, recvAddr, t.TempDir()))
 
 	sender := serve(t, "--config", sendCfg)
-	c, err := gateway.Dial(context.Background(), sender.url, &gateway.DialOptions{Token: sender.token})
+	c, err := gateway.Dial(context.Background(), sender.URL, &gateway.DialOptions{Token: sender.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ storage: {dir: %q}
 				}
 				acked.Store(fmt.Sprintf("m-%d", i), r.MessageID)
 				if nAcked.Add(1) == total/2 && killed.CompareAndSwap(false, true) {
-					sender.cmd.Process.Kill() // kill -9 mid-way
+					sender.Cmd.Process.Kill() // kill -9 mid-way
 				}
 			}
 		})
@@ -119,7 +119,7 @@ storage: {dir: %q}
 	close(work)
 	senders.Wait()
 	c.Close()
-	<-sender.done
+	<-sender.Done
 	if !killed.Load() {
 		t.Fatal("the sender was never killed")
 	}
@@ -142,14 +142,14 @@ storage: {dir: %q}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d acknowledged messages never arrived\nsender log:\n%s", missing, sender.logs)
+			t.Fatalf("%d acknowledged messages never arrived\nsender log:\n%s", missing, sender.Logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Let the outbox drain: nothing may remain queued.
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		out, _, code := agentfed(t, "", "outbox", "list", "--gateway", sender.url, "--state", "queued", "--json")
+		out, _, code := agentfed(t, "", "outbox", "list", "--gateway", sender.URL, "--state", "queued", "--json")
 		if code == 0 && jsonLen(t, out) == 0 {
 			break
 		}
@@ -164,8 +164,8 @@ storage: {dir: %q}
 		}
 	}
 	t.Logf("handled %d distinct messages (%d acknowledged), none twice", len(sk.snapshot()), len(want))
-	receiver.stop(t, syscall.SIGTERM)
-	sender.stop(t, syscall.SIGTERM)
+	receiver.Stop(t, syscall.SIGTERM)
+	sender.Stop(t, syscall.SIGTERM)
 }
 
 func jsonLen(t *testing.T, out string) int {

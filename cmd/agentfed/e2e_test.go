@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -22,19 +20,17 @@ import (
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/config"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // bin is the agentfed binary built once for the end-to-end tests.
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agentfed-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "agentfed")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build agentfed: %v\n%s", err, out)
+	var dir string
+	var err error
+	if bin, dir, err = tstest.BuildAgentfed("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -44,37 +40,14 @@ func TestMain(m *testing.M) {
 
 // server is one `agentfed serve` process.
 type server struct {
-	cmd   *exec.Cmd
-	url   string
-	token string      // the operator token serve generated, or "" when the config sets one
-	logs  *syncBuffer // stderr, readable while the process runs
-	done  chan error
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	*tstest.Gateway
+	token string // the operator token serve generated, or "" when the config sets one
 }
 
 // operatorTokens maps a server's host:port to the operator token it generated,
 // which agentfed passes to client commands that name that --gateway, as
 // the CLI would find it itself when run with the server's --config.
 var operatorTokens sync.Map
-
-var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
 
 // serve starts `agentfed serve` with args and waits until it logs its
 // listening address.
@@ -86,46 +59,11 @@ func serve(t *testing.T, args ...string) *server {
 // serveIn is serve in the working directory dir.
 func serveIn(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	s := &server{Gateway: tstest.Serve(t, bin, dir, nil, append([]string{"--listen", "127.0.0.1:0"}, args...)...)}
+	s.token = generatedToken(t, dir, args)
+	if s.token != "" {
+		operatorTokens.Store(s.Addr, s.token)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-			s.logs.WriteString(sc.Text() + "\n")
-		}
-		s.done <- cmd.Wait()
-	}()
-	select {
-	case addr := <-found:
-		s.url = "ws://" + addr
-		s.token = generatedToken(t, cmd.Dir, args)
-		if s.token != "" {
-			operatorTokens.Store(addr, s.token)
-		}
-	case err := <-s.done:
-		t.Fatalf("agentfed serve %v exited before listening: %v\n%s", args, err, s.logs)
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("agentfed serve %v did not log its address", args)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
 	return s
 }
 
@@ -155,19 +93,6 @@ func generatedToken(t *testing.T, dir string, args []string) string {
 		t.Fatal(err)
 	}
 	return token
-}
-
-// stop sends sig and waits for the process to exit.
-func (s *server) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	s.cmd.Process.Signal(sig)
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("agentfed serve did not exit after %v", sig)
-		return nil
-	}
 }
 
 // agentfed runs the CLI and returns stdout, stderr and the exit code.
@@ -259,7 +184,7 @@ gateway:
     operatorToken: "${AGENTFED_TOKEN}"
 storage:
   dir: %q
-`, research.url, data.url, t.TempDir())
+`, research.URL, data.URL, t.TempDir())
 	t.Setenv("RESEARCH_TOKEN", "research-secret")
 	t.Setenv("DATA_TOKEN", "data-secret")
 	t.Setenv("AGENTFED_TOKEN", "operator-secret")
@@ -267,7 +192,7 @@ storage:
 
 	toolJSON := func(action string) (map[string]any, []any, int) {
 		t.Helper()
-		out, errOut, code := agentfed(t, "", "tool", "--gateway", main.url, action)
+		out, errOut, code := agentfed(t, "", "tool", "--gateway", main.URL, action)
 		var v any
 		if code == 0 || out != "" {
 			if err := json.Unmarshal([]byte(out), &v); err != nil {
@@ -305,7 +230,7 @@ storage:
 		{`{"action":"query_capabilities","peerId":"research-agent"}`, func(m map[string]any, _ []any) bool {
 			return fmt.Sprint(m["capabilities"]) == "[web-search summarization]" && m["description"] == "echo agent of research-server"
 		}},
-		{fmt.Sprintf(`{"action":"register_peer","peerId":"dyn","peerName":"Dynamic","peerUrl":%q,"peerAgentId":"agent-data-01","peerToken":"data-secret"}`, data.url), func(m map[string]any, _ []any) bool {
+		{fmt.Sprintf(`{"action":"register_peer","peerId":"dyn","peerName":"Dynamic","peerUrl":%q,"peerAgentId":"agent-data-01","peerToken":"data-secret"}`, data.URL), func(m map[string]any, _ []any) bool {
 			return m["success"] == true
 		}},
 		{`{"action":"unregister_peer","peerId":"dyn"}`, func(m map[string]any, _ []any) bool { return m["success"] == true }},
@@ -318,24 +243,24 @@ storage:
 	}
 
 	// The friendly subcommands read the same stdin/flags and print text.
-	out, errOut, code := agentfed(t, "", "send", "--gateway", main.url, "research-agent", "plain words")
+	out, errOut, code := agentfed(t, "", "send", "--gateway", main.URL, "research-agent", "plain words")
 	if code != 0 || !strings.Contains(out, "research-agent answered") || !strings.Contains(out, "plain words") {
 		t.Fatalf("agentfed send: exit %d\n%s%s", code, out, errOut)
 	}
-	out, _, code = agentfed(t, `{"action":"list_peers"}`, "tool", "--gateway", main.url, "-")
+	out, _, code = agentfed(t, `{"action":"list_peers"}`, "tool", "--gateway", main.URL, "-")
 	if code != 0 || !strings.Contains(out, `"totalPeers": 2`) {
 		t.Fatalf("agentfed tool - (stdin): exit %d %s", code, out)
 	}
 
 	// A wrong operator token is refused; the process exits 1 with the code.
-	_, errOut, code = agentfed(t, "", "peers", "--gateway", main.url, "--token", "wrong")
+	_, errOut, code = agentfed(t, "", "peers", "--gateway", main.URL, "--token", "wrong")
 	if code != 1 || !strings.Contains(errOut, "UNAUTHORIZED") {
 		t.Fatalf("wrong operator token: exit %d %q", code, errOut)
 	}
 
 	// kill -9 a peer: a clear error, quickly, and the rest keeps working.
-	research.cmd.Process.Kill()
-	<-research.done
+	research.Cmd.Process.Kill()
+	<-research.Done
 	m, _, code := toolJSON(`{"action":"send","peerId":"research-agent","message":"anyone?"}`)
 	if code != 1 || m["status"] != "error" || m["error"].(map[string]any)["code"] != "PEER_UNAVAILABLE" {
 		t.Fatalf("send to killed peer: exit %d %v", code, m)
@@ -345,32 +270,32 @@ storage:
 	}
 
 	// SIGTERM: a clean shutdown, exit 0.
-	if err := main.stop(t, syscall.SIGTERM); err != nil {
-		t.Fatalf("main exited with %v after SIGTERM\n%s", err, main.logs)
+	if err := main.Stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("main exited with %v after SIGTERM\n%s", err, main.Logs)
 	}
-	if strings.Contains(main.logs.String(), "secret") {
-		t.Fatalf("a token appeared in the logs:\n%s", main.logs)
+	if strings.Contains(main.Logs.String(), "secret") {
+		t.Fatalf("a token appeared in the logs:\n%s", main.Logs)
 	}
 }
 
 func TestServeWithoutConfig(t *testing.T) {
 	s := serve(t)
-	out, errOut, code := agentfed(t, "", "tool", "--gateway", s.url, `{"action":"list_peers"}`)
+	out, errOut, code := agentfed(t, "", "tool", "--gateway", s.URL, `{"action":"list_peers"}`)
 	if code != 0 || !strings.Contains(out, `"totalPeers": 0`) {
 		t.Fatalf("list_peers on a default gateway: exit %d %s %s", code, out, errOut)
 	}
 	// The default gateway hosts an echo agent; reach it through a second
 	// default gateway registered as a dynamic peer.
 	s2 := serve(t)
-	reg := fmt.Sprintf(`{"action":"register_peer","peerId":"other","peerName":"Other","peerUrl":%q,"peerAgentId":"echo"}`, s2.url)
-	if _, errOut, code := agentfed(t, "", "tool", "--gateway", s.url, reg); code != 0 {
+	reg := fmt.Sprintf(`{"action":"register_peer","peerId":"other","peerName":"Other","peerUrl":%q,"peerAgentId":"echo"}`, s2.URL)
+	if _, errOut, code := agentfed(t, "", "tool", "--gateway", s.URL, reg); code != 0 {
 		t.Fatalf("register: %s", errOut)
 	}
-	out, errOut, code = agentfed(t, "", "send", "--gateway", s.url, "other", "ping")
+	out, errOut, code = agentfed(t, "", "send", "--gateway", s.URL, "other", "ping")
 	if code != 0 || !strings.Contains(out, "ping") {
 		t.Fatalf("send to the default echo agent: exit %d %s %s", code, out, errOut)
 	}
-	if err := s.stop(t, syscall.SIGINT); err != nil {
+	if err := s.Stop(t, syscall.SIGINT); err != nil {
 		t.Fatalf("SIGINT: %v", err)
 	}
 }

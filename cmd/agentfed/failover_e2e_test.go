@@ -57,9 +57,9 @@ federation:
     - {id: worker-2, name: W2, url: %q, agentId: w, capabilities: [task]}
 gateway: {heartbeatMs: 100, breaker: {failures: 2, openMs: 600000}}
 storage: {dir: %q}
-`, w1Addr, w2.url, t.TempDir()))
+`, w1Addr, w2.URL, t.TempDir()))
 	main := serve(t, "--config", mainCfg)
-	op, err := gateway.Dial(context.Background(), main.url, &gateway.DialOptions{Token: main.token})
+	op, err := gateway.Dial(context.Background(), main.URL, &gateway.DialOptions{Token: main.token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,8 @@ storage: {dir: %q}
 	}()
 	<-entered
 	killedAt := time.Now()
-	w1.cmd.Process.Kill()
-	<-w1.done
+	w1.Cmd.Process.Kill()
+	<-w1.Done
 	select {
 	case r := <-done:
 		if r.Status != federation.StatusError || r.Error.Code != gateway.CodePeerUnavailable {
@@ -118,5 +118,5 @@ storage: {dir: %q}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	main.stop(t, syscall.SIGTERM)
+	main.Stop(t, syscall.SIGTERM)
 }

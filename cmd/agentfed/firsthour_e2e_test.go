@@ -74,17 +74,17 @@ func TestJSONErrors(t *testing.T) {
 		code     string
 		mentions string
 	}{
-		{"tool, not JSON", []string{"tool", "--gateway", s.url, "{not json"}, 2, "INVALID_PARAMS", "JSON object"},
-		{"tool, unknown peer", []string{"tool", "--gateway", s.url, `{"action":"send","peerId":"nobody","message":"x"}`}, 1, "UNKNOWN_PEER", `"nobody"`},
-		{"tool, no message", []string{"tool", "--gateway", s.url, `{"action":"broadcast"}`}, 1, "INVALID_PARAMS", "message is required"},
+		{"tool, not JSON", []string{"tool", "--gateway", s.URL, "{not json"}, 2, "INVALID_PARAMS", "JSON object"},
+		{"tool, unknown peer", []string{"tool", "--gateway", s.URL, `{"action":"send","peerId":"nobody","message":"x"}`}, 1, "UNKNOWN_PEER", `"nobody"`},
+		{"tool, no message", []string{"tool", "--gateway", s.URL, `{"action":"broadcast"}`}, 1, "INVALID_PARAMS", "message is required"},
 		{"tool, unreachable", []string{"tool", "--gateway", down, `{"action":"list_peers"}`}, 1, "GATEWAY_UNREACHABLE", "cannot reach"},
 		{"tool, bad --gateway", []string{"tool", "--gateway", "127.0.0.1:1", `{"action":"list_peers"}`}, 2, "USAGE", "ws://127.0.0.1:1"},
-		{"send, unknown peer", []string{"send", "--json", "--gateway", s.url, "nobody", "hi"}, 1, "UNKNOWN_PEER", `"nobody"`},
-		{"broadcast, bad priority", []string{"broadcast", "--json", "--gateway", s.url, "hi", "--priority", "asap"}, 1, "INVALID_PARAMS", `--priority "asap"`},
+		{"send, unknown peer", []string{"send", "--json", "--gateway", s.URL, "nobody", "hi"}, 1, "UNKNOWN_PEER", `"nobody"`},
+		{"broadcast, bad priority", []string{"broadcast", "--json", "--gateway", s.URL, "hi", "--priority", "asap"}, 1, "INVALID_PARAMS", `--priority "asap"`},
 		{"peers, unreachable", []string{"peers", "--json", "--gateway", down}, 1, "GATEWAY_UNREACHABLE", down},
 		{"send, missing argument", []string{"send", "--json", "only-peer"}, 2, "USAGE", "arg"},
 		{"send, unknown flag after --json", []string{"send", "--json", "--frobnicate", "a", "b"}, 2, "USAGE", "frobnicate"},
-		{"status, unknown message", []string{"status", "--json", "--gateway", s.url, "no-such-id"}, 1, "UNKNOWN_MESSAGE", "no-such-id"},
+		{"status, unknown message", []string{"status", "--json", "--gateway", s.URL, "no-such-id"}, 1, "UNKNOWN_MESSAGE", "no-such-id"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out, errOut, code := agentfed(t, "", tt.args...)
@@ -100,7 +100,7 @@ func TestJSONErrors(t *testing.T) {
 		})
 	}
 	// Without --json, stdout stays empty on failure: people read stderr.
-	if out, _, code := agentfed(t, "", "send", "--gateway", s.url, "nobody", "hi"); code != 1 || out != "" {
+	if out, _, code := agentfed(t, "", "send", "--gateway", s.URL, "nobody", "hi"); code != 1 || out != "" {
 		t.Fatalf("send to an unknown peer without --json: exit %d, stdout %q", code, out)
 	}
 }
@@ -115,12 +115,12 @@ func TestEmptyMessageRefused(t *testing.T) {
 		exit     int
 		mentions string
 	}{
-		{[]string{"send", "--gateway", s.url, "echo", ""}, 2, "MESSAGE is empty"},
-		{[]string{"broadcast", "--gateway", s.url, ""}, 2, "MESSAGE is empty"},
-		{[]string{"delegate", "--gateway", s.url, "--capability", "echo", ""}, 2, "TASK is empty"},
-		{[]string{"send", "--gateway", s.url, "echo", "hi", "--ttl-ms", "1000"}, 2, "--durable"},
-		{[]string{"tool", "--gateway", s.url, `{"action":"delegate","requiredCapabilities":["echo"]}`}, 1, "task is required"},
-		{[]string{"tool", "--gateway", s.url, `{"action":"broadcast","message":""}`}, 1, "message is required"},
+		{[]string{"send", "--gateway", s.URL, "echo", ""}, 2, "MESSAGE is empty"},
+		{[]string{"broadcast", "--gateway", s.URL, ""}, 2, "MESSAGE is empty"},
+		{[]string{"delegate", "--gateway", s.URL, "--capability", "echo", ""}, 2, "TASK is empty"},
+		{[]string{"send", "--gateway", s.URL, "echo", "hi", "--ttl-ms", "1000"}, 2, "--durable"},
+		{[]string{"tool", "--gateway", s.URL, `{"action":"delegate","requiredCapabilities":["echo"]}`}, 1, "task is required"},
+		{[]string{"tool", "--gateway", s.URL, `{"action":"broadcast","message":""}`}, 1, "message is required"},
 	} {
 		_, errOut, code := agentfed(t, "", tt.args...)
 		if code != tt.exit || !strings.Contains(errOut, tt.mentions) {
@@ -143,8 +143,8 @@ federation:
 storage:
   dir: %q
 `, t.TempDir())))
-	args := []string{"register", "--gateway", main.url, "--peer-id", "temp-agent-01", "--peer-name", "Temporary Analysis Agent",
-		"--peer-url", data.url, "--peer-agent-id", "agent-data-01", "--peer-capabilities", "analysis,reporting"}
+	args := []string{"register", "--gateway", main.URL, "--peer-id", "temp-agent-01", "--peer-name", "Temporary Analysis Agent",
+		"--peer-url", data.URL, "--peer-agent-id", "agent-data-01", "--peer-capabilities", "analysis,reporting"}
 	_, errOut, code := agentfed(t, "", args...)
 	if code != 1 || !strings.Contains(errOut, "--peer-token") || strings.Contains(errOut, "peerToken") {
 		t.Fatalf("register without --peer-token under requireAuth: exit %d %q; want exit 1 naming --peer-token", code, errOut)
@@ -152,7 +152,7 @@ storage:
 	if out, errOut, code := agentfed(t, "", append(args, "--peer-token", "data-secret")...); code != 0 {
 		t.Fatalf("register with --peer-token: exit %d\n%s%s", code, out, errOut)
 	}
-	out, errOut, code := agentfed(t, "", "send", "--gateway", main.url, "temp-agent-01", "hello")
+	out, errOut, code := agentfed(t, "", "send", "--gateway", main.URL, "temp-agent-01", "hello")
 	if code != 0 || !strings.Contains(out, "temp-agent-01 answered") {
 		t.Fatalf("send to the registered peer: exit %d\n%s%s", code, out, errOut)
 	}
@@ -172,8 +172,8 @@ func TestServeReadsAgentfedYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := serveIn(t, dir)
-	s.stop(t, syscall.SIGKILL) // its logs are complete once it has exited
-	logs := s.logs.String()
+	s.Stop(t, syscall.SIGKILL) // its logs are complete once it has exited
+	logs := s.Logs.String()
 	for _, want := range []string{"using agentfed.yaml", "serverId=from-agentfed-yaml", "storageDir=" + filepath.Join(dir, "state")} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("serve in a directory with agentfed.yaml: log lacks %q:\n%s", want, logs)
@@ -181,8 +181,8 @@ func TestServeReadsAgentfedYAML(t *testing.T) {
 	}
 	// --config '' still means the built-in defaults.
 	d := serveIn(t, dir, "--config", "")
-	d.stop(t, syscall.SIGKILL)
-	if logs := d.logs.String(); strings.Contains(logs, "from-agentfed-yaml") || !strings.Contains(logs, "storageDir="+filepath.Join(dir, "agentfed-data")) {
+	d.Stop(t, syscall.SIGKILL)
+	if logs := d.Logs.String(); strings.Contains(logs, "from-agentfed-yaml") || !strings.Contains(logs, "storageDir="+filepath.Join(dir, "agentfed-data")) {
 		t.Errorf("serve --config '': want the defaults, got:\n%s", logs)
 	}
 }
@@ -198,8 +198,8 @@ gateway: {tls: {certFile: %q, keyFile: %q}}
 storage: {dir: %q}
 `, certFile, keyFile, t.TempDir())))
 	plain := serve(t)
-	tlsHost := strings.TrimPrefix(tlsGW.url, "ws://")
-	plainHost := strings.TrimPrefix(plain.url, "ws://")
+	tlsHost := strings.TrimPrefix(tlsGW.URL, "ws://")
+	plainHost := strings.TrimPrefix(plain.URL, "ws://")
 	for _, tt := range []struct {
 		name     string
 		args     []string
@@ -209,8 +209,8 @@ storage: {dir: %q}
 		{"no scheme", []string{"peers", "--gateway", plainHost}, 2, []string{"ws://" + plainHost, "agentfed peers --help"}},
 		{"http scheme", []string{"peers", "--gateway", "http://" + plainHost}, 2, []string{"ws://" + plainHost}},
 		{"untrusted certificate", []string{"peers", "--gateway", "wss://" + tlsHost}, 1, []string{"--ca-file"}},
-		{"ws to a TLS gateway", []string{"peers", "--gateway", tlsGW.url}, 1, []string{"serves TLS", "wss://" + tlsHost}},
-		{"wss to a plain gateway", []string{"peers", "--gateway", "wss://" + plainHost}, 1, []string{"does not serve TLS", plain.url}},
+		{"ws to a TLS gateway", []string{"peers", "--gateway", tlsGW.URL}, 1, []string{"serves TLS", "wss://" + tlsHost}},
+		{"wss to a plain gateway", []string{"peers", "--gateway", "wss://" + plainHost}, 1, []string{"does not serve TLS", plain.URL}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, errOut, code := agentfed(t, "", tt.args...)
@@ -234,7 +234,7 @@ storage: {dir: %q}
 // help, and both ways of asking for the version agree.
 func TestErrorTextReadsOnce(t *testing.T) {
 	s := serve(t)
-	_, errOut, code := agentfed(t, "", "send", "--gateway", s.url, "nobody", "hi")
+	_, errOut, code := agentfed(t, "", "send", "--gateway", s.URL, "nobody", "hi")
 	want := "agentfed: UNKNOWN_PEER: no peer named \"nobody\"; see the peers with list_peers (`agentfed peers`)\n"
 	if code != 1 || errOut != want {
 		t.Fatalf("send to an unknown peer: exit %d\n got %q\nwant %q", code, errOut, want)

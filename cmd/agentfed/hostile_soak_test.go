@@ -41,7 +41,7 @@ agents:
 storage: {dir: %q}
 `, maxBytes, t.TempDir())))
 	dial := func(name, token string) (*gateway.Client, error) {
-		return gateway.Dial(context.Background(), victim.url, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
+		return gateway.Dial(context.Background(), victim.URL, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
 			Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, InstanceID: name}})
 	}
 	relay := func(c *gateway.Client, m *federation.Message) error {
@@ -123,7 +123,7 @@ storage: {dir: %q}
 			t.Errorf("the observer was refused during the attack: %v", err)
 		}
 		worst = max(worst, time.Since(start))
-		peak = max(peak, rss(t, victim.cmd.Process.Pid, "VmHWM"))
+		peak = max(peak, rss(t, victim.Cmd.Process.Pid, "VmHWM"))
 	}
 	tick.Stop()
 	wg.Wait()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -52,7 +53,7 @@ federation:
 gateway:
   auth: {operatorToken: "${AGENTFED_TOKEN}"}
 storage: {dir: %q}
-`, peer.url, t.TempDir())))
+`, peer.URL, t.TempDir())))
 }
 
 // inspect runs the MCP inspector's CLI against target and decodes what it
@@ -77,21 +78,21 @@ func inspect(t *testing.T, inspector string, target []string, method ...string) 
 // that reaches the peer's echo agent, and a bad action that is an error.
 func checkInspector(t *testing.T, inspector string, target []string) {
 	tools := inspect(t, inspector, target, "--method", "tools/list")
-	if name := at(tools, "tools", 0, "name"); name != federation.ToolName {
+	if name := tstest.At(tools, "tools", 0, "name"); name != federation.ToolName {
 		t.Fatalf("tools/list: first tool %v, want %s: %v", name, federation.ToolName, tools)
 	}
-	if enum := at(tools, "tools", 0, "inputSchema", "properties", "action", "enum"); len(enum.([]any)) != len(federation.Actions) {
+	if enum := tstest.At(tools, "tools", 0, "inputSchema", "properties", "action", "enum"); len(enum.([]any)) != len(federation.Actions) {
 		t.Errorf("tools/list: action enum %v, want the %d actions of agentfed schema", enum, len(federation.Actions))
 	}
 	call := []string{"--method", "tools/call", "--tool-name", federation.ToolName}
 	sent := inspect(t, inspector, target, append(call, "--tool-arg", "action=send", "--tool-arg", "peerId=peer-b",
 		"--tool-arg", "message=hello from the inspector")...)
-	if c := at(sent, "structuredContent", "response", "content"); c != "hello from the inspector" || sent["isError"] == true {
+	if c := tstest.At(sent, "structuredContent", "response", "content"); c != "hello from the inspector" || sent["isError"] == true {
 		t.Errorf("send: structuredContent.response.content = %v (isError %v), want the echo agent's answer: %v", c, sent["isError"], sent)
 	}
 	bad := inspect(t, inspector, target, append(call, "--tool-arg", "action=fly")...)
-	text, _ := at(bad, "content", 0, "text").(string)
-	if bad["isError"] != true || at(bad, "structuredContent", "error", "code") != "UNKNOWN_ACTION" || !strings.HasPrefix(text, "UNKNOWN_ACTION: ") {
+	text, _ := tstest.At(bad, "content", 0, "text").(string)
+	if bad["isError"] != true || tstest.At(bad, "structuredContent", "error", "code") != "UNKNOWN_ACTION" || !strings.HasPrefix(text, "UNKNOWN_ACTION: ") {
 		t.Errorf("bad action: %v, want isError with UNKNOWN_ACTION", bad)
 	}
 }
@@ -99,13 +100,13 @@ func checkInspector(t *testing.T, inspector string, target []string) {
 func TestMCPInspectorStdio(t *testing.T) {
 	inspector := npmTool(t, "AGENTFED_MCP_INSPECTOR")
 	main := mcpFederation(t)
-	checkInspector(t, inspector, []string{bin, "mcp", "--gateway", main.url, "--token", "op-secret"})
+	checkInspector(t, inspector, []string{bin, "mcp", "--gateway", main.URL, "--token", "op-secret"})
 }
 
 func TestMCPInspectorHTTP(t *testing.T) {
 	inspector := npmTool(t, "AGENTFED_MCP_INSPECTOR")
 	main := mcpFederation(t)
-	url := "http://" + strings.TrimPrefix(main.url, "ws://") + federation.MCPPath
+	url := "http://" + strings.TrimPrefix(main.URL, "ws://") + federation.MCPPath
 	checkInspector(t, inspector, []string{url, "--transport", "http", "--header", "Authorization: Bearer op-secret"})
 }
 
@@ -170,24 +171,6 @@ func summaryOf(out []byte) string {
 	return s
 }
 
-// at walks a decoded JSON value by object keys and array indexes.
-func at(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[k]
-		case int:
-			a, _ := v.([]any)
-			if k >= len(a) {
-				return nil
-			}
-			v = a[k]
-		}
-	}
-	return v
-}
-
 // TestMCPStdio drives `agentfed mcp` with the go-sdk's MCP client, as a
 // host would: without npm, so it always runs.
 func TestMCPStdio(t *testing.T) {
@@ -203,7 +186,7 @@ func TestMCPStdio(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	s := connect(main.url)
+	s := connect(main.URL)
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: federation.ToolName,
 		Arguments: map[string]any{"action": "send", "peerId": "peer-b", "message": "over stdio"}})
 	if err != nil {
@@ -212,7 +195,7 @@ func TestMCPStdio(t *testing.T) {
 	b, _ := json.Marshal(res.StructuredContent)
 	var structured any
 	json.Unmarshal(b, &structured)
-	if res.IsError || at(structured, "response", "content") != "over stdio" {
+	if res.IsError || tstest.At(structured, "response", "content") != "over stdio" {
 		t.Errorf("send: isError %v, structuredContent %s", res.IsError, b)
 	}
 	peers, err := s.ReadResource(ctx, &mcp.ReadResourceParams{URI: "agentfed://peers"})

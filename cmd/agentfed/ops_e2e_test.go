@@ -15,16 +15,16 @@ import (
 
 func TestHealthCommand(t *testing.T) {
 	s := serve(t)
-	out, errOut, code := agentfed(t, "", "health", "--gateway", s.url)
+	out, errOut, code := agentfed(t, "", "health", "--gateway", s.URL)
 	if code != 0 || out != "alive: yes\nready: yes\n  [+]storage ok\n  [+]listening ok\n  [+]peers ok\n" {
 		t.Fatalf("health: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	out, _, code = agentfed(t, "", "health", "--json", "--gateway", s.url)
+	out, _, code = agentfed(t, "", "health", "--json", "--gateway", s.URL)
 	if code != 0 || !strings.Contains(out, `"ready": {`) || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("health --json: exit %d, %s", code, out)
 	}
-	s.stop(t, syscall.SIGTERM)
-	out, errOut, code = agentfed(t, "", "health", "--json", "--gateway", s.url)
+	s.Stop(t, syscall.SIGTERM)
+	out, errOut, code = agentfed(t, "", "health", "--json", "--gateway", s.URL)
 	if code != 1 || !strings.Contains(out, `"code":"GATEWAY_UNREACHABLE"`) || !strings.Contains(errOut, "cannot reach gateway") {
 		t.Fatalf("health of a stopped gateway: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -36,22 +36,22 @@ func TestBackupCommand(t *testing.T) {
 	dir := t.TempDir()
 	s := serveIn(t, dir)
 	file := filepath.Join(t.TempDir(), "agentfed.db")
-	out, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.url)
+	out, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.URL)
 	if code != 0 || !strings.Contains(out, "backed up ") {
 		t.Fatalf("backup: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if _, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.url); code != 2 || !strings.Contains(errOut, "exists") {
+	if _, errOut, code := agentfed(t, "", "backup", file, "--gateway", s.URL); code != 2 || !strings.Contains(errOut, "exists") {
 		t.Fatalf("backup over an existing file: exit %d, %s", code, errOut)
 	}
-	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "x.db"), "--gateway", s.url, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "HTTP 401") {
+	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "x.db"), "--gateway", s.URL, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "HTTP 401") {
 		t.Fatalf("backup with a wrong token: exit %d, %s", code, errOut)
 	}
 	// Offline, from the storage dir, once the gateway has stopped.
 	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "running gateway") {
 		t.Fatalf("offline backup of a running gateway's dir: exit %d, %s", code, errOut)
 	}
-	logs := s.logs.String()
-	s.stop(t, syscall.SIGTERM)
+	logs := s.Logs.String()
+	s.Stop(t, syscall.SIGTERM)
 	offline := filepath.Join(t.TempDir(), "offline.db")
 	if _, errOut, code := agentfed(t, "", "backup", offline, "--dir", filepath.Join(dir, "agentfed-data")); code != 0 {
 		t.Fatalf("offline backup: exit %d, %s", code, errOut)
@@ -75,7 +75,7 @@ func TestBackupCommand(t *testing.T) {
 	}
 	// Ready may be seen before the line naming the serverId is in the logs.
 	tstest.WaitFor(t, 10*time.Second, func() error {
-		if got := id(r.logs.String()); got != id(logs) {
+		if got := id(r.Logs.String()); got != id(logs) {
 			return fmt.Errorf("restored gateway's serverId %q; want %q", got, id(logs))
 		}
 		return nil

@@ -32,7 +32,7 @@ storage: {dir: %q}
 `, recvAddr, t.TempDir()))
 	sender := serve(t, "--config", sendCfg)
 	cli := func(args ...string) (string, string, int) {
-		return agentfed(t, "", append(args, "--gateway", sender.url)...)
+		return agentfed(t, "", append(args, "--gateway", sender.URL)...)
 	}
 	send := func(msg string) string {
 		out, errOut, code := cli("send", "recv", msg, "--durable", "--json")
@@ -70,7 +70,7 @@ storage: {dir: %q}
 	deadline := time.Now().Add(30 * time.Second)
 	for sk.snapshot()["after"] == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the message sent after the cancel never arrived\n%s", sender.logs)
+			t.Fatalf("the message sent after the cancel never arrived\n%s", sender.Logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -83,6 +83,6 @@ storage: {dir: %q}
 	if _, errOut, code := cli("outbox", "list", "--limit", "100000"); code == 0 || !strings.Contains(errOut, "limit 100000 is not from 1 to 1000") {
 		t.Fatalf("outbox list --limit 100000: exit %d: %s", code, errOut)
 	}
-	receiver.stop(t, syscall.SIGTERM)
-	sender.stop(t, syscall.SIGTERM)
+	receiver.Stop(t, syscall.SIGTERM)
+	sender.Stop(t, syscall.SIGTERM)
 }

@@ -27,7 +27,7 @@ agents:
 storage: {dir: %q}
 `, t.TempDir()))
 	dial := func(s *server, name, token string) *gateway.Client {
-		c, err := gateway.Dial(context.Background(), s.url, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
+		c, err := gateway.Dial(context.Background(), s.URL, &gateway.DialOptions{Role: gateway.RolePeer, Token: token,
 			Client: gateway.ClientInfo{ID: gateway.ClientIDGateway, Mode: gateway.ClientModeBack, InstanceID: name}})
 		if err != nil {
 			t.Fatal(err)
@@ -50,7 +50,7 @@ storage: {dir: %q}
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	victim.stop(t, syscall.SIGKILL)
+	victim.Stop(t, syscall.SIGKILL)
 	victim = serve(t, "--config", cfg)
 	for name, m := range captured {
 		c := dial(victim, name, map[string]string{"main": "main-token"}[name])

@@ -200,7 +200,7 @@ audit: {enabled: false}
 	// Sample the sender's anonymous memory (its heap and stacks; bbolt's
 	// memory-mapped file shows as RssFile, reclaimable page cache).
 	var peakAnon atomic.Int64
-	senderPid := func() int { procMu.Lock(); defer procMu.Unlock(); return procs[0].cmd.Process.Pid }
+	senderPid := func() int { procMu.Lock(); defer procMu.Unlock(); return procs[0].Cmd.Process.Pid }
 	sampling := make(chan struct{})
 	var sampler sync.WaitGroup
 	sampler.Go(func() {
@@ -232,8 +232,8 @@ audit: {enabled: false}
 			i := n % 3
 			procMu.Lock()
 			start := time.Now()
-			procs[i].cmd.Process.Kill()
-			<-procs[i].done
+			procs[i].Cmd.Process.Kill()
+			<-procs[i].Done
 			if i == 0 {
 				senderKills++
 			} else {
@@ -314,7 +314,7 @@ audit: {enabled: false}
 	}
 	procMu.Lock()
 	for _, p := range procs {
-		p.stop(t, syscall.SIGTERM)
+		p.Stop(t, syscall.SIGTERM)
 	}
 	procMu.Unlock()
 }

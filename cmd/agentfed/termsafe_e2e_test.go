@@ -29,10 +29,10 @@ federation:
   serverId: main
   peers: [{id: shady, name: "Shady \x1b[31mpeer", url: %q, agentId: shady-agent, capabilities: [tricks]}]
 storage: {dir: %q}
-`, peer.url, t.TempDir())))
+`, peer.URL, t.TempDir())))
 
 	for _, args := range [][]string{{"send", "shady", "hi"}, {"caps", "shady"}, {"peers"}} {
-		out, errOut, code := agentfed(t, "", append(args, "--gateway", main.url)...)
+		out, errOut, code := agentfed(t, "", append(args, "--gateway", main.URL)...)
 		if code != 0 {
 			t.Fatalf("agentfed %v: exit %d\n%s%s", args, code, out, errOut)
 		}
@@ -43,7 +43,7 @@ storage: {dir: %q}
 			t.Errorf("agentfed %v does not show the escapes it neutralised: %q", args, out)
 		}
 	}
-	out, _, code := agentfed(t, "", "send", "shady", "hi", "--json", "--gateway", main.url)
+	out, _, code := agentfed(t, "", "send", "shady", "hi", "--json", "--gateway", main.URL)
 	var r struct{ Response struct{ Content string } }
 	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Response.Content != answer {
 		t.Errorf("--json: exit %d, %v, content %q; want the answer exactly", code, err, r.Response.Content)

@@ -61,7 +61,7 @@ gateway: {tls: {certFile: %q, keyFile: %q}}
 storage: {dir: %q}
 `, certFile, keyFile, t.TempDir()))
 	s := serve(t, "--config", cfg)
-	wss := "wss://" + strings.TrimPrefix(s.url, "ws://")
+	wss := "wss://" + strings.TrimPrefix(s.URL, "ws://")
 	out, errOut, code := agentfed(t, "", "peers", "--gateway", wss, "--ca-file", caFile)
 	if code != 0 || !strings.Contains(out, "tls-gw: 0 peers") {
 		t.Fatalf("peers over wss with --ca-file: exit %d\n%s%s", code, out, errOut)

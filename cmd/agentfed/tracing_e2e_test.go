@@ -33,10 +33,10 @@ func TestServeExportsTraces(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
 	s := serve(t)
-	if !strings.Contains(s.logs.String(), "tracing on") {
-		t.Fatalf("serve did not say tracing is on:\n%s", s.logs)
+	if !strings.Contains(s.Logs.String(), "tracing on") {
+		t.Fatalf("serve did not say tracing is on:\n%s", s.Logs)
 	}
-	if _, errOut, code := agentfed(t, "", "peers", "--gateway", s.url); code != 0 {
+	if _, errOut, code := agentfed(t, "", "peers", "--gateway", s.URL); code != 0 {
 		t.Fatalf("peers: %d %s", code, errOut)
 	}
 	tstest.WaitFor(t, 10*time.Second, func() error {
@@ -51,15 +51,15 @@ func TestServeExportsTraces(t *testing.T) {
 			t.Errorf("exported spans lack %q", want)
 		}
 	}
-	s.stop(t, syscall.SIGTERM)
+	s.Stop(t, syscall.SIGTERM)
 
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	before := posts.Load()
 	quiet := serve(t)
-	agentfed(t, "", "peers", "--gateway", quiet.url)
-	quiet.stop(t, syscall.SIGTERM) // a provider would flush at shutdown
-	if strings.Contains(quiet.logs.String(), "tracing on") || posts.Load() != before {
-		t.Fatalf("tracing is on without OTEL_* variables: %d exports\n%s", posts.Load()-before, quiet.logs)
+	agentfed(t, "", "peers", "--gateway", quiet.URL)
+	quiet.Stop(t, syscall.SIGTERM) // a provider would flush at shutdown
+	if strings.Contains(quiet.Logs.String(), "tracing on") || posts.Load() != before {
+		t.Fatalf("tracing is on without OTEL_* variables: %d exports\n%s", posts.Load()-before, quiet.Logs)
 	}
 
 	t.Setenv("OTEL_TRACES_EXPORTER", "zipkin")

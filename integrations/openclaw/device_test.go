@@ -101,7 +101,7 @@ federation:
 gateway:
   auth: {operatorToken: "${OP_TOKEN}"}
 storage: {dir: %q}
-`, claw.url, t.TempDir()), "OP_TOKEN="+opToken)
+`, claw.URL, t.TempDir()), "OP_TOKEN="+opToken)
 
 	keyFile := filepath.Join(storage, agent.OpenClawDeviceFile)
 	fi, err := os.Stat(keyFile)
@@ -117,16 +117,16 @@ storage: {dir: %q}
 	}
 
 	var got sendResult
-	agentfedJSON(t, &got, "send", "claw", "[[answer]] before pairing", "--gateway", main.url, "--timeout-ms", "30000")
+	agentfedJSON(t, &got, "send", "claw", "[[answer]] before pairing", "--gateway", main.URL, "--timeout-ms", "30000")
 	if got.Status != "error" || got.Error == nil || got.Error.Code != "AGENT_ERROR" {
 		t.Fatalf("send before pairing = %+v (error %+v); want AGENT_ERROR", got, got.Error)
 	}
-	m := approveRE.FindStringSubmatch(claw.logs.String())
-	if m == nil || !strings.Contains(claw.logs.String(), "NOT_PAIRED") || !strings.Contains(claw.logs.String(), device.ID()) {
-		t.Fatalf("the claw gateway's log does not say to approve device %s:\n%s", device.ID(), claw.logs)
+	m := approveRE.FindStringSubmatch(claw.Logs.String())
+	if m == nil || !strings.Contains(claw.Logs.String(), "NOT_PAIRED") || !strings.Contains(claw.Logs.String(), device.ID()) {
+		t.Fatalf("the claw gateway's log does not say to approve device %s:\n%s", device.ID(), claw.Logs)
 	}
 	requestID := m[1]
-	for _, line := range strings.Split(claw.logs.String(), "\n") {
+	for _, line := range strings.Split(claw.Logs.String(), "\n") {
 		if strings.Contains(line, "NOT_PAIRED") {
 			t.Logf("before pairing, the claw gateway logs: %s", line)
 			break
@@ -142,7 +142,7 @@ storage: {dir: %q}
 	}
 
 	got = sendResult{}
-	code = agentfedJSON(t, &got, "send", "claw", "[[answer]] after pairing", "--gateway", main.url, "--timeout-ms", "60000")
+	code = agentfedJSON(t, &got, "send", "claw", "[[answer]] after pairing", "--gateway", main.URL, "--timeout-ms", "60000")
 	if code != 0 || got.Status != "ok" || got.Response == nil || got.Response.Content != scriptedAnswer {
 		t.Fatalf("send after pairing: exit %d, result %+v (error %+v); want the scripted answer", code, got, got.Error)
 	}

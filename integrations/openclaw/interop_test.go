@@ -18,7 +18,7 @@ import (
 // echo (C) hosts an echo agent with capability "echoing"; claw (B), on the
 // address the plugin inside OpenClaw calls, hosts the agent "claw" of kind
 // openclaw and has echo as its peer; main (A) has claw as its peer.
-func federation(t *testing.T, o *openClaw) (main, claw, echo *server) {
+func federation(t *testing.T, o *openClaw) (main, claw, echo *tstest.Gateway) {
 	t.Helper()
 	echo = serve(t, "127.0.0.1:0", fmt.Sprintf(`
 federation: {enabled: true, serverId: echo-server}
@@ -41,7 +41,7 @@ agents:
     capabilities: [openclaw]
     handler: {type: openclaw, url: %q, token: "${OPENCLAW_TOKEN}", agentId: main}
 storage: {dir: %q}
-`, echo.url, o.url, t.TempDir()), "OP_TOKEN="+opToken, "OPENCLAW_TOKEN="+o.token)
+`, echo.URL, o.url, t.TempDir()), "OP_TOKEN="+opToken, "OPENCLAW_TOKEN="+o.token)
 	main = serve(t, "127.0.0.1:0", fmt.Sprintf(`
 federation:
   enabled: true
@@ -51,7 +51,7 @@ federation:
 gateway:
   auth: {operatorToken: "${OP_TOKEN}"}
 storage: {dir: %q}
-`, claw.url, t.TempDir()), "OP_TOKEN="+opToken)
+`, claw.URL, t.TempDir()), "OP_TOKEN="+opToken)
 	return main, claw, echo
 }
 
@@ -64,12 +64,12 @@ func TestSendToOpenClawAgent(t *testing.T) {
 	main, _, _ := federation(t, o)
 
 	var synced sendResult
-	if code := agentfedJSON(t, &synced, "sync", "claw-peer", "--gateway", main.url,
+	if code := agentfedJSON(t, &synced, "sync", "claw-peer", "--gateway", main.URL,
 		"--data", `{"projectId":"proj-synced-77"}`, "--correlation-id", "corr-openclaw-1"); code != 0 {
 		t.Fatalf("sync: exit %d: %+v", code, synced)
 	}
 	var got sendResult
-	code := agentfedJSON(t, &got, "send", "claw-peer", "[[answer]] What is the status?", "--gateway", main.url,
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[answer]] What is the status?", "--gateway", main.URL,
 		"--priority", "high", "--correlation-id", "corr-openclaw-1", "--context", `{"ticket":"T-4242"}`)
 	if code != 0 || got.Status != "ok" || got.Response == nil {
 		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
@@ -100,7 +100,7 @@ func TestOpenClawAgentTimeout(t *testing.T) {
 	main, _, _ := federation(t, o)
 
 	var got sendResult
-	agentfedJSON(t, &got, "send", "claw-peer", "[[stall]] take your time", "--gateway", main.url,
+	agentfedJSON(t, &got, "send", "claw-peer", "[[stall]] take your time", "--gateway", main.URL,
 		"--timeout-ms", "3000", "--correlation-id", "corr-stall")
 	if got.Status != "timeout" || got.Error == nil || got.Error.Code != "TIMEOUT" {
 		t.Fatalf("send = %+v (error %+v); want status timeout, code TIMEOUT", got, got.Error)
@@ -114,7 +114,7 @@ func TestOpenClawAgentCancelAborts(t *testing.T) {
 	main, _, _ := federation(t, o)
 
 	before := o.model.closedStalls()
-	send := exec.Command(bin, "send", "claw-peer", "[[stall]] cancel me", "--gateway", main.url,
+	send := exec.Command(bin, "send", "claw-peer", "[[stall]] cancel me", "--gateway", main.URL,
 		"--timeout-ms", "120000", "--correlation-id", "corr-cancel", "--token", opToken)
 	if err := send.Start(); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestPluginToolSend(t *testing.T) {
 	main, _, _ := federation(t, o)
 
 	var got sendResult
-	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-send]] ask the echo peer", "--gateway", main.url,
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-send]] ask the echo peer", "--gateway", main.URL,
 		"--correlation-id", "corr-plugin-send")
 	if code != 0 || got.Status != "ok" || got.Response == nil {
 		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
@@ -165,7 +165,7 @@ func TestPluginToolDelegate(t *testing.T) {
 	main, _, _ := federation(t, o)
 
 	var got sendResult
-	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-delegate]] find someone who echoes", "--gateway", main.url,
+	code := agentfedJSON(t, &got, "send", "claw-peer", "[[fed-delegate]] find someone who echoes", "--gateway", main.URL,
 		"--correlation-id", "corr-plugin-delegate")
 	if code != 0 || got.Status != "ok" || got.Response == nil {
 		t.Fatalf("send: exit %d, result %+v (error %+v)", code, got, got.Error)
@@ -218,7 +218,7 @@ storage: {dir: %q}
 `, o.url, t.TempDir()), "OPENCLAW_TOKEN="+o.token, "OP_TOKEN="+opToken)
 
 	var got sendResult
-	agentfedJSON(t, &got, "send", "claw-gw", "hello", "--gateway", g.url)
+	agentfedJSON(t, &got, "send", "claw-gw", "hello", "--gateway", g.URL)
 	if got.Status != "error" || got.Error == nil || !strings.Contains(got.Error.Message, "refused the handshake") ||
 		!strings.Contains(got.Error.Message, "handler type openclaw") {
 		t.Fatalf("send to OpenClaw as a peer = %+v (error %+v); want a refusal that points to the openclaw agent kind", got, got.Error)
@@ -229,7 +229,7 @@ storage: {dir: %q}
 			Health struct{ State, LastError string } `json:"health"`
 		} `json:"peers"`
 	}
-	agentfedJSON(t, &peers, "peers", "--gateway", g.url)
+	agentfedJSON(t, &peers, "peers", "--gateway", g.URL)
 	if len(peers.Peers) != 1 || peers.Peers[0].Health.State != "refused" {
 		t.Errorf("peers = %+v; want claw-gw refused", peers)
 	}
@@ -258,18 +258,18 @@ federation:
 gateway:
   auth: {operatorToken: "${OP_TOKEN}"}
 storage: {dir: %q}
-`, claw.url, claw.url, t.TempDir()), "OP_TOKEN="+opToken)
+`, claw.URL, claw.URL, t.TempDir()), "OP_TOKEN="+opToken)
 
 	for _, peer := range []string{"ghost", "stale"} {
 		var got sendResult
-		agentfedJSON(t, &got, "send", peer, "[[answer]] hello", "--gateway", main.url, "--timeout-ms", "30000")
+		agentfedJSON(t, &got, "send", peer, "[[answer]] hello", "--gateway", main.URL, "--timeout-ms", "30000")
 		if got.Status != "error" || got.Error == nil || got.Error.Code != "AGENT_ERROR" {
 			t.Errorf("send to %s = %+v (error %+v); want AGENT_ERROR", peer, got, got.Error)
 		}
 	}
 	// The details stay in the gateway's log (its "agent failed" lines are
 	// rate-limited, so only the first is certain to be there).
-	if logs := claw.logs.String(); !strings.Contains(logs, `unknown agent id \"no-such-agent\"`) {
+	if logs := claw.Logs.String(); !strings.Contains(logs, `unknown agent id \"no-such-agent\"`) {
 		t.Errorf("the claw gateway's log lacks OpenClaw's reason:\n%s", logs)
 	}
 }

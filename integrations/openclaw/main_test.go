@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,19 +29,17 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // bin is the agentfed binary, built once.
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agentfed-openclaw-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "agentfed")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/agentfed").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build agentfed: %v\n%s", err, out)
+	var dir string
+	var err error
+	if bin, dir, err = tstest.BuildAgentfed("../../cmd/agentfed"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -294,85 +291,15 @@ func cleanTmp(s tmpState) {
 	}
 }
 
-// server is one `agentfed serve` process.
-type server struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *syncBuffer
-	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(x string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(x)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
-
 // serve starts `agentfed serve` with the YAML config cfg on listen and waits
 // until it listens; env is added to its environment.
-func serve(t *testing.T, listen, cfg string, env ...string) *server {
+func serve(t *testing.T, listen, cfg string, env ...string) *tstest.Gateway {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agentfed.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--config", path)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-			s.logs.WriteString(sc.Text() + "\n")
-		}
-		s.done <- cmd.Wait()
-	}()
-	select {
-	case addr := <-found:
-		s.url = "ws://" + addr
-	case err := <-s.done:
-		t.Fatalf("agentfed serve exited before listening: %v\n%s", err, s.logs)
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("agentfed serve did not log its address")
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("agentfed serve %s logs:\n%s", listen, s.logs)
-		}
-	})
-	return s
+	return tstest.Serve(t, bin, t.TempDir(), env, "--listen", listen, "--config", path)
 }
 
 // run runs a command and returns stdout, stderr and the exit code.

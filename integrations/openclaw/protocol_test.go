@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentfed/agentfed/internal/tstest"
 	"github.com/coder/websocket"
 )
 
 // operatorGateway starts an agentfed gateway with an operator token, an echo
 // agent, a peer that is down, and a tick every tickIntervalMs.
-func operatorGateway(t *testing.T, token string) *server {
+func operatorGateway(t *testing.T, token string) *tstest.Gateway {
 	t.Helper()
 	return serve(t, "127.0.0.1:0", fmt.Sprintf(`
 federation:
@@ -133,7 +134,7 @@ func TestFramesValidateAgainstOpenClawSchemas(t *testing.T) {
 		return r.Payload
 	}
 
-	c := dialRaw(t, g.url)
+	c := dialRaw(t, g.URL)
 	add("connect.challenge", "EventFrameSchema", c.read())
 	hello := c.call("connect", "connect", connectParams(token))
 	add("hello-ok frame", "ResponseFrameSchema", hello)
@@ -179,7 +180,7 @@ func TestFramesValidateAgainstOpenClawSchemas(t *testing.T) {
 		add(call.name, "ResponseFrameSchema", c.call(call.name, call.method, call.params))
 	}
 
-	refused := dialRaw(t, g.url)
+	refused := dialRaw(t, g.URL)
 	refused.read()
 	add("refused connect", "ResponseFrameSchema", refused.call("connect", "connect", connectParams("wrong-token")))
 
@@ -242,7 +243,7 @@ func TestOpenClawCLIAgainstAgentfed(t *testing.T) {
 
 	cli := func(args ...string) (map[string]any, string, int) {
 		t.Helper()
-		cmd := exec.Command(tl.node, append([]string{tl.openclaw, "gateway", "call"}, append(args, "--url", g.url, "--token", token, "--json")...)...)
+		cmd := exec.Command(tl.node, append([]string{tl.openclaw, "gateway", "call"}, append(args, "--url", g.URL, "--token", token, "--json")...)...)
 		cmd.Env = append(os.Environ(), "HOME="+home, "OPENCLAW_HOME="+home, "OPENCLAW_STATE_DIR="+home, "TMPDIR="+home)
 		out, _ := cmd.Output()
 		var res map[string]any
