@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/schedule"
 	"github.com/agentfed/agentfed/internal/store"
 )
 
@@ -27,11 +28,9 @@ const StatusQueued = "queued"
 
 // Outbox tuning.
 const (
-	outboxConcurrency  = 64                     // deliveries in flight at once
-	outboxMinBackoff   = 100 * time.Millisecond // before the first retry, jittered ±50 %
-	outboxMaxBackoff   = 10 * time.Second       // between attempts of one message, before jitter
-	processedKeep      = 24 * time.Hour         // default retention of handled and delivered messages
-	defaultMaxAttempts = 10                     // federation.durable.maxAttempts
+	outboxConcurrency  = 64             // deliveries in flight at once
+	processedKeep      = 24 * time.Hour // default retention of handled and delivered messages
+	defaultMaxAttempts = 10             // federation.durable.maxAttempts
 )
 
 // OutboxEntry is a durable message as the outbox keeps it and as status
@@ -71,16 +70,15 @@ type outbox struct {
 	maxAge      time.Duration // for messages without ttlMs; 0: no limit
 	retention   time.Duration // of delivered entries and handled-message records
 
-	mu      sync.Mutex // guards sched, gates, running and the schedItems
-	sched   schedule
-	gates   map[string]*peerGate  // peers that do not answer, by schedItem.peer
-	running map[string]*schedItem // attempts in flight, by message id
+	mu      sync.Mutex // guards sched, running and the schedule's items
+	sched   *schedule.Schedule
+	running map[string]*schedule.Item // attempts in flight, by message id
 }
 
 func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 	d := n.cfg.Federation.Durable
-	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: newSchedule(),
-		gates: map[string]*peerGate{}, running: map[string]*schedItem{},
+	o := &outbox{n: n, st: st, wake: make(chan struct{}, 1), sched: schedule.New(),
+		running:     map[string]*schedule.Item{},
 		maxAttempts: max(d.MaxAttempts, 0), // negative: no limit
 		maxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
 		retention:   time.Duration(d.RetentionMs) * time.Millisecond,
@@ -92,7 +90,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox, error) {
 		}
 		if e.State == StateQueued {
 			e.NextAttemptAt = 0 // resume at once after a restart
-			o.sched.add(o.itemOf(&e), time.Now())
+			o.sched.Add(o.itemOf(&e), time.Now())
 		}
 		return nil
 	})
@@ -116,7 +114,7 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 	now := time.Now()
 	o.mu.Lock()
 	for _, e := range entries {
-		o.sched.add(o.itemOf(e), now)
+		o.sched.Add(o.itemOf(e), now)
 	}
 	o.mu.Unlock()
 	o.poke()
@@ -125,10 +123,13 @@ func (o *outbox) enqueue(entries ...*OutboxEntry) error {
 
 // itemOf is the schedule's item for e, which expires at its ttl or else
 // after maxAge.
-func (o *outbox) itemOf(e *OutboxEntry) *schedItem {
-	it := itemOf(e)
-	it.expires = o.deadline(e)
-	return it
+func (o *outbox) itemOf(e *OutboxEntry) *schedule.Item {
+	key := e.PeerID
+	if e.Kind == "delegate" {
+		key = schedule.DelegateKey(e.RequiredCapabilities)
+	}
+	return &schedule.Item{ID: e.MessageID, Key: key, Rank: e.Message.Priority.Rank(), CreatedAt: e.CreatedAt,
+		Next: e.NextAttemptAt, Expires: o.deadline(e)}
 }
 
 // deadline is when e is dead if not delivered (Unix ms; 0: never).
@@ -173,17 +174,12 @@ func (o *outbox) run(ctx context.Context) {
 				return // queued entries stay on disk
 			}
 			o.mu.Lock()
-			now := time.Now()
-			o.releaseProbesLocked(now)
-			it := o.sched.next(now)
-			for it != nil && o.holdLocked(it, now) {
-				it = o.sched.next(now)
-			}
+			it := o.sched.Next(time.Now())
 			var actx context.Context
 			if it != nil {
-				actx, it.stop = context.WithCancel(ctx)
-				it.done = make(chan struct{})
-				o.running[it.id] = it
+				actx, it.Stop = context.WithCancel(ctx)
+				it.Done = make(chan struct{})
+				o.running[it.ID] = it
 			}
 			o.mu.Unlock()
 			if it == nil {
@@ -197,7 +193,7 @@ func (o *outbox) run(ctx context.Context) {
 			})
 		}
 		o.mu.Lock()
-		wait := min(o.sched.wait(time.Now()), o.probeWaitLocked(time.Now()))
+		wait := o.sched.Wait(time.Now())
 		o.mu.Unlock()
 		timer.Reset(wait)
 		select {
@@ -216,33 +212,35 @@ func (o *outbox) run(ctx context.Context) {
 // attempt loads the message from disk, delivers it once, records the
 // outcome, and schedules it again if it is to be retried. actx is the
 // attempt's own context (an operator's cancel ends it), ctx the outbox's.
-func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
-	retry, class := true, outcomeNone
+func (o *outbox) attempt(actx, ctx context.Context, it *schedule.Item) {
+	retry, class := true, schedule.None
 	var e *OutboxEntry
 	defer func() {
-		it.stop()
+		it.Stop()
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		delete(o.running, it.id)
-		close(it.done)
-		o.noteOutcomeLocked(it, class, time.Now())
+		delete(o.running, it.ID)
+		close(it.Done)
+		if o.sched.Record(it, class, time.Now()) {
+			o.n.log.Debug("durable messages held for a peer that does not answer", "peer", it.Key)
+		}
 		switch {
-		case !retry || e == nil || it.cancelled:
-			o.sched.remove(it)
-		case class == outcomeDown:
-			o.sched.park(it) // until the peer answers a probe or a heartbeat
+		case !retry || e == nil || it.Cancelled:
+			o.sched.Remove(it)
+		case class == schedule.Down:
+			o.sched.Park(it) // until the peer answers a probe or a heartbeat
 		default:
-			it.next = e.NextAttemptAt
-			o.sched.add(it, time.Now())
+			it.Next = e.NextAttemptAt
+			o.sched.Add(it, time.Now())
 		}
 	}()
-	e, err := o.get(it.id)
+	e, err := o.get(it.ID)
 	switch {
 	case errors.Is(err, ErrUnknownMessage) || err == nil && e.State != StateQueued:
 		retry = false // dropped or finished meanwhile
 		return
 	case err != nil: // storage trouble: try again later, do not forget it
-		o.n.log.Error("outbox read failed", "messageId", it.id, "err", err)
+		o.n.log.Error("outbox read failed", "messageId", it.ID, "err", err)
 		e = &OutboxEntry{NextAttemptAt: time.Now().Add(time.Second).UnixMilli()}
 		return
 	}
@@ -253,14 +251,14 @@ func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
 	}
 	r := o.n.deliverEntry(actx, e)
 	o.mu.Lock()
-	cancelled := it.cancelled
+	cancelled := it.Cancelled
 	o.mu.Unlock()
 	if ctx.Err() != nil || cancelled {
 		return // shutting down: the entry stays queued on disk; cancelled: the canceller records it
 	}
 	e.Attempts++
 	class = classify(r)
-	if class != outcomeDown {
+	if class != schedule.Down {
 		e.PeerAttempts++
 	}
 	switch {
@@ -268,7 +266,7 @@ func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
 		retry = !o.finish(e, StateDelivered, r, nil)
 	case !retryable(r):
 		retry = !o.finish(e, StateFailed, r, nil)
-	case class != outcomeDown && o.maxAttempts > 0 && e.PeerAttempts >= o.maxAttempts:
+	case class != schedule.Down && o.maxAttempts > 0 && e.PeerAttempts >= o.maxAttempts:
 		last := r.Error
 		if last == nil {
 			last = gateway.NewError(gateway.CodeTimeout, "no answer")
@@ -277,7 +275,10 @@ func (o *outbox) attempt(actx, ctx context.Context, it *schedItem) {
 			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, last.Message)))
 	default:
 		e.LastError = r.Error
-		e.NextAttemptAt = now.Add(o.retryDelay(it, class)).UnixMilli()
+		o.mu.Lock()
+		delay := o.sched.RetryDelay(it, class)
+		o.mu.Unlock()
+		e.NextAttemptAt = now.Add(delay).UnixMilli()
 		if dl := o.deadline(e); dl != 0 && e.NextAttemptAt >= dl {
 			e.NextAttemptAt = dl
 		}
@@ -408,13 +409,13 @@ func (o *outbox) retry(id string) (*OutboxEntry, error) {
 // first (its outcome is not recorded); if it had already been answered,
 // the entry is no longer queued and cancel says what it became.
 func (o *outbox) cancel(id string) (*OutboxEntry, error) {
-	var stopped *schedItem // the attempt stopped for this cancel, unscheduled
+	var stopped *schedule.Item // the attempt stopped for this cancel, unscheduled
 	for {
 		o.mu.Lock()
 		if it := o.running[id]; it != nil {
-			it.cancelled = true
-			it.stop()
-			done := it.done
+			it.Cancelled = true
+			it.Stop()
+			done := it.Done
 			o.mu.Unlock()
 			<-done // bounded by the delivery's timeout; the stop ends it at once
 			stopped = it
@@ -432,8 +433,8 @@ func (o *outbox) cancel(id string) (*OutboxEntry, error) {
 		}
 		if !o.finish(e, StateDead, nil, gateway.NewError(gateway.CodeCancelled, fmt.Sprintf("cancelled by an operator after %d attempts", e.Attempts))) {
 			if stopped != nil { // still queued: schedule it again
-				stopped.cancelled, stopped.next = false, e.NextAttemptAt
-				o.sched.add(stopped, time.Now())
+				stopped.Cancelled, stopped.Next = false, e.NextAttemptAt
+				o.sched.Add(stopped, time.Now())
 				o.poke()
 			}
 			return nil, fmt.Errorf("cancel message %q: could not write the outbox; try again", id)
@@ -461,4 +462,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// classify says how an attempt's result bears on holding back its peer.
+func classify(r *Result) schedule.Outcome {
+	switch {
+	case r.Status == StatusOK:
+		return schedule.Up
+	case r.Status == StatusTimeout || r.Error == nil || r.Error.Code == gateway.CodeTimeout:
+		return schedule.Unsure
+	case peerAnswered(r.Error):
+		return schedule.Up
+	}
+	return schedule.Down
+}
+
+// peerUp makes the queued messages for peer due now: a heartbeat reached
+// it, so there is no reason to wait out their backoff. Durable delegations
+// waiting for a capable peer are due again too.
+func (o *outbox) peerUp(peer string) {
+	o.mu.Lock()
+	found := o.sched.PeerUp(peer)
+	o.mu.Unlock()
+	if found {
+		o.poke()
+	}
 }
