@@ -15,7 +15,7 @@ func (n *Node) dialer(p *peer) gateway.DialFunc {
 	return func(ctx context.Context) (*gateway.Client, error) {
 		var guard *hostAllowList
 		if p.source != SourceStatic { // dynamic and discovered
-			guard = n.hostAllow
+			guard = n.hostAllow.Load()
 		}
 		if err := guard.checkURL(p.URL); err != nil {
 			return nil, fmt.Errorf("peer %q: %w", p.ID, err)

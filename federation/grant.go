@@ -70,4 +70,4 @@ func (n *Node) deny(id *gateway.Identity, method, agent, rule string) error {
 
 // checkDynamicHost refuses a register_peer URL whose host is not in
 // gateway.dynamicPeerHosts (when that list is set); see peerhosts.go.
-func (n *Node) checkDynamicHost(raw string) error { return n.hostAllow.checkURL(raw) }
+func (n *Node) checkDynamicHost(raw string) error { return n.hostAllow.Load().checkURL(raw) }

@@ -58,8 +58,8 @@ type Node struct {
 	once      *onceTracker // durable messages being handled now
 	limits    *peerLimits
 	metrics   *metrics
-	tracer    trace.Tracer   // nil: tracing off
-	hostAllow *hostAllowList // gateway.dynamicPeerHosts; nil allows any host
+	tracer    trace.Tracer                  // nil: tracing off
+	hostAllow atomic.Pointer[hostAllowList] // gateway.dynamicPeerHosts; nil allows any host; Reload replaces it
 	started   time.Time
 	rr        roundRobin  // delegate rotation
 	tls       *tls.Config // served when gateway.tls has a certificate, else nil
@@ -175,7 +175,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	n.limits = newPeerLimits(cfg.Gateway.Limits)
 	n.metrics = newMetrics(n)
 	n.tracer = newTracer(opts.TracerProvider)
-	n.hostAllow = newHostAllowList(cfg.Gateway.DynamicPeerHosts)
+	n.hostAllow.Store(newHostAllowList(cfg.Gateway.DynamicPeerHosts))
 	n.tracker = newHealthTracker(BreakerSettings{
 		Failures: cfg.Gateway.Breaker.Failures,
 		Open:     time.Duration(cfg.Gateway.Breaker.OpenMs) * time.Millisecond,

@@ -5,8 +5,9 @@ import (
 	"slices"
 )
 
-// Reload applies a new configuration's credentials and static peers
-// without a restart: gateway.auth (operator token, peer tokens and
+// Reload applies a new configuration's credentials, static peers and
+// gateway.dynamicPeerHosts without a restart (a dynamic or discovered
+// peer the new list no longer allows is disconnected): gateway.auth (operator token, peer tokens and
 // previous tokens, grants) takes effect for new connections at once, open
 // connections whose credential it no longer accepts (a removed token,
 // previousToken or gateway.auth.peers entry, a changed operator token, a
@@ -25,6 +26,16 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 		n.tracker.forget(id)
 	}
 	n.revokeStale(&auth)
+	allow := newHostAllowList(cfg.Gateway.DynamicPeerHosts)
+	n.hostAllow.Store(allow)
+	for _, p := range n.peers.list() {
+		// A peer the list no longer allows is disconnected (its next dial is
+		// refused, naming the list); one not connected dials afresh, without
+		// waiting out a backoff from the old list.
+		if p.source != SourceStatic && (allow.checkURL(p.URL) != nil || !n.pool.Connected(p.ID)) {
+			n.pool.Drop(p.ID)
+		}
+	}
 	n.pool.RetryRefused() // the fix may be on either side
 	n.log.Info("configuration reloaded", "peerCredentials", len(auth.Peers), "staticPeers", len(cfg.Federation.Peers),
 		"operatorToken", auth.OperatorToken != "")

@@ -375,3 +375,40 @@ func TestPeerServerID(t *testing.T) {
 		t.Fatalf("a disabled peer connecting: %v; want FORBIDDEN", err)
 	}
 }
+
+// TestReloadAppliesDynamicPeerHosts: a reload that takes a host out of
+// gateway.dynamicPeerHosts disconnects the dynamic peer there and refuses
+// to dial or register it, and one that puts it back allows it again,
+// without a restart.
+func TestReloadAppliesDynamicPeerHosts(t *testing.T) {
+	peerLn := listen(t)
+	start(t, newConfig(t, "peer-server", "agent-1"), peerLn, nil)
+	cfg := newConfig(t, "main", "")
+	cfg.Gateway.DynamicPeerHosts = []string{"127.0.0.1"}
+	g := start(t, cfg, listen(t), nil)
+	op := operator(t, g, "")
+	mustTool(t, op, `{"action":"register_peer","peerId":"dyn","peerName":"x","peerUrl":"`+url(peerLn)+`","peerAgentId":"agent-1"}`)
+	if r := sendTo(t, g, "dyn"); r.Err() != nil {
+		t.Fatalf("send to an allowed dynamic peer: %v", r.Err())
+	}
+
+	narrowed := *cfg
+	narrowed.Gateway.DynamicPeerHosts = []string{"*.agents.test"}
+	if _, err := g.Reload(&narrowed); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendTo(t, g, "dyn"); code(r.Err()) != gateway.CodeForbidden || !strings.Contains(r.Err().Error(), "dynamicPeerHosts") {
+		t.Fatalf("send after 127.0.0.1 left dynamicPeerHosts: %v; want FORBIDDEN naming gateway.dynamicPeerHosts", r.Err())
+	}
+	_, err := tool(t, op, `{"action":"register_peer","peerId":"dyn2","peerName":"x","peerUrl":"`+url(peerLn)+`","peerAgentId":"agent-1"}`)
+	if code(err) != gateway.CodeForbidden {
+		t.Fatalf("register after the reload: %v; want FORBIDDEN", err)
+	}
+
+	if _, err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendTo(t, g, "dyn"); r.Err() != nil {
+		t.Fatalf("send after 127.0.0.1 is allowed again: %v", r.Err())
+	}
+}

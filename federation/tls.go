@@ -292,10 +292,10 @@ type peerClients struct {
 }
 
 type peerClient struct {
-	url     string
-	tls     PeerTLSConfig // the settings it was built from
-	guarded bool          // built with a hostAllowList's dialer
-	client  *http.Client
+	url    string
+	tls    PeerTLSConfig  // the settings it was built from
+	guard  *hostAllowList // whose dialer it was built with; a reloaded list builds a new client
+	client *http.Client
 }
 
 // get returns the HTTP client for dialling p: nil (the default) for a
@@ -315,7 +315,7 @@ func (pc *peerClients) get(p *PeerConfig, guard *hostAllowList, log *slog.Logger
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if c := pc.byID[p.ID]; c != nil {
-		if c.url == p.URL && c.tls == want && c.guarded == (guard != nil) {
+		if c.url == p.URL && c.tls == want && c.guard == guard {
 			return c.client, nil
 		}
 		c.client.CloseIdleConnections()
@@ -337,7 +337,7 @@ func (pc *peerClients) get(p *PeerConfig, guard *hostAllowList, log *slog.Logger
 	if pc.byID == nil {
 		pc.byID = make(map[string]*peerClient)
 	}
-	c := &peerClient{url: p.URL, tls: want, guarded: guard != nil, client: &http.Client{Transport: tr}}
+	c := &peerClient{url: p.URL, tls: want, guard: guard, client: &http.Client{Transport: tr}}
 	pc.byID[p.ID] = c
 	return c.client, nil
 }
