@@ -75,3 +75,46 @@ func TestAuditSurvivesRefusalFlood(t *testing.T) {
 			forbidden, first, flood-1, counted, lines)
 	}
 }
+
+// TestAuditFoldsRefusedRelays: an authenticated peer sending relays that
+// are refused before any agent sees them (here, to an agent that does not
+// exist) gets one audit line in full and one counting the rest, not a line
+// each; a relay that reaches its agent is still written on its own.
+func TestAuditFoldsRefusedRelays(t *testing.T) {
+	const flood = 100
+	cfg := newConfig(t, "audited", "public")
+	cfg.Federation.RequireAuth = true
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "main-server", Token: "main-token"}}
+	g := start(t, cfg, listen(t), nil)
+	c, err := dialPeer(t, g, "main-server", "main-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range flood {
+		if err := relay(t, c, "main-server", "no-such-agent"); code(err) != federation.CodeUnknownAgent {
+			t.Fatalf("relay %d to an unknown agent: %v; want UNKNOWN_AGENT", i, err)
+		}
+	}
+	if err := relay(t, c, "main-server", "public"); err != nil {
+		t.Fatal(err)
+	}
+	g.stop(t)
+
+	var full, counted, ok int
+	for _, l := range readAudit(t, filepath.Join(cfg.Storage.Dir, "audit.log")) {
+		switch {
+		case l["kind"] == "relay" && l["outcome"] == federation.CodeUnknownAgent && l["count"] == nil:
+			full++
+		case l["kind"] == "relay" && l["outcome"] == federation.CodeUnknownAgent:
+			if l["count"] != float64(flood-1) {
+				t.Errorf("the folded line counts %v; want %d", l["count"], flood-1)
+			}
+			counted++
+		case l["kind"] == "relay" && l["outcome"] == "ok":
+			ok++
+		}
+	}
+	if full != 1 || counted != 1 || ok != 1 {
+		t.Errorf("audit has %d full and %d counting lines for %d refused relays, and %d for the delivered one; want 1, 1 and 1", full, counted, flood, ok)
+	}
+}

@@ -315,10 +315,26 @@ func (n *Node) serveRelay(ctx context.Context, id *gateway.Identity, raw json.Ra
 		if m := p.Message; m != nil {
 			e.MessageID, e.CorrelationID, e.Type, e.Content = m.MessageID, m.CorrelationID, string(m.Type), m.Content
 		}
-		n.audit.write(e)
+		if refusedRelay(e.Outcome) {
+			n.audit.refuse(e, start) // a peer may send these at will: folded per window
+		} else {
+			n.audit.write(e)
+		}
 		n.metrics.relayIn(id, p.TargetAgent, err, time.Since(start))
 	}()
 	return n.relayIn(ctx, id, raw, &p)
+}
+
+// refusedRelay reports the outcomes of a relay refused before it reached
+// an agent, which the sending peer can provoke as often as it likes.
+func refusedRelay(outcome string) bool {
+	switch outcome {
+	case gateway.CodeForbidden, CodeRateLimited, gateway.CodeUnauthorized, gateway.CodeTooLarge,
+		gateway.CodeInvalidParams, gateway.CodeInvalidRequest, CodeUnknownAgent, CodeStale, CodeReplayed,
+		CodeBadSignature, CodeHopLimit, CodeFederationDisabled, CodeOverloaded:
+		return true
+	}
+	return false
 }
 
 func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMessage, pp *RelayParams) (_ *Message, err error) {
