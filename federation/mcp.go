@@ -3,6 +3,7 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,7 +69,7 @@ func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := f.n.authenticateOperator(r, bearerToken(r)); err != nil {
 		e := gateway.ToError(err)
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "mcp", Outcome: e.Code})
+		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "mcp", Outcome: e.Code}, time.Now())
 		if d, _ := e.Details.(map[string]string); d["code"] == "AUTH_TOKEN_MISSING" || d["code"] == "AUTH_TOKEN_MISMATCH" {
 			// The WebSocket's advice names the CLI's flags; say what an
 			// MCP host must send instead.
@@ -81,7 +82,27 @@ func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"error": e})
 		return
 	}
+	if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" && f.sessions() >= maxMCPSessions {
+		// A new session (an initialize request); each one holds memory until
+		// it ends or idles out.
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, fmt.Sprintf("this gateway already has %d MCP sessions open (the most it keeps); end one (DELETE with its Mcp-Session-Id) or wait for an idle one to time out", maxMCPSessions),
+			http.StatusServiceUnavailable)
+		return
+	}
 	f.http.ServeHTTP(w, r.WithContext(withRemote(r.Context(), r.RemoteAddr)))
+}
+
+// maxMCPSessions bounds the MCP sessions open at once at /mcp.
+const maxMCPSessions = 64
+
+// sessions counts the open MCP sessions.
+func (f *mcpFront) sessions() int {
+	n := 0
+	for range f.server.Sessions() {
+		n++
+	}
+	return n
 }
 
 // close refuses new requests and ends every session, so that streams held

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/tstest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -210,4 +212,41 @@ func TestMCPSharesTheListenersRules(t *testing.T) {
 	if code, _ := post("", big); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over 4 MiB: %d, want 413", code)
 	}
+}
+
+// TestMCPSessionsBounded: /mcp keeps at most 64 sessions open; the next
+// initialize is refused with 503 saying so, and a session that ends makes
+// room for a new one.
+func TestMCPSessionsBounded(t *testing.T) {
+	cfg := newConfig(t, "gw", "")
+	cfg.Gateway.Auth.OperatorToken = "op-secret"
+	g := start(t, cfg, listen(t), nil)
+	var sessions []*mcp.ClientSession
+	for range 64 {
+		sessions = append(sessions, mcpSession(t, g, "op-secret"))
+	}
+	initialize := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, mcpURL(g), strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
+		req.Header.Set("Authorization", "Bearer op-secret")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := initialize(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a 65th session: HTTP %d; want 503", resp.StatusCode)
+	}
+	sessions[0].Close()
+	var resp *http.Response
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if resp = initialize(); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("a new session after one ended: HTTP %d; want 200", resp.StatusCode)
+		}
+		return nil
+	})
 }
