@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/store"
 )
 
@@ -28,9 +29,13 @@ func (n *Node) serveBackup(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// With its length announced, a copy cut short fails at the client.
 	size, err := n.store.Backup(w, func(size int64) { w.Header().Set("Content-Length", strconv.FormatInt(size, 10)) })
+	e := auditEvent{Dir: "op", Kind: "backup", Remote: r.RemoteAddr, Outcome: "ok", LatencyMs: millis(time.Since(start))}
 	if err != nil {
 		n.log.Error("backup failed", "err", err, "bytes", size)
+		e.Outcome, e.Detail = gateway.CodeInternal, clip(err.Error(), 200)
+		n.audit.write(e)
 		return
 	}
+	n.audit.write(e) // a copy of every stored message left the gateway: the operator's record says who took it
 	n.log.Info("backup served", "remote", r.RemoteAddr, "bytes", size, "took", time.Since(start))
 }

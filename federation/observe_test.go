@@ -221,4 +221,13 @@ func TestBackupRestoresState(t *testing.T) {
 	if _, err := g.Backup(&again); err != nil || again.Len() == 0 {
 		t.Fatalf("Node.Backup: %d bytes, %v", again.Len(), err)
 	}
+	g.stop(t)
+	var taken, refused bool
+	for _, l := range readAudit(t, filepath.Join(cfg.Storage.Dir, "audit.log")) {
+		taken = taken || l["kind"] == "backup" && l["outcome"] == "ok" && strings.HasPrefix(l["remote"].(string), "127.0.0.1:")
+		refused = refused || l["kind"] == "auth" && l["method"] == federation.PathBackup
+	}
+	if !taken || !refused {
+		t.Errorf("audit log: backup taken recorded %t, refused backup recorded %t; want both", taken, refused)
+	}
 }

@@ -3,6 +3,9 @@ package federation
 import (
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
 )
 
 // HTTP paths of the listener's plain HTTP endpoints. Every other path is
@@ -102,6 +105,7 @@ func (n *Node) serveOperatorHTTP(w http.ResponseWriter, r *http.Request, next ht
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if _, err := n.authenticateOperator(r, strings.TrimSpace(token)); err != nil {
 		n.metrics.refused("auth")
+		n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: r.URL.Path, Outcome: gateway.CodeOf(err)}, time.Now())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
 		http.Error(w, err.Error()+" (over HTTP: send it as Authorization: Bearer TOKEN)", http.StatusUnauthorized)
 		return
