@@ -221,30 +221,43 @@ func TestMCPSessionsBounded(t *testing.T) {
 	cfg := newConfig(t, "gw", "")
 	cfg.Gateway.Auth.OperatorToken = "op-secret"
 	g := start(t, cfg, listen(t), nil)
-	var sessions []*mcp.ClientSession
-	for range 64 {
-		sessions = append(sessions, mcpSession(t, g, "op-secret"))
-	}
-	initialize := func() *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, mcpURL(g), strings.NewReader(
-			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
+	do := func(method, session, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, mcpURL(g), strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer op-secret")
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp
 	}
-	if resp := initialize(); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("a 65th session: HTTP %d; want 503", resp.StatusCode)
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
+	var first string
+	for i := range 64 {
+		resp := do(http.MethodPost, "", initialize)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("session %d: HTTP %d; want 200", i+1, resp.StatusCode)
+		}
+		if i == 0 {
+			first = resp.Header.Get("Mcp-Session-Id")
+		}
 	}
-	sessions[0].Close()
-	var resp *http.Response
+	resp := do(http.MethodPost, "", initialize)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a 65th session: HTTP %d; want 503 with Retry-After", resp.StatusCode)
+	}
+	if resp := do(http.MethodDelete, first, ""); resp.StatusCode >= 300 {
+		t.Fatalf("ending session %s: HTTP %d", first, resp.StatusCode)
+	}
 	tstest.WaitFor(t, 10*time.Second, func() error {
-		if resp = initialize(); resp.StatusCode != http.StatusOK {
+		if resp := do(http.MethodPost, "", initialize); resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("a new session after one ended: HTTP %d; want 200", resp.StatusCode)
 		}
 		return nil
