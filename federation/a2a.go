@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -44,6 +45,14 @@ type a2aFront struct {
 	n      *Node
 	agents map[string]*a2aAgent
 	first  string // the agent the gateway's own card describes
+
+	// stopping ends with Shutdown: it cancels every A2A request and
+	// every execution of an agent that an A2A message started.
+	stopping context.Context
+	stop     context.CancelFunc
+	mu       sync.Mutex     // guards closed and running's Add
+	closed   bool           // no execution starts any more
+	running  sync.WaitGroup // executions (a2aExecutor.Execute) under way
 }
 
 // a2aAgent is one local agent's A2A surface.
@@ -58,20 +67,31 @@ type a2aAgent struct {
 // executor.
 type a2aCallerKey struct{}
 
-func newA2AFront(n *Node) *a2aFront {
+// newA2AFront makes the A2A surface of n's agents, with the tasks and
+// message ids an earlier run left in n's store.
+func newA2AFront(n *Node) (*a2aFront, error) {
 	f := &a2aFront{n: n, agents: map[string]*a2aAgent{}}
+	f.stopping, f.stop = context.WithCancel(context.Background())
+	now := time.Now()
 	for _, id := range sortedKeys(n.agents) {
 		if f.first == "" {
 			f.first = id
 		}
-		dedup := newA2ADedup()
-		h := a2asrv.NewHandler(&a2aExecutor{n: n, agent: id, dedup: dedup}, a2asrv.WithLogger(n.log),
-			a2asrv.WithCallInterceptors(a2aUser{}, dedup))
+		tasks, err := loadA2ATasks(n.store, id, n.log, now)
+		if err != nil {
+			return nil, err
+		}
+		dedup, err := loadA2ADedup(n.store, id, n.log, now)
+		if err != nil {
+			return nil, fmt.Errorf("load the A2A message ids of agent %q: %w", id, err)
+		}
+		h := a2asrv.NewHandler(&a2aExecutor{f: f, n: n, agent: id, dedup: dedup}, a2asrv.WithLogger(n.log),
+			a2asrv.WithTaskStore(tasks), a2asrv.WithCallInterceptors(a2aUser{}, dedup))
 		dedup.h = h
 		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
 			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h)}
 	}
-	return f
+	return f, nil
 }
 
 // card builds the card of local agent id as seen through request r: a
@@ -158,7 +178,10 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	r = r.WithContext(context.WithValue(withRemote(r.Context(), r.RemoteAddr), a2aCallerKey{}, caller))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(f.stopping, cancel)() // an event stream does not hold Shutdown
+	r = r.WithContext(context.WithValue(withRemote(ctx, r.RemoteAddr), a2aCallerKey{}, caller))
 	if sub == "" {
 		agent.rpc.ServeHTTP(w, r)
 		return
@@ -241,6 +264,7 @@ func writeA2AError(w http.ResponseWriter, status int, e *gateway.Error) {
 // a2aExecutor runs A2A messages on one local agent through
 // Node.deliverLocal, exactly as a relayed message runs.
 type a2aExecutor struct {
+	f     *a2aFront
 	n     *Node
 	agent string
 	dedup *a2aDedup
@@ -248,6 +272,16 @@ type a2aExecutor struct {
 
 func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
+		done, ok := x.f.started()
+		if !ok {
+			yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateFailed,
+				a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(a2aInterrupted))), nil)
+			return
+		}
+		defer done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(x.f.stopping, cancel)()
 		from := "a2a"
 		if ec.User != nil {
 			from = ec.User.Name
@@ -265,11 +299,14 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 		reply, err := x.n.deliverLocal(ctx, x.n.agents[x.agent], msg, nil)
 		if err != nil {
 			state := a2a.TaskStateFailed
-			if ctx.Err() != nil {
-				state = a2a.TaskStateCanceled
-			}
 			e := gateway.ToError(err)
 			m := a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(e.Code+": "+e.Message))
+			switch {
+			case x.f.stopping.Err() != nil: // the gateway stops: failed, as after a crash
+				m = a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(a2aInterrupted))
+			case ctx.Err() != nil:
+				state = a2a.TaskStateCanceled
+			}
 			yield(a2a.NewStatusUpdateEvent(ec, state, m), nil)
 			return
 		}
@@ -278,6 +315,36 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 			m.Metadata = map[string]any{"context": reply.Context}
 		}
 		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, m), nil)
+	}
+}
+
+// started counts an execution in, unless the gateway is stopping; done
+// counts it out.
+func (f *a2aFront) started() (done func(), ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, false
+	}
+	f.running.Add(1)
+	return f.running.Done, true
+}
+
+// close cancels every A2A request and execution, and waits until the
+// executions have returned or ctx ends; for Shutdown, before the HTTP
+// server's, which would otherwise wait for open event streams.
+func (f *a2aFront) close(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.stop()
+	done := make(chan struct{})
+	go func() { f.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("A2A executions still running: %w", ctx.Err())
 	}
 }
 

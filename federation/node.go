@@ -199,7 +199,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Refused:       n.metrics.refused,
 	}
 	n.mcp = newMCPFront(n)
-	n.a2a = newA2AFront(n)
+	if n.a2a, err = newA2AFront(n); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -324,6 +327,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if httpSrv != nil {
 		n.bgCancel()
 		n.mcp.close() // ends held event streams, which Shutdown would wait for
+		// Likewise A2A event streams; and A2A executions end.
+		errs = append(errs, n.a2a.close(ctx))
 		errs = append(errs, httpSrv.Shutdown(ctx))
 		n.mcp.close() // and a session that a request in flight opened meanwhile
 	}
