@@ -32,7 +32,8 @@ const maxA2ABody = 4 << 20
 const a2aWellKnown = "/.well-known/agent-card.json"
 
 // a2aV03 is where, under an agent's A2A path, A2A 0.3 clients find its
-// JSON-RPC endpoint and, below it, its 0.3 card.
+// JSON-RPC endpoint and, below it, its 0.3 card and its 0.3 HTTP+JSON
+// endpoint (a2aV03+"/rest").
 const a2aV03 = "/v0.3"
 
 // a2aSchemeName names the bearer scheme the cards declare.
@@ -57,10 +58,11 @@ type a2aFront struct {
 
 // a2aAgent is one local agent's A2A surface.
 type a2aAgent struct {
-	id   string
-	rpc  http.Handler
-	rest http.Handler
-	v03  http.Handler // A2A 0.3 JSON-RPC, for older clients
+	id      string
+	rpc     http.Handler
+	rest    http.Handler
+	v03     http.Handler // A2A 0.3 JSON-RPC, for older clients
+	v03rest http.Handler // A2A 0.3 HTTP+JSON
 }
 
 // a2aCallerKey carries the authenticated caller's identity to the
@@ -89,7 +91,8 @@ func newA2AFront(n *Node) (*a2aFront, error) {
 			a2asrv.WithTaskStore(tasks), a2asrv.WithCallInterceptors(a2aUser{}, dedup))
 		dedup.h = h
 		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
-			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h)}
+			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h),
+			v03rest: http.StripPrefix(A2APath+id+a2aV03+"/rest", a2av0.NewRESTHandler(h))}
 	}
 	return f, nil
 }
@@ -194,6 +197,10 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		agent.rest.ServeHTTP(w, r)
 		return
 	}
+	if "/"+sub == a2aV03+"/rest" || strings.HasPrefix("/"+sub, a2aV03+"/rest/") {
+		agent.v03rest.ServeHTTP(w, r)
+		return
+	}
 	http.NotFound(w, r)
 }
 
@@ -207,11 +214,14 @@ func (f *a2aFront) serveCard(w http.ResponseWriter, r *http.Request, id string) 
 }
 
 // serveV03Card serves the card of agent id for A2A 0.3 clients: the same
-// card, in the shape both versions read, with the 0.3 JSON-RPC endpoint.
+// card, in the shape both versions read, with the 0.3 JSON-RPC and
+// HTTP+JSON endpoints.
 func (f *a2aFront) serveV03Card(w http.ResponseWriter, r *http.Request, id string) {
 	card := f.card(r, id)
-	card.SupportedInterfaces = []*a2a.AgentInterface{{URL: card.SupportedInterfaces[0].URL + a2aV03,
-		ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version}}
+	base := card.SupportedInterfaces[0].URL + a2aV03
+	card.SupportedInterfaces = []*a2a.AgentInterface{
+		{URL: base, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
+		{URL: base + "/rest", ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2av0.Version}}
 	a2asrv.NewAgentCardHandler(a2av0.NewStaticAgentCardProducer(card)).ServeHTTP(w, r)
 }
 
