@@ -40,7 +40,7 @@ const a2aV03 = "/v0.3"
 const a2aSchemeName = "bearer"
 
 // a2aFront is the A2A front door: a caller's bearer token, matched
-// against gateway.auth.peers like a peer gateway's, in front of
+// against gateway.auth.a2a (or, deprecated, gateway.auth.peers), in front of
 // a2a-go's JSON-RPC and HTTP+JSON handlers, onto Node.deliverLocal.
 type a2aFront struct {
 	n      *Node
@@ -124,13 +124,14 @@ func (f *a2aFront) card(r *http.Request, id string) *a2a.AgentCard {
 		DefaultOutputModes: []string{"text/plain"},
 		Skills:             skills,
 		SecuritySchemes: a2a.NamedSecuritySchemes{a2aSchemeName: a2a.HTTPAuthSecurityScheme{Scheme: "Bearer",
-			Description: "a token of gateway.auth.peers"}},
+			Description: "a token of " + a2aTokenSource(f.n.auth())}},
 		SecurityRequirements: a2a.SecurityRequirementsOptions{{a2aSchemeName: a2a.SecuritySchemeScopes{}}},
 	}
 }
 
 // ServeHTTP serves cards without authentication and everything else to
-// a caller whose bearer token matches a gateway.auth.peers entry.
+// a caller whose bearer token matches a gateway.auth.a2a entry (or,
+// without any, a gateway.auth.peers entry).
 func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == a2asrv.WellKnownAgentCardPath {
 		f.serveCard(w, r, f.first)
@@ -166,17 +167,18 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeA2AError(w, status, gateway.ToError(err))
 		return
 	}
-	limit, cred := int64(maxA2ABody), f.n.credential(caller)
-	if cred != nil && cred.MaxMessageBytes > 0 {
-		limit = int64(min(cred.MaxMessageBytes, maxA2ABody)) // the whole request body
+	limit := int64(maxA2ABody)
+	if caller.maxBytes > 0 {
+		limit = int64(min(caller.maxBytes, maxA2ABody)) // the whole request body
 	}
-	rate := 0.0
-	if cred != nil {
-		rate = cred.RatePerSec
+	// A gateway.auth.peers caller shares the budget of that peer's
+	// gateway connections (same serverId); a gateway.auth.a2a one has its own.
+	key := caller.id.PeerID
+	if len(f.n.auth().A2A) > 0 {
+		key = "a2a:" + key
 	}
-	// The same budget as the caller's gateway connections (same serverId).
-	if err := f.n.limits.allow(caller.PeerID, true, rate); err != nil {
-		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: caller.PeerID, Method: "a2a", Outcome: CodeRateLimited}, time.Now())
+	if err := f.n.limits.allow(key, true, caller.rate); err != nil {
+		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: caller.id.PeerID, Method: "a2a", Outcome: CodeRateLimited}, time.Now())
 		writeA2AError(w, http.StatusTooManyRequests, gateway.ToError(err))
 		return
 	}
@@ -184,7 +186,7 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(f.stopping, cancel)() // an event stream does not hold Shutdown
-	r = r.WithContext(context.WithValue(withRemote(ctx, r.RemoteAddr), a2aCallerKey{}, caller))
+	r = r.WithContext(context.WithValue(withRemote(ctx, r.RemoteAddr), a2aCallerKey{}, caller.id))
 	if sub == "" {
 		agent.rpc.ServeHTTP(w, r)
 		return
@@ -223,33 +225,6 @@ func (f *a2aFront) serveV03Card(w http.ResponseWriter, r *http.Request, id strin
 		{URL: base, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
 		{URL: base + "/rest", ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2av0.Version}}
 	a2asrv.NewAgentCardHandler(a2av0.NewStaticAgentCardProducer(card)).ServeHTTP(w, r)
-}
-
-// authenticate matches r's bearer token against gateway.auth.peers in
-// constant time and applies that entry's grants (allowAgents,
-// allowCapabilities) for agent.
-func (f *a2aFront) authenticate(r *http.Request, agent string) (*gateway.Identity, error) {
-	token := bearerToken(r)
-	if token == "" {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of gateway.auth.peers in the header Authorization: Bearer TOKEN")
-	}
-	var match *PeerCredential
-	for i, c := range f.n.auth().Peers {
-		// Every entry is compared, so that timing tells nothing.
-		if tokenEqual(token, c.Token) || c.PreviousToken != "" && tokenEqual(token, c.PreviousToken) {
-			match = &f.n.auth().Peers[i]
-		}
-	}
-	if match == nil {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no gateway.auth.peers entry")
-	}
-	id := &gateway.Identity{PeerID: match.ServerID, Authenticated: true}
-	if err := f.n.checkGrant(id, &RelayParams{TargetAgent: agent, Message: &Message{ToAgent: agent}}); err != nil {
-		return nil, err
-	}
-	return id, nil
 }
 
 // a2aUser names the authenticated caller to a2a-go, which keeps each

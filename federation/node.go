@@ -276,6 +276,7 @@ func (n *Node) logStart() {
 	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
 		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")
 	}
+	n.warnA2AAuth()
 }
 
 // absPath is dir made absolute for the log, so that a relative storage.dir

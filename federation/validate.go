@@ -395,6 +395,7 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			ch.add(fmt.Sprintf("gateway.allowedOrigins[%d]", i), "%q %s", clip(o, 80), why)
 		}
 	}
+	ch.a2aAuth(g.Auth.A2A)
 	ch.sharedTokens(&g.Auth)
 }
 
@@ -418,6 +419,13 @@ func (ch *checker) sharedTokens(a *AuthConfig) {
 		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
 		use(path+".token", c.Token)
 		if c.PreviousToken != c.Token { // reported on its own above
+			use(path+".previousToken", c.PreviousToken)
+		}
+	}
+	for i, c := range a.A2A {
+		path := fmt.Sprintf("gateway.auth.a2a[%d]", i)
+		use(path+".token", c.Token)
+		if c.PreviousToken != c.Token {
 			use(path+".previousToken", c.PreviousToken)
 		}
 	}
