@@ -222,6 +222,9 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 		ch.add(path+".url", "is %d bytes long; at most %d", len(p.URL), maxPeerURLBytes)
 	case p.Type == PeerTypeA2A:
 		ch.url(path+".url", p.URL, "http", "https")
+		if hasUserinfo(p.URL) {
+			ch.add(path+".url", "must not hold a user name or password (user:password@host): URLs are shown in list_peers, logs and the audit log; remove it and give the secret as the peer's token (peerToken in register_peer)")
+		}
 	default:
 		ch.url(path+".url", p.URL, "ws", "wss")
 		if hasUserinfo(p.URL) {
