@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // blockingAgent counts its runs; a message "block" waits until its
@@ -135,9 +137,16 @@ func TestA2ASubscribeToTask(t *testing.T) {
 				t.Fatalf("SendMessage: %v", err)
 			}
 			<-agent.started
+			id := res.(*a2a.Task).ID
+			tstest.WaitFor(t, 10*time.Second, func() error { // the working state is stored
+				if task, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: id}); err != nil || task.Status.State != a2a.TaskStateWorking {
+					return fmt.Errorf("task %s not working yet: %v", id, err)
+				}
+				return nil
+			})
 			var states []a2a.TaskState
 			var last string
-			for ev, err := range c.SubscribeToTask(ctx, &a2a.SubscribeToTaskRequest{ID: res.(*a2a.Task).ID}) {
+			for ev, err := range c.SubscribeToTask(ctx, &a2a.SubscribeToTaskRequest{ID: id}) {
 				if err != nil {
 					t.Fatalf("SubscribeToTask: %v", err)
 				}
