@@ -60,9 +60,10 @@ type a2aTaskRecord struct {
 // of an earlier run. Each caller sees only its own tasks. It is safe for
 // concurrent use.
 type a2aTasks struct {
-	st    *store.Store
-	agent string
-	log   *slog.Logger
+	st       *store.Store
+	agent    string
+	log      *slog.Logger
+	maxTasks int // maxA2ATasks; tests lower it
 
 	mu    sync.Mutex                    // guards tasks
 	tasks map[a2a.TaskID]*a2aTaskRecord // each record's Task is immutable
@@ -75,7 +76,7 @@ var _ taskstore.Store = (*a2aTasks)(nil)
 // stopped as failed, with a status message that says so: the agent's
 // work was not durable, so it is not resumed.
 func loadA2ATasks(st *store.Store, agent string, log *slog.Logger, now time.Time) (*a2aTasks, error) {
-	t := &a2aTasks{st: st, agent: agent, log: log, tasks: map[a2a.TaskID]*a2aTaskRecord{}}
+	t := &a2aTasks{st: st, agent: agent, log: log, maxTasks: maxA2ATasks, tasks: map[a2a.TaskID]*a2aTaskRecord{}}
 	prefix := agent + "\x00"
 	var drop, fix []store.KV
 	err := st.Scan(store.A2ATasks, agent, func(key string, v []byte) bool {
@@ -184,7 +185,7 @@ func (t *a2aTasks) putLocked(rec *a2aTaskRecord, drop []a2a.TaskID) error {
 
 // evictLocked lists the tasks to forget before one more is added: those
 // past maxA2ATaskAge, then the oldest finished ones while there are
-// maxA2ATasks or more. Running tasks are kept.
+// maxTasks or more. Running tasks are kept.
 func (t *a2aTasks) evictLocked(now time.Time) []a2a.TaskID {
 	var drop []a2a.TaskID
 	var finished []*a2aTaskRecord
@@ -196,7 +197,7 @@ func (t *a2aTasks) evictLocked(now time.Time) []a2a.TaskID {
 			finished = append(finished, r)
 		}
 	}
-	over := len(t.tasks) - len(drop) - maxA2ATasks + 1
+	over := len(t.tasks) - len(drop) - t.maxTasks + 1
 	if over > 0 {
 		slices.SortFunc(finished, func(a, b *a2aTaskRecord) int { return a.Updated.Compare(b.Updated) })
 		for _, r := range finished[:min(over, len(finished))] {
