@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
@@ -31,47 +32,69 @@ const maxA2ABody = 4 << 20
 const a2aWellKnown = "/.well-known/agent-card.json"
 
 // a2aV03 is where, under an agent's A2A path, A2A 0.3 clients find its
-// JSON-RPC endpoint and, below it, its 0.3 card.
+// JSON-RPC endpoint and, below it, its 0.3 card and its 0.3 HTTP+JSON
+// endpoint (a2aV03+"/rest").
 const a2aV03 = "/v0.3"
 
 // a2aSchemeName names the bearer scheme the cards declare.
 const a2aSchemeName = "bearer"
 
 // a2aFront is the A2A front door: a caller's bearer token, matched
-// against gateway.auth.peers like a peer gateway's, in front of
+// against gateway.auth.a2a (or, deprecated, gateway.auth.peers), in front of
 // a2a-go's JSON-RPC and HTTP+JSON handlers, onto Node.deliverLocal.
 type a2aFront struct {
 	n      *Node
 	agents map[string]*a2aAgent
 	first  string // the agent the gateway's own card describes
+
+	// stopping ends with Shutdown: it cancels every A2A request and
+	// every execution of an agent that an A2A message started.
+	stopping context.Context
+	stop     context.CancelFunc
+	mu       sync.Mutex     // guards closed and running's Add
+	closed   bool           // no execution starts any more
+	running  sync.WaitGroup // executions (a2aExecutor.Execute) under way
 }
 
 // a2aAgent is one local agent's A2A surface.
 type a2aAgent struct {
-	id   string
-	rpc  http.Handler
-	rest http.Handler
-	v03  http.Handler // A2A 0.3 JSON-RPC, for older clients
+	id      string
+	rpc     http.Handler
+	rest    http.Handler
+	v03     http.Handler // A2A 0.3 JSON-RPC, for older clients
+	v03rest http.Handler // A2A 0.3 HTTP+JSON
 }
 
 // a2aCallerKey carries the authenticated caller's identity to the
 // executor.
 type a2aCallerKey struct{}
 
-func newA2AFront(n *Node) *a2aFront {
+// newA2AFront makes the A2A surface of n's agents, with the tasks and
+// message ids an earlier run left in n's store.
+func newA2AFront(n *Node) (*a2aFront, error) {
 	f := &a2aFront{n: n, agents: map[string]*a2aAgent{}}
+	f.stopping, f.stop = context.WithCancel(context.Background())
+	now := time.Now()
 	for _, id := range sortedKeys(n.agents) {
 		if f.first == "" {
 			f.first = id
 		}
-		dedup := newA2ADedup()
-		h := a2asrv.NewHandler(&a2aExecutor{n: n, agent: id, dedup: dedup}, a2asrv.WithLogger(n.log),
-			a2asrv.WithCallInterceptors(a2aUser{}, dedup))
+		tasks, err := loadA2ATasks(n.store, id, n.log, now)
+		if err != nil {
+			return nil, err
+		}
+		dedup, err := loadA2ADedup(n.store, id, n.log, now)
+		if err != nil {
+			return nil, fmt.Errorf("load the A2A message ids of agent %q: %w", id, err)
+		}
+		h := a2asrv.NewHandler(&a2aExecutor{f: f, n: n, agent: id, dedup: dedup}, a2asrv.WithLogger(n.log),
+			a2asrv.WithTaskStore(tasks), a2asrv.WithCallInterceptors(a2aUser{}, dedup))
 		dedup.h = h
 		f.agents[id] = &a2aAgent{id: id, rpc: a2asrv.NewJSONRPCHandler(h),
-			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h)}
+			rest: http.StripPrefix(A2APath+id+"/rest", a2asrv.NewRESTHandler(h)), v03: a2av0.NewJSONRPCHandler(h),
+			v03rest: http.StripPrefix(A2APath+id+a2aV03+"/rest", a2av0.NewRESTHandler(h))}
 	}
-	return f
+	return f, nil
 }
 
 // card builds the card of local agent id as seen through request r: a
@@ -101,13 +124,14 @@ func (f *a2aFront) card(r *http.Request, id string) *a2a.AgentCard {
 		DefaultOutputModes: []string{"text/plain"},
 		Skills:             skills,
 		SecuritySchemes: a2a.NamedSecuritySchemes{a2aSchemeName: a2a.HTTPAuthSecurityScheme{Scheme: "Bearer",
-			Description: "a token of gateway.auth.peers"}},
+			Description: "a token of " + a2aTokenSource(f.n.auth())}},
 		SecurityRequirements: a2a.SecurityRequirementsOptions{{a2aSchemeName: a2a.SecuritySchemeScopes{}}},
 	}
 }
 
 // ServeHTTP serves cards without authentication and everything else to
-// a caller whose bearer token matches a gateway.auth.peers entry.
+// a caller whose bearer token matches a gateway.auth.a2a entry (or,
+// without any, a gateway.auth.peers entry).
 func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == a2asrv.WellKnownAgentCardPath {
 		f.serveCard(w, r, f.first)
@@ -143,22 +167,26 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeA2AError(w, status, gateway.ToError(err))
 		return
 	}
-	limit, cred := int64(maxA2ABody), f.n.credential(caller)
-	if cred != nil && cred.MaxMessageBytes > 0 {
-		limit = int64(min(cred.MaxMessageBytes, maxA2ABody)) // the whole request body
+	limit := int64(maxA2ABody)
+	if caller.maxBytes > 0 {
+		limit = int64(min(caller.maxBytes, maxA2ABody)) // the whole request body
 	}
-	rate := 0.0
-	if cred != nil {
-		rate = cred.RatePerSec
+	// A gateway.auth.peers caller shares the budget of that peer's
+	// gateway connections (same serverId); a gateway.auth.a2a one has its own.
+	key := caller.id.PeerID
+	if len(f.n.auth().A2A) > 0 {
+		key = "a2a:" + key
 	}
-	// The same budget as the caller's gateway connections (same serverId).
-	if err := f.n.limits.allow(caller.PeerID, true, rate); err != nil {
-		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: caller.PeerID, Method: "a2a", Outcome: CodeRateLimited}, time.Now())
+	if err := f.n.limits.allow(key, true, caller.rate); err != nil {
+		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: caller.id.PeerID, Method: "a2a", Outcome: CodeRateLimited}, time.Now())
 		writeA2AError(w, http.StatusTooManyRequests, gateway.ToError(err))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	r = r.WithContext(context.WithValue(withRemote(r.Context(), r.RemoteAddr), a2aCallerKey{}, caller))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(f.stopping, cancel)() // an event stream does not hold Shutdown
+	r = r.WithContext(context.WithValue(withRemote(ctx, r.RemoteAddr), a2aCallerKey{}, caller.id))
 	if sub == "" {
 		agent.rpc.ServeHTTP(w, r)
 		return
@@ -169,6 +197,10 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if sub == "rest" || strings.HasPrefix(sub, "rest/") {
 		agent.rest.ServeHTTP(w, r)
+		return
+	}
+	if "/"+sub == a2aV03+"/rest" || strings.HasPrefix("/"+sub, a2aV03+"/rest/") {
+		agent.v03rest.ServeHTTP(w, r)
 		return
 	}
 	http.NotFound(w, r)
@@ -184,39 +216,15 @@ func (f *a2aFront) serveCard(w http.ResponseWriter, r *http.Request, id string) 
 }
 
 // serveV03Card serves the card of agent id for A2A 0.3 clients: the same
-// card, in the shape both versions read, with the 0.3 JSON-RPC endpoint.
+// card, in the shape both versions read, with the 0.3 JSON-RPC and
+// HTTP+JSON endpoints.
 func (f *a2aFront) serveV03Card(w http.ResponseWriter, r *http.Request, id string) {
 	card := f.card(r, id)
-	card.SupportedInterfaces = []*a2a.AgentInterface{{URL: card.SupportedInterfaces[0].URL + a2aV03,
-		ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version}}
+	base := card.SupportedInterfaces[0].URL + a2aV03
+	card.SupportedInterfaces = []*a2a.AgentInterface{
+		{URL: base, ProtocolBinding: a2a.TransportProtocolJSONRPC, ProtocolVersion: a2av0.Version},
+		{URL: base + "/rest", ProtocolBinding: a2a.TransportProtocolHTTPJSON, ProtocolVersion: a2av0.Version}}
 	a2asrv.NewAgentCardHandler(a2av0.NewStaticAgentCardProducer(card)).ServeHTTP(w, r)
-}
-
-// authenticate matches r's bearer token against gateway.auth.peers in
-// constant time and applies that entry's grants (allowAgents,
-// allowCapabilities) for agent.
-func (f *a2aFront) authenticate(r *http.Request, agent string) (*gateway.Identity, error) {
-	token := bearerToken(r)
-	if token == "" {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of gateway.auth.peers in the header Authorization: Bearer TOKEN")
-	}
-	var match *PeerCredential
-	for i, c := range f.n.auth().Peers {
-		// Every entry is compared, so that timing tells nothing.
-		if tokenEqual(token, c.Token) || c.PreviousToken != "" && tokenEqual(token, c.PreviousToken) {
-			match = &f.n.auth().Peers[i]
-		}
-	}
-	if match == nil {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no gateway.auth.peers entry")
-	}
-	id := &gateway.Identity{PeerID: match.ServerID, Authenticated: true}
-	if err := f.n.checkGrant(id, &RelayParams{TargetAgent: agent, Message: &Message{ToAgent: agent}}); err != nil {
-		return nil, err
-	}
-	return id, nil
 }
 
 // a2aUser names the authenticated caller to a2a-go, which keeps each
@@ -241,6 +249,7 @@ func writeA2AError(w http.ResponseWriter, status int, e *gateway.Error) {
 // a2aExecutor runs A2A messages on one local agent through
 // Node.deliverLocal, exactly as a relayed message runs.
 type a2aExecutor struct {
+	f     *a2aFront
 	n     *Node
 	agent string
 	dedup *a2aDedup
@@ -248,6 +257,16 @@ type a2aExecutor struct {
 
 func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
+		done, ok := x.f.started()
+		if !ok {
+			yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateFailed,
+				a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(a2aInterrupted))), nil)
+			return
+		}
+		defer done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(x.f.stopping, cancel)()
 		from := "a2a"
 		if ec.User != nil {
 			from = ec.User.Name
@@ -265,11 +284,14 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 		reply, err := x.n.deliverLocal(ctx, x.n.agents[x.agent], msg, nil)
 		if err != nil {
 			state := a2a.TaskStateFailed
-			if ctx.Err() != nil {
-				state = a2a.TaskStateCanceled
-			}
 			e := gateway.ToError(err)
 			m := a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(e.Code+": "+e.Message))
+			switch {
+			case x.f.stopping.Err() != nil: // the gateway stops: failed, as after a crash
+				m = a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(a2aInterrupted))
+			case ctx.Err() != nil:
+				state = a2a.TaskStateCanceled
+			}
 			yield(a2a.NewStatusUpdateEvent(ec, state, m), nil)
 			return
 		}
@@ -278,6 +300,36 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 			m.Metadata = map[string]any{"context": reply.Context}
 		}
 		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, m), nil)
+	}
+}
+
+// started counts an execution in, unless the gateway is stopping; done
+// counts it out.
+func (f *a2aFront) started() (done func(), ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, false
+	}
+	f.running.Add(1)
+	return f.running.Done, true
+}
+
+// close cancels every A2A request and execution, and waits until the
+// executions have returned or ctx ends; for Shutdown, before the HTTP
+// server's, which would otherwise wait for open event streams.
+func (f *a2aFront) close(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.stop()
+	done := make(chan struct{})
+	go func() { f.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("A2A executions still running: %w", ctx.Err())
 	}
 }
 

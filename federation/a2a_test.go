@@ -12,6 +12,7 @@ import (
 	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/a2aproject/a2a-go/v2/a2aclient"
 	"github.com/a2aproject/a2a-go/v2/a2aclient/agentcard"
+	"github.com/a2aproject/a2a-go/v2/a2acompat/a2av0"
 	"github.com/agentfed/agentfed/federation"
 )
 
@@ -266,5 +267,43 @@ func TestA2AServeCancelReachesAgent(t *testing.T) {
 	case <-canceled:
 	case <-ctx.Done():
 		t.Fatal("the agent's context was not canceled")
+	}
+}
+
+// TestA2AServeV03Clients: a2a-go's A2A 0.3 client transports, from the
+// agent's 0.3 card, over JSON-RPC and HTTP+JSON.
+func TestA2AServeV03Clients(t *testing.T) {
+	g := a2aGateway(t)
+	hc := &http.Client{Transport: bearer{"good-token", http.DefaultTransport.(*http.Transport).Clone()}}
+	t.Cleanup(hc.CloseIdleConnections)
+	base := "http://" + g.Addr().String() + federation.A2APath + "echo/v0.3"
+	for _, tr := range []a2a.TransportProtocol{a2a.TransportProtocolJSONRPC, a2a.TransportProtocolHTTPJSON} {
+		t.Run(string(tr), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			card, err := (&agentcard.Resolver{Client: hc, CardParser: a2av0.NewAgentCardParser()}).Resolve(ctx, base)
+			if err != nil {
+				t.Fatalf("resolve the 0.3 card at %s: %v", base, err)
+			}
+			only := a2av0.WithJSONRPCTransport(a2av0.JSONRPCTransportConfig{Client: hc}) // this transport and no other
+			if tr == a2a.TransportProtocolHTTPJSON {
+				only = a2av0.WithRESTTransport(a2av0.RESTTransportConfig{Client: hc})
+			}
+			c, err := a2aclient.NewFromCard(ctx, card, only)
+			if err != nil {
+				t.Fatalf("0.3 client over %s: %v", tr, err)
+			}
+			defer c.Destroy()
+			res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("from 0.3 over "+string(tr)))})
+			if err != nil {
+				t.Fatalf("SendMessage: %v", err)
+			}
+			if got := replyText(t, res); !strings.Contains(got, "from 0.3 over "+string(tr)) {
+				t.Fatalf("reply %q does not echo the message", got)
+			}
+			if _, err := c.GetTask(ctx, &a2a.GetTaskRequest{ID: res.(*a2a.Task).ID}); err != nil {
+				t.Fatalf("GetTask over 0.3 %s: %v", tr, err)
+			}
+		})
 	}
 }

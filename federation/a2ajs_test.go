@@ -69,12 +69,14 @@ func TestA2AServeJSClient(t *testing.T) {
 			}
 		})
 	}
-	t.Run("legacyCompat 0.3", func(t *testing.T) {
-		out, err := a2aJS(t, base+"v0.3/", "good-token", "JSONRPC", "send", "from a 0.3 client", "legacy")
-		if err != nil || !strings.Contains(out, "from a 0.3 client") {
-			t.Fatalf("js legacyCompat client: %v\n%s", err, out)
-		}
-	})
+	for _, tr := range []string{"JSONRPC", "HTTP+JSON"} {
+		t.Run("legacyCompat 0.3 "+tr, func(t *testing.T) {
+			out, err := a2aJS(t, base+"v0.3/", "good-token", tr, "send", "from a 0.3 client over "+tr, "legacy")
+			if err != nil || !strings.Contains(out, "from a 0.3 client over "+tr) {
+				t.Fatalf("js legacyCompat client over %s: %v\n%s", tr, err, out)
+			}
+		})
+	}
 	t.Run("stream in order", func(t *testing.T) {
 		out, err := a2aJS(t, base, "good-token", "JSONRPC", "stream", "streamed from js")
 		if err != nil {

@@ -34,20 +34,46 @@ type a2aClients struct {
 
 type a2aPeerClient struct {
 	url, token string
+	guard      *hostAllowList // whose dialer hc was built with; a reloaded list builds a new client
 	c          *a2aclient.Client
 	hc         *http.Client
 }
 
+// a2aHTTPClient returns an HTTP client for A2A peer p that sends p's
+// token and follows no redirect. A peer not from the config file
+// (register_peer, discovery) is held to gateway.dynamicPeerHosts: its URL
+// here, and every address any request connects to (the card's interface
+// URLs included), as a gateway peer's dial is.
+func (n *Node) a2aHTTPClient(p *peer) (*http.Client, *hostAllowList, error) {
+	var guard *hostAllowList
+	if p.source != SourceStatic {
+		guard = n.hostAllow.Load()
+	}
+	if err := guard.checkURL(p.URL); err != nil {
+		return nil, nil, fmt.Errorf("A2A peer %q: %w", p.ID, err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if guard != nil {
+		tr.Proxy = nil // the address checked must be the peer's, not a proxy's
+		tr.DialContext = guard.dialer(p.ID).DialContext
+	}
+	return &http.Client{Transport: a2aTransport{token: p.Token, next: tr},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, guard, nil
+}
+
 // client returns the client for p, resolving p's card on first use or
-// after p's URL or token changed.
-func (cs *a2aClients) client(ctx context.Context, p *peer) (*a2aclient.Client, error) {
+// after p's URL, token or gateway.dynamicPeerHosts changed.
+func (cs *a2aClients) client(ctx context.Context, n *Node, p *peer) (*a2aclient.Client, error) {
+	hc, guard, err := n.a2aHTTPClient(p)
+	if err != nil {
+		return nil, err
+	}
 	cs.mu.Lock()
 	pc := cs.m[p.ID]
 	cs.mu.Unlock()
-	if pc != nil && pc.url == p.URL && pc.token == p.Token {
+	if pc != nil && pc.url == p.URL && pc.token == p.Token && pc.guard == guard {
 		return pc.c, nil
 	}
-	hc := &http.Client{Transport: a2aTransport{token: p.Token, next: http.DefaultTransport.(*http.Transport).Clone()}}
 	card, err := agentcard.NewResolver(hc).Resolve(ctx, strings.TrimSuffix(p.URL, "/"))
 	if err != nil {
 		hc.CloseIdleConnections()
@@ -67,8 +93,26 @@ func (cs *a2aClients) client(ctx context.Context, p *peer) (*a2aclient.Client, e
 	if cs.m == nil {
 		cs.m = map[string]*a2aPeerClient{}
 	}
-	cs.m[p.ID] = &a2aPeerClient{url: p.URL, token: p.Token, c: c, hc: hc}
+	cs.m[p.ID] = &a2aPeerClient{url: p.URL, token: p.Token, guard: guard, c: c, hc: hc}
+	n.peers.setCardSkills(p, card.Skills)
 	return c, nil
+}
+
+// known reports whether p has been used: it has a client.
+func (cs *a2aClients) known(id string) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.m[id] != nil
+}
+
+// drop ends the client of a peer that is gone.
+func (cs *a2aClients) drop(id string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if pc := cs.m[id]; pc != nil {
+		pc.close()
+		delete(cs.m, id)
+	}
 }
 
 func (pc *a2aPeerClient) close() {
@@ -109,6 +153,14 @@ func (t a2aTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the
+// transport underneath.
+func (t a2aTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // errA2ARefused is an A2A peer's HTTP 401 or 403.
 type errA2ARefused struct{ status string }
 
@@ -136,7 +188,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // keeps the answer in d.answer. The A2A message id is the message's id,
 // so that a durable message retried is the same A2A message.
 func (d *delivery) sendA2A() error {
-	c, err := d.n.a2aPeers.client(d.ctx, d.p)
+	c, err := d.n.a2aPeers.client(d.ctx, d.n, d.p)
 	if err != nil {
 		return err
 	}
@@ -203,10 +255,16 @@ func a2aText(m *a2a.Message) string {
 
 // queryA2ACapabilities reads an A2A peer's card live: its skills' ids are
 // its capabilities.
-func queryA2ACapabilities(ctx context.Context, p *peer, timeout time.Duration) (*CapabilityReport, error) {
-	hc := &http.Client{Transport: a2aTransport{token: p.Token, next: http.DefaultTransport.(*http.Transport).Clone()}}
+func (n *Node) queryA2ACapabilities(ctx context.Context, p *peer, timeout time.Duration) (*CapabilityReport, error) {
+	hc, _, err := n.a2aHTTPClient(p)
+	if err != nil {
+		return nil, err
+	}
 	defer hc.CloseIdleConnections()
 	card, err := agentcard.NewResolver(hc).Resolve(ctx, strings.TrimSuffix(p.URL, "/"))
+	if err == nil {
+		n.peers.setCardSkills(p, card.Skills)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("%w: A2A peer %q did not answer within %v", ErrTimeout, p.ID, timeout)

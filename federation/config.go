@@ -246,6 +246,10 @@ type AuthConfig struct {
 	OperatorToken string `yaml:"operatorToken" json:"operatorToken,omitempty"`
 	// Peers lists which peer gateways may connect, and with which token.
 	Peers []PeerCredential `yaml:"peers" json:"peers,omitempty"`
+	// A2A lists the A2A clients that may call this gateway's agents, and
+	// with which token. When empty, gateway.auth.peers tokens are accepted
+	// at A2A instead (deprecated).
+	A2A []A2ACredential `yaml:"a2a" json:"a2a,omitempty"`
 }
 
 // PeerCredential lets the gateway named ServerID connect as a peer when it

@@ -249,6 +249,12 @@ func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 		ctx, cancel := context.WithTimeout(bg, interval)
 		var wg sync.WaitGroup
 		for _, p := range n.peers.list() {
+			if p.Type == PeerTypeA2A {
+				if n.heartbeatsA2A(p) { // a2ahealth.go
+					wg.Go(func() { n.heartbeatA2A(ctx, bg, p, interval) })
+				}
+				continue
+			}
 			// Only peers in use: a peer never dialled costs nothing, so
 			// registering 10,000 does not open 10,000 connections.
 			if !p.IsEnabled() || !n.pool.Known(p.ID) {

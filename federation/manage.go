@@ -71,6 +71,9 @@ type RegisterRequest struct {
 	PeerCapabilities []string `json:"peerCapabilities,omitempty"`
 	PeerDescription  string   `json:"peerDescription,omitempty"`
 	PeerTimeoutMs    int      `json:"peerTimeoutMs,omitempty"`
+	// PeerType is "gateway" (the default: an agentfed gateway at a ws://
+	// or wss:// URL) or "a2a" (an A2A agent at an http(s):// base URL).
+	PeerType string `json:"peerType,omitempty"`
 }
 
 // PeerChange is the result of register_peer and unregister_peer.
@@ -90,6 +93,7 @@ func (n *Node) RegisterPeer(req RegisterRequest) (*PeerChange, error) {
 	pc := PeerConfig{
 		ID: req.PeerID, Name: req.PeerName, URL: req.PeerURL, Token: req.PeerToken, AgentID: req.PeerAgentID,
 		Capabilities: slices.Clone(req.PeerCapabilities), Description: req.PeerDescription, TimeoutMs: req.PeerTimeoutMs,
+		Type: req.PeerType,
 	}
 	problems := ValidatePeer(pc, "")
 	if n.cfg.Federation.RequireAuth && pc.Token == "" {
@@ -125,6 +129,7 @@ func (n *Node) UnregisterPeer(id string) (*PeerChange, error) {
 		return nil, err
 	}
 	n.pool.Drop(id)
+	n.a2aPeers.drop(id)
 	n.tracker.forget(id)
 	n.log.Info("peer unregistered", "id", id)
 	n.audit.write(auditEvent{Dir: "op", Kind: "peer", Action: "unregister_peer", Peer: id, Outcome: "ok"})
@@ -151,7 +156,8 @@ func (n *Node) peerInfo(id string) *PeerInfo {
 // caller actually wrote.
 func registerProblems(problems []Problem) string {
 	names := map[string]string{"id": "peerId", "name": "peerName", "url": "peerUrl", "agentId": "peerAgentId",
-		"token": "peerToken", "capabilities": "peerCapabilities", "timeoutMs": "peerTimeoutMs", "description": "peerDescription"}
+		"token": "peerToken", "capabilities": "peerCapabilities", "timeoutMs": "peerTimeoutMs", "description": "peerDescription",
+		"type": "peerType"}
 	s := ""
 	for i, p := range problems {
 		path := strings.TrimPrefix(p.Path, ".")
@@ -189,7 +195,7 @@ func (n *Node) QueryCapabilities(ctx context.Context, peerID string, timeoutMs i
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if p.Type == PeerTypeA2A {
-		return queryA2ACapabilities(ctx, p, timeout) // a2apeer.go
+		return n.queryA2ACapabilities(ctx, p, timeout) // a2apeer.go
 	}
 	if p.source == SourceNATS {
 		return n.natsCapabilities(ctx, p)

@@ -199,7 +199,10 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		Refused:       n.metrics.refused,
 	}
 	n.mcp = newMCPFront(n)
-	n.a2a = newA2AFront(n)
+	if n.a2a, err = newA2AFront(n); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -273,6 +276,7 @@ func (n *Node) logStart() {
 	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
 		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")
 	}
+	n.warnA2AAuth()
 }
 
 // absPath is dir made absolute for the log, so that a relative storage.dir
@@ -324,6 +328,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if httpSrv != nil {
 		n.bgCancel()
 		n.mcp.close() // ends held event streams, which Shutdown would wait for
+		// Likewise A2A event streams; and A2A executions end.
+		errs = append(errs, n.a2a.close(ctx))
 		errs = append(errs, httpSrv.Shutdown(ctx))
 		n.mcp.close() // and a session that a request in flight opened meanwhile
 	}

@@ -222,6 +222,9 @@ func (ch *checker) peer(p *PeerConfig, path string) {
 		ch.add(path+".url", "is %d bytes long; at most %d", len(p.URL), maxPeerURLBytes)
 	case p.Type == PeerTypeA2A:
 		ch.url(path+".url", p.URL, "http", "https")
+		if hasUserinfo(p.URL) {
+			ch.add(path+".url", "must not hold a user name or password (user:password@host): URLs are shown in list_peers, logs and the audit log; remove it and give the secret as the peer's token (peerToken in register_peer)")
+		}
 	default:
 		ch.url(path+".url", p.URL, "ws", "wss")
 		if hasUserinfo(p.URL) {
@@ -395,6 +398,7 @@ func (ch *checker) gateway(g *GatewayConfig) {
 			ch.add(fmt.Sprintf("gateway.allowedOrigins[%d]", i), "%q %s", clip(o, 80), why)
 		}
 	}
+	ch.a2aAuth(g.Auth.A2A)
 	ch.sharedTokens(&g.Auth)
 }
 
@@ -418,6 +422,13 @@ func (ch *checker) sharedTokens(a *AuthConfig) {
 		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
 		use(path+".token", c.Token)
 		if c.PreviousToken != c.Token { // reported on its own above
+			use(path+".previousToken", c.PreviousToken)
+		}
+	}
+	for i, c := range a.A2A {
+		path := fmt.Sprintf("gateway.auth.a2a[%d]", i)
+		use(path+".token", c.Token)
+		if c.PreviousToken != c.Token {
 			use(path+".previousToken", c.PreviousToken)
 		}
 	}

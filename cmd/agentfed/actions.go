@@ -139,6 +139,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 			id, name, url, agentID, token, description string
 			caps                                       []string
 			timeoutMs                                  int
+			peerType                                   string
 		}
 		capsTimeout int
 	)
@@ -208,11 +209,13 @@ func newActionCmds(s *streams) []*cobra.Command {
 			c.Flags().StringSliceVar(&reg.caps, "peer-capabilities", nil, "capabilities (repeat, or comma-separate)")
 			c.Flags().StringVar(&reg.description, "peer-description", "", "what the peer specializes in")
 			c.Flags().IntVar(&reg.timeoutMs, "peer-timeout-ms", 0, "request timeout override in milliseconds")
+			c.Flags().StringVar(&reg.peerType, "peer-type", "", "gateway (default) or a2a: an A2A agent at an http(s):// --peer-url")
 		},
 		build: func([]string) (map[string]any, error) {
 			a := map[string]any{"action": "register_peer", "peerId": reg.id, "peerName": reg.name, "peerUrl": reg.url, "peerAgentId": reg.agentID}
 			setIf(a, "peerToken", reg.token)
 			setIf(a, "peerDescription", reg.description)
+			setIf(a, "peerType", reg.peerType)
 			if len(reg.caps) > 0 {
 				a["peerCapabilities"] = reg.caps
 			}
@@ -223,7 +226,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 		},
 		show: showChange,
 		params: map[string]string{"peerId": "--peer-id", "peerName": "--peer-name", "peerUrl": "--peer-url", "peerAgentId": "--peer-agent-id",
-			"peerToken": "--peer-token", "peerCapabilities": "--peer-capabilities", "peerDescription": "--peer-description", "peerTimeoutMs": "--peer-timeout-ms"},
+			"peerToken": "--peer-token", "peerCapabilities": "--peer-capabilities", "peerDescription": "--peer-description", "peerTimeoutMs": "--peer-timeout-ms", "peerType": "--peer-type"},
 	}, {
 		use: "unregister PEER_ID", short: "Remove a dynamic peer (unregister_peer)",
 		args: cobra.ExactArgs(1),

@@ -22,6 +22,10 @@ func (d *decoder) expandSecrets(c *federation.Config, lookup func(string) (strin
 		d.expand(&c.Gateway.Auth.Peers[i].Token, fmt.Sprintf("gateway.auth.peers[%d].token", i), lookup)
 		d.expand(&c.Gateway.Auth.Peers[i].PreviousToken, fmt.Sprintf("gateway.auth.peers[%d].previousToken", i), lookup)
 	}
+	for i := range c.Gateway.Auth.A2A {
+		d.expand(&c.Gateway.Auth.A2A[i].Token, fmt.Sprintf("gateway.auth.a2a[%d].token", i), lookup)
+		d.expand(&c.Gateway.Auth.A2A[i].PreviousToken, fmt.Sprintf("gateway.auth.a2a[%d].previousToken", i), lookup)
+	}
 	for i := range c.Agents { // an agent's own credentials
 		d.expand(&c.Agents[i].Handler.APIKey, fmt.Sprintf("agents[%d].handler.apiKey", i), lookup)
 		for j, srv := range c.Agents[i].Handler.MCPServers {

@@ -26,6 +26,8 @@ const (
 	Outbox    = "outbox"    // durable messages this gateway sends
 	Processed = "processed" // durable messages this gateway has handled, with replies
 	Replay    = "replay"    // per-sender replay floors that outlive a restart
+	A2ATasks  = "a2atasks"  // tasks of the agents served over A2A
+	A2ASeen   = "a2aseen"   // A2A message ids already run, for deduplication
 )
 
 // FileName is the database file inside storage.dir.
@@ -72,7 +74,7 @@ func Open(dir string) (*Store, error) {
 		return nil, &DamagedError{Path: path, Problems: rep.Problems}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Meta, Peers, Context, Outbox, Processed, Replay} {
+		for _, b := range []string{Meta, Peers, Context, Outbox, Processed, Replay, A2ATasks, A2ASeen} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

@@ -1,0 +1,147 @@
+package federation
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// A2ACredential lets an A2A client (an agent framework calling this
+// gateway's agents over A2A, gateway.auth.a2a) in when it presents Token
+// (or, during a rotation, PreviousToken) as a bearer token, and says what
+// it may reach. It is not a peer gateway's credential: its token opens
+// the A2A endpoints and nothing else. Empty allow-lists allow everything.
+type A2ACredential struct {
+	// ID names the caller in logs, audit and metrics, and owns its tasks:
+	// a caller sees only its own tasks.
+	ID    string `yaml:"id" json:"id"`
+	Token string `yaml:"token" json:"token"`
+	// PreviousToken stays valid alongside Token while the client switches
+	// over; remove it (and reload with SIGHUP) when it has.
+	PreviousToken string `yaml:"previousToken" json:"previousToken,omitempty"`
+	// AllowAgents lists the local agent ids this caller may reach.
+	AllowAgents []string `yaml:"allowAgents" json:"allowAgents,omitempty"`
+	// AllowCapabilities: this caller may reach only agents that have at
+	// least one of these capabilities.
+	AllowCapabilities []string `yaml:"allowCapabilities" json:"allowCapabilities,omitempty"`
+	// RatePerSec overrides gateway.limits.peerRatePerSec for this caller.
+	RatePerSec float64 `yaml:"ratePerSec" json:"ratePerSec,omitempty"`
+	// MaxMessageBytes caps one A2A request body. Default (and at most)
+	// 4 MiB.
+	MaxMessageBytes int `yaml:"maxMessageBytes" json:"maxMessageBytes,omitempty"`
+}
+
+// a2aCaller is who an A2A request authenticated as, with the grants it
+// carries.
+type a2aCaller struct {
+	id                *gateway.Identity
+	field             string // the config entry, for messages: gateway.auth.a2a[id=...]
+	allowAgents, caps []string
+	rate              float64
+	maxBytes          int
+}
+
+// matchA2A finds the credential token belongs to, comparing every token
+// in constant time. With gateway.auth.a2a set only its entries are
+// accepted; without it, gateway.auth.peers entries are (deprecated: an
+// A2A client then holds a federation peer's token).
+func matchA2A(a *AuthConfig, token string) *a2aCaller {
+	var match *a2aCaller
+	if len(a.A2A) > 0 {
+		for _, c := range a.A2A {
+			if tokenEqual(token, c.Token) || c.PreviousToken != "" && tokenEqual(token, c.PreviousToken) {
+				match = &a2aCaller{id: &gateway.Identity{PeerID: c.ID, Authenticated: true},
+					field:       fmt.Sprintf("gateway.auth.a2a[id=%s]", c.ID),
+					allowAgents: c.AllowAgents, caps: c.AllowCapabilities, rate: c.RatePerSec, maxBytes: c.MaxMessageBytes}
+			}
+		}
+		return match
+	}
+	for _, c := range a.Peers {
+		if tokenEqual(token, c.Token) || c.PreviousToken != "" && tokenEqual(token, c.PreviousToken) {
+			match = &a2aCaller{id: &gateway.Identity{PeerID: c.ServerID, Authenticated: true},
+				field:       fmt.Sprintf("gateway.auth.peers[serverId=%s]", c.ServerID),
+				allowAgents: c.AllowAgents, caps: c.AllowCapabilities, rate: c.RatePerSec, maxBytes: c.MaxMessageBytes}
+		}
+	}
+	return match
+}
+
+// a2aTokenSource names where A2A tokens are configured, for messages and
+// cards.
+func a2aTokenSource(a *AuthConfig) string {
+	if len(a.A2A) > 0 {
+		return "gateway.auth.a2a"
+	}
+	return "gateway.auth.peers"
+}
+
+// authenticate matches r's bearer token (see matchA2A) and applies that
+// entry's allowAgents and allowCapabilities for agent.
+func (f *a2aFront) authenticate(r *http.Request, agent string) (*a2aCaller, error) {
+	auth := f.n.auth()
+	token := bearerToken(r)
+	if token == "" {
+		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
+		return nil, unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of "+a2aTokenSource(auth)+" in the header Authorization: Bearer TOKEN")
+	}
+	c := matchA2A(auth, token)
+	if c == nil {
+		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
+		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no "+a2aTokenSource(auth)+" entry")
+	}
+	if len(c.allowAgents) > 0 && !slices.Contains(c.allowAgents, agent) {
+		return nil, f.n.deny(c.id, "a2a", agent, fmt.Sprintf("agent %q is not in the allowAgents of %s", agent, c.field))
+	}
+	if len(c.caps) > 0 && !grantAllows(c.caps, f.n.agents[agent].cfg.Capabilities) {
+		return nil, f.n.deny(c.id, "a2a", agent, fmt.Sprintf("agent %q has none of the allowCapabilities %q of %s", agent, c.caps, c.field))
+	}
+	return c, nil
+}
+
+// a2aAuth checks gateway.auth.a2a.
+func (ch *checker) a2aAuth(entries []A2ACredential) {
+	first := make(map[string]int) // id, folded -> index of its first use
+	for i, c := range entries {
+		path := fmt.Sprintf("gateway.auth.a2a[%d]", i)
+		switch {
+		case c.ID == "":
+			ch.add(path+".id", "required; name the A2A client this token is for")
+		case !validIdent(c.ID):
+			ch.ident(path+".id", c.ID, "a name for the A2A client")
+		default:
+			if j, dup := first[strings.ToLower(c.ID)]; dup {
+				ch.add(path+".id", "%q is also gateway.auth.a2a[%d].id (ids are compared ignoring case here); give each client its own id", c.ID, j)
+			} else {
+				first[strings.ToLower(c.ID)] = i
+			}
+		}
+		if c.Token == "" {
+			ch.add(path+".token", "required; set the bearer token this A2A client presents")
+		}
+		if c.PreviousToken != "" && c.PreviousToken == c.Token {
+			ch.add(path+".previousToken", "is the same as token; set it to the token being replaced, or remove it")
+		}
+		for j, cap := range c.AllowCapabilities {
+			if _, err := parseRequirement(cap); err != nil {
+				ch.add(fmt.Sprintf("%s.allowCapabilities[%d]", path, j), "%v", err)
+			}
+		}
+		ch.count(path+".maxMessageBytes", c.MaxMessageBytes)
+		if c.RatePerSec < 0 {
+			ch.add(path+".ratePerSec", "%g is negative; leave it out for gateway.limits.peerRatePerSec", c.RatePerSec)
+		}
+	}
+}
+
+// warnA2AAuth warns, at start, when A2A callers are let in with peer
+// gateways' tokens because gateway.auth.a2a is empty.
+func (n *Node) warnA2AAuth() {
+	if a := n.auth(); len(a.A2A) == 0 && len(a.Peers) > 0 && len(n.agents) > 0 {
+		n.log.Warn("gateway.auth.a2a is empty, so A2A clients are accepted with gateway.auth.peers tokens (deprecated): list A2A clients under gateway.auth.a2a with tokens of their own",
+			"a2aPath", A2APath)
+	}
+}
