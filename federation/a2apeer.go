@@ -34,6 +34,7 @@ type a2aClients struct {
 
 type a2aPeerClient struct {
 	url, token string
+	tls        PeerTLSConfig  // the peer's tls settings hc was built with
 	guard      *hostAllowList // whose dialer hc was built with; a reloaded list builds a new client
 	c          *a2aclient.Client
 	hc         *http.Client
@@ -44,15 +45,20 @@ type a2aPeerClient struct {
 // (register_peer, discovery) is held to gateway.dynamicPeerHosts: its URL
 // here, and every address any request connects to (the card's interface
 // URLs included), as a gateway peer's dial is.
-func (n *Node) a2aHTTPClient(p *peer) (*http.Client, *hostAllowList, error) {
+func (n *Node) a2aHTTPClient(p *peer) (_ *http.Client, _ *hostAllowList, err error) {
 	var guard *hostAllowList
 	if p.source != SourceStatic {
 		guard = n.hostAllow.Load()
 	}
-	if err := guard.checkURL(p.URL); err != nil {
+	if err = guard.checkURL(p.URL); err != nil {
 		return nil, nil, fmt.Errorf("A2A peer %q: %w", p.ID, err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if strings.HasPrefix(p.URL, "https:") { // verified as a wss:// gateway peer is: caFile, client certificate, pin
+		if tr.TLSClientConfig, err = peerTLSConfig(p.ID, p.TLS, n.log); err != nil {
+			return nil, nil, err
+		}
+	}
 	if guard != nil {
 		tr.Proxy = nil // the address checked must be the peer's, not a proxy's
 		tr.DialContext = guard.dialer(p.ID).DialContext
@@ -71,7 +77,11 @@ func (cs *a2aClients) client(ctx context.Context, n *Node, p *peer) (*a2aclient.
 	cs.mu.Lock()
 	pc := cs.m[p.ID]
 	cs.mu.Unlock()
-	if pc != nil && pc.url == p.URL && pc.token == p.Token && pc.guard == guard {
+	var tlsCfg PeerTLSConfig
+	if p.TLS != nil {
+		tlsCfg = *p.TLS
+	}
+	if pc != nil && pc.url == p.URL && pc.token == p.Token && pc.tls == tlsCfg && pc.guard == guard {
 		return pc.c, nil
 	}
 	card, err := agentcard.NewResolver(hc).Resolve(ctx, strings.TrimSuffix(p.URL, "/"))
@@ -93,7 +103,7 @@ func (cs *a2aClients) client(ctx context.Context, n *Node, p *peer) (*a2aclient.
 	if cs.m == nil {
 		cs.m = map[string]*a2aPeerClient{}
 	}
-	cs.m[p.ID] = &a2aPeerClient{url: p.URL, token: p.Token, guard: guard, c: c, hc: hc}
+	cs.m[p.ID] = &a2aPeerClient{url: p.URL, token: p.Token, tls: tlsCfg, guard: guard, c: c, hc: hc}
 	n.peers.setCardSkills(p, card.Skills)
 	return c, nil
 }

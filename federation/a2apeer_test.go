@@ -107,3 +107,38 @@ func TestA2APeerDurableWaitsForPeer(t *testing.T) {
 		t.Fatalf("delivered entry %+v; handled %d times", e.Result, c.count("hello"))
 	}
 }
+
+// TestA2APeerOverVerifiedTLS: an https:// A2A peer is verified like a
+// wss:// gateway peer: with its tls.caFile the call goes through; without
+// it the certificate is refused and nothing is sent.
+func TestA2APeerOverVerifiedTLS(t *testing.T) {
+	ca := newCA(t, "a2a test CA")
+	b, _ := tlsGateway(t, ca, &logBuffer{}, func(cfg *federation.Config) {
+		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token"}}
+	})
+	peer := func(tls *federation.PeerTLSConfig) federation.PeerConfig {
+		return federation.PeerConfig{ID: "b", Name: "b over A2A", Type: federation.PeerTypeA2A, TLS: tls,
+			URL: "https://" + b.Addr().String() + federation.A2APath + "agent-1", Token: "good-token", AgentID: "agent-1"}
+	}
+	for _, tt := range []struct {
+		name string
+		tls  *federation.PeerTLSConfig
+		ok   bool
+	}{
+		{"with caFile", &federation.PeerTLSConfig{CAFile: ca.file}, true},
+		{"system roots only", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := newConfig(t, "a", "")
+			cfg.Federation.Peers = []federation.PeerConfig{peer(tt.tls)}
+			a := start(t, cfg, listen(t), nil)
+			r := mustTool(t, operator(t, a, ""), `{"action":"send","peerId":"b","message":"over https"}`)
+			if got := r["status"] == "ok" && at(r, "response", "content") == "over https"; got != tt.ok {
+				t.Fatalf("send: %v; want ok=%t", r, tt.ok)
+			}
+			if msg, _ := at(r, "error", "message").(string); !tt.ok && !strings.Contains(msg, "certificate") {
+				t.Errorf("send without the CA: %q; want it to name the certificate", msg)
+			}
+		})
+	}
+}

@@ -402,8 +402,9 @@ func (ch *checker) peerTLS(p *PeerConfig, path string) {
 		return
 	}
 	path += ".tls"
-	if u, err := url.Parse(p.URL); err == nil && u.Scheme == "ws" {
-		ch.add(path, "has no effect on a ws:// URL, which is neither encrypted nor verified; use wss:// or remove tls")
+	if u, err := url.Parse(p.URL); err == nil && (u.Scheme == "ws" || u.Scheme == "http") {
+		secure := map[string]string{"ws": "wss", "http": "https"}[u.Scheme]
+		ch.add(path, "has no effect on a %s:// URL, which is neither encrypted nor verified; use %s:// or remove tls", u.Scheme, secure)
 	}
 	if ch.keyPairFiles(path, c.CertFile, c.KeyFile) {
 		if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
