@@ -78,6 +78,9 @@ type Result struct {
 	Response  *Message       `json:"response,omitempty"`
 	Error     *gateway.Error `json:"error,omitempty"`
 	LatencyMs float64        `json:"latencyMs"` // milliseconds, to the microsecond
+	// Route lists the gateways a message to a mesh destination crossed,
+	// this one first and the answering one last (mesh.go).
+	Route []string `json:"route,omitempty"`
 }
 
 // Err returns the delivery error, or nil when Status is ok.
@@ -127,6 +130,9 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	msg, err := n.newMessage(ctx, TypeRequest, p, req.Message, req.MessageOptions)
 	if err != nil {
 		return nil, err
+	}
+	if req.Durable && p.source == SourceMesh {
+		return nil, fmt.Errorf("%w: durable is not available for a mesh destination (%q); send it without durable", ErrInvalidParams, p.ID)
 	}
 	if req.Durable && p.source == SourceNATS {
 		return n.queueNATS(ctx, p, msg, req.TimeoutMs)
@@ -332,6 +338,9 @@ func (n *Node) usablePeer(id string) (*peer, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: peerId is required", ErrInvalidParams)
 	}
+	if _, _, ok := meshTarget(id); ok {
+		return n.meshPeer(id) // meshrelay.go
+	}
 	p := n.peers.get(id)
 	if p == nil {
 		p = n.natsPeer(context.Background(), id)
@@ -364,6 +373,9 @@ func (n *Node) timeout(callMs int, p *peer) time.Duration {
 func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
 	if p.source == SourceNATS {
 		return n.deliverNATS(ctx, p, msg, callTimeoutMs, durable)
+	}
+	if p.source == SourceMesh {
+		return n.deliverMesh(ctx, p, msg, callTimeoutMs) // meshrelay.go
 	}
 	return n.begin(ctx, p, msg, callTimeoutMs, durable, true).end()
 }

@@ -55,12 +55,10 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		b = strconv.AppendInt(append(b, `,"hops":`...), m.Hops, 10)
 	}
 	if len(m.Path) > 0 {
-		b = append(b, `,"path":`...)
-		for i, s := range m.Path {
-			b = append(b, "[,"[min(i, 1)]) // [ before the first, , before the others
-			b = jsonx.AppendString(b, s)
-		}
-		b = append(b, ']')
+		b = appendStrings(append(b, `,"path":`...), m.Path)
+	}
+	if len(m.Route) > 0 {
+		b = appendStrings(append(b, `,"route":`...), m.Route)
 	}
 	if m.Sealed != nil {
 		b = m.Sealed.appendJSON(append(b, `,"sealed":`...))
@@ -69,6 +67,15 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		b = appendStringField(b, `,"signature":`, m.Signature)
 	}
 	return append(b, '}'), nil
+}
+
+// appendStrings appends a non-empty array of strings.
+func appendStrings(b []byte, list []string) []byte {
+	for i, s := range list {
+		b = append(b, "[,"[min(i, 1)]) // [ before the first, , before the others
+		b = jsonx.AppendString(b, s)
+	}
+	return append(b, ']')
 }
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
@@ -83,7 +90,7 @@ func (m *Message) sizeHint() int {
 		return 4
 	}
 	n := 192 + len(m.MessageID) + len(m.FromAgent) + len(m.FromServer) + len(m.ToAgent) +
-		len(m.Content) + len(m.CorrelationID) + len(m.Signature) + 64*len(m.Context) + 32*len(m.Path)
+		len(m.Content) + len(m.CorrelationID) + len(m.Signature) + 64*len(m.Context) + 32*(len(m.Path)+len(m.Route))
 	if m.Sealed != nil {
 		s := m.Sealed
 		n += 96 + len(s.Suite) + len(s.To) + len(s.Enc) + len(s.ReplyKey) + len(s.Ciphertext)
@@ -121,6 +128,15 @@ func (p *RelayParams) AppendJSON(dst []byte) ([]byte, error) {
 	if p.Traceparent != "" {
 		b = appendStringField(b, `,"traceparent":`, p.Traceparent)
 	}
+	if p.TargetServer != "" {
+		b = appendStringField(b, `,"targetServer":`, p.TargetServer)
+	}
+	if len(p.Route) > 0 {
+		b = appendStrings(append(b, `,"route":`...), p.Route)
+	}
+	if p.OriginKey != "" {
+		b = appendStringField(b, `,"originKey":`, p.OriginKey)
+	}
 	return append(b, '}'), nil
 }
 
@@ -149,9 +165,9 @@ func appendStringField(dst []byte, key, s string) []byte {
 // The JSON names of the fields, as in the struct tags.
 var (
 	messageFields = []string{"messageId", "fromAgent", "fromServer", "toAgent", "type", "content",
-		"context", "correlationId", "priority", "timestamp", "hops", "path", "sealed", "signature"}
+		"context", "correlationId", "priority", "timestamp", "hops", "path", "route", "sealed", "signature"}
 	sealedFields = []string{"suite", "to", "enc", "replyKey", "ciphertext"}
-	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable", "traceparent"}
+	relayFields  = []string{"targetAgent", "message", "timeoutMs", "durable", "traceparent", "targetServer", "route", "originKey"}
 
 	messageTypes = []string{string(TypeRequest), string(TypeResponse), string(TypeDelegation), string(TypeBroadcast), string(TypeSync)}
 	priorities   = []string{string(PriorityLow), string(PriorityNormal), string(PriorityHigh), string(PriorityUrgent)}
@@ -229,6 +245,8 @@ func (m *Message) decodeField(d *jsonx.Decoder, name string) error {
 		return readInt64(d, &m.Hops)
 	case "path":
 		return readStrings(d, &m.Path)
+	case "route":
+		return readStrings(d, &m.Route)
 	case "sealed":
 		return readSealed(d, &m.Sealed)
 	case "signature":
@@ -305,6 +323,12 @@ func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 		return readBool(d, &p.Durable)
 	case "traceparent":
 		return readString(d, &p.Traceparent)
+	case "targetServer":
+		return readName(d, &p.TargetServer)
+	case "route":
+		return readStrings(d, &p.Route)
+	case "originKey":
+		return readString(d, &p.OriginKey)
 	}
 	return d.Skip()
 }

@@ -29,15 +29,19 @@ type plainMessage federation.Message
 // message. TestCodecCoversEveryField checks that it keeps up with
 // RelayParams.
 type plainRelayParams struct {
-	TargetAgent string        `json:"targetAgent"`
-	Message     *plainMessage `json:"message"`
-	TimeoutMs   int64         `json:"timeoutMs,omitempty"`
-	Durable     bool          `json:"durable,omitempty"`
-	Traceparent string        `json:"traceparent,omitempty"`
+	TargetAgent  string        `json:"targetAgent"`
+	Message      *plainMessage `json:"message"`
+	TimeoutMs    int64         `json:"timeoutMs,omitempty"`
+	Durable      bool          `json:"durable,omitempty"`
+	Traceparent  string        `json:"traceparent,omitempty"`
+	TargetServer string        `json:"targetServer,omitempty"`
+	Route        []string      `json:"route,omitempty"`
+	OriginKey    string        `json:"originKey,omitempty"`
 }
 
 func toPlain(p *federation.RelayParams) *plainRelayParams {
-	pp := &plainRelayParams{TargetAgent: p.TargetAgent, TimeoutMs: p.TimeoutMs, Durable: p.Durable, Traceparent: p.Traceparent}
+	pp := &plainRelayParams{TargetAgent: p.TargetAgent, TimeoutMs: p.TimeoutMs, Durable: p.Durable, Traceparent: p.Traceparent,
+		TargetServer: p.TargetServer, Route: p.Route, OriginKey: p.OriginKey}
 	if p.Message != nil {
 		pp.Message = (*plainMessage)(p.Message)
 	}
@@ -46,7 +50,8 @@ func toPlain(p *federation.RelayParams) *plainRelayParams {
 
 func fromPlain(pp *plainRelayParams) *federation.RelayParams {
 	return &federation.RelayParams{TargetAgent: pp.TargetAgent, Message: (*federation.Message)(pp.Message),
-		TimeoutMs: pp.TimeoutMs, Durable: pp.Durable, Traceparent: pp.Traceparent}
+		TimeoutMs: pp.TimeoutMs, Durable: pp.Durable, Traceparent: pp.Traceparent,
+		TargetServer: pp.TargetServer, Route: pp.Route, OriginKey: pp.OriginKey}
 }
 
 // clone deep-copies a message through encoding/json's reflection, as the

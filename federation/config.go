@@ -52,6 +52,9 @@ type FederationConfig struct {
 	// Discovery finds gateways on the local network by mDNS; see
 	// discovery.go. An agentfed addition.
 	Discovery DiscoveryConfig `yaml:"discovery" json:"discovery"`
+	// Mesh lets this gateway reach the agents of its peers' peers; see
+	// mesh.go. An agentfed addition.
+	Mesh MeshConfig `yaml:"mesh" json:"mesh"`
 }
 
 // DurableConfig bounds durable delivery.

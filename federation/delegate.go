@@ -88,11 +88,15 @@ func (n *Node) delegate(ctx context.Context, req DelegateRequest, mk func(*peer)
 	}
 	strategy := req.Strategy
 	cands := n.natsCapable(ctx, n.peers.capable(reqs), reqs)
-	if len(cands) == 0 {
+	var viaMesh []*peer // agents behind other gateways, fewest hops first: after the direct peers
+	if !durable {
+		viaMesh = n.meshCapable(reqs)
+	}
+	if len(cands) == 0 && len(viaMesh) == 0 {
 		return nil, n.peers.noCapablePeer(reqs)
 	}
 	res := &DelegateResult{Strategy: strategy}
-	ordered := n.order(strategy, cands, &res.Skipped)
+	ordered := append(n.order(strategy, cands, &res.Skipped), viaMesh...)
 	for _, p := range ordered {
 		res.Candidates = append(res.Candidates, p.ID)
 	}

@@ -24,6 +24,12 @@ type PeerInfo struct {
 	// Discovered says how a peer of source discovered was found, and
 	// whether it is used.
 	Discovered *DiscoveredInfo `json:"discovered,omitempty"`
+	// Via, Hops and Route describe an agent of source mesh (id
+	// "serverId/agentId"): the peer its best route starts at, how many
+	// relays it takes, and the gateways it crosses, this one first.
+	Via   string   `json:"via,omitempty"`
+	Hops  int      `json:"hops,omitempty"`
+	Route []string `json:"route,omitempty"`
 }
 
 // PeerList is the result of list_peers.
@@ -57,6 +63,7 @@ func (n *Node) ListPeers() *PeerList {
 		}
 		slices.SortStableFunc(out.Peers, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	}
+	out.Peers = append(out.Peers, n.meshPeerInfos()...) // after the direct peers; meshrelay.go
 	out.TotalPeers = len(out.Peers)
 	return out
 }

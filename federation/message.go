@@ -89,6 +89,10 @@ type Message struct {
 	// this message's fromServer last: Hops+1 of them. Omitted when Hops
 	// is 0. agentfed's addition.
 	Path []string `json:"path,omitempty"`
+	// Route is set on a reply that crossed the mesh: the serverIds of
+	// the gateways its request crossed, its origin first and the
+	// answering gateway last (see mesh.go). agentfed's addition.
+	Route []string `json:"route,omitempty"`
 	// Sealed holds content and context encrypted to the target gateway,
 	// which are then empty in the clear (see Message.Seal). agentfed's
 	// addition.

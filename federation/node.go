@@ -72,6 +72,7 @@ type Node struct {
 	a2a       *a2aFront       // each agent as an A2A agent under A2APath
 	a2aPeers  a2aClients      // clients of peers of type a2a
 	nats      *natsLink       // federation.transport nats; nil otherwise (nats.go)
+	mesh      meshTable       // routes learned from peers (mesh.go)
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
@@ -255,6 +256,9 @@ func (n *Node) Serve(ln net.Listener) error {
 		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
 		n.loops.Go(func() { n.outbox.run(n.bg) })
 		n.loops.Go(func() { n.replay.run(n.bg) })
+		if n.cfg.Federation.Mesh.Enabled {
+			n.loops.Go(func() { n.meshLoop(n.bg, interval) })
+		}
 	}
 	n.logStart()
 	return nil

@@ -33,7 +33,7 @@ const (
 )
 
 var roleMethods = map[string][]string{
-	gateway.RolePeer:     {MethodRelay, MethodCapabilities, MethodHealth},
+	gateway.RolePeer:     {MethodRelay, MethodCapabilities, MethodHealth, MethodRoutes},
 	gateway.RoleOperator: {MethodTool, MethodOutbox, MethodCapabilities, MethodHealth, MethodOpenClawHealth, MethodStatus},
 }
 
@@ -54,6 +54,13 @@ type RelayParams struct {
 	// traces (OpenTelemetry), so that the receiver's spans join its trace.
 	// agentfed's addition.
 	Traceparent string `json:"traceparent,omitempty"`
+	// TargetServer, Route and OriginKey carry a message across the mesh
+	// (mesh.go): the gateway hosting TargetAgent, the gateways crossed so
+	// far (the origin first, the sender last), and the origin's signing
+	// key. agentfed's additions.
+	TargetServer string   `json:"targetServer,omitempty"`
+	Route        []string `json:"route,omitempty"`
+	OriginKey    string   `json:"originKey,omitempty"`
 }
 
 // Capabilities is the payload of federation.capabilities.
@@ -242,7 +249,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 			return nil, err
 		}
 	}
-	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth && method != MethodOpenClawHealth && method != MethodStatus {
+	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth && method != MethodOpenClawHealth && method != MethodStatus && method != MethodRoutes {
 		ctx = gateway.Detach(ctx) // tool actions call peers; the outbox is on disk
 	}
 	switch method {
@@ -252,6 +259,8 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return n.capabilities(), nil
 	case MethodHealth:
 		return n.health(), nil
+	case MethodRoutes:
+		return n.serveRoutes(id), nil
 	case MethodTool:
 		return n.operatorTool(ctx, id.RemoteAddr, params)
 	case MethodOutbox:
@@ -361,6 +370,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	}
 	if err := checkIdent("targetAgent", p.TargetAgent, false); err != nil {
 		return nil, err
+	}
+	if p.TargetServer != "" || len(p.Route) > 0 {
+		return n.meshRelayIn(ctx, id, p) // meshrelay.go
 	}
 	// Verified and opened before anything reads content (maxMessageBytes).
 	replyTo, err := n.openInbound(id, p)

@@ -93,6 +93,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	f, g := &c.Federation, &c.Gateway
 	setDefault(&f.MaxHops, DefaultMaxHops)
+	setDefault(&f.Mesh.MaxHops, DefaultMeshMaxHops)
 	setDefault(&f.MaxDynamicPeers, DefaultMaxDynamicPeers)
 	setDefault(&f.Durable.MaxAttempts, defaultMaxAttempts)
 	setDefault(&f.Durable.RetentionMs, int(processedKeep.Milliseconds()))
@@ -186,6 +187,9 @@ func (ch *checker) federation(f *FederationConfig) {
 		ch.add("federation.delegation.strategy", "%q is not one of %s", st, strings.Join(Strategies, ", "))
 	}
 	ch.discovery(f)
+	if f.Mesh.MaxHops < 0 || f.Mesh.MaxHops > maxMeshHops {
+		ch.add("federation.mesh.maxHops", "%d is not from 1 to %d; leave it out for %d", f.Mesh.MaxHops, maxMeshHops, DefaultMeshMaxHops)
+	}
 	first := make(map[string]int) // peer id -> index of its first use
 	for i := range f.Peers {
 		p := &f.Peers[i]
@@ -356,8 +360,8 @@ func (ch *checker) gateway(g *GatewayConfig) {
 	for i, cred := range g.Auth.Peers {
 		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
 		for j, m := range cred.AllowMethods {
-			if m != "federation.relay" && m != "federation.capabilities" && m != "federation.health" {
-				ch.add(fmt.Sprintf("%s.allowMethods[%d]", path, j), "%q is not a peer method; use federation.relay, federation.capabilities or federation.health", m)
+			if !slices.Contains(roleMethods[gateway.RolePeer], m) {
+				ch.add(fmt.Sprintf("%s.allowMethods[%d]", path, j), "%q is not a peer method; use federation.relay, federation.capabilities, federation.health or federation.routes", m)
 			}
 		}
 		ch.actions(path+".allowActions", cred.AllowActions)

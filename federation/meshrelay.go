@@ -1,0 +1,424 @@
+package federation
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+)
+
+// meshTarget splits a mesh destination "serverId/agentId", as list_peers
+// names it; ok is false when id is not one.
+func meshTarget(id string) (server, agent string, ok bool) {
+	server, agent, ok = strings.Cut(id, "/")
+	return server, agent, ok
+}
+
+// meshPeer returns the destination id ("serverId/agentId") as a peer that
+// deliver carries across the mesh, or an error naming it.
+func (n *Node) meshPeer(id string) (*peer, error) {
+	server, agent, _ := meshTarget(id)
+	if err := checkIdent("peerId's serverId (before /)", server, true); err != nil {
+		return nil, err
+	}
+	if err := checkIdent("peerId's agentId (after /)", agent, true); err != nil {
+		return nil, err
+	}
+	if !n.cfg.Federation.Mesh.Enabled {
+		return nil, fmt.Errorf("%w: %q names an agent behind other gateways, and federation.mesh.enabled is false on gateway %q", ErrUnknownPeer, id, n.serverID)
+	}
+	routes := n.mesh.to(server, agent)
+	if len(routes) == 0 {
+		return nil, fmt.Errorf("%w: gateway %q has no mesh route to agent %q of gateway %q; list_peers shows the agents it can reach (source mesh)", ErrUnknownPeer, n.serverID, agent, server)
+	}
+	return meshPeerOf(&routes[0]), nil
+}
+
+func meshPeerOf(r *meshRoute) *peer {
+	id := r.ServerID + "/" + r.AgentID
+	return &peer{PeerConfig: PeerConfig{ID: id, Name: id, AgentID: r.AgentID, ServerID: r.ServerID,
+		Capabilities: r.Capabilities, Description: r.Description}, source: SourceMesh, caps: r.caps}
+}
+
+// meshCapable returns a peer for the best route of each mesh agent that
+// meets every requirement and is not a direct peer's agent, fewest hops
+// first.
+func (n *Node) meshCapable(reqs []requirement) []*peer {
+	if !n.cfg.Federation.Mesh.Enabled {
+		return nil
+	}
+	var out []*peer
+	for _, r := range n.mesh.best() {
+		if r.hops() == 1 {
+			if via := n.peers.get(r.via); via != nil && via.AgentID == r.AgentID {
+				continue // the direct peer itself
+			}
+		}
+		if meetsAll(r.caps, reqs) {
+			out = append(out, meshPeerOf(&r))
+		}
+	}
+	return out
+}
+
+// deliverMesh carries msg to the mesh destination p along its best route,
+// then along the others while a failure is one another path may avoid.
+func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeoutMs int) *Result {
+	start := time.Now()
+	res := &Result{PeerID: p.ID, MessageID: msg.MessageID}
+	timeout := n.timeout(callTimeoutMs, nil)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	routes := n.mesh.to(p.ServerID, p.AgentID)
+	err := fmt.Errorf("%w: gateway %q has no mesh route to agent %q of gateway %q any more", ErrPeerUnavailable, n.serverID, p.AgentID, p.ServerID)
+	for i := range routes {
+		var reply *Message
+		if reply, err = n.sendMesh(ctx, &routes[i], msg); err == nil {
+			res.Response, res.Route = reply, reply.Route
+			break
+		}
+		if !meshRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	res.LatencyMs = millis(time.Since(start))
+	switch {
+	case err == nil:
+		res.Status = StatusOK
+	case errors.Is(err, context.DeadlineExceeded) || gateway.CodeOf(err) == gateway.CodeTimeout:
+		res.Status = StatusTimeout
+		res.Error = gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("agent %q of gateway %q did not answer across the mesh within %v", p.AgentID, p.ServerID, timeout))
+	default:
+		res.Status, res.Error = StatusError, gateway.ToError(err)
+	}
+	outcome := "ok"
+	if res.Error != nil {
+		outcome = res.Error.Code
+	}
+	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
+		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
+	return res
+}
+
+// meshRetryable reports whether another path might succeed where err
+// failed: a hop or the way to it was unavailable, or timed out.
+func meshRetryable(err error) bool {
+	switch gateway.CodeOf(err) {
+	case gateway.CodePeerUnavailable, gateway.CodeShuttingDown, CodeOverloaded, CodeRateLimited:
+		return true
+	}
+	return false
+}
+
+// sendMesh sends msg, signed by this gateway and sealed to the
+// destination, to the next hop of route r, and checks and opens the reply.
+func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Message, error) {
+	signKey, encKey := n.meshKeys(r)
+	m := *msg
+	var eph *ecdh.PrivateKey
+	if encKey != "" {
+		to, err := ParseEncryptionKey(encKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the encryptionKey of gateway %q %v", ErrInvalidParams, r.ServerID, err)
+		}
+		if eph, err = m.Seal(to); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.identity.Sign(&m); err != nil {
+		return nil, err
+	}
+	params := &RelayParams{TargetAgent: r.AgentID, TargetServer: r.ServerID, Route: []string{n.serverID},
+		OriginKey: n.identity.Public().SigningKey, Message: &m}
+	reply, err := n.forwardTo(ctx, r.via, params)
+	if err != nil {
+		return nil, err
+	}
+	if signKey != "" {
+		key, err := ParseSigningKey(signKey)
+		if err == nil {
+			err = verifySig(reply, key, msg.MessageID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: the reply of gateway %q to message %q across the mesh %v against its signing key", ErrBadSignature, r.ServerID, msg.MessageID, err)
+		}
+	}
+	switch {
+	case eph != nil && reply.Sealed == nil:
+		return nil, fmt.Errorf("%w: gateway %q answered sealed message %q in the clear", ErrBadSignature, r.ServerID, msg.MessageID)
+	case eph != nil:
+		if err := reply.Open(eph); err != nil {
+			return nil, fmt.Errorf("reply of gateway %q: %w", r.ServerID, err)
+		}
+	}
+	return reply, nil
+}
+
+// forwardTo relays params to the peer via, and withdraws via's routes when
+// it cannot be reached.
+func (n *Node) forwardTo(ctx context.Context, via string, params *RelayParams) (*Message, error) {
+	next := n.peers.get(via)
+	if next == nil || !next.IsEnabled() {
+		n.mesh.withdraw(via)
+		return nil, fmt.Errorf("%w: hop %q: its next hop, peer %q, is gone or disabled", ErrPeerUnavailable, n.serverID, via)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		params.TimeoutMs = max(time.Until(dl).Milliseconds(), 1)
+	}
+	c, err := n.conn(ctx, next)
+	if err == nil {
+		var reply Message
+		if err = c.Call(ctx, MethodRelay, params, &reply); err == nil {
+			return &reply, nil
+		}
+		if gateway.CodeOf(err) != gateway.CodePeerUnavailable || !gateway.Unsent(err) && c.Err() == nil {
+			return nil, err // an answer from beyond: it names where it failed
+		}
+	}
+	n.mesh.withdraw(via)
+	return nil, fmt.Errorf("%w: agent %q of gateway %q is unreachable: hop %q cannot reach its next hop %q: %v",
+		ErrPeerUnavailable, params.TargetAgent, params.TargetServer, n.serverID, via, err)
+}
+
+// meshKeys returns the signing and encryption keys of r's destination: the
+// ones pinned in this gateway's config for that serverId, else the ones
+// the mesh advertised. A key learned through the mesh never replaces a
+// pinned one.
+func (n *Node) meshKeys(r *meshRoute) (sign, enc string) {
+	sign, enc = r.SigningKey, r.EncryptionKey
+	for _, p := range n.peers.list() {
+		if p.ServerID == r.ServerID {
+			if p.PublicKey != "" {
+				sign = p.PublicKey
+			}
+			if p.EncryptionKey != "" {
+				enc = p.EncryptionKey
+			}
+		}
+	}
+	if c := n.credentialOf(r.ServerID); c != nil && c.PublicKey != "" {
+		sign = c.PublicKey
+	}
+	return sign, enc
+}
+
+// credentialOf returns the gateway.auth.peers entry of serverId, or nil.
+func (n *Node) credentialOf(serverID string) *PeerCredential {
+	for i, c := range n.auth().Peers {
+		if c.ServerID == serverID {
+			return &n.auth().Peers[i]
+		}
+	}
+	return nil
+}
+
+// meshRelayIn handles a relayed message that crosses the mesh: it checks
+// the route and the grants of the previous hop and of the origin, then
+// delivers it here or passes it on.
+func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayParams) (*Message, error) {
+	msg := p.Message
+	if !n.cfg.Federation.Mesh.Enabled {
+		return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("gateway %q does not relay across the mesh (federation.mesh.enabled is false)", n.serverID))
+	}
+	if err := checkIdent("targetServer", p.TargetServer, true); err != nil {
+		return nil, err
+	}
+	if err := n.checkRoute(id, p); err != nil {
+		return nil, err
+	}
+	if err := n.checkHops(msg); err != nil {
+		return nil, err
+	}
+	local := p.TargetServer == n.serverID
+	var caps []string
+	var routes []meshRoute
+	if local {
+		a := n.agents[p.TargetAgent]
+		if a == nil {
+			return nil, fmt.Errorf("%w: gateway %q hosts no agent %q", ErrUnknownAgent, n.serverID, p.TargetAgent)
+		}
+		caps = a.cfg.Capabilities
+	} else {
+		for _, r := range n.mesh.to(p.TargetServer, p.TargetAgent) {
+			if !slices.ContainsFunc(r.Path, func(s string) bool { return slices.Contains(p.Route, s) }) {
+				routes = append(routes, r)
+			}
+		}
+		if len(routes) == 0 {
+			return nil, fmt.Errorf("%w: agent %q of gateway %q is unreachable: hop %q has no route to it (route so far %s)",
+				ErrPeerUnavailable, p.TargetAgent, p.TargetServer, n.serverID, showPath(p.Route))
+		}
+		caps = routes[0].Capabilities
+	}
+	if rule := grantRefusal(n.credential(id), p.TargetAgent, caps); rule != "" {
+		return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses the previous hop %q: %s", n.serverID, id.PeerID, rule))
+	}
+	if origin := p.Route[0]; origin != id.PeerID {
+		cred := n.credentialOf(origin)
+		if cred == nil && n.cfg.Federation.RequireAuth {
+			return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: it has no gateway.auth.peers entry here and federation.requireAuth is true", n.serverID, origin))
+		}
+		if rule := grantRefusal(cred, p.TargetAgent, caps); rule != "" {
+			return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: %s", n.serverID, origin, rule))
+		}
+	}
+	ctx = gateway.Detach(ctx)
+	if p.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	if local {
+		return n.meshDeliverLocal(ctx, id, p)
+	}
+	next := *p
+	next.Route = append(slices.Clip(p.Route), n.serverID)
+	var err error
+	for _, r := range routes {
+		var reply *Message
+		if reply, err = n.forwardTo(ctx, r.via, &next); err == nil {
+			return reply, nil // signed and sealed by the destination: passed on as it is
+		}
+		if !meshRetryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+// checkRoute refuses a mesh route that is malformed, loops, is past
+// federation.mesh.maxHops, or does not start at the message's origin and
+// end at the connection's gateway.
+func (n *Node) checkRoute(id *gateway.Identity, p *RelayParams) error {
+	route := p.Route
+	if len(route) == 0 || len(route) > n.meshMaxHops() {
+		return fmt.Errorf("%w: mesh route %s has %d relays; federation.mesh.maxHops of gateway %q is %d",
+			ErrHopLimit, showPath(append(slices.Clip(route), n.serverID)), len(route), n.serverID, n.meshMaxHops())
+	}
+	seen := make(map[string]bool, len(route))
+	for i, s := range route {
+		if err := checkIdent(fmt.Sprintf("route[%d]", i), s, true); err != nil {
+			return err
+		}
+		if s == n.serverID || seen[s] {
+			return fmt.Errorf("%w: mesh route %s comes back to gateway %q (a loop)", ErrHopLimit, showPath(append(slices.Clip(route), n.serverID)), s)
+		}
+		seen[s] = true
+	}
+	switch {
+	case route[len(route)-1] != id.PeerID:
+		return gateway.NewError(gateway.CodeForbidden, fmt.Sprintf("mesh route must end with the sending gateway %q, not %q", id.PeerID, clip(route[len(route)-1], 64)))
+	case route[0] != p.Message.FromServer:
+		return gateway.NewError(gateway.CodeForbidden, fmt.Sprintf("mesh route must start with the message's fromServer %q, not %q", clip(p.Message.FromServer, 64), clip(route[0], 64)))
+	}
+	return nil
+}
+
+// meshDeliverLocal verifies the origin's signature, opens the message and
+// hands it to the local agent; the reply carries the route, and is signed
+// by this gateway and sealed to the origin when the request was sealed.
+func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *RelayParams) (*Message, error) {
+	msg := p.Message
+	origin := p.Route[0]
+	key, err := n.originKey(origin, p.OriginKey)
+	if err == nil {
+		err = msg.Verify(key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mesh message from origin gateway %q: %w", origin, err)
+	}
+	if p.TargetAgent != msg.ToAgent {
+		return nil, fmt.Errorf("%w: targetAgent %q differs from the signed toAgent %q of message %q", ErrBadSignature, p.TargetAgent, msg.ToAgent, msg.MessageID)
+	}
+	var replyTo *ecdh.PublicKey
+	if msg.Sealed != nil {
+		if msg.Content != "" || msg.Context != nil {
+			return nil, fmt.Errorf("%w: sealed message %q also carries content or context in the clear", ErrInvalidParams, msg.MessageID)
+		}
+		if replyTo, err = ParseEncryptionKey(msg.Sealed.ReplyKey); err != nil {
+			return nil, fmt.Errorf("%w: sealed message %q: sealed.replyKey %v", ErrInvalidParams, msg.MessageID, err)
+		}
+		if err := n.identity.Open(msg); err != nil {
+			return nil, fmt.Errorf("from %q: %w", origin, err)
+		}
+	}
+	if err := n.replay.check(msg, false, id.Authenticated); err != nil {
+		return nil, err
+	}
+	reply, err := n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, nil)
+	if err != nil {
+		return nil, err
+	}
+	r := *reply
+	r.Route = append(slices.Clone(p.Route), n.serverID)
+	if replyTo != nil {
+		if err := r.seal(replyTo, ""); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.identity.signFor(&r, msg.MessageID); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// originKey returns the signing key a mesh message from origin must be
+// signed with: the one pinned for origin in this gateway's config, else
+// (unless gateway.signing.require) the one the mesh advertised for it,
+// else the one the message carries. A carried key that differs from a
+// pinned one is refused.
+func (n *Node) originKey(origin, carried string) (ed25519.PublicKey, error) {
+	pinned := ""
+	if c := n.credentialOf(origin); c != nil && c.PublicKey != "" {
+		pinned = c.PublicKey
+	}
+	for _, p := range n.peers.list() {
+		if pinned == "" && p.ServerID == origin && p.PublicKey != "" {
+			pinned = p.PublicKey
+		}
+	}
+	switch {
+	case pinned != "" && carried != "" && carried != pinned:
+		return nil, fmt.Errorf("%w: its originKey differs from the publicKey pinned for it here; a key learned through the mesh never replaces a pinned one", ErrBadSignature)
+	case pinned == "" && n.cfg.Gateway.Signing.Require:
+		return nil, fmt.Errorf("%w: gateway.signing.require is true but no publicKey is pinned here for origin gateway %q", ErrBadSignature, origin)
+	case pinned != "":
+		return ParseSigningKey(pinned)
+	}
+	learned := ""
+	for _, r := range n.mesh.all() {
+		if r.ServerID == origin && r.SigningKey != "" {
+			learned = r.SigningKey
+			break
+		}
+	}
+	switch {
+	case learned != "" && carried != "" && carried != learned:
+		return nil, fmt.Errorf("%w: its originKey differs from the signing key the mesh advertises for it", ErrBadSignature)
+	case learned != "":
+		return ParseSigningKey(learned)
+	case carried == "":
+		return nil, fmt.Errorf("%w: it carries no originKey and no key is known for it here", ErrBadSignature)
+	}
+	return ParseSigningKey(carried)
+}
+
+// meshPeerInfos lists, for list_peers, the best route to each agent the
+// mesh reaches, ordered by id.
+func (n *Node) meshPeerInfos() []PeerInfo {
+	var out []PeerInfo
+	for _, r := range n.mesh.best() {
+		p := meshPeerOf(&r)
+		out = append(out, PeerInfo{ID: p.ID, Name: p.Name, AgentID: r.AgentID, Capabilities: nonNil(r.Capabilities),
+			Description: r.Description, Enabled: true, Source: SourceMesh, Connected: n.pool.Connected(r.via),
+			Health: n.peerHealth(r.via), Via: r.via, Hops: r.hops(), Route: append([]string{n.serverID}, r.Path...)})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
