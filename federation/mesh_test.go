@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -87,5 +89,178 @@ func TestMeshLineSendCarriesRoute(t *testing.T) {
 	}
 	if !strings.Contains(res.Response.Content, "hello D") || res.Response.FromServer != "D" {
 		t.Errorf("response %+v is not D's echo", res.Response)
+	}
+}
+
+func TestMeshDelegateByCapabilityAcrossLine(t *testing.T) {
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, nil, "A", "B", "C", "D")
+	m.waitRoute("A", "D")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := m.gws["A"].Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"D-skill"}, Task: "task for D"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != federation.StatusOK || res.PeerID != "D/D-agent" {
+		t.Fatalf("delegate: %s by %q %v", res.Status, res.PeerID, res.Error)
+	}
+	if want := []string{"A", "B", "C", "D"}; !slices.Equal(res.Route, want) {
+		t.Errorf("route %v, want %v", res.Route, want)
+	}
+}
+
+func TestMeshCutGivesClearErrorAndWithdraws(t *testing.T) {
+	const heartbeat = 400 * time.Millisecond // room for a loaded machine
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, func(id string, cfg *federation.Config) {
+		cfg.Gateway.HeartbeatMs = int(heartbeat.Milliseconds())
+	}, "A", "B", "C", "D")
+	m.waitRoute("A", "D")
+	if res := m.send("A", "D", "before the cut"); res.Status != federation.StatusOK {
+		t.Fatalf("before the cut: %v", res.Error)
+	}
+	m.gws["C"].stop(t)
+	cut := time.Now()
+	res := m.send("A", "D", "after the cut")
+	if res.Status != federation.StatusError || res.Error.Code != "PEER_UNAVAILABLE" ||
+		!strings.Contains(res.Error.Message, `"D-agent"`) || !strings.Contains(res.Error.Message, `hop "B"`) {
+		t.Fatalf("after the cut: %s %v; want PEER_UNAVAILABLE naming D-agent and hop B", res.Status, res.Error)
+	}
+	if took := time.Since(cut); took > heartbeat {
+		t.Errorf("the error took %v, more than the heartbeat interval", took)
+	}
+	// The withdrawal reaches A: D is no longer listed, and send says so.
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range m.gws["A"].ListPeers().Peers {
+			if p.ID == "D/D-agent" || p.ID == "C/C-agent" {
+				return fmt.Errorf("A still lists %s", p.ID)
+			}
+		}
+		return nil
+	})
+	_, err := m.gws["A"].Send(context.Background(), federation.SendRequest{PeerID: "D/D-agent", Message: "x"})
+	if code(err) != "UNKNOWN_PEER" || !strings.Contains(err.Error(), "no mesh route") {
+		t.Errorf("send after withdrawal: %v", err)
+	}
+}
+
+func TestMeshTakesSecondPathAfterCut(t *testing.T) {
+	// A-B-C-D and A-E-F-D: both three relays; B's path is first by peer id.
+	m := newMesh(t, map[string][]string{"A": {"B", "E"}, "B": {"C"}, "C": {"D"}, "E": {"F"}, "F": {"D"}}, nil,
+		"A", "B", "C", "D", "E", "F")
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range m.gws["A"].ListPeers().Peers {
+			if p.ID == "F/F-agent" {
+				return nil
+			}
+		}
+		return fmt.Errorf("A has no route to F yet")
+	})
+	m.waitRoute("A", "D")
+	if res := m.send("A", "D", "first"); !slices.Equal(res.Route, []string{"A", "B", "C", "D"}) {
+		t.Fatalf("before the cut: %s %v route %v", res.Status, res.Error, res.Route)
+	}
+	m.gws["C"].stop(t)
+	res := m.send("A", "D", "second")
+	if res.Status != federation.StatusOK || !slices.Equal(res.Route, []string{"A", "E", "F", "D"}) {
+		t.Fatalf("after the cut: %s %v route %v; want the path through E and F", res.Status, res.Error, res.Route)
+	}
+}
+
+func TestMeshRingFormsNoLoop(t *testing.T) {
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"A"}}, nil, "A", "B", "C")
+	for _, from := range []string{"A", "B", "C"} {
+		for _, to := range []string{"A", "B", "C"} {
+			if from != to {
+				m.waitRoute(from, to)
+			}
+		}
+	}
+	// Several more rounds of advertisements: still one route per other
+	// gateway, none through the gateway itself.
+	rounds := 0
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, id := range []string{"A", "B", "C"} {
+			var mesh []federation.PeerInfo
+			for _, p := range m.gws[id].ListPeers().Peers {
+				if p.Source == federation.SourceMesh {
+					mesh = append(mesh, p)
+				}
+			}
+			if len(mesh) != 2 {
+				t.Fatalf("%s lists %d mesh agents, want 2: %+v", id, len(mesh), mesh)
+			}
+			for _, p := range mesh {
+				if slices.Contains(p.Route[1:], id) || len(p.Route) > 3 {
+					t.Fatalf("%s has a looped or long route %v", id, p.Route)
+				}
+			}
+		}
+		if rounds++; rounds < 10 {
+			return fmt.Errorf("round %d", rounds)
+		}
+		return nil
+	})
+	if res := m.send("A", "C", "around"); res.Status != federation.StatusOK || !slices.Equal(res.Route, []string{"A", "B", "C"}) {
+		t.Fatalf("A → C: %s %v route %v", res.Status, res.Error, res.Route)
+	}
+}
+
+func TestMeshHopChecksGrantsOfOrigin(t *testing.T) {
+	// C lets B reach anything, but origin A only C's own agent.
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, func(id string, cfg *federation.Config) {
+		if id == "C" {
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "A", Token: "token-of-a", AllowAgents: []string{"C-agent"}}}
+		}
+	}, "A", "B", "C", "D")
+	m.waitRoute("A", "D")
+	res := m.send("A", "D", "laundered?")
+	if res.Status != federation.StatusError || res.Error.Code != "FORBIDDEN" ||
+		!strings.Contains(res.Error.Message, `mesh hop "C" refuses origin gateway "A"`) {
+		t.Fatalf("A → D through C: %s %v; want FORBIDDEN from hop C for origin A", res.Status, res.Error)
+	}
+	if res := m.send("B", "D", "B may"); res.Status != federation.StatusOK {
+		t.Fatalf("B → D: %s %v", res.Status, res.Error)
+	}
+}
+
+func TestMeshSealedContentUnreadableToHop(t *testing.T) {
+	const secret = "the-secret-only-D-may-read"
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"D"}}, func(id string, cfg *federation.Config) {
+		cfg.Audit.IncludeContent = true
+	}, "A", "B", "D")
+	m.waitRoute("A", "D")
+	res := m.send("A", "D", secret)
+	if res.Status != federation.StatusOK || !strings.Contains(res.Response.Content, secret) {
+		t.Fatalf("A → D: %s %v %+v", res.Status, res.Error, res.Response)
+	}
+	read := func(id string) string {
+		b, err := os.ReadFile(filepath.Join(m.gws[id].cfg.Storage.Dir, "audit.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tstest.WaitFor(t, 5*time.Second, func() error {
+		if !strings.Contains(read("D"), secret) {
+			return fmt.Errorf("D's audit has not logged the content yet")
+		}
+		return nil
+	})
+	if b := read("B"); !strings.Contains(b, res.MessageID) || strings.Contains(b, secret) {
+		t.Fatalf("B's audit (content included) should log message %s without its content:\n%s", res.MessageID, b)
+	}
+}
+
+func TestMeshPinnedKeyWinsOverCarriedKey(t *testing.T) {
+	other := start(t, newConfig(t, "X", ""), listen(t), nil) // a key that is not A's
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"D"}}, func(id string, cfg *federation.Config) {
+		if id == "D" {
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "A", Token: "token-of-a", PublicKey: other.Identity().SigningKey}}
+		}
+	}, "A", "B", "D")
+	m.waitRoute("A", "D")
+	res := m.send("A", "D", "signed by A")
+	if res.Status != federation.StatusError || res.Error.Code != "BAD_SIGNATURE" || !strings.Contains(res.Error.Message, "pinned") {
+		t.Fatalf("A → D with another key pinned for A at D: %s %v; want BAD_SIGNATURE", res.Status, res.Error)
 	}
 }
