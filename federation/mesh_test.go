@@ -2,8 +2,10 @@ package federation_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/tstest"
 )
 
@@ -262,5 +265,84 @@ func TestMeshPinnedKeyWinsOverCarriedKey(t *testing.T) {
 	res := m.send("A", "D", "signed by A")
 	if res.Status != federation.StatusError || res.Error.Code != "BAD_SIGNATURE" || !strings.Contains(res.Error.Message, "pinned") {
 		t.Fatalf("A → D with another key pinned for A at D: %s %v; want BAD_SIGNATURE", res.Status, res.Error)
+	}
+}
+
+// hostileRoutes serves, as gateway serverID, only federation.routes, with
+// the routes routes returns.
+func hostileRoutes(t *testing.T, serverID string, routes func() []map[string]any) string {
+	t.Helper()
+	s := &gateway.Server{ServerID: serverID, Handler: gateway.HandlerFunc(
+		func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+			if method != federation.MethodRoutes {
+				return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
+			}
+			return map[string]any{"serverId": serverID, "routes": routes()}, nil
+		})}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http")
+}
+
+func TestMeshBoundsHostileAdvertisements(t *testing.T) {
+	flood := hostileRoutes(t, "H1", func() []map[string]any {
+		out := make([]map[string]any, 100_000)
+		for i := range out {
+			out[i] = map[string]any{"agentId": fmt.Sprint("a", i), "serverId": "H1", "path": []string{"H1"}}
+		}
+		return out
+	})
+	many := hostileRoutes(t, "H2", func() []map[string]any {
+		out := []map[string]any{
+			{"agentId": "looped", "serverId": "Z", "path": []string{"H2", "A", "Z"}},
+			{"agentId": "repeats", "serverId": "Z", "path": []string{"H2", "Y", "H2", "Z"}},
+			{"agentId": "far", "serverId": "Z", "path": []string{"H2", "W", "X", "Y", "Z"}},
+			{"agentId": "bad name", "serverId": "Z", "path": []string{"H2", "Z"}},
+			{"agentId": "ok", "serverId": "Z", "path": []string{"H2", "Z"}},
+		}
+		for i := range 5000 {
+			out = append(out, map[string]any{"agentId": fmt.Sprint("b", i), "serverId": "H2", "path": []string{"H2"}})
+		}
+		return out
+	})
+	cfg := newConfig(t, "A", "A-agent")
+	cfg.Federation.Mesh.Enabled = true
+	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
+	cfg.Federation.Peers = []federation.PeerConfig{
+		{ID: "h1", Name: "flood", URL: flood, AgentID: "a0"},
+		{ID: "h2", Name: "many", URL: many, AgentID: "b0"},
+	}
+	a := start(t, cfg, listen(t), nil)
+	var byVia map[string][]federation.PeerInfo
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		byVia = map[string][]federation.PeerInfo{}
+		for _, p := range a.ListPeers().Peers {
+			if p.Source == federation.SourceMesh {
+				byVia[p.Via] = append(byVia[p.Via], p)
+			}
+		}
+		if !slices.ContainsFunc(byVia["h2"], func(p federation.PeerInfo) bool { return p.ID == "Z/ok" }) {
+			return fmt.Errorf("A has not learned Z/ok from h2")
+		}
+		return nil
+	})
+	for via, ps := range byVia {
+		if len(ps) > 1024 {
+			t.Errorf("A keeps %d routes from %s; at most 1024 may be", len(ps), via)
+		}
+		for _, p := range ps {
+			if p.AgentID == "looped" || p.AgentID == "repeats" || p.AgentID == "far" || strings.Contains(p.ID, " ") {
+				t.Errorf("A kept the route %s %v", p.ID, p.Route)
+			}
+		}
+	}
+	// A still answers.
+	if res := a.ListPeers(); res.ServerID != "A" {
+		t.Fatal(res)
 	}
 }
