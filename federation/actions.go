@@ -59,6 +59,9 @@ type DelegateRequest struct {
 // BroadcastRequest is the broadcast action.
 type BroadcastRequest struct {
 	Message string `json:"message"`
+	// Scope is "direct" (the default: every enabled peer) or "mesh": every
+	// gateway this one reaches, directly or across the mesh, once.
+	Scope string `json:"scope,omitempty"`
 	MessageOptions
 }
 
@@ -202,6 +205,16 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		if p.IsEnabled() {
 			targets = append(targets, p)
 		}
+	}
+	switch req.Scope {
+	case "", "direct":
+	case "mesh":
+		if req.Durable {
+			return nil, fmt.Errorf("%w: durable is not available with scope mesh", ErrInvalidParams)
+		}
+		targets = append(targets, n.meshBroadcastTargets(targets)...) // meshrelay.go
+	default:
+		return nil, fmt.Errorf("%w: scope %s is not one of direct, mesh", ErrInvalidParams, quoteBounded(req.Scope))
 	}
 	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across peers
 	results := make([]Result, len(targets))
@@ -409,7 +422,7 @@ type delivery struct {
 // waits for a slot and dials as needed; without, it returns nil instead of
 // waiting, and the caller delivers on a goroutine of its own.
 func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable, wait bool) *delivery {
-	if p.source == SourceNATS {
+	if p.source == SourceNATS || p.source == SourceMesh {
 		return nil // the caller delivers with deliver, on a goroutine
 	}
 	timeout := n.timeout(callTimeoutMs, p)

@@ -187,6 +187,11 @@ type CapabilityReport struct {
 	PeerName     string   `json:"peerName"`
 	Capabilities []string `json:"capabilities"`
 	Description  string   `json:"description"`
+	// Via, Hops and Route are set for an agent behind other gateways
+	// (federation.mesh), whose report is what the mesh advertised.
+	Via   string   `json:"via,omitempty"`
+	Hops  int      `json:"hops,omitempty"`
+	Route []string `json:"route,omitempty"`
 }
 
 // QueryCapabilities asks the peer's gateway, live, what its agent can do.
@@ -206,6 +211,9 @@ func (n *Node) QueryCapabilities(ctx context.Context, peerID string, timeoutMs i
 	}
 	if p.source == SourceNATS {
 		return n.natsCapabilities(ctx, p)
+	}
+	if p.source == SourceMesh {
+		return n.meshCapabilities(p) // meshrelay.go
 	}
 	c, err := n.conn(ctx, p)
 	if ctx.Err() != nil {

@@ -93,6 +93,22 @@ func TestMeshLineSendCarriesRoute(t *testing.T) {
 	if !strings.Contains(res.Response.Content, "hello D") || res.Response.FromServer != "D" {
 		t.Errorf("response %+v is not D's echo", res.Response)
 	}
+	// list_peers and query_capabilities show D's agent as reached across
+	// the mesh, through B, in three relays.
+	op := operator(t, m.gws["A"], "")
+	var listed any
+	for _, p := range mustTool(t, op, `{"action":"list_peers"}`)["peers"].([]any) {
+		if at(p, "id") == "D/D-agent" {
+			listed = p
+		}
+	}
+	if at(listed, "source") != "mesh" || at(listed, "via") != "B" || at(listed, "hops") != 3.0 || fmt.Sprint(at(listed, "route")) != "[A B C D]" {
+		t.Errorf("list_peers entry of D/D-agent: %v", listed)
+	}
+	caps := mustTool(t, op, `{"action":"query_capabilities","peerId":"D/D-agent"}`)
+	if fmt.Sprint(caps["capabilities"]) != "[D-skill]" || caps["via"] != "B" || caps["hops"] != 3.0 {
+		t.Errorf("query_capabilities of D/D-agent: %v", caps)
+	}
 }
 
 func TestMeshDelegateByCapabilityAcrossLine(t *testing.T) {
@@ -205,6 +221,24 @@ func TestMeshRingFormsNoLoop(t *testing.T) {
 	})
 	if res := m.send("A", "C", "around"); res.Status != federation.StatusOK || !slices.Equal(res.Route, []string{"A", "B", "C"}) {
 		t.Fatalf("A → C: %s %v route %v", res.Status, res.Error, res.Route)
+	}
+	// A broadcast of scope mesh reaches B (a peer) and C (across B) once
+	// each; the default scope only B.
+	for scope, want := range map[string][]string{"": {"B"}, "mesh": {"B", "C/C-agent"}} {
+		out, err := tool(t, operator(t, m.gws["A"], ""), fmt.Sprintf(`{"action":"broadcast","message":"to all","scope":%q}`, scope))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range out.([]any) {
+			if at(r, "status") != "ok" {
+				t.Errorf("scope %q: %v", scope, r)
+			}
+			got = append(got, at(r, "peerId").(string))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("broadcast scope %q reached %v, want %v", scope, got, want)
+		}
 	}
 }
 

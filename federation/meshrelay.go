@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
@@ -421,4 +422,44 @@ func (n *Node) meshPeerInfos() []PeerInfo {
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// meshBroadcastTargets returns, for a broadcast of scope mesh, one mesh
+// destination for each gateway the mesh reaches that is not the gateway
+// of a direct target: its agent first by id. Each gateway is reached once.
+func (n *Node) meshBroadcastTargets(direct []*peer) []*peer {
+	if !n.cfg.Federation.Mesh.Enabled {
+		return nil
+	}
+	reached := map[string]bool{n.serverID: true}
+	for _, p := range direct {
+		reached[p.ServerID] = true
+		if c := n.pool.Peek(p.ID); c != nil {
+			reached[c.Hello().Server.ServerID] = true
+		}
+	}
+	best := n.mesh.best()
+	slices.SortStableFunc(best, func(a, b meshRoute) int {
+		return cmp.Or(strings.Compare(a.ServerID, b.ServerID), strings.Compare(a.AgentID, b.AgentID))
+	})
+	var out []*peer
+	for _, r := range best {
+		if !reached[r.ServerID] {
+			reached[r.ServerID] = true
+			out = append(out, meshPeerOf(&r))
+		}
+	}
+	return out
+}
+
+// meshCapabilities reports what the mesh advertises for the destination
+// p, with the route it takes.
+func (n *Node) meshCapabilities(p *peer) (*CapabilityReport, error) {
+	routes := n.mesh.to(p.ServerID, p.AgentID)
+	if len(routes) == 0 {
+		return nil, fmt.Errorf("%w: gateway %q has no mesh route to agent %q of gateway %q any more", ErrUnknownPeer, n.serverID, p.AgentID, p.ServerID)
+	}
+	r := routes[0]
+	return &CapabilityReport{PeerID: p.ID, PeerName: p.Name, Capabilities: nonNil(r.Capabilities), Description: r.Description,
+		Via: r.via, Hops: r.hops(), Route: append([]string{n.serverID}, r.Path...)}, nil
 }
