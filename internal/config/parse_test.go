@@ -55,6 +55,14 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "mesh maxHops out of range and an unknown mesh key",
+			in:   "federation:\n  mesh:\n    enabled: true\n    maxHops: 17\n    advertize: false\n",
+			want: []federation.Problem{
+				{Line: 4, Path: "federation.mesh.maxHops", Message: "17 is not from 1 to 16; leave it out for 3"},
+				{Line: 5, Path: "federation.mesh.advertize", Message: `unknown key (did you mean "advertise"?)`},
+			},
+		},
+		{
 			name: "federation key at top level",
 			in:   "peers: []\n",
 			want: []federation.Problem{
