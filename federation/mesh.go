@@ -121,6 +121,19 @@ func (t *meshTable) set(peer string, routes []meshRoute) int {
 // withdraw drops every route learned from peer.
 func (t *meshTable) withdraw(peer string) { t.set(peer, nil) }
 
+// keepOnly drops the routes learned from peers not in ids (unregistered,
+// or gone from the config).
+func (t *meshTable) keepOnly(ids map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, rs := range t.byPeer {
+		if !ids[id] {
+			t.total -= len(rs)
+			delete(t.byPeer, id)
+		}
+	}
+}
+
 // all returns every learned route, best first: fewest hops, then by
 // destination and next hop.
 func (t *meshTable) all() []meshRoute {
@@ -219,10 +232,12 @@ func (n *Node) meshLoop(bg context.Context, interval time.Duration) {
 	for {
 		ctx, cancel := context.WithTimeout(bg, interval)
 		var wg sync.WaitGroup
+		current := make(map[string]bool)
 		for _, p := range n.peers.list() {
 			if p.Type == PeerTypeA2A {
 				continue
 			}
+			current[p.ID] = true
 			if !p.IsEnabled() {
 				n.mesh.withdraw(p.ID)
 				continue
@@ -231,6 +246,7 @@ func (n *Node) meshLoop(bg context.Context, interval time.Duration) {
 		}
 		wg.Wait()
 		cancel()
+		n.mesh.keepOnly(current)
 		select {
 		case <-bg.Done():
 			return

@@ -380,3 +380,53 @@ func TestMeshBoundsHostileAdvertisements(t *testing.T) {
 		t.Fatal(res)
 	}
 }
+
+func TestMeshRelayRefusesBadRoutes(t *testing.T) {
+	m := newMesh(t, nil, func(id string, cfg *federation.Config) {
+		cfg.Federation.Mesh.Enabled = id == "B"
+	}, "B", "Off")
+	relayWith := func(g *gw, p federation.RelayParams) error {
+		c, err := dialPeer(t, g, "A", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var reply federation.Message
+		return c.Call(ctx, federation.MethodRelay, &p, &reply)
+	}
+	msg := func(from string) *federation.Message {
+		return federation.NewMessage(federation.TypeRequest, from, "operator", "B-agent", "hi")
+	}
+	tests := []struct {
+		name      string
+		g         *gw
+		p         federation.RelayParams
+		code, has string
+	}{
+		{"mesh off at the hop", m.gws["Off"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "Z", Route: []string{"A"}, Message: msg("A")},
+			"FORBIDDEN", `does not relay across the mesh`},
+		{"route through the hop itself", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"B", "A"}, Message: msg("B")},
+			"HOP_LIMIT", "a loop"},
+		{"route repeats a gateway", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"A", "X", "A"}, Message: msg("A")},
+			"HOP_LIMIT", "a loop"},
+		{"route past maxHops", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"W", "X", "Y", "A"}, Message: msg("W")},
+			"HOP_LIMIT", "federation.mesh.maxHops"},
+		{"route not ending at the sender", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"Z"}, Message: msg("Z")},
+			"FORBIDDEN", `must end with the sending gateway "A"`},
+		{"route not starting at the origin", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"X", "A"}, Message: msg("Y")},
+			"FORBIDDEN", "must start with the message's fromServer"},
+		{"no route to the target", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "Z", Route: []string{"A"}, Message: msg("A")},
+			"PEER_UNAVAILABLE", `hop "B" has no route to it`},
+		{"unsigned at the destination", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"A"}, Message: msg("A")},
+			"BAD_SIGNATURE", "no originKey"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := relayWith(tt.g, tt.p)
+			if code(err) != tt.code || !strings.Contains(fmt.Sprint(err), tt.has) {
+				t.Errorf("got %v; want %s mentioning %q", err, tt.code, tt.has)
+			}
+		})
+	}
+}

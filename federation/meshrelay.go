@@ -230,6 +230,9 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 	if err := checkIdent("targetServer", p.TargetServer, true); err != nil {
 		return nil, err
 	}
+	if p.TargetAgent != msg.ToAgent { // the grants below judge targetAgent: it must be what the origin signed
+		return nil, fmt.Errorf("%w: targetAgent %q differs from the toAgent %q of mesh message %q", ErrInvalidParams, p.TargetAgent, msg.ToAgent, msg.MessageID)
+	}
 	if err := n.checkRoute(id, p); err != nil {
 		return nil, err
 	}
@@ -334,9 +337,6 @@ func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *Re
 	if err != nil {
 		return nil, fmt.Errorf("mesh message from origin gateway %q: %w", origin, err)
 	}
-	if p.TargetAgent != msg.ToAgent {
-		return nil, fmt.Errorf("%w: targetAgent %q differs from the signed toAgent %q of message %q", ErrBadSignature, p.TargetAgent, msg.ToAgent, msg.MessageID)
-	}
 	var replyTo *ecdh.PublicKey
 	if msg.Sealed != nil {
 		if msg.Content != "" || msg.Context != nil {
@@ -352,7 +352,12 @@ func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *Re
 	if err := n.replay.check(msg, false, id.Authenticated); err != nil {
 		return nil, err
 	}
-	reply, err := n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, nil)
+	var reply *Message
+	if msg.Type == TypeSync {
+		reply, err = n.acceptSync(msg)
+	} else {
+		reply, err = n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
