@@ -40,6 +40,9 @@ const (
 	maxMeshHops        = 16   // the most federation.mesh.maxHops may be
 	maxRoutesPerPeer   = 1024 // routes kept from one peer; the rest are refused
 	maxRoutesTotal     = 8192 // routes kept from all peers together
+	// minRoutesTimeout is the least time a peer gets to answer
+	// federation.routes, however short the heartbeat.
+	minRoutesTimeout = time.Second
 )
 
 // MeshConfig is federation.mesh.
@@ -230,7 +233,7 @@ func (n *Node) meshLoop(bg context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(bg, interval)
+		ctx, cancel := context.WithTimeout(bg, max(interval, minRoutesTimeout))
 		var wg sync.WaitGroup
 		current := make(map[string]bool)
 		for _, p := range n.peers.list() {

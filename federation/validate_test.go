@@ -380,7 +380,7 @@ func TestApplyDefaults(t *testing.T) {
 	want := Config{
 		Federation: FederationConfig{DefaultTimeoutMs: 30000, MaxDynamicPeers: 256, MaxHops: 8,
 			Durable:   DurableConfig{MaxAttempts: 10, RetentionMs: 86400000},
-			Discovery: DiscoveryConfig{MDNS: MDNSConfig{IntervalMs: 10000}}},
+			Discovery: DiscoveryConfig{MDNS: MDNSConfig{IntervalMs: 10000}}, Mesh: MeshConfig{MaxHops: 3}},
 		Gateway: GatewayConfig{Listen: "127.0.0.1:18789", HeartbeatMs: 5000, ReplayWindowMs: 300000, IdleTimeoutMs: 600000},
 		Agents: []AgentConfig{
 			{ID: "a", Name: "a", Handler: HandlerConfig{Type: "echo"}, MaxConcurrency: 16, MaxQueue: 1024},
