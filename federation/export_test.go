@@ -18,3 +18,13 @@ func SetContextLimits(n *Node, session, sender int) {
 	defer n.contexts.mu.Unlock()
 	n.contexts.limits.sessionBytes, n.contexts.limits.senderBytes = session, sender
 }
+
+// MeshVias lists the peers through which n has a route to agent of server,
+// best first.
+func (n *Node) MeshVias(server, agent string) []string {
+	var out []string
+	for _, r := range n.mesh.to(server, agent) {
+		out = append(out, r.via)
+	}
+	return out
+}
