@@ -134,6 +134,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 		send, deleg, bcast, sync messageFlags
 		caps                     []string
 		strategy                 string
+		scope                    string
 		syncData                 string
 		reg                      struct {
 			id, name, url, agentID, token, description string
@@ -181,16 +182,20 @@ func newActionCmds(s *streams) []*cobra.Command {
 		use: "broadcast MESSAGE", short: "Send a message to every enabled peer",
 		example: `  agentfed broadcast "Maintenance in 1 hour" --priority urgent`,
 		args:    cobra.ExactArgs(1),
-		flags:   func(c *cobra.Command) { bcast.register(c, true) },
+		flags: func(c *cobra.Command) {
+			bcast.register(c, true)
+			c.Flags().StringVar(&scope, "scope", "", "direct (default: every enabled peer) or mesh (every gateway reachable across federation.mesh, once)")
+		},
 		build: func(args []string) (map[string]any, error) {
 			if err := text("MESSAGE", args[0]); err != nil {
 				return nil, err
 			}
 			a := map[string]any{"action": "broadcast", "message": args[0]}
+			setIf(a, "scope", scope)
 			return a, bcast.apply(a)
 		},
 		show:   showBroadcast,
-		params: messageParams,
+		params: withParams(messageParams, "scope", "--scope"),
 	}, {
 		use: "peers", short: "List peers, their capabilities and connection state (list_peers)",
 		args:  cobra.NoArgs,
