@@ -76,7 +76,7 @@ func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeo
 	timeout := n.timeout(callTimeoutMs, nil)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	routes := n.mesh.to(p.ServerID, p.AgentID)
+	routes := n.meshRoutesTo(p.ServerID, p.AgentID)
 	err := fmt.Errorf("%w: gateway %q has no mesh route to agent %q of gateway %q any more", ErrPeerUnavailable, n.serverID, p.AgentID, p.ServerID)
 	for i := range routes {
 		var reply *Message
@@ -105,6 +105,18 @@ func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeo
 	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
 		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
 	return res
+}
+
+// meshRoutesTo returns the routes to agent on server in the order to try
+// them: fewest hops first and, among equals, those whose next hop does not
+// look down (health) first, then by next hop.
+func (n *Node) meshRoutesTo(server, agent string) []meshRoute {
+	routes := n.mesh.to(server, agent)
+	slices.SortStableFunc(routes, func(a, b meshRoute) int {
+		return cmp.Or(cmp.Compare(a.hops(), b.hops()),
+			boolInt(n.peerHealth(a.via).State == HealthDown)-boolInt(n.peerHealth(b.via).State == HealthDown))
+	})
+	return routes
 }
 
 // meshRetryable reports whether another path might succeed where err
@@ -249,7 +261,7 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 		}
 		caps = a.cfg.Capabilities
 	} else {
-		for _, r := range n.mesh.to(p.TargetServer, p.TargetAgent) {
+		for _, r := range n.meshRoutesTo(p.TargetServer, p.TargetAgent) {
 			if !slices.ContainsFunc(r.Path, func(s string) bool { return slices.Contains(p.Route, s) }) {
 				routes = append(routes, r)
 			}
