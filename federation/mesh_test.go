@@ -432,3 +432,67 @@ func TestMeshRelayRefusesBadRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestMeshRoutesFollowGrantsAndAdvertise(t *testing.T) {
+	m := newMesh(t, map[string][]string{"B": {"C"}}, func(id string, cfg *federation.Config) {
+		switch id {
+		case "B":
+			cfg.Agents = append(cfg.Agents, federation.AgentConfig{ID: "B-private", Capabilities: []string{"ledger"}, Handler: federation.HandlerConfig{Type: "echo"}})
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "A", Token: "token-of-a", AllowAgents: []string{"B-agent", "C-agent"}}}
+		case "Quiet":
+			no := false
+			cfg.Federation.Mesh.Advertise = &no
+		}
+	}, "B", "C", "Quiet")
+	m.waitRoute("B", "C")
+	routes := func(g *gw, as, token string) []string {
+		t.Helper()
+		c, err := dialPeer(t, g, as, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var table federation.RouteTable
+		if err := c.Call(context.Background(), federation.MethodRoutes, nil, &table); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range table.Routes {
+			out = append(out, r.ServerID+"/"+r.AgentID+" "+strings.Join(r.Path, ","))
+		}
+		return out
+	}
+	if got, want := routes(m.gws["B"], "A", "token-of-a"), []string{"B/B-agent B", "C/C-agent B,C"}; !slices.Equal(got, want) {
+		t.Errorf("B offers A (allowAgents B-agent, C-agent) %v, want %v", got, want)
+	}
+	if got, want := routes(m.gws["B"], "X", ""), []string{"B/B-agent B", "B/B-private B", "C/C-agent B,C"}; !slices.Equal(got, want) {
+		t.Errorf("B offers X (no grants) %v, want %v", got, want)
+	}
+	if got, want := routes(m.gws["B"], "C", ""), []string{"B/B-agent B", "B/B-private B"}; !slices.Equal(got, want) {
+		t.Errorf("B offers C %v, want %v: never a route through C itself", got, want)
+	}
+	if got := routes(m.gws["Quiet"], "X", ""); len(got) != 0 {
+		t.Errorf("a gateway with mesh.advertise false offers %v", got)
+	}
+}
+
+func TestMeshRequireAuthRefusesUnlistedOrigin(t *testing.T) {
+	// D requires authentication and knows only C; A's messages cross C.
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, func(id string, cfg *federation.Config) {
+		switch id {
+		case "C":
+			cfg.Federation.Peers[0].Token = "token-of-c"
+		case "D":
+			cfg.Federation.RequireAuth = true
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "C", Token: "token-of-c"}}
+		}
+	}, "A", "B", "C", "D")
+	m.waitRoute("A", "D")
+	res := m.send("A", "D", "from an origin D does not know")
+	if res.Status != federation.StatusError || res.Error.Code != "FORBIDDEN" ||
+		!strings.Contains(res.Error.Message, `mesh hop "D" refuses origin gateway "A": it has no gateway.auth.peers entry here and federation.requireAuth is true`) {
+		t.Fatalf("A → D: %s %v", res.Status, res.Error)
+	}
+	if res := m.send("C", "D", "from C"); res.Status != federation.StatusOK {
+		t.Fatalf("C → D: %s %v", res.Status, res.Error)
+	}
+}
