@@ -199,13 +199,16 @@ func (n *Node) serveRoutes(id *gateway.Identity) *RouteTable {
 		out.Routes = append(out.Routes, Route{AgentID: a.ID, ServerID: n.serverID, Capabilities: nonNil(a.Capabilities),
 			Description: a.Description, Path: []string{n.serverID}, SigningKey: pub.SigningKey, EncryptionKey: pub.EncryptionKey})
 	}
-	for _, r := range n.mesh.best() {
+	offered := make(map[[2]string]bool)
+	for _, r := range n.mesh.all() { // best first: the first route to each agent the caller may have
+		k := [2]string{r.ServerID, r.AgentID}
 		if len(out.Routes) >= maxRoutesPerPeer {
 			break
 		}
-		if slices.Contains(r.Path, id.PeerID) || r.hops()+1 > n.meshMaxHops() || grantRefusal(cred, r.AgentID, r.Capabilities) != "" {
+		if offered[k] || slices.Contains(r.Path, id.PeerID) || r.hops()+1 > n.meshMaxHops() || grantRefusal(cred, r.AgentID, r.Capabilities) != "" {
 			continue
 		}
+		offered[k] = true
 		adv := r.Route
 		adv.Path = append([]string{n.serverID}, r.Path...)
 		out.Routes = append(out.Routes, adv)
@@ -300,7 +303,11 @@ func (n *Node) acceptRoutes(p *peer, server string, t *RouteTable) ([]meshRoute,
 			refused++
 			continue
 		}
-		caps, _ := parseCapabilities(r.Capabilities)
+		caps, ok := parseCapabilities(r.Capabilities)
+		if !ok {
+			refused++
+			continue
+		}
 		out = append(out, meshRoute{Route: Route{AgentID: r.AgentID, ServerID: r.ServerID, Capabilities: slices.Clone(r.Capabilities),
 			Description: clip(r.Description, maxDescriptionBytes), Path: slices.Clone(r.Path), SigningKey: r.SigningKey,
 			EncryptionKey: r.EncryptionKey}, via: p.ID, caps: caps})

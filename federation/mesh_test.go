@@ -339,6 +339,7 @@ func TestMeshBoundsHostileAdvertisements(t *testing.T) {
 			{"agentId": "repeats", "serverId": "Z", "path": []string{"H2", "Y", "H2", "Z"}},
 			{"agentId": "far", "serverId": "Z", "path": []string{"H2", "W", "X", "Y", "Z"}},
 			{"agentId": "bad name", "serverId": "Z", "path": []string{"H2", "Z"}},
+			{"agentId": "badcap", "serverId": "Z", "capabilities": []string{"x@not-semver"}, "path": []string{"H2", "Z"}},
 			{"agentId": "ok", "serverId": "Z", "path": []string{"H2", "Z"}},
 		}
 		for i := range 5000 {
@@ -372,7 +373,7 @@ func TestMeshBoundsHostileAdvertisements(t *testing.T) {
 			t.Errorf("A keeps %d routes from %s; at most 1024 may be", len(ps), via)
 		}
 		for _, p := range ps {
-			if p.AgentID == "looped" || p.AgentID == "repeats" || p.AgentID == "far" || strings.Contains(p.ID, " ") {
+			if p.AgentID == "looped" || p.AgentID == "repeats" || p.AgentID == "far" || p.AgentID == "badcap" || strings.Contains(p.ID, " ") {
 				t.Errorf("A kept the route %s %v", p.ID, p.Route)
 			}
 		}
