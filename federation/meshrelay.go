@@ -120,10 +120,12 @@ func (n *Node) meshRoutesTo(server, agent string) []meshRoute {
 }
 
 // meshRetryable reports whether another path might succeed where err
-// failed: a hop or the way to it was unavailable, or timed out.
+// failed: a hop, or the way to it, was unavailable or stopping. Other
+// failures (the destination overloaded, a grant, the agent) would meet
+// the same destination, which would also see the messageId again.
 func meshRetryable(err error) bool {
 	switch gateway.CodeOf(err) {
-	case gateway.CodePeerUnavailable, gateway.CodeShuttingDown, CodeOverloaded, CodeRateLimited:
+	case gateway.CodePeerUnavailable, gateway.CodeShuttingDown:
 		return true
 	}
 	return false
