@@ -44,7 +44,8 @@ func dialAs(g *gw, role, token string, b browserLike) (*gateway.Client, error) {
 
 // TestDNSRebindingRefused: a gateway without an operator token trusts
 // loopback operators only when their Host names this machine, and no
-// browser origin is allowed unless listed in gateway.allowedOrigins.
+// browser origin is allowed unless listed in gateway.allowedOrigins or the
+// gateway's own origin under a local Host (a page it served itself).
 func TestDNSRebindingRefused(t *testing.T) {
 	cfg := newConfig(t, "local-server", "echo")
 	ln := listen(t)
@@ -64,7 +65,9 @@ func TestDNSRebindingRefused(t *testing.T) {
 		{"rebound name as Host", gateway.RoleOperator, browserLike{host: evil}, true},
 		{"rebound page: Host and Origin its own name", gateway.RoleOperator, browserLike{host: evil, origin: "http://" + evil}, true},
 		{"foreign Origin", gateway.RoleOperator, browserLike{origin: "https://evil.example"}, true},
-		{"same-host Origin", gateway.RoleOperator, browserLike{origin: "http://" + cfg.Gateway.Listen}, true},
+		// The gateway's own page (its Origin is the request's own local scheme://Host) may call it.
+		{"same-origin page", gateway.RoleOperator, browserLike{origin: "http://" + cfg.Gateway.Listen}, false},
+		{"same-host Origin, another port", gateway.RoleOperator, browserLike{origin: "http://127.0.0.1:1"}, true},
 		{"rebound page as a peer", gateway.RolePeer, browserLike{host: evil, origin: "http://" + evil}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

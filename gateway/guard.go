@@ -39,10 +39,13 @@ type Guard struct {
 const maxShown = 80
 
 // CheckOrigin returns a FORBIDDEN error when r carries an Origin header
-// that is not in AllowedOrigins.
+// that is neither in AllowedOrigins nor r's own origin (SameOrigin).
 func (g *Guard) CheckOrigin(r *http.Request) error {
 	origins := r.Header.Values("Origin")
 	if len(origins) == 0 {
+		return nil
+	}
+	if len(origins) == 1 && g.SameOrigin(r, origins[0]) {
 		return nil
 	}
 	if len(origins) == 1 && g != nil {
@@ -54,6 +57,18 @@ func (g *Guard) CheckOrigin(r *http.Request) error {
 	}
 	return NewError(CodeForbidden, fmt.Sprintf("browser origin %q is not allowed here; list it in gateway.allowedOrigins to allow it",
 		truncate(strings.Join(origins, ", "), maxShown)))
+}
+
+// SameOrigin reports whether origin is r's own scheme://Host (a page the
+// gateway served itself) and that Host names this machine (LocalHost). A
+// page whose name was rebound to this machine sends its own name as Host
+// and as Origin, which agree but are not local, so it stays refused.
+func (g *Guard) SameOrigin(r *http.Request, origin string) bool {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return r.Host != "" && NormalizeOrigin(origin) == NormalizeOrigin(scheme+"://"+r.Host) && g.LocalHost(r)
 }
 
 // NormalizeOrigin lowercases an origin's scheme and host and drops a

@@ -67,6 +67,31 @@ func TestGuardCheckOrigin(t *testing.T) {
 	}
 }
 
+// TestGuardSameOrigin: a page the gateway served itself (Origin equal to
+// the request's own scheme://Host) may call it when that Host names this
+// machine; a page rebound to this machine (its own name as Host and
+// Origin) and a foreign origin stay refused.
+func TestGuardSameOrigin(t *testing.T) {
+	g := &gateway.Guard{}
+	for _, tt := range []struct {
+		host, origin string
+		ok           bool
+	}{
+		{"127.0.0.1:18789", "http://127.0.0.1:18789", true},
+		{"localhost:18789", "HTTP://LocalHost:18789/", true},
+		{"127.0.0.1:18789", "https://127.0.0.1:18789", false}, // another scheme
+		{"127.0.0.1:18789", "http://127.0.0.1:18790", false},  // another port
+		{"127.0.0.1:18789", "http://evil.example", false},
+		{"evil.example:18789", "http://evil.example:18789", false}, // DNS rebinding
+		{"", "http://", false},
+	} {
+		r := &http.Request{Host: tt.host, Header: http.Header{"Origin": {tt.origin}}}
+		if err := g.CheckOrigin(r); (err == nil) != tt.ok {
+			t.Errorf("Host %q, Origin %q: CheckOrigin = %v; want ok=%v", tt.host, tt.origin, err, tt.ok)
+		}
+	}
+}
+
 // FuzzGuard: no Host or Origin makes the guard panic, an error never
 // repeats more than a bounded part of the input (80 bytes, quoted), and whatever Local
 // accepts names loopback, localhost or the listen host.
