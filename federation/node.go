@@ -70,6 +70,7 @@ type Node struct {
 	found     discovered      // gateways mDNS sees; see discovery.go
 	mdns      *discovery.MDNS // nil unless federation.discovery.mdns is enabled
 	a2a       *a2aFront       // each agent as an A2A agent under A2APath
+	ui        uiSessions      // dashboard logins; see ui.go
 	a2aPeers  a2aClients      // clients of peers of type a2a
 	nats      *natsLink       // federation.transport nats; nil otherwise (nats.go)
 	mesh      meshTable       // routes learned from peers (mesh.go)

@@ -32,6 +32,8 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc(PathBackup, func(w http.ResponseWriter, r *http.Request) {
 		n.serveOperatorHTTP(w, r, http.HandlerFunc(n.serveBackup))
 	})
+	mux.HandleFunc(PathUI, n.serveUI) // ui.go
+	mux.HandleFunc(PathUI+"/", n.serveUI)
 	mux.Handle("/", n.srv)
 	return mux
 }
