@@ -178,6 +178,8 @@ type GatewayConfig struct {
 	// pages, rebound DNS names included, away from the gateway. Default
 	// empty: no browser origin. Programs (CLI, peers) send no Origin.
 	AllowedOrigins []string `yaml:"allowedOrigins" json:"allowedOrigins,omitempty"`
+	// Metrics can serve /metrics on a listener of its own.
+	Metrics MetricsConfig `yaml:"metrics" json:"metrics"`
 	// TLS makes the gateway serve wss:// instead of ws://.
 	TLS ServerTLSConfig `yaml:"tls" json:"tls"`
 	// Signing turns on application-layer signatures; see docs/SECURITY.md.
@@ -195,6 +197,16 @@ type SigningConfig struct {
 	// for their sender, so every gateway.auth.peers entry needs publicKey.
 	// Without it, only the peers with a pinned key must sign.
 	Require bool `yaml:"require" json:"require,omitempty"`
+}
+
+// MetricsConfig is gateway.metrics.
+type MetricsConfig struct {
+	// Listen, when set, is a separate address (host:port) that serves
+	// /metrics and nothing else, for instance for a Prometheus on a
+	// private port; gateway.listen then no longer serves it. The same
+	// operator credentials, Origin checks and TLS as gateway.listen apply.
+	// Default empty: /metrics is on gateway.listen.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
 }
 
 // ServerTLSConfig is the gateway's own certificate, reloaded when the

@@ -83,6 +83,8 @@ type Node struct {
 	bg       context.Context    // ends at Shutdown: background loops return
 	bgCancel context.CancelFunc // ends bg
 	loops    sync.WaitGroup     // background loops (heartbeat)
+
+	metricsSrv metricsServer // gateway.metrics.listen, guarded by mu; see metricslisten.go
 }
 
 type localAgent struct {
@@ -227,7 +229,12 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.httpSrv != nil || n.stopping {
 		return errors.New("federation: node already started or stopped")
 	}
+	mln, err := n.listenMetrics()
+	if err != nil {
+		return err
+	}
 	if err := n.startNATS(); err != nil {
+		closeListener(mln)
 		return err
 	}
 	ln = gateway.TrackActivity(ln) // for the idle limit; under TLS
@@ -241,6 +248,7 @@ func (n *Node) Serve(ln net.Listener) error {
 		}
 		var err error
 		if n.mdns, err = n.startDiscovery(scheme + "://" + ln.Addr().String()); err != nil {
+			closeListener(mln)
 			return err
 		}
 	}
@@ -251,6 +259,7 @@ func (n *Node) Serve(ln net.Listener) error {
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.serveErr = make(chan error, 1)
 	go func() { n.serveErr <- n.httpSrv.Serve(ln) }()
+	n.serveMetricsLocked(mln)
 	n.bg, n.bgCancel = context.WithCancel(context.Background())
 	if n.cfg.Federation.Enabled {
 		interval := time.Duration(n.cfg.Gateway.HeartbeatMs) * time.Millisecond
@@ -337,6 +346,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, n.a2a.close(ctx))
 		errs = append(errs, httpSrv.Shutdown(ctx))
 		n.mcp.close() // and a session that a request in flight opened meanwhile
+		errs = append(errs, n.metricsSrv.shutdown(ctx))
 	}
 	if n.mdns != nil {
 		n.mdns.Close() // no new discovered peers from here on

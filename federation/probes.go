@@ -28,7 +28,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.Handle(a2aWellKnown, n.a2a)
 	mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, r *http.Request) { n.serveProbe(w, r, nil) })
 	mux.HandleFunc(PathReadyz, func(w http.ResponseWriter, r *http.Request) { n.serveProbe(w, r, n.readiness()) })
-	mux.HandleFunc(PathMetrics, func(w http.ResponseWriter, r *http.Request) { n.serveOperatorHTTP(w, r, n.metrics.handler) })
+	mux.HandleFunc(PathMetrics, n.serveListenerMetrics) // metricslisten.go
 	mux.HandleFunc(PathBackup, func(w http.ResponseWriter, r *http.Request) {
 		n.serveOperatorHTTP(w, r, http.HandlerFunc(n.serveBackup))
 	})

@@ -42,6 +42,9 @@ func (n *Node) Reload(cfg *Config) (needRestart []string, err error) {
 	if cfg.Gateway.Listen != n.cfg.Gateway.Listen {
 		needRestart = append(needRestart, "gateway.listen")
 	}
+	if cfg.Gateway.Metrics.Listen != n.cfg.Gateway.Metrics.Listen {
+		needRestart = append(needRestart, "gateway.metrics.listen")
+	}
 	if cfg.Storage.Dir != n.cfg.Storage.Dir {
 		needRestart = append(needRestart, "storage.dir")
 	}

@@ -333,6 +333,12 @@ func (ch *checker) gateway(g *GatewayConfig) {
 	if g.Listen != "" {
 		ch.listen("gateway.listen", g.Listen)
 	}
+	if m := g.Metrics.Listen; m != "" {
+		ch.listen("gateway.metrics.listen", m)
+		if _, port, _ := net.SplitHostPort(m); m == g.Listen && port != "0" {
+			ch.add("gateway.metrics.listen", "%q is gateway.listen too; give it an address of its own, or leave it out to serve /metrics on gateway.listen", m)
+		}
+	}
 	first := make(map[string]int) // serverId -> index of its first use
 	for i, cred := range g.Auth.Peers {
 		path := fmt.Sprintf("gateway.auth.peers[%d]", i)
