@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
 	"net/http"
@@ -160,11 +159,7 @@ func (f *a2aFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, err := f.authenticate(r, id)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
-		status := http.StatusUnauthorized
-		if errors.Is(err, ErrForbidden) {
-			status = http.StatusForbidden
-		}
-		writeA2AError(w, status, gateway.ToError(err))
+		writeA2AError(w, refusalStatus(w, err), gateway.ToError(err))
 		return
 	}
 	limit := int64(maxA2ABody)

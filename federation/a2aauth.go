@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -84,14 +85,21 @@ func a2aTokenSource(a *AuthConfig) string {
 func (f *a2aFront) authenticate(r *http.Request, agent string) (*a2aCaller, error) {
 	auth := f.n.auth()
 	token := bearerToken(r)
+	refused := func(err error) (*a2aCaller, error) {
+		f.n.metrics.refused("auth")
+		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeOf(err)}, time.Now())
+		return nil, err
+	}
 	if token == "" {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of "+a2aTokenSource(auth)+" in the header Authorization: Bearer TOKEN")
+		return refused(unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of "+a2aTokenSource(auth)+" in the header Authorization: Bearer TOKEN"))
+	}
+	if err := f.n.guesses.check(r); err != nil {
+		return refused(err)
 	}
 	c := matchA2A(auth, token)
 	if c == nil {
-		f.n.audit.write(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeUnauthorized})
-		return nil, unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no "+a2aTokenSource(auth)+" entry")
+		f.n.guesses.failed(r)
+		return refused(unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no "+a2aTokenSource(auth)+" entry"))
 	}
 	if len(c.allowAgents) > 0 && !slices.Contains(c.allowAgents, agent) {
 		return nil, f.n.deny(c.id, "a2a", agent, fmt.Sprintf("agent %q is not in the allowAgents of %s", agent, c.field))

@@ -78,7 +78,7 @@ func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
+		w.WriteHeader(refusalStatus(w, err))
 		json.NewEncoder(w).Encode(map[string]any{"error": e})
 		return
 	}

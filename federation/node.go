@@ -50,6 +50,7 @@ type Node struct {
 	srv      *gateway.Server
 	tracker  *healthTracker
 	authCfg  atomic.Pointer[AuthConfig] // credentials in force; Reload swaps them
+	guesses  guessLimit                 // wrong tokens per source, for every login
 	replay   *replayGuard
 	audit    *auditLog // nil when disabled
 

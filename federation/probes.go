@@ -109,7 +109,7 @@ func (n *Node) serveOperatorHTTP(w http.ResponseWriter, r *http.Request, next ht
 		n.metrics.refused("auth")
 		n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: r.URL.Path, Outcome: gateway.CodeOf(err)}, time.Now())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentfed"`)
-		http.Error(w, err.Error()+" (over HTTP: send it as Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+		http.Error(w, err.Error()+" (over HTTP: send it as Authorization: Bearer TOKEN)", refusalStatus(w, err))
 		return
 	}
 	next.ServeHTTP(w, r)

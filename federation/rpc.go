@@ -138,6 +138,23 @@ func (n *Node) authenticateRole(r *http.Request, p *gateway.ConnectParams) (*gat
 }
 
 func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Identity, error) {
+	return n.limitGuesses(r, func() (*gateway.Identity, error) { return n.operatorIdentity(r, token) })
+}
+
+// limitGuesses runs auth unless r's source has presented too many wrong
+// tokens lately (see guessLimit), and counts a wrong one.
+func (n *Node) limitGuesses(r *http.Request, auth func() (*gateway.Identity, error)) (*gateway.Identity, error) {
+	if err := n.guesses.check(r); err != nil {
+		return nil, err
+	}
+	id, err := auth()
+	if wrongToken(err) {
+		n.guesses.failed(r)
+	}
+	return id, err
+}
+
+func (n *Node) operatorIdentity(r *http.Request, token string) (*gateway.Identity, error) {
 	want := n.auth().OperatorToken
 	switch {
 	case want != "" && tokenEqual(token, want):
@@ -155,6 +172,10 @@ func (n *Node) authenticateOperator(r *http.Request, token string) (*gateway.Ide
 }
 
 func (n *Node) authenticatePeer(r *http.Request, p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
+	return n.limitGuesses(r, func() (*gateway.Identity, error) { return n.peerIdentity(r, p, token) })
+}
+
+func (n *Node) peerIdentity(r *http.Request, p *gateway.ConnectParams, token string) (*gateway.Identity, error) {
 	// Compare against every credential, matched or not, so the time taken
 	// does not tell which one a guess came close to.
 	auth := n.auth()

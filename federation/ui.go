@@ -160,19 +160,21 @@ func (n *Node) uiLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want := n.auth().OperatorToken
-	var err error
+	err := n.guesses.check(r)
 	switch {
+	case err != nil:
 	case want == "":
 		err = unauthorized("AUTH_TOKEN_NOT_CONFIGURED", "the dashboard needs gateway.auth.operatorToken (agentfed serve keeps a generated one in storage.dir/operator.token)")
 	case in.Token == "":
 		err = unauthorized("AUTH_TOKEN_MISSING", "enter the operator token (gateway.auth.operatorToken, or storage.dir/operator.token)")
 	case !tokenEqual(in.Token, want):
 		err = unauthorized("AUTH_TOKEN_MISMATCH", "operator token is wrong")
+		n.guesses.failed(r)
 	}
 	if err != nil {
 		n.metrics.refused("auth")
 		n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: PathUI, Outcome: gateway.CodeOf(err)}, time.Now())
-		uiError(w, http.StatusUnauthorized, err)
+		uiError(w, refusalStatus(w, err), err)
 		return
 	}
 	id := n.ui.open(tokenFingerprint(want), time.Now())
