@@ -35,7 +35,6 @@ const SourceNATS = "nats"
 
 const (
 	natsService      = "agentfed"  // the micro service every gateway registers
-	natsFromHeader   = "Af-Server" // the sending gateway's serverId
 	natsDirTTL       = 2 * time.Second
 	natsDirWait      = time.Second            // for the first directory answer
 	natsDirQuiet     = 100 * time.Millisecond // for more once answers stop coming
@@ -86,9 +85,19 @@ func (n *Node) startNATS() error {
 		return nil
 	}
 	c := n.cfg.NATS
-	o := natsbus.Options{URL: c.URL, CredsFile: c.CredsFile, Name: n.serverID}
+	o := natsbus.Options{URL: c.URL, CredsFile: c.CredsFile, Name: n.serverID, InboxPrefix: natsInboxPrefix(n.serverID)}
+	if c.Token != "" {
+		o.User, o.Password = n.serverID, c.Token
+	}
 	if e := c.Embedded; e != nil {
-		o.Embedded = &natsbus.Embedded{Listen: e.Listen, StoreDir: filepath.Join(n.cfg.Storage.Dir, "nats"),
+		users, password, err := n.natsEmbeddedUsers()
+		if err != nil {
+			return fmt.Errorf("federation.transport nats: %w", err)
+		}
+		if users != nil {
+			o.User, o.Password = n.serverID, password
+		}
+		o.Embedded = &natsbus.Embedded{Listen: e.Listen, StoreDir: filepath.Join(n.cfg.Storage.Dir, "nats"), Users: users,
 			Cluster: natsbus.Cluster{Name: e.Cluster.Name, Listen: e.Cluster.Listen, Routes: e.Cluster.Routes}}
 	}
 	bus, err := natsbus.Open(o)
@@ -117,7 +126,7 @@ func (n *Node) serveNATS(l *natsLink) error {
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id]
 		agents = append(agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
-		sub, err := conn.QueueSubscribe(natsAgentSubject(n.serverID, id), natsQueue(n.serverID), func(m *nats.Msg) {
+		sub, err := conn.QueueSubscribe(natsAgentSubject(n.serverID, id)+".*", natsQueue(n.serverID), func(m *nats.Msg) {
 			l.handlers.Go(func() { n.answerNATS(l.ctx, m) })
 		})
 		if err != nil {
@@ -141,9 +150,14 @@ func (n *Node) serveNATS(l *natsLink) error {
 // answerNATS serves one request from another gateway exactly as
 // federation.relay does, and answers it.
 func (n *Node) answerNATS(ctx context.Context, m *nats.Msg) {
-	id := &gateway.Identity{Role: "peer", PeerID: m.Header.Get(natsFromHeader), RemoteAddr: "nats"}
 	var ans natsAnswer
-	if !json.Valid(m.Data) {
+	id, err := n.natsSender(m.Subject)
+	if err == nil {
+		err = n.admitPeer(id, MethodRelay)
+	}
+	if err != nil {
+		ans.Error = gateway.ToError(err)
+	} else if !json.Valid(m.Data) {
 		ans.Error = gateway.ToError(fmt.Errorf("%w: the request is not JSON", ErrInvalidParams))
 	} else if reply, err := n.serveRelay(ctx, id, m.Data); err != nil {
 		ans.Error = gateway.ToError(err)
@@ -235,11 +249,14 @@ func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*
 		return nil, err
 	}
 	server := natsServerOf(p)
-	m := nats.NewMsg(natsAgentSubject(server, p.AgentID))
-	m.Header.Set(natsFromHeader, n.serverID)
+	m := nats.NewMsg(natsAgentSubject(server, p.AgentID) + "." + n.serverID)
 	m.Data = data
+	ctx, stop := n.natsDeniable(ctx, m.Subject)
+	defer stop()
 	rm, err := n.nats.bus.Conn().RequestMsgWithContext(ctx, m)
 	switch {
+	case errors.Is(context.Cause(ctx), errNATSDenied):
+		return nil, n.natsDenied(p)
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("%w: no gateway of %q serves agent %q on NATS now", ErrPeerUnavailable, server, p.AgentID)
 	case ctx.Err() != nil:
@@ -404,3 +421,20 @@ func (n *Node) NATSClientURL() string {
 
 // natsServerOf is the serverId of a peer found on NATS.
 func natsServerOf(p *peer) string { return strings.TrimPrefix(p.ID[len(p.AgentID):], "@") }
+
+var errNATSDenied = errors.New("the NATS system refused the publish")
+
+// natsDeniable is ctx, ended with cause errNATSDenied if the NATS
+// system's subject permissions refuse this gateway's publish to subject.
+func (n *Node) natsDeniable(ctx context.Context, subject string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := n.nats.bus.OnDenied(subject, func() { cancel(errNATSDenied) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// natsDenied is the FORBIDDEN a gateway gets for an agent its grant on
+// the NATS system does not allow (the receiver never sees the request).
+func (n *Node) natsDenied(p *peer) error {
+	return fmt.Errorf("%w: the NATS system's subject permissions do not let gateway %q reach agent %q of %q (derived from the grant there: allowAgents, allowCapabilities)",
+		ErrForbidden, n.serverID, p.AgentID, natsServerOf(p))
+}

@@ -19,6 +19,13 @@ type NATSConfig struct {
 	URL string `yaml:"url" json:"url,omitempty"`
 	// CredsFile is a standard NATS credentials file for URL.
 	CredsFile string `yaml:"credsFile" json:"credsFile,omitempty"`
+	// Token authenticates to a gateway's embedded nats-server as the
+	// NATS user named by this gateway's serverId: the token of this
+	// gateway's entry in that gateway's gateway.auth.peers. Write ${VAR}.
+	Token string `yaml:"token" json:"token,omitempty"`
+	// Replicas is how many servers of the NATS cluster keep each durable
+	// message (JetStream stream replicas): 1 (default) to 5.
+	Replicas int `yaml:"replicas" json:"replicas,omitempty"`
 	// Embedded runs a nats-server inside the gateway instead.
 	Embedded *NATSEmbeddedConfig `yaml:"embedded" json:"embedded,omitempty"`
 }
@@ -37,6 +44,9 @@ type NATSClusterConfig struct {
 	Listen string   `yaml:"listen" json:"listen,omitempty"`
 	Routes []string `yaml:"routes" json:"routes,omitempty"`
 }
+
+// replicas is nats.replicas with its default.
+func (c *NATSConfig) replicas() int { return max(c.Replicas, 1) }
 
 // natsTransport reports whether c federates over NATS.
 func (c *Config) natsTransport() bool { return c.Federation.Transport == TransportNATS }
@@ -67,6 +77,15 @@ func (ch *checker) nats(c *Config) {
 	}
 	if n.CredsFile != "" && n.URL == "" {
 		ch.add("nats.credsFile", "is only used with nats.url")
+	}
+	if n.Replicas < 0 || n.Replicas > 5 {
+		ch.add("nats.replicas", "%d is not a JetStream replica count; use 1 to 5 (3 survives one server lost)", n.Replicas)
+	}
+	if n.Token != "" && n.URL == "" {
+		ch.add("nats.token", "is only used with nats.url (an embedded server authenticates its own gateway)")
+	}
+	if n.Token != "" && n.CredsFile != "" {
+		ch.add("nats.token", "and nats.credsFile both authenticate the connection; set one")
 	}
 	if e := n.Embedded; e != nil {
 		if e.Listen != "" {

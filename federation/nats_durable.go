@@ -1,6 +1,7 @@
 package federation
 
-// Durable messages over NATS: a JetStream stream holds them (the
+// Durable messages over NATS: each gateway's JetStream stream
+// AF_DURABLE_<serverId> holds the messages for its agents (the
 // messageId as Nats-Msg-Id, so a repeated publish is stored once), and
 // each local agent has a durable consumer shared by the gateways of its
 // site (explicit ack, AckWait from the timeout, MaxDeliver from
@@ -48,15 +49,23 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), natsSetupTimeout)
 	defer cancel()
-	dedupe := time.Duration(cmp.Or(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: natsStream, Subjects: []string{"af.durable.>"},
-		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe})
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-		n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
-		return nil
+	// An embedded server with users makes every user's stream, since a
+	// user may not make streams (it could capture others' subjects).
+	servers := []string{n.serverID}
+	if n.cfg.NATS.Embedded != nil {
+		for _, u := range NATSPermissions(&n.cfg) {
+			servers = append(servers, u.ServerID)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("JetStream stream %s: %w", natsStream, err)
+	for _, s := range servers {
+		err = n.natsStreamFor(ctx, js, s)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("JetStream stream %s: %w", natsStreamName(s), err)
+		}
 	}
 	d := &natsDurable{js: js}
 	l.durable = d
@@ -72,8 +81,8 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		backoff = append(backoff, ackWait<<i)
 	}
 	for _, id := range sortedKeys(n.agents) {
-		cons, err := js.CreateOrUpdateConsumer(ctx, natsStream, jetstream.ConsumerConfig{
-			Durable: "af-" + n.serverID + "-" + id, FilterSubject: natsDurableSubject(n.serverID, id),
+		cons, err := js.CreateOrUpdateConsumer(ctx, natsStreamName(n.serverID), jetstream.ConsumerConfig{
+			Durable: "af-" + id, FilterSubject: natsDurableSubject(n.serverID, id) + ".*",
 			AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: maxDeliver, BackOff: backoff})
 		if err != nil {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
@@ -93,15 +102,24 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 // and acks it; an error a retry may cure asks for redelivery, any other
 // ends it (the log names it).
 func (n *Node) handleNATSDurable(ctx context.Context, m jetstream.Msg) {
-	id := &gateway.Identity{Role: "peer", PeerID: m.Headers().Get(natsFromHeader), RemoteAddr: "nats"}
-	_, err := n.serveRelay(ctx, id, m.Data())
+	id, err := n.natsSender(m.Subject())
+	if err == nil {
+		err = n.admitPeer(id, MethodRelay)
+	}
+	if err == nil {
+		_, err = n.serveRelay(ctx, id, m.Data())
+	}
+	from := "?"
+	if id != nil {
+		from = id.PeerID
+	}
 	switch e := gateway.ToError(err); {
 	case err == nil:
 		_ = m.DoubleAck(ctx)
 	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded:
 		_ = m.Nak()
 	default:
-		n.log.Warn("durable message refused", "from", id.PeerID, "subject", m.Subject(), "code", e.Code, "err", err)
+		n.log.Warn("durable message refused", "from", from, "subject", clip(m.Subject(), 200), "code", e.Code, "err", err)
 		_ = m.Term()
 	}
 }
@@ -134,12 +152,33 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs i
 	if err != nil {
 		return nil, err
 	}
-	nm := nats.NewMsg(natsDurableSubject(natsServerOf(p), p.AgentID))
-	nm.Header.Set(natsFromHeader, n.serverID)
+	nm := nats.NewMsg(natsDurableSubject(natsServerOf(p), p.AgentID) + "." + n.serverID)
 	nm.Header.Set(jetstream.MsgIDHeader, msg.MessageID)
 	nm.Data = data
-	if _, err := d.js.PublishMsg(ctx, nm); err != nil {
+	ctx, stop := n.natsDeniable(ctx, nm.Subject)
+	defer stop()
+	if _, err := d.js.PublishMsg(ctx, nm); errors.Is(context.Cause(ctx), errNATSDenied) {
+		return nil, n.natsDenied(p)
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
 	}
 	return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
+}
+
+// natsStreamFor makes sure gateway server's stream exists: it is looked
+// up first, since a gateway on an embedded server with users may read its
+// stream but not make or change it.
+func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server string) error {
+	dedupe := time.Duration(cmp.Or(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
+	sc := jetstream.StreamConfig{Name: natsStreamName(server), Subjects: []string{natsDurableSubject(server, ">")},
+		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe, Replicas: n.cfg.NATS.replicas()}
+	if server != n.serverID || n.cfg.NATS.Embedded != nil {
+		_, err := js.CreateOrUpdateStream(ctx, sc)
+		return err
+	}
+	if _, err := js.Stream(ctx, sc.Name); err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	_, err := js.CreateStream(ctx, sc)
+	return err
 }

@@ -217,6 +217,28 @@ func (n *Node) peerIdentity(r *http.Request, p *gateway.ConnectParams, token str
 	return &gateway.Identity{Role: gateway.RolePeer, PeerID: p.Client.InstanceID}, nil
 }
 
+// admitPeer applies a peer's credential to one call of method: still
+// configured, method allowed, within its rate.
+func (n *Node) admitPeer(id *gateway.Identity, method string) error {
+	cred := n.credential(id)
+	if id.Authenticated && cred == nil { // its credential was removed by a reload: fail closed
+		return unauthorized("AUTH_CREDENTIAL_REMOVED", fmt.Sprintf("the credential of %q is no longer configured; reconnect", id.PeerID))
+	}
+	if cred != nil && len(cred.AllowMethods) > 0 && !slices.Contains(cred.AllowMethods, method) {
+		return n.deny(id, method, "", fmt.Sprintf("method %s is not in gateway.auth.peers[%s].allowMethods", method, id.PeerID))
+	}
+	rate := 0.0
+	if cred != nil {
+		rate = cred.RatePerSec
+	}
+	if err := n.limits.allow(id.PeerID, id.Authenticated, rate); err != nil {
+		n.metrics.refused("rate_limited")
+		n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: CodeRateLimited}, time.Now())
+		return err
+	}
+	return nil
+}
+
 func unauthorized(detail, msg string) error {
 	e := gateway.NewError(gateway.CodeUnauthorized, msg)
 	e.Details = map[string]string{"code": detail}
@@ -253,20 +275,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		return nil, unknownMethod(method)
 	}
 	if id.Role == gateway.RolePeer {
-		cred := n.credential(id)
-		if id.Authenticated && cred == nil { // its credential was removed by a reload: fail closed
-			return nil, unauthorized("AUTH_CREDENTIAL_REMOVED", fmt.Sprintf("the credential of %q is no longer configured; reconnect", id.PeerID))
-		}
-		if cred != nil && len(cred.AllowMethods) > 0 && !slices.Contains(cred.AllowMethods, method) {
-			return nil, n.deny(id, method, "", fmt.Sprintf("method %s is not in gateway.auth.peers[%s].allowMethods", method, id.PeerID))
-		}
-		rate := 0.0
-		if cred != nil {
-			rate = cred.RatePerSec
-		}
-		if err := n.limits.allow(id.PeerID, id.Authenticated, rate); err != nil {
-			n.metrics.refused("rate_limited")
-			n.audit.refuse(auditEvent{Dir: "in", Kind: "limit", Peer: id.PeerID, Method: method, Outcome: CodeRateLimited}, time.Now())
+		if err := n.admitPeer(id, method); err != nil {
 			return nil, err
 		}
 	}

@@ -26,6 +26,12 @@ type Options struct {
 	// Name is the client connection's name, shown by nats-server's
 	// monitoring (the gateway's serverId).
 	Name string
+	// User and Password authenticate the connection (a user of an
+	// embedded server's Users). Empty: none.
+	User, Password string
+	// InboxPrefix replaces "_INBOX" in the connection's reply subjects,
+	// so subject permissions can keep a gateway's replies its own.
+	InboxPrefix string
 }
 
 // Embedded is a nats-server run inside the gateway.
@@ -37,6 +43,9 @@ type Embedded struct {
 	StoreDir string
 	// Cluster joins other embedded servers. Zero: no cluster.
 	Cluster Cluster
+	// Users may connect, each with its permissions (nil: all). Empty:
+	// the server needs no authentication.
+	Users []*server.User
 }
 
 // Cluster is an embedded server's cluster: the servers of one cluster
@@ -61,6 +70,7 @@ type Bus struct {
 	srv    *server.Server // nil when external
 	conn   *nats.Conn
 	closed chan struct{} // closed when conn has closed
+	denied denials
 }
 
 // readyTimeout bounds how long an embedded server may take to start
@@ -90,9 +100,15 @@ func Open(o Options) (*Bus, error) {
 		url = b.srv.ClientURL()
 	}
 	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) })}
+		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }), nats.ErrorHandler(b.asyncError)}
 	if o.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	conn, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -116,6 +132,7 @@ func serverOptions(e *Embedded, name string) (*server.Options, error) {
 	if e.StoreDir != "" {
 		so.JetStream, so.StoreDir = true, e.StoreDir
 	}
+	so.Users = e.Users
 	if c := e.Cluster; c.Name != "" {
 		ch, cp, err := hostPort(c.Listen)
 		if err != nil {
