@@ -34,7 +34,7 @@ import (
 const SourceNATS = "nats"
 
 const (
-	natsService      = "agentfed"  // the micro service every gateway registers
+	natsService      = "agentfed" // the micro service every gateway registers
 	natsDirTTL       = 2 * time.Second
 	natsDirWait      = time.Second            // for the first directory answer
 	natsDirQuiet     = 100 * time.Millisecond // for more once answers stop coming

@@ -74,7 +74,7 @@ with 'agentfed send', 'agentfed peers', ... or 'agentfed tool JSON'.`,
 	root.AddCommand(
 		newServeCmd(s), newConfigCmd(s), newInitCmd(s), newDemoCmd(s), newVersionCmd(s), newSchemaCmd(s),
 		newToolCmd(s), newMCPCmd(s), newStatusCmd(s), newOutboxCmd(s), newIdentityCmd(s), newStoreCmd(s),
-		newHealthCmd(s), newBackupCmd(s),
+		newHealthCmd(s), newBackupCmd(s), newNATSCmd(s),
 	)
 	root.AddCommand(newActionCmds(s)...)
 	return root
