@@ -41,6 +41,21 @@ func TestNATSConfigValidation(t *testing.T) {
 			{Path: "nats.embedded.cluster.listen", Message: "is required with cluster.name (host:port for the other members' routes)"},
 			{Path: "nats.embedded.cluster.routes[0]", Message: `"http://y" is not a nats-route:// URL`},
 		}},
+		{"replicas and token", func(c *federation.Config) {
+			c.Federation.Transport = "nats"
+			c.NATS.Embedded = &federation.NATSEmbeddedConfig{}
+			c.NATS.Replicas = 7
+			c.NATS.Token = "t"
+		}, []federation.Problem{
+			{Path: "nats.replicas", Message: "7 is not a JetStream replica count; use 1 to 5 (3 survives one server lost)"},
+			{Path: "nats.token", Message: "is only used with nats.url (an embedded server authenticates its own gateway)"},
+		}},
+		{"token with creds", func(c *federation.Config) {
+			c.Federation.Transport = "nats"
+			c.NATS.URL, c.NATS.CredsFile, c.NATS.Token, c.NATS.Replicas = "nats://127.0.0.1:4222", "x.creds", "t", 3
+		}, []federation.Problem{
+			{Path: "nats.token", Message: "and nats.credsFile both authenticate the connection; set one"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,286 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/natsbus"
+	"github.com/agentfed/agentfed/internal/tstest"
+)
+
+// natsClusterMessages is how many durable messages TestNATSClusterR3
+// sends: a few hundred by default, so the whole suite stays quick;
+// AGENTFED_NATS_CLUSTER_MESSAGES=10000 runs the full count.
+func natsClusterMessages(t *testing.T) int {
+	if v := os.Getenv("AGENTFED_NATS_CLUSTER_MESSAGES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 10 {
+			t.Fatalf("AGENTFED_NATS_CLUSTER_MESSAGES=%q: want a number of at least 10", v)
+		}
+		return n
+	}
+	return 600
+}
+
+// natsCluster is three embedded nats-servers with JetStream, clustered on
+// loopback ports in temporary directories.
+type natsCluster struct {
+	opts [3]natsbus.Options
+	bus  [3]*natsbus.Bus
+}
+
+func startNATSCluster(t *testing.T) *natsCluster {
+	t.Helper()
+	var ports [3]string
+	for i := range ports { // free ports for the routes, known before any server starts
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().String()
+		ln.Close()
+	}
+	c := &natsCluster{}
+	for i := range c.opts {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, "nats-route://"+p)
+			}
+		}
+		c.opts[i] = natsbus.Options{Name: fmt.Sprintf("core-%d", i+1), Embedded: &natsbus.Embedded{Listen: "127.0.0.1:0",
+			StoreDir: filepath.Join(t.TempDir(), "js"), Cluster: natsbus.Cluster{Name: "af", Listen: ports[i], Routes: routes}}}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range c.bus {
+		wg.Go(func() { c.bus[i], errs[i] = natsbus.Open(c.opts[i]) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, b := range c.bus {
+			if b != nil {
+				b.Close()
+			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := jetstream.New(c.bus[0].Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tstest.WaitFor(t, 30*time.Second, func() error { // the JetStream meta group has a leader
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return c
+}
+
+// url lists the client URLs of the servers running now.
+func (c *natsCluster) url() string {
+	var urls []string
+	for _, b := range c.bus {
+		if b != nil {
+			urls = append(urls, b.ClientURL())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// kill stops the server named name and returns its index.
+func (c *natsCluster) kill(t *testing.T, name string) int {
+	t.Helper()
+	for i, o := range c.opts {
+		if o.Name == name && c.bus[i] != nil {
+			c.bus[i].Close()
+			c.bus[i] = nil
+			return i
+		}
+	}
+	t.Fatalf("no running server %q", name)
+	return -1
+}
+
+// restart starts server i again on its storage.
+func (c *natsCluster) restart(t *testing.T, i int) {
+	t.Helper()
+	b, err := natsbus.Open(c.opts[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bus[i] = b
+}
+
+// A durable stream replicated on three servers (nats.replicas 3): while
+// messages are published, with deliberate repeats of the same messageId,
+// the stream leader is killed; while they are consumed, the consumer
+// leader is. Every message is stored once and handled exactly once.
+func TestNATSClusterR3(t *testing.T) {
+	total := natsClusterMessages(t)
+	cl := startNATSCluster(t)
+	url := cl.url()
+
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var count atomic.Int64
+	release := make(chan struct{}) // the second half waits for the consumer leader's death
+	worker := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		if count.Add(1) > int64(total/2) {
+			<-release
+		}
+		mu.Lock()
+		handled[msg.MessageID]++
+		mu.Unlock()
+		return &federation.Answer{Content: "done"}, nil
+	})
+	cfg := newConfig(t, "site-w", "worker")
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.Federation.DefaultTimeoutMs = 20000
+	cfg.NATS.URL, cfg.NATS.Replicas = url, 3
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": worker})
+
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stream = "AF_DURABLE_site-w"
+	leader := func(consumer bool) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var name string
+		tstest.WaitFor(t, 20*time.Second, func() error {
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				return err
+			}
+			if consumer {
+				c, err := s.Consumer(ctx, "af-worker")
+				if err != nil || c.CachedInfo().Cluster == nil || c.CachedInfo().Cluster.Leader == "" {
+					return fmt.Errorf("consumer leader: %v", err)
+				}
+				name = c.CachedInfo().Cluster.Leader
+				return nil
+			}
+			if cl := s.CachedInfo().Cluster; cl != nil && cl.Leader != "" && len(s.CachedInfo().Config.Subjects) > 0 {
+				name = cl.Leader
+				return nil
+			}
+			return fmt.Errorf("stream %s has no leader yet", stream)
+		})
+		return name
+	}
+	if r := leader(false); r == "" {
+		t.Fatal("no stream leader")
+	}
+
+	// Publish, as a sending gateway does: the same messageId again until
+	// JetStream acknowledges it, and every tenth message once more.
+	publish := func(id string, data []byte) {
+		m := nats.NewMsg("af.durable.site-w.worker.site-s")
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		m.Data = data
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := js.PublishMsg(ctx, m)
+			cancel()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("message %s not stored after 30 s: %v", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var ids []string
+	killed := -1
+	for i := range total {
+		if i == total/3 {
+			killed = cl.kill(t, leader(false)) // the stream leader, mid-publish
+		}
+		msg := federation.NewMessage(federation.TypeRequest, "site-s", "client", "worker", "job "+strconv.Itoa(i))
+		data, err := (&federation.RelayParams{TargetAgent: "worker", Message: msg, Durable: true}).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.MessageID)
+		publish(msg.MessageID, data)
+		if i%10 == 0 {
+			publish(msg.MessageID, data) // a deliberate repeat
+		}
+	}
+	cl.restart(t, killed)
+
+	tstest.WaitFor(t, 60*time.Second, func() error {
+		if n := count.Load(); n <= int64(total/2) {
+			return fmt.Errorf("%d of %d handled", n, total)
+		}
+		return nil
+	})
+	cl.kill(t, leader(true)) // the consumer leader, mid-consume
+	close(release)
+
+	tstest.WaitFor(t, 120*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handled) < total {
+			return fmt.Errorf("%d of %d handled", len(handled), total)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	lost, twice := 0, 0
+	for _, id := range ids {
+		switch handled[id] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			twice++
+		}
+	}
+	if lost != 0 || twice != 0 || len(handled) != total {
+		t.Errorf("%d messages: %d lost, %d handled more than once, %d distinct handled; want 0, 0, %d", total, lost, twice, len(handled), total)
+	}
+	var s jetstream.Stream
+	tstest.WaitFor(t, 30*time.Second, func() error { // a new stream leader may be being elected
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var err error
+		s, err = js.Stream(ctx, stream)
+		return err
+	})
+	if got := s.CachedInfo().State.Msgs; got != uint64(total) {
+		t.Errorf("stream holds %d messages; want %d (each repeat stored once)", got, total)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Errorf("stream replicas %d; want 3 (nats.replicas)", r)
+	}
+}
