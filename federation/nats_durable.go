@@ -59,7 +59,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	}
 	for _, s := range servers {
 		err = n.natsStreamFor(ctx, js, s)
-		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
 			n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
 			return nil
 		}
