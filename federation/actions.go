@@ -138,7 +138,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 		return nil, fmt.Errorf("%w: durable is not available for a mesh destination (%q); send it without durable", ErrInvalidParams, p.ID)
 	}
 	if req.Durable && p.source == SourceNATS {
-		return n.queueNATS(ctx, p, msg, req.TimeoutMs)
+		return n.queueNATS(ctx, p, msg, req.TimeoutMs, req.TTLMs)
 	}
 	if req.Durable {
 		e := n.outboxEntry("send", msg, req.MessageOptions)

@@ -138,8 +138,10 @@ func (d *natsDurable) stop() {
 }
 
 // queueNATS is a durable send to a peer on NATS: stored in the stream,
-// queued once JetStream acknowledges it.
-func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs int) (*Result, error) {
+// queued once JetStream acknowledges it. With ttlMs, JetStream removes the
+// message once it has waited that long (at least a second, JetStream's
+// finest message TTL), delivered or not.
+func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, ttlMs int) (*Result, error) {
 	d := n.nats.durable
 	if d == nil {
 		return nil, fmt.Errorf("%w: durable messages to %q need JetStream on the NATS system, which it does not have", ErrPeerUnavailable, p.ID)
@@ -157,7 +159,11 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs i
 	nm.Data = data
 	ctx, stop := n.natsDeniable(ctx, nm.Subject)
 	defer stop()
-	if _, err := d.js.PublishMsg(ctx, nm); errors.Is(context.Cause(ctx), errNATSDenied) {
+	var opts []jetstream.PublishOpt
+	if ttlMs > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(max(time.Duration(ttlMs)*time.Millisecond, time.Second)))
+	}
+	if _, err := d.js.PublishMsg(ctx, nm, opts...); errors.Is(context.Cause(ctx), errNATSDenied) {
 		return nil, n.natsDenied(p)
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
@@ -171,7 +177,7 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs i
 func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server string) error {
 	dedupe := time.Duration(cmp.Or(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
 	sc := jetstream.StreamConfig{Name: natsStreamName(server), Subjects: []string{natsDurableSubject(server, ">")},
-		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe, Replicas: n.cfg.NATS.replicas()}
+		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe, Replicas: n.cfg.NATS.replicas(), AllowMsgTTL: true}
 	if server != n.serverID || n.cfg.NATS.Embedded != nil {
 		_, err := js.CreateOrUpdateStream(ctx, sc)
 		return err
