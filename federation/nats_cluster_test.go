@@ -3,11 +3,8 @@ package federation_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,109 +32,18 @@ func natsClusterMessages(t *testing.T) int {
 	return 600
 }
 
-// natsCluster is three embedded nats-servers with JetStream, clustered on
-// loopback ports in temporary directories.
-type natsCluster struct {
-	opts [3]natsbus.Options
-	bus  [3]*natsbus.Bus
-}
-
-func startNATSCluster(t *testing.T) *natsCluster {
-	t.Helper()
-	var ports [3]string
-	for i := range ports { // free ports for the routes, known before any server starts
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().String()
-		ln.Close()
-	}
-	c := &natsCluster{}
-	for i := range c.opts {
-		var routes []string
-		for j, p := range ports {
-			if j != i {
-				routes = append(routes, "nats-route://"+p)
-			}
-		}
-		c.opts[i] = natsbus.Options{Name: fmt.Sprintf("core-%d", i+1), Embedded: &natsbus.Embedded{Listen: "127.0.0.1:0",
-			StoreDir: filepath.Join(t.TempDir(), "js"), Cluster: natsbus.Cluster{Name: "af", Listen: ports[i], Routes: routes}}}
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range c.bus {
-		wg.Go(func() { c.bus[i], errs[i] = natsbus.Open(c.opts[i]) })
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, b := range c.bus {
-			if b != nil {
-				b.Close()
-			}
-		}
-	})
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	js, err := jetstream.New(c.bus[0].Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tstest.WaitFor(t, 30*time.Second, func() error { // the JetStream meta group has a leader
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return c
-}
-
-// url lists the client URLs of the servers running now.
-func (c *natsCluster) url() string {
-	var urls []string
-	for _, b := range c.bus {
-		if b != nil {
-			urls = append(urls, b.ClientURL())
-		}
-	}
-	return strings.Join(urls, ",")
-}
-
-// kill stops the server named name and returns its index.
-func (c *natsCluster) kill(t *testing.T, name string) int {
-	t.Helper()
-	for i, o := range c.opts {
-		if o.Name == name && c.bus[i] != nil {
-			c.bus[i].Close()
-			c.bus[i] = nil
-			return i
-		}
-	}
-	t.Fatalf("no running server %q", name)
-	return -1
-}
-
-// restart starts server i again on its storage.
-func (c *natsCluster) restart(t *testing.T, i int) {
-	t.Helper()
-	b, err := natsbus.Open(c.opts[i])
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.bus[i] = b
-}
-
 // A durable stream replicated on three servers (nats.replicas 3): while
 // messages are published, with deliberate repeats of the same messageId,
 // the stream leader is killed; while they are consumed, the consumer
 // leader is. Every message is stored once and handled exactly once.
 func TestNATSClusterR3(t *testing.T) {
 	total := natsClusterMessages(t)
-	cl := startNATSCluster(t)
-	url := cl.url()
+	cl, err := natsbus.StartLocalCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close) // after the gateway has stopped
+	url := cl.URL()
 
 	var mu sync.Mutex
 	handled := map[string]int{}
@@ -222,7 +128,9 @@ func TestNATSClusterR3(t *testing.T) {
 	killed := -1
 	for i := range total {
 		if i == total/3 {
-			killed = cl.kill(t, leader(false)) // the stream leader, mid-publish
+			if killed, err = cl.Kill(leader(false)); err != nil { // the stream leader, mid-publish
+				t.Fatal(err)
+			}
 		}
 		msg := federation.NewMessage(federation.TypeRequest, "site-s", "client", "worker", "job "+strconv.Itoa(i))
 		data, err := (&federation.RelayParams{TargetAgent: "worker", Message: msg, Durable: true}).MarshalJSON()
@@ -235,7 +143,9 @@ func TestNATSClusterR3(t *testing.T) {
 			publish(msg.MessageID, data) // a deliberate repeat
 		}
 	}
-	cl.restart(t, killed)
+	if err := cl.Restart(killed); err != nil {
+		t.Fatal(err)
+	}
 
 	tstest.WaitFor(t, 60*time.Second, func() error {
 		if n := count.Load(); n <= int64(total/2) {
@@ -243,7 +153,9 @@ func TestNATSClusterR3(t *testing.T) {
 		}
 		return nil
 	})
-	cl.kill(t, leader(true)) // the consumer leader, mid-consume
+	if _, err := cl.Kill(leader(true)); err != nil { // the consumer leader, mid-consume
+		t.Fatal(err)
+	}
 	close(release)
 
 	tstest.WaitFor(t, 120*time.Second, func() error {
