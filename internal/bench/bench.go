@@ -22,11 +22,12 @@ const (
 	Broadcast      = "broadcast"
 	DelegateSelect = "delegate-select"
 	Durable        = "durable"
+	NATSDurable    = "nats-durable"
 	Memory         = "memory"
 )
 
 // Measurements lists every measurement name, in run order.
-var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, NATSRelayRTT, A2ARTT, Throughput, Broadcast, DelegateSelect, Durable, Memory}
+var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, NATSRelayRTT, A2ARTT, Throughput, Broadcast, DelegateSelect, Durable, NATSDurable, Memory}
 
 // Options choose what Run measures and how long. The zero value measures
 // everything at the sizes of the performance targets for 5s each.
@@ -201,7 +202,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{Machine: machine(), Duration: o.Duration.String(), MessageBytes: len(msg.frame)}
 	steps := map[string]func(context.Context, *Options, *sample) Result{
 		Throughput: measureThroughput, Broadcast: measureBroadcast, DelegateSelect: measureDelegateSelect,
-		Durable: measureDurable, Memory: measureMemory,
+		Durable: measureDurable, NATSDurable: measureNATSDurable, Memory: measureMemory,
 	}
 	for _, name := range Measurements {
 		if !o.wants(name) || slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Name == name }) {

@@ -121,6 +121,15 @@ func targets(rep *Report, o *Options) []Target {
 	ts = append(ts, check(fmt.Sprintf("durable throughput with fsync (%d senders)", o.Concurrency), dur, ok, unitRate, ">=", 20000))
 	dur, ok = f.get(Durable, "delivered")
 	ts = append(ts, check("durable delivered end to end", dur, ok, unitRate, "", 0))
+	// Issue 17's aims for NATS, against the same run's WebSocket figures.
+	ts = append(ts,
+		f.ratio(fmt.Sprintf("throughput nats-relay (%d in flight) / relay (1 conn)", o.Concurrency), Throughput, "nats-relay", Throughput, "relay-1conn", "", 0),
+		f.ratio("nats-durable r3 accepted / r1 accepted", NATSDurable, "r3-accepted", NATSDurable, "r1-accepted", "", 0),
+		f.ratio("nats-durable r3 accepted / durable (outbox) accepted", NATSDurable, "r3-accepted", Durable, "accepted", "", 0))
+	r3, ok := f.get(NATSDurable, "r3-accepted")
+	ts = append(ts, check(fmt.Sprintf("nats-durable r3 accepted (%d senders)", o.Concurrency), r3, ok, unitRate, ">=", 10000))
+	stall, ok := f.get(NATSDurable, "leader-stall")
+	ts = append(ts, check("nats-durable stall after the r3 stream leader is killed", stall, ok, unitMillis, "<", 10000))
 	mem, ok := f.get(Memory, "rss-per-conn")
 	ts = append(ts, check("memory per idle peer connection (rss, both ends)", mem, ok, unitKiB, "<=", 64))
 	return ts

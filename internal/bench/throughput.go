@@ -18,7 +18,7 @@ type countFunc func(ctx context.Context, d time.Duration) (int64, time.Duration,
 // they have shared o.Duration.
 func measureThroughput(ctx context.Context, o *Options, s *sample) Result {
 	r := Result{Note: fmt.Sprintf("%d requests in flight; relay over 1 and %d peer connections to one echo gateway; "+
-		"NATS: %d concurrent requesters, GOMAXPROCS queue responders; raw WebSocket: one connection, %d-message window, no JSON",
+		"NATS: %d concurrent requesters, GOMAXPROCS queue responders; nats-relay: gateways over NATS as in nats-relay-rtt; raw WebSocket: one connection, %d-message window, no JSON",
 		o.Concurrency, o.Connections, o.Concurrency, o.Concurrency)}
 	cases := []struct {
 		name  string
@@ -27,6 +27,7 @@ func measureThroughput(ctx context.Context, o *Options, s *sample) Result {
 		{"relay-1conn", func() (countFunc, func(), error) { return startRelayThroughput(o, s, 1) }},
 		{fmt.Sprintf("relay-%dconn", o.Connections), func() (countFunc, func(), error) { return startRelayThroughput(o, s, o.Connections) }},
 		{"nats", func() (countFunc, func(), error) { return startNATSThroughput(o, s) }},
+		{"nats-relay", func() (countFunc, func(), error) { return startNATSRelayThroughput(o, s) }},
 		{"raw-ws-pipelined", func() (countFunc, func(), error) { return startPipeline(ctx, o.Concurrency, s) }},
 	}
 	d := o.Duration / time.Duration(len(cases))
