@@ -27,6 +27,10 @@ const (
 	natsStream       = "AF_DURABLE"
 	natsSetupTimeout = 10 * time.Second
 	natsMaxBackoffs  = 5
+	natsPubAckWait   = 2 * time.Second       // for one publish's acknowledgement
+	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts
+	natsRetryPause   = 50 * time.Millisecond // between them
+	natsElectionWait = 10 * time.Second      // for a stream to answer again
 )
 
 func natsDurableSubject(serverID, agentID string) string {
@@ -163,12 +167,57 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, 
 	if ttlMs > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(max(time.Duration(ttlMs)*time.Millisecond, time.Second)))
 	}
-	if _, err := d.js.PublishMsg(ctx, nm, opts...); errors.Is(context.Cause(ctx), errNATSDenied) {
+	if err := n.publishNATS(ctx, d.js, nm, opts); errors.Is(context.Cause(ctx), errNATSDenied) {
 		return nil, n.natsDenied(p)
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
 	}
 	return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
+}
+
+// publishNATS publishes m until JetStream acknowledges it, each attempt
+// waiting natsPubAckWait: a publish that went to a server that then died
+// is never answered, and during a leader election none is. Each retry
+// carries the same Nats-Msg-Id, so the stream keeps one copy. It gives up
+// when ctx ends or after natsPublishSpan.
+func (n *Node) publishNATS(ctx context.Context, js jetstream.JetStream, m *nats.Msg, opts []jetstream.PublishOpt) error {
+	ctx, cancel := context.WithTimeout(ctx, natsPublishSpan)
+	defer cancel()
+	var quietSince time.Time // of the no-responders answers in a row
+	for {
+		actx, acancel := context.WithTimeout(ctx, natsPubAckWait)
+		_, err := js.PublishMsg(actx, m, opts...)
+		acancel()
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return err
+		case errors.As(err, &apiErr) && apiErr.Code != 503: // refused, not unavailable: retrying will not help
+			return err
+		case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+			// An election, or a stream that does not exist (its gateway
+			// never started): wait out the first only.
+			if quietSince.IsZero() {
+				quietSince = time.Now()
+			} else if time.Since(quietSince) > natsElectionWait {
+				return fmt.Errorf("no JetStream stream took it for %v (the receiving gateway has never started, or its stream has no leader): %w", natsElectionWait, err)
+			}
+		default:
+			quietSince = time.Time{}
+		}
+		sleepCtx(ctx, natsRetryPause)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // natsStreamFor makes sure gateway server's stream exists: it is looked

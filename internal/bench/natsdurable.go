@@ -170,7 +170,7 @@ func (p *natsDurablePair) leaderStall(ctx context.Context, workers int, d time.D
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for ctx.Err() == nil {
-				sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+				sctx, scancel := context.WithTimeout(ctx, natsStallLimit/4) // longer than an election: a send waits for it
 				err := p.send(sctx)
 				scancel()
 				if err != nil {
