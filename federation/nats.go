@@ -363,9 +363,9 @@ func (n *Node) askDirectoryLocked(ctx context.Context) ([]*peer, error) {
 		return nil, err
 	}
 	var dir []*peer
-	seen := map[string]bool{}
+	seen := map[string]bool{} // peer ids: a site's gateways announce the same agents
 	wait := natsDirWait
-	for len(seen) < natsMaxGateway {
+	for answers := 0; answers < natsMaxGateway; answers++ {
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		m, err := sub.NextMsgWithContext(wctx)
 		cancel()
@@ -377,11 +377,14 @@ func (n *Node) askDirectoryLocked(ctx context.Context) ([]*peer, error) {
 		if json.Unmarshal(m.Data, &info) != nil {
 			continue
 		}
+		// Every answer counts, even one naming a serverId another gateway
+		// already answered for: answers are not authenticated, and one
+		// may not hide another. A forged agent is only a name: requests
+		// to it go to subjects only that serverId's gateways may serve.
 		server := info.Metadata["serverId"]
-		if server == n.serverID || seen[server] || checkIdent("serverId", server, true) != nil {
+		if server == n.serverID || checkIdent("serverId", server, true) != nil {
 			continue // ourselves, another gateway of our site, or malformed
 		}
-		seen[server] = true
 		var agents []natsAgent
 		if json.Unmarshal([]byte(info.Metadata["agents"]), &agents) != nil {
 			continue
@@ -391,6 +394,10 @@ func (n *Node) askDirectoryLocked(ctx context.Context) ([]*peer, error) {
 				continue
 			}
 			id := natsPeerID(server, a.ID)
+			if seen[id] || len(seen) >= natsMaxGateway {
+				continue
+			}
+			seen[id] = true
 			dir = append(dir, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
 				AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
 		}
