@@ -85,7 +85,7 @@ storage: {dir: %q}
 	if failed.Load() != 0 {
 		t.Fatalf("%d requests failed before the kill", failed.Load())
 	}
-	if err := procs[0].stop(t, syscall.SIGKILL); err == nil {
+	if err := procs[0].Stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("the killed gateway exited cleanly")
 	}
 	after := ok.Load()
