@@ -38,6 +38,7 @@ func natsClusterMessages(t *testing.T) int {
 // leader is. Every message is stored once and handled exactly once.
 func TestNATSClusterR3(t *testing.T) {
 	total := natsClusterMessages(t)
+	half := int64(total / 2) // handled before the consumer leader dies
 	cl, err := natsbus.StartLocalCluster(t.TempDir(), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestNATSClusterR3(t *testing.T) {
 	var count atomic.Int64
 	release := make(chan struct{}) // the second half waits for the consumer leader's death
 	worker := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
-		if count.Add(1) > int64(total/2) {
+		if count.Add(1) > half {
 			<-release
 		}
 		mu.Lock()
@@ -124,6 +125,33 @@ func TestNATSClusterR3(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// Meanwhile a gateway sends durable messages too: each Send must be
+	// queued, whatever the leader's death does to the publish in flight.
+	scfg := newConfig(t, "site-g", "")
+	scfg.Federation.Transport = federation.TransportNATS
+	scfg.NATS.URL = url
+	sender := start(t, scfg, listen(t), nil)
+	var gwIDs []string
+	sending, sent := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			select {
+			case <-sending:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			res, err := sender.Send(ctx, federation.SendRequest{PeerID: "worker@site-w", Message: "from a gateway", MessageOptions: federation.MessageOptions{Durable: true}})
+			cancel()
+			if err != nil || res.Status != federation.StatusQueued {
+				t.Errorf("durable Send while the leader dies = %+v, %v; want queued", res, err)
+				return
+			}
+			gwIDs = append(gwIDs, res.MessageID)
+		}
+	}()
+
 	var ids []string
 	killed := -1
 	for i := range total {
@@ -143,12 +171,19 @@ func TestNATSClusterR3(t *testing.T) {
 			publish(msg.MessageID, data) // a deliberate repeat
 		}
 	}
+	close(sending)
+	<-sent
+	if len(gwIDs) == 0 {
+		t.Fatal("the gateway sent nothing")
+	}
+	ids = append(ids, gwIDs...)
+	total += len(gwIDs)
 	if err := cl.Restart(killed); err != nil {
 		t.Fatal(err)
 	}
 
 	tstest.WaitFor(t, 60*time.Second, func() error {
-		if n := count.Load(); n <= int64(total/2) {
+		if n := count.Load(); n <= half {
 			return fmt.Errorf("%d of %d handled", n, total)
 		}
 		return nil
