@@ -174,8 +174,14 @@ func TestCutUnderLoadIsOneFailure(t *testing.T) {
 			results <- r
 		}()
 	}
-	for range 16 { // the agent's maxConcurrency; the other 4 wait in its queue
-		<-entered
+	for i := range 16 { // the agent's maxConcurrency; the other 4 wait in its queue
+		select {
+		case <-entered:
+		case r := <-results: // one ended before the cut: say how, rather than hang
+			t.Fatalf("request ended before the cut, with %d held: %+v %v", i, r, r.Err())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of 16 requests reached the agent in 30 s", i)
+		}
 	}
 	px.cut()
 	for range callers {
