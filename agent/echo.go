@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // Echo is an agent that answers every message with its content. The reply's
@@ -20,10 +21,13 @@ import (
 // ready to use.
 type Echo struct{}
 
-var _ federation.Handler = Echo{}
+var (
+	_ federation.Handler = Echo{}
+	_ wsconn.Immediate   = Echo{}
+)
 
-// Immediate implements [federation.Immediate]: Echo neither blocks nor
-// does I/O.
+// Immediate reports that Echo neither blocks nor does I/O, so that
+// federation answers its messages on the connection's reader goroutine.
 func (Echo) Immediate() bool { return true }
 
 // Handle implements [federation.Handler].

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // meshTarget splits a mesh destination "serverId/agentId", as list_peers
@@ -286,7 +287,7 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 			return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: %s", n.serverID, origin, rule))
 		}
 	}
-	ctx = gateway.Detach(ctx)
+	ctx = wsconn.Detach(ctx)
 	if p.TimeoutMs > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)

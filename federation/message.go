@@ -220,17 +220,6 @@ type Handler interface {
 	Handle(ctx context.Context, msg *Message) (*Answer, error)
 }
 
-// Immediate is implemented by a Handler that answers at once, without I/O
-// or waiting, such as agent.Echo. When Immediate returns true, the gateway
-// handles the handler's messages on the peer connection's reader goroutine,
-// saving a goroutine and a scheduler wake-up per message; other handlers
-// run on a goroutine of their own. An immediate handler's ctx carries no
-// deadline (it is not expected to wait); it still ends when the
-// connection does.
-type Immediate interface {
-	Immediate() bool
-}
-
 // Answer is what a Handler returns: the reply content and optional context.
 type Answer struct {
 	Content string         `json:"content"`

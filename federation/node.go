@@ -17,6 +17,7 @@ import (
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/agentfed/agentfed/internal/store"
+	"github.com/agentfed/agentfed/internal/wsconn"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -92,7 +93,7 @@ type localAgent struct {
 	cfg       AgentConfig
 	handler   Handler
 	queue     *queue.Sem // bounds concurrent messages; the rest wait by priority
-	immediate bool       // handler implements Immediate: served on the reader
+	immediate bool       // handler is wsconn.Immediate: served on the reader
 }
 
 // Queue defaults.
@@ -125,7 +126,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		if h == nil {
 			return nil, fmt.Errorf("federation: agent %q has no handler", a.ID)
 		}
-		im, _ := h.(Immediate)
+		im, _ := h.(wsconn.Immediate)
 		n.agents[a.ID] = &localAgent{cfg: a, handler: h, immediate: im != nil && im.Immediate(), queue: queue.New(
 			a.MaxConcurrency, a.MaxQueue, queueAgeing)}
 	}
@@ -187,7 +188,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 	})
 	n.guard = &gateway.Guard{ListenAddr: cfg.Gateway.Listen, AllowedOrigins: cfg.Gateway.AllowedOrigins, Refused: n.metrics.refused}
 	n.srv = &gateway.Server{
-		Handler:       gateway.HandlerFunc(n.serveRPC),
+		Handler:       rpcHandler{n}, // served inline: see inline.go
 		Authenticate:  n.authenticate,
 		Methods:       methodsFor,
 		Version:       Version,
@@ -197,7 +198,6 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		IdleTimeout:   time.Duration(cfg.Gateway.IdleTimeoutMs) * time.Millisecond,
 		TickInterval:  time.Duration(cfg.Gateway.TickIntervalMs) * time.Millisecond,
 		Started:       n.started,
-		Inline:        true, // serveRPC detaches before anything that blocks
 		Guard:         n.guard,
 		MaxConns:      cfg.Gateway.Limits.MaxConnections,
 		MaxHandshakes: cfg.Gateway.Limits.MaxHandshakes,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/queue"
+	"github.com/agentfed/agentfed/internal/wsconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -280,7 +281,7 @@ func (n *Node) serveRPC(ctx context.Context, id *gateway.Identity, method string
 		}
 	}
 	if method != MethodRelay && method != MethodCapabilities && method != MethodHealth && method != MethodOpenClawHealth && method != MethodStatus && method != MethodRoutes {
-		ctx = gateway.Detach(ctx) // tool actions call peers; the outbox is on disk
+		ctx = wsconn.Detach(ctx) // tool actions call peers; the outbox is on disk
 	}
 	switch method {
 	case MethodRelay:
@@ -440,14 +441,14 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 		ctx = n.withInvocation(ctx, id, agent.cfg.ID, msg) // for its tool calls (ToolFor)
 	}
 	// An immediate agent with a free slot answers on the connection's
-	// reader goroutine (gateway.Server.Inline); anything that may block
+	// reader goroutine (rpcHandler, wsconn.Inliner); anything that may block
 	// detaches first, and only then needs a deadline.
 	var held func()
 	if agent.immediate && msg.Type != TypeSync && !p.Durable {
 		held = agent.queue.TryAcquire()
 	}
 	if held == nil {
-		ctx = gateway.Detach(ctx)
+		ctx = wsconn.Detach(ctx)
 		if p.TimeoutMs > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)

@@ -114,7 +114,7 @@ func TestBatchedBothWaysUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load test")
 	}
-	url := startBatched(t, &gateway.Server{Inline: true, Handler: testHandler{}})
+	url := startBatched(t, &gateway.Server{Handler: inlineIf(testHandler{}, true)})
 	c := dial(t, url, nil)
 	params := json.RawMessage(`"` + strings.Repeat("x", 60<<10) + `"`)
 	var failed atomic.Int64

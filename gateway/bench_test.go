@@ -125,6 +125,16 @@ func benchEchoHandler(_ context.Context, _ *Identity, _ string, params json.RawM
 	return p.Message, nil
 }
 
+// inlineEcho serves benchEchoHandler on the reader goroutine, as
+// federation's handler is served.
+type inlineEcho struct{}
+
+func (inlineEcho) ServeRPC(ctx context.Context, id *Identity, method string, params json.RawMessage) (any, error) {
+	return benchEchoHandler(ctx, id, method, params)
+}
+
+func (inlineEcho) ServesInline() bool { return true }
+
 // benchServe serves a Server answering with benchEchoHandler on a
 // loopback port, and dials it, until the benchmark ends.
 func benchServe(b *testing.B) *Client {
@@ -135,7 +145,7 @@ func benchServe(b *testing.B) *Client {
 	}
 	// Set up as a federation node is: the handler never blocks, so it runs
 	// inline, and the listener batches writes.
-	srv := &Server{Handler: HandlerFunc(benchEchoHandler), Inline: true}
+	srv := &Server{Handler: inlineEcho{}}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ConnContext: ConnContext}
 	served := make(chan struct{})
 	go func() { defer close(served); hs.Serve(TrackActivity(ln)) }()
@@ -176,7 +186,7 @@ func BenchmarkCall(b *testing.B) {
 
 // BenchmarkCallTLS is BenchmarkCall over wss://, with a 16-byte content.
 func BenchmarkCallTLS(b *testing.B) {
-	srv := &Server{Handler: HandlerFunc(benchEchoHandler), Inline: true}
+	srv := &Server{Handler: inlineEcho{}}
 	ts := httptest.NewUnstartedServer(srv)
 	ts.Config.ConnContext = ConnContext
 	ts.Listener = TrackActivity(ts.Listener)

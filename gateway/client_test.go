@@ -374,7 +374,7 @@ func TestStalledServerIsCut(t *testing.T) {
 // answers in any order; an answer that arrived before the deadline is
 // returned even when it is collected after it.
 func TestSendThenWait(t *testing.T) {
-	c := dial(t, startServer(t, &gateway.Server{Inline: true}).URL, nil)
+	c := dial(t, startServer(t, &gateway.Server{Handler: inlineIf(nil, true)}).URL, nil)
 	ctx := context.Background()
 	var pending []*gateway.Pending
 	for i := range 20 {

@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // bothModes runs test with handlers on goroutines of their own and with
-// Server.Inline.
+// inline (a wsconn.Inliner handler).
 func bothModes(t *testing.T, test func(t *testing.T, inline bool)) {
 	t.Run("goroutines", func(t *testing.T) { test(t, false) })
 	t.Run("inline", func(t *testing.T) { test(t, true) })
@@ -22,14 +23,14 @@ func bothModes(t *testing.T, test func(t *testing.T, inline bool)) {
 // only once it has returned.
 func TestInlineHandlerHoldsTheReader(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	srv := startServer(t, &gateway.Server{Inline: true, Handler: gateway.HandlerFunc(
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(gateway.HandlerFunc(
 		func(ctx context.Context, id *gateway.Identity, method string, params json.RawMessage) (any, error) {
 			if method == "hold" {
 				close(started)
 				<-release
 			}
 			return map[string]string{"method": method}, nil
-		})})
+		}), true)})
 	c := dialRaw(t, srv.URL)
 	c.connect()
 	c.send(`{"type":"req","id":"1","method":"hold"}`)
@@ -53,7 +54,7 @@ func TestInlineHandlerHoldsTheReader(t *testing.T) {
 func TestInlineDetachedRequestsRunTogether(t *testing.T) {
 	const n = 20
 	started, release := make(chan string, n), make(chan struct{})
-	srv := startServer(t, &gateway.Server{Inline: true, Handler: testHandler{started: started, release: release}})
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(testHandler{started: started, release: release}, true)})
 	c := dial(t, srv.URL, nil)
 	errs := make(chan error, n)
 	for i := range n {
@@ -80,15 +81,15 @@ func TestInlineDetachedRequestsRunTogether(t *testing.T) {
 // meanwhile.
 func TestDetachedParamsOutliveTheReader(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	srv := startServer(t, &gateway.Server{Inline: true, Handler: gateway.HandlerFunc(
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(gateway.HandlerFunc(
 		func(ctx context.Context, id *gateway.Identity, method string, params json.RawMessage) (any, error) {
 			if method == "keep" {
-				gateway.Detach(ctx)
+				wsconn.Detach(ctx)
 				close(started)
 				<-release
 			}
 			return params, nil
-		})})
+		}), true)})
 	c := dial(t, srv.URL, nil)
 	want := map[string]string{"kept": strings.Repeat("k", 300)}
 	got := make(chan map[string]string, 1)

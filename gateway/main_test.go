@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/wsconn"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
@@ -103,6 +104,24 @@ type testServer struct {
 
 // startServer serves s on 127.0.0.1:0 until the test ends. Cleanup shuts it
 // down and checks that it closed every TCP connection it accepted.
+// inlined is served on the connection's reader goroutine, as
+// federation's handler is.
+type inlined struct{ gateway.Handler }
+
+func (inlined) ServesInline() bool { return true }
+
+// inlineIf returns h (testHandler{} if nil), served inline if inline is
+// set.
+func inlineIf(h gateway.Handler, inline bool) gateway.Handler {
+	if h == nil {
+		h = testHandler{}
+	}
+	if inline {
+		return inlined{h}
+	}
+	return h
+}
+
 func startServer(t testing.TB, s *gateway.Server) *testServer {
 	t.Helper()
 	if s.Handler == nil {
@@ -130,7 +149,7 @@ func startServer(t testing.TB, s *gateway.Server) *testServer {
 //	echo   returns its params
 //	whoami returns the caller's Identity
 //	panic  panics
-//	block  detaches (gateway.Detach), signals started (when set), then
+//	block  detaches (wsconn.Detach), signals started (when set), then
 //	       waits for release or the end of its context; it reports that
 //	       end on cancelled (when set)
 //	fail   returns FORBIDDEN
@@ -150,7 +169,7 @@ func (h testHandler) ServeRPC(ctx context.Context, id *gateway.Identity, method 
 	case "panic":
 		panic("handler bug")
 	case "block":
-		ctx = gateway.Detach(ctx) // a no-op unless the server is Inline
+		ctx = wsconn.Detach(ctx) // a no-op unless served inline
 		if h.started != nil {
 			h.started <- string(params)
 		}

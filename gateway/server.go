@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // MethodCancel is served by every Server: params {"id"} end the context of
@@ -75,13 +77,6 @@ type Server struct {
 	IdleTimeout time.Duration
 	// TickInterval is how often a tick event is sent. Default 30s.
 	TickInterval time.Duration
-	// Inline runs each request's handler on the connection's reader
-	// goroutine, which saves a goroutine start and a scheduler wake-up per
-	// request. A handler that may block (I/O, waiting for other work,
-	// calling other gateways) must call Detach first: until it does, the
-	// connection reads nothing else, not even request.cancel.
-	Inline bool
-
 	// Started is when the service started, for hello-ok's uptimeMs.
 	// Default: when the Server first served.
 	Started time.Time
@@ -266,7 +261,8 @@ type serverConn struct {
 
 	log      *slog.Logger
 	readDone chan struct{} // closed by the reader that saw the connection end
-	rbuf     []byte        // the reader's buffer (Inline); nil after a Detach
+	inline   bool          // the handler is a wsconn.Inliner: serve on the reader
+	rbuf     []byte        // the reader's buffer (inline); nil after a Detach
 
 	id       *Identity
 	protocol int
@@ -295,6 +291,9 @@ func (c *serverConn) serve() {
 	c.log.Debug("connection open")
 	c.sem = make(chan struct{}, orDefault(c.srv.MaxInFlight, defaultMaxInFlight))
 	c.readDone = make(chan struct{})
+	if in, ok := c.srv.Handler.(wsconn.Inliner); ok {
+		c.inline = in.ServesInline()
+	}
 
 	var tickers sync.WaitGroup
 	tickers.Go(c.tick)
@@ -316,7 +315,7 @@ func (c *serverConn) read() {
 		// cost a deadline watcher per frame.
 		// Inline, the frame is done with when the next read starts (Detach
 		// hands the buffer to the detached request), so one buffer serves.
-		if c.rbuf == nil || !c.srv.Inline {
+		if c.rbuf == nil || !c.inline {
 			c.rbuf = make([]byte, 0, 1024)
 		}
 		data, err := readMessage(c.ws, c.rbuf)
@@ -377,7 +376,7 @@ func (c *serverConn) read() {
 				return
 			}
 		}
-		if !c.srv.Inline {
+		if !c.inline {
 			ctx, cancel := context.WithCancel(c.ctx)
 			c.trackRequest(f.ID, cancel)
 			go c.serveRequest(ctx, cancel, f)
@@ -436,7 +435,8 @@ func (c *serverConn) untrackRequest(id string) {
 }
 
 // inlineRequest is the context of a request served on the reader
-// goroutine (Server.Inline); Detach finds it by detachKey.
+// goroutine (a wsconn.Inliner handler); wsconn.Detach finds it by
+// wsconn.DetachKey.
 type inlineRequest struct {
 	context.Context
 	c      *serverConn
@@ -444,24 +444,17 @@ type inlineRequest struct {
 	cancel context.CancelFunc // set by Detach
 }
 
-type detachKey struct{}
-
 func (r *inlineRequest) Value(key any) any {
-	if key == (detachKey{}) {
+	if key == (wsconn.DetachKey{}) {
 		return r
 	}
 	return r.Context.Value(key)
 }
 
-// Detach lets the handler serving ctx block: when the server runs handlers
-// inline (Server.Inline), it hands the connection's reading to a new
-// goroutine, so the connection's other requests go on being read and
-// served meanwhile. It returns the context to use from then on, which
-// request.cancel ends. Called again, or outside an inline handler, it
-// returns ctx. Call it on the handler's goroutine, before blocking.
-func Detach(ctx context.Context) context.Context {
-	r, _ := ctx.Value(detachKey{}).(*inlineRequest)
-	if r == nil || r.cancel != nil {
+// Detach implements wsconn.Detacher: it hands the connection's reading to
+// a new goroutine, once.
+func (r *inlineRequest) Detach(ctx context.Context) context.Context {
+	if r.cancel != nil {
 		return ctx
 	}
 	ctx, r.cancel = context.WithCancel(ctx)

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/wsconn"
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 )
@@ -124,7 +125,7 @@ func TestPostConnectReadLimit(t *testing.T) {
 func TestHandlerPanic(t *testing.T) { bothModes(t, testHandlerPanic) }
 
 func testHandlerPanic(t *testing.T, inline bool) {
-	srv := startServer(t, &gateway.Server{Inline: inline})
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(nil, inline)})
 	c := dial(t, srv.URL, nil)
 	ctx := context.Background()
 	err := c.Call(ctx, "panic", nil, nil)
@@ -177,7 +178,7 @@ func TestHandlerContextEndsWithConnection(t *testing.T) {
 
 func testHandlerContextEndsWithConnection(t *testing.T, inline bool) {
 	started, cancelled := make(chan string, 1), make(chan error, 1)
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}, Inline: inline})
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(testHandler{started: started, cancelled: cancelled}, inline)})
 	for _, how := range []string{"close", "cut"} {
 		t.Run(how, func(t *testing.T) {
 			c := dialRaw(t, srv.URL)
@@ -261,7 +262,7 @@ func TestShutdown(t *testing.T) { bothModes(t, testShutdown) }
 
 func testShutdown(t *testing.T, inline bool) {
 	started, release := make(chan string, 1), make(chan struct{})
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, release: release}, Inline: inline})
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(testHandler{started: started, release: release}, inline)})
 	c := dialRaw(t, srv.URL)
 	c.connect()
 	c.send(`{"type":"req","id":"slow","method":"block","params":"a"}`)
@@ -313,7 +314,7 @@ func TestShutdownDeadline(t *testing.T) { bothModes(t, testShutdownDeadline) }
 
 func testShutdownDeadline(t *testing.T, inline bool) {
 	started, cancelled := make(chan string, 1), make(chan error, 1)
-	srv := startServer(t, &gateway.Server{Handler: testHandler{started: started, cancelled: cancelled}, Inline: inline})
+	srv := startServer(t, &gateway.Server{Handler: inlineIf(testHandler{started: started, cancelled: cancelled}, inline)})
 	c := dial(t, srv.URL, nil)
 	call := make(chan error, 1)
 	go func() { call <- c.Call(context.Background(), "block", nil, nil) }()
@@ -342,13 +343,13 @@ func TestCancelReachesHandler(t *testing.T) { bothModes(t, testCancelReachesHand
 
 func testCancelReachesHandler(t *testing.T, inline bool) {
 	started, stopped := make(chan struct{}), make(chan error, 1)
-	srv := &gateway.Server{Inline: inline, Handler: gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
-		ctx = gateway.Detach(ctx)
+	srv := &gateway.Server{Handler: inlineIf(gateway.HandlerFunc(func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+		ctx = wsconn.Detach(ctx)
 		close(started)
 		<-ctx.Done()
 		stopped <- ctx.Err()
 		return nil, ctx.Err()
-	})}
+	}), inline)}
 	c := dial(t, startServer(t, srv).URL, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
