@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // DialOptions configure a client connection. The zero value dials as an
@@ -59,9 +61,9 @@ type Client struct {
 	canCancel bool // the server serves request.cancel
 	nextID    atomic.Uint64
 
-	writes       writeGauge // watched by clientWatch
+	writes       wsconn.WriteGauge // watched by clientWatch
 	writeTimeout time.Duration
-	conn         *batchConn // the TCP connection's write batching; nil with a custom RoundTripper
+	conn         *wsconn.Conn // the TCP connection's write batching; nil with a custom RoundTripper
 
 	// selfRead: a caller may read its own answer (conn can interrupt
 	// reads); otherwise the reader goroutine reads all the time.
@@ -150,7 +152,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		writeTimeout: orDefault(opts.WriteTimeout, writeTimeout),
 		conn:         conn.Load(),
 	}
-	c.selfRead = c.conn != nil && c.conn.interruptible() && c.onEvent == nil
+	c.selfRead = c.conn != nil && c.conn.Interruptible() && c.onEvent == nil
 	c.lastRead.Store(int64(time.Since(epoch)))
 	clientWatch.add(c)
 	go c.read()
@@ -158,13 +160,13 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 }
 
 // batchingHTTPClient returns an HTTP client for one WebSocket dial whose
-// connection is a batchConn, stored in conn once dialled: over TCP for
+// connection is a wsconn.Conn, stored in conn once dialled: over TCP for
 // ws://, over TLS for wss://, so that it sees frames either way and can
 // follow them to interrupt reads. Only an *http.Transport can be wrapped
 // so; any other RoundTripper is used as is. Either way the client never
 // follows a redirect (see refuseRedirect).
-func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchConn]) {
-	conn := new(atomic.Pointer[batchConn])
+func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[wsconn.Conn]) {
+	conn := new(atomic.Pointer[wsconn.Conn])
 	if base == nil {
 		base = http.DefaultClient
 	}
@@ -184,8 +186,7 @@ func batchingHTTPClient(base *http.Client) (*http.Client, *atomic.Pointer[batchC
 		dial = (&net.Dialer{}).DialContext
 	}
 	wrap := func(c net.Conn) net.Conn {
-		b := newBatchConn(c, false) // a client's reader must never send
-		b.track = true
+		b := wsconn.NewClient(c) // its reader never sends
 		conn.Store(b)
 		return b
 	}
@@ -504,20 +505,20 @@ const writeBehindMin = 3
 // rather than one send each: at 64 in flight, a quarter of the write
 // syscalls. A lone call writes at once, with write.
 func (c *Client) writeBehind(frame []byte) error {
-	first := c.conn.cork()
+	first := c.conn.Cork()
 	err := c.write(frame)
 	if first && !c.background(func() {
 		runtime.Gosched()
-		c.conn.uncork()
+		c.conn.Uncork()
 	}) {
-		c.conn.uncork() // ended: nothing more will be written behind this one
+		c.conn.Uncork() // ended: nothing more will be written behind this one
 	}
 	return err
 }
 
 func (c *Client) write(frame []byte) error {
-	c.writes.begin()
-	defer c.writes.end()
+	c.writes.Begin()
+	defer c.writes.End()
 	return c.ws.Write(context.Background(), websocket.MessageText, frame)
 }
 
@@ -575,7 +576,7 @@ func (c *Client) leaveRead() {
 	c.mu.Lock()
 	c.reading = false
 	if c.conn != nil {
-		c.conn.clearInterrupt() // meant for this holder's read: not the next one's, nor Close's
+		c.conn.ClearInterrupt() // meant for this holder's read: not the next one's, nor Close's
 	}
 	need := c.needRead()
 	c.mu.Unlock()
@@ -622,12 +623,12 @@ func (c *Client) probe() {
 		return
 	}
 	defer c.leaveRead()
-	if !c.conn.pollRead() {
+	if !c.conn.PollRead() {
 		return
 	}
 	for {
 		err := c.readOne()
-		if errors.Is(err, errInterrupted) {
+		if errors.Is(err, wsconn.ErrInterrupted) {
 			return
 		}
 		if err != nil {
@@ -646,7 +647,7 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 	if ctx.Done() != nil {
 		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
-			c.conn.interruptRead()
+			c.conn.InterruptRead()
 			close(fired)
 		})
 		defer func() {
@@ -654,7 +655,7 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 				// ctx ended: withdraw an interrupt no read took, so that it
 				// does not cut the next holder's read (or Close's).
 				<-fired
-				c.conn.clearInterrupt()
+				c.conn.ClearInterrupt()
 			}
 		}()
 	}
@@ -670,7 +671,7 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := c.readOne(); err != nil && !errors.Is(err, errInterrupted) {
+		if err := c.readOne(); err != nil && !errors.Is(err, wsconn.ErrInterrupted) {
 			c.end(err)
 		}
 	}
@@ -694,7 +695,7 @@ func (c *Client) read() {
 // ends.
 func (c *Client) readWhileNeeded() {
 	for {
-		if err := c.readOne(); err != nil && !errors.Is(err, errInterrupted) {
+		if err := c.readOne(); err != nil && !errors.Is(err, wsconn.ErrInterrupted) {
 			c.end(err)
 			return
 		}
@@ -733,7 +734,7 @@ func (c *Client) awaitRead() bool {
 }
 
 // readOne reads one message and hands it to whoever waits for it. An
-// error other than errInterrupted ends the connection.
+// error other than wsconn.ErrInterrupted ends the connection.
 func (c *Client) readOne() error {
 	buf := readBufs.Get().(*[]byte)
 	var err error

@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentfed/agentfed/internal/wsconn"
 )
 
 // Any bytes read count as activity, WebSocket pings included, which the
@@ -33,14 +35,14 @@ func (l activityListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ac := &activityConn{Conn: newBatchConn(c, true)}
+	ac := &activityConn{Conn: wsconn.NewServer(c)}
 	ac.last.Store(time.Now().UnixNano())
 	return ac, nil
 }
 
 // TrackActivity wraps a listener so that Server can close connections that
 // stay idle past IdleTimeout, and batches the frames written while a
-// connection's reader is busy into one write (see batchConn). Wrap the
+// connection's reader is busy into one write (see wsconn.Conn). Wrap the
 // plain TCP listener (under any TLS listener), and set the http.Server's
 // ConnContext to ConnContext.
 func TrackActivity(ln net.Listener) net.Listener { return activityListener{ln} }
@@ -74,12 +76,12 @@ func lastActivity(ctx context.Context) func() time.Time {
 	return func() time.Time { return time.Unix(0, ac.last.Load()) }
 }
 
-// batching returns the request connection's batchConn, or nil.
-func batching(ctx context.Context) *batchConn {
+// batching returns the request connection's wsconn.Conn, or nil.
+func batching(ctx context.Context) *wsconn.Conn {
 	ac := tracked(ctx)
 	if ac == nil {
 		return nil
 	}
-	b, _ := ac.Conn.(*batchConn)
+	b, _ := ac.Conn.(*wsconn.Conn)
 	return b
 }

@@ -253,8 +253,8 @@ type serverConn struct {
 	cancel context.CancelFunc
 
 	lastRead func() time.Time // when the TCP connection last read; nil if untracked
-	batch    *batchConn       // the TCP connection's write batching; nil if untracked
-	writes   writeGauge
+	batch    *wsconn.Conn     // the TCP connection's write batching; nil if untracked
+	writes   wsconn.WriteGauge
 
 	reqMu sync.Mutex                    // guards reqs
 	reqs  map[string]context.CancelFunc // requests in flight, by id
@@ -366,7 +366,7 @@ func (c *serverConn) read() {
 		case c.sem <- struct{}{}:
 		default:
 			if c.batch != nil {
-				c.batch.release() // about to wait: the replies held must go out now
+				c.batch.Release() // about to wait: the replies held must go out now
 			}
 			select {
 			case c.sem <- struct{}{}:
@@ -515,7 +515,7 @@ func (c *serverConn) tick() {
 			c.ws.Close(websocket.StatusPolicyViolation, reason)
 			return
 		case now := <-check.C:
-			if limit := orDefault(c.srv.WriteTimeout, writeTimeout); c.writes.stalled(now, limit) || c.batch != nil && c.batch.stalled(now, limit) {
+			if limit := orDefault(c.srv.WriteTimeout, writeTimeout); c.writes.Stalled(now, limit) || c.batch != nil && c.batch.Stalled(now, limit) {
 				c.srv.logger().Debug("closing connection whose writes stalled", "conn", c.connID)
 				c.ws.CloseNow() // a polite close would queue behind the stuck write
 				return
@@ -711,9 +711,9 @@ func (c *serverConn) write(v any) {
 // would cost a timer and a watcher per frame): tick aborts a connection
 // whose writes make no progress for writeTimeout.
 func (c *serverConn) writeBytes(b []byte) {
-	c.writes.begin()
+	c.writes.Begin()
 	err := c.ws.Write(context.Background(), websocket.MessageText, b)
-	c.writes.end()
+	c.writes.End()
 	if err != nil {
 		c.srv.logger().Debug("write failed", "conn", c.connID, "err", err)
 	}

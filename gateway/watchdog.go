@@ -2,48 +2,8 @@ package gateway
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 )
-
-// A write to a peer that stopped reading blocks once the socket buffers
-// are full. Bounding each write with a deadline would cost a timer per
-// frame; instead each connection keeps a writeGauge, and a watchdog cuts
-// the connections whose writes have made no progress for too long.
-
-// writeGauge tracks one connection's writes without reading the clock
-// on the write path: writes count how many are in progress or waiting,
-// done how many have finished. The watchdog that calls stalled keeps the
-// rest, so only one goroutine may call it.
-type writeGauge struct {
-	writing atomic.Int32
-	done    atomic.Uint64
-
-	seen  uint64    // done at the watchdog's last look
-	since time.Time // when the watchdog first saw writes waiting with done at seen
-}
-
-func (g *writeGauge) begin() { g.writing.Add(1) }
-
-func (g *writeGauge) end() {
-	g.done.Add(1)
-	g.writing.Add(-1)
-}
-
-// stalled reports whether writes have been waiting, with none finishing,
-// for limit as seen by successive calls: the peer stopped reading. It
-// reports a stall one look after limit at the latest.
-func (g *writeGauge) stalled(now time.Time, limit time.Duration) bool {
-	if g.writing.Load() == 0 {
-		g.since = time.Time{}
-		return false
-	}
-	if done := g.done.Load(); done != g.seen || g.since.IsZero() {
-		g.seen, g.since = done, now
-		return false
-	}
-	return now.Sub(g.since) > limit
-}
 
 // watchInterval is how often the client watchdog looks for stalled
 // writes; idleLookInterval how often it has unread connections read.
@@ -102,8 +62,8 @@ func (w *watchdog) run(stop <-chan struct{}) {
 			}
 		case now := <-t.C:
 			stalled := w.list(func(c *Client) bool {
-				return c.writes.stalled(now, c.writeTimeout) || c.conn != nil &&
-					(c.conn.stalled(now, c.writeTimeout) || c.conn.stuckReading(now, c.writeTimeout))
+				return c.writes.Stalled(now, c.writeTimeout) || c.conn != nil &&
+					(c.conn.Stalled(now, c.writeTimeout) || c.conn.StuckReading(now, c.writeTimeout))
 			})
 			for _, c := range stalled {
 				// A polite close would queue behind the stuck write; even

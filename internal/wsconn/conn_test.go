@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"bufio"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// tcpPair returns a server-side (holding) batchConn and the plain other
+// tcpPair returns a server-side (holding) Conn and the plain other
 // end of a loopback TCP connection.
-func tcpPair(t *testing.T) (*batchConn, net.Conn) { return tcpPairHold(t, true) }
+func tcpPair(t *testing.T) (*Conn, net.Conn) { return tcpPairHold(t, true) }
 
-func tcpPairHold(t *testing.T, hold bool) (*batchConn, net.Conn) {
+func tcpPairHold(t *testing.T, hold bool) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,7 +35,7 @@ func tcpPairHold(t *testing.T, hold bool) (*batchConn, net.Conn) {
 	if peer == nil {
 		t.Fatal("accept failed")
 	}
-	b := newBatchConn(c, hold)
+	b := newConn(c, hold)
 	t.Cleanup(func() { b.Close(); peer.Close() })
 	return b, peer
 }
@@ -53,7 +53,7 @@ func readN(t *testing.T, c net.Conn, n int) string {
 
 // readOne makes b's Read return one byte the peer sent, which puts b in
 // the state of a reader busy with its input.
-func readOne(t *testing.T, b *batchConn, peer net.Conn) {
+func readOne(t *testing.T, b *Conn, peer net.Conn) {
 	t.Helper()
 	peer.Write([]byte("."))
 	if _, err := b.Read(make([]byte, 1)); err != nil {
@@ -199,7 +199,7 @@ func TestBatchConcurrentWritersAndReader(t *testing.T) {
 }
 
 // held returns what b holds for its reader's next read.
-func held(b *batchConn) string {
+func held(b *Conn) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.out)
@@ -225,7 +225,7 @@ func TestBatchRelease(t *testing.T) {
 	b, peer := tcpPair(t)
 	readOne(t, b, peer)
 	b.Write([]byte("ab"))
-	b.release()
+	b.Release()
 	if got := readN(t, peer, 2); got != "ab" {
 		t.Fatalf("peer read %q after release, want ab", got)
 	}
@@ -244,10 +244,10 @@ func TestBatchRelease(t *testing.T) {
 // asks its caller to uncork.
 func TestBatchCorkHoldsUntilUncork(t *testing.T) {
 	b, peer := tcpPairHold(t, false)
-	if !b.cork() {
+	if !b.Cork() {
 		t.Fatal("first cork did not ask for an uncork")
 	}
-	if b.cork() {
+	if b.Cork() {
 		t.Fatal("second cork asked for another uncork")
 	}
 	b.Write([]byte("ab"))
@@ -256,7 +256,7 @@ func TestBatchCorkHoldsUntilUncork(t *testing.T) {
 	if h := held(b); h != "abcd" {
 		t.Fatalf("held %q while corked, want abcd", h)
 	}
-	b.uncork()
+	b.Uncork()
 	if got := readN(t, peer, 4); got != "abcd" {
 		t.Fatalf("peer read %q after uncork, want abcd", got)
 	}

@@ -1,4 +1,4 @@
-package gateway_test
+package wsconn_test
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 var errCut = errors.New("read cut by the test")
 
 // cutConn fails its Reads with errCut, reading nothing, while cut is set,
-// as gateway's batchConn does when a caller's read is interrupted at a
-// message boundary (interrupt.go).
+// as a Conn does when a read is interrupted at a message boundary
+// (InterruptRead).
 type cutConn struct {
 	net.Conn
 	cut atomic.Bool
@@ -34,7 +34,7 @@ func (c *cutConn) Read(p []byte) (int, error) {
 
 // TestLibraryReadErrorAtBoundaryKeepsConnection pins the behaviour of
 // github.com/coder/websocket that callers reading their own answers rely
-// on (gateway/client.go readOwn, gateway/interrupt.go), which the library
+// on (InterruptRead, and gateway/client.go's readOwn), which the library
 // does not document: when the underlying connection's Read fails at a
 // message boundary, Reader returns that error (errors.Is finds it) and the
 // WebSocket stays usable both ways, with no close sent. If a library

@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"bytes"
@@ -97,9 +97,9 @@ func TestFrameTrackerBoundaries(t *testing.T) {
 	}
 }
 
-// trackedPair is a client-side batchConn that follows frames, past the
+// trackedPair is a client-side Conn that follows frames, past the
 // upgrade response, and the server's end of its TCP connection.
-func trackedPair(t *testing.T) (*batchConn, func([]byte)) {
+func trackedPair(t *testing.T) (*Conn, func([]byte)) {
 	t.Helper()
 	b, peer := tcpPairHold(t, false)
 	b.track = true
@@ -114,7 +114,7 @@ func trackedPair(t *testing.T) (*batchConn, func([]byte)) {
 }
 
 // readSome reads from b once, failing the test after 5s.
-func readSome(t *testing.T, b *batchConn) ([]byte, error) {
+func readSome(t *testing.T, b *Conn) ([]byte, error) {
 	t.Helper()
 	type result struct {
 		p   []byte
@@ -150,11 +150,11 @@ func TestInterruptBlockedRead(t *testing.T) {
 		}
 		return nil
 	})
-	b.interruptRead()
+	b.InterruptRead()
 	select {
 	case err := <-done:
-		if !errors.Is(err, errInterrupted) {
-			t.Fatalf("interrupted Read = %v, want errInterrupted", err)
+		if !errors.Is(err, ErrInterrupted) {
+			t.Fatalf("interrupted Read = %v, want ErrInterrupted", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("interruptRead did not end a blocked Read at a boundary")
@@ -178,7 +178,7 @@ func TestInterruptWaitsForTheMessage(t *testing.T) {
 	if p, err := readSome(t, b); err != nil || len(p) != 5 {
 		t.Fatalf("Read = %q, %v; want the first 5 bytes", p, err)
 	}
-	b.interruptRead() // mid-frame
+	b.InterruptRead() // mid-frame
 	send(first[5:])
 	if p, err := readSome(t, b); err != nil || !bytes.Equal(p, first[5:]) {
 		t.Fatalf("Read mid-frame after interruptRead = %q, %v; want the rest of the frame", p, err)
@@ -187,23 +187,23 @@ func TestInterruptWaitsForTheMessage(t *testing.T) {
 	if p, err := readSome(t, b); err != nil || !bytes.Equal(p, last) {
 		t.Fatalf("Read mid-message after interruptRead = %q, %v; want the final fragment", p, err)
 	}
-	if _, err := readSome(t, b); !errors.Is(err, errInterrupted) {
-		t.Fatalf("Read at the boundary = %v, want errInterrupted", err)
+	if _, err := readSome(t, b); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Read at the boundary = %v, want ErrInterrupted", err)
 	}
 }
 
 func TestPollRead(t *testing.T) {
 	b, send := trackedPair(t)
-	b.pollRead()
-	if _, err := readSome(t, b); !errors.Is(err, errInterrupted) {
-		t.Fatalf("poll with nothing sent = %v, want errInterrupted at once", err)
+	b.PollRead()
+	if _, err := readSome(t, b); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("poll with nothing sent = %v, want ErrInterrupted at once", err)
 	}
 	frame := wsFrame(true, 1, []byte("waiting"), false)
 	send(frame)
 	tstest.WaitFor(t, 5*time.Second, func() error { // until the bytes are in the socket
-		b.pollRead()
+		b.PollRead()
 		p, err := readSome(t, b)
-		if errors.Is(err, errInterrupted) {
+		if errors.Is(err, ErrInterrupted) {
 			return errors.New("not arrived yet")
 		}
 		if err != nil || !bytes.Equal(p, frame) {
@@ -211,8 +211,8 @@ func TestPollRead(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := readSome(t, b); !errors.Is(err, errInterrupted) {
-		t.Fatalf("Read after a poll that returned data = %v, want errInterrupted", err)
+	if _, err := readSome(t, b); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("Read after a poll that returned data = %v, want ErrInterrupted", err)
 	}
 	send(frame)
 	if p, err := readSome(t, b); err != nil || !bytes.Equal(p, frame) {

@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"net"
@@ -9,7 +9,7 @@ import (
 // A gateway connection carries many small frames each way. Written one
 // syscall per frame, their writes cost more CPU than everything else a
 // relay does, yet the WebSocket library flushes every frame as it is
-// written. batchConn sits under it, on the TCP connection, and merges
+// written. Conn sits under it, on the TCP connection, and merges
 // writes three ways:
 //
 //   - Writes made while another goroutine is sending wait in a buffer, and
@@ -21,7 +21,7 @@ import (
 //     together. The reader must not block elsewhere while it holds; the
 //     server releases the hold before it waits for a request slot.
 //   - On a client connection with several calls in flight, a request is
-//     written behind (Client.writeBehind): the connection is corked, and
+//     written behind (gateway's Client.writeBehind): the connection is corked, and
 //     the caller that corked it starts a goroutine that yields, then
 //     uncorks, so that the callers the reader has just handed answers to
 //     write their next requests into the same send.
@@ -38,7 +38,7 @@ import (
 // the goroutine started by the caller that corked it will uncork it and
 // send them). Beyond
 // maxHeld bytes a writer sends them itself.
-type batchConn struct {
+type Conn struct {
 	net.Conn
 
 	mu       sync.Mutex
@@ -50,13 +50,13 @@ type batchConn struct {
 	corked   bool      // writes wait for the goroutine that will uncork (client connections)
 	flushing bool      // a goroutine is sending out
 	err      error     // the first write error; every later write fails with it
-	sends    writeGauge
+	sends    WriteGauge
 
 	// Interruptible reads (client connections over plain TCP): see
-	// interrupt.
+	// interrupt.go.
 	track     bool         // frames follows what Read returns
 	frames    frameTracker // touched only by the reading goroutine
-	interrupt bool         // the next Read at a message boundary fails with errInterrupted
+	interrupt bool         // the next Read at a message boundary fails with ErrInterrupted
 	poll      bool         // ... after reading what has already arrived, without waiting
 	reading   bool         // a Read is in the TCP connection's Read
 	kicked    bool         // interrupt set a past read deadline to end that Read
@@ -67,13 +67,28 @@ type batchConn struct {
 // would hold more sends them itself.
 const maxHeld = 64 << 10
 
-func newBatchConn(c net.Conn, hold bool) *batchConn {
-	b := &batchConn{Conn: c, hold: hold}
+// NewServer wraps the TCP connection of an accepted WebSocket: its writes
+// are batched and held while the reader handles what it read.
+func NewServer(c net.Conn) *Conn { return newConn(c, true) }
+
+// NewClient wraps a dialled connection (TCP, or TLS above it): its writes
+// are batched, never held, and its reads follow the server's frames from
+// the 101 response on, so that they can be interrupted (see
+// InterruptRead).
+func NewClient(c net.Conn) *Conn {
+	b := newConn(c, false)
+	b.track = true
+	return b
+}
+
+func newConn(c net.Conn, hold bool) *Conn {
+	b := &Conn{Conn: c, hold: hold}
 	b.drained.L = &b.mu
 	return b
 }
 
-func (b *batchConn) Write(p []byte) (int, error) {
+// Write adds p to what goes out in the next send (see Conn).
+func (b *Conn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
@@ -107,7 +122,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 
 // Read sends what is held, then reads; once it has read, writes are held
 // until the next Read, since the reader is now busy with what it read.
-func (b *batchConn) Read(p []byte) (int, error) {
+func (b *Conn) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	b.holding = false
 	if len(b.out) > 0 && !b.flushing && !b.corked {
@@ -131,11 +146,11 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// cork makes writes wait until uncork, and reports whether it was not
-// corked already: then the caller must see that uncork is called. Reads do
+// Cork makes writes wait until Uncork, and reports whether it was not
+// corked already: then the caller must see that Uncork is called. Reads do
 // not send what a cork holds, so that a client's reader still never
 // sends.
-func (b *batchConn) cork() bool {
+func (b *Conn) Cork() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	was := b.corked
@@ -143,8 +158,8 @@ func (b *batchConn) cork() bool {
 	return !was
 }
 
-// uncork ends a cork and sends what it held.
-func (b *batchConn) uncork() {
+// Uncork ends a cork and sends what it held.
+func (b *Conn) Uncork() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.corked = false
@@ -154,9 +169,9 @@ func (b *batchConn) uncork() {
 	}
 }
 
-// release ends the reader's hold before it waits for something other than
+// Release ends the reader's hold before it waits for something other than
 // input, sending what is held.
-func (b *batchConn) release() {
+func (b *Conn) Release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.holding = false
@@ -169,7 +184,7 @@ func (b *batchConn) release() {
 // flushLocked sends out until it is empty, then ends the flushing round
 // the caller started. It is called with mu held and flushing set, and
 // drops mu while sending.
-func (b *batchConn) flushLocked() {
+func (b *Conn) flushLocked() {
 	for len(b.out) > 0 && b.err == nil {
 		chunk := b.out
 		b.out = b.spare[:0]
@@ -186,13 +201,13 @@ func (b *batchConn) flushLocked() {
 	b.drained.Broadcast()
 }
 
-func (b *batchConn) send(p []byte) (int, error) {
-	b.sends.begin()
-	defer b.sends.end()
+func (b *Conn) send(p []byte) (int, error) {
+	b.sends.Begin()
+	defer b.sends.End()
 	return b.Conn.Write(p)
 }
 
-func (b *batchConn) fail(err error) {
+func (b *Conn) fail(err error) {
 	if err != nil && b.err == nil {
 		b.err = err
 	}
@@ -200,7 +215,7 @@ func (b *batchConn) fail(err error) {
 
 // Close sends what is held, as long as the peer takes it within a second,
 // then closes.
-func (b *batchConn) Close() error {
+func (b *Conn) Close() error {
 	b.mu.Lock()
 	if len(b.out) > 0 && !b.flushing && b.err == nil {
 		b.Conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -211,7 +226,7 @@ func (b *batchConn) Close() error {
 	return b.Conn.Close()
 }
 
-// stalled reports whether a send has made no progress for limit.
-func (b *batchConn) stalled(now time.Time, limit time.Duration) bool {
-	return b.sends.stalled(now, limit)
+// Stalled reports whether a send has made no progress for limit.
+func (b *Conn) Stalled(now time.Time, limit time.Duration) bool {
+	return b.sends.Stalled(now, limit)
 }

@@ -1,4 +1,4 @@
-package gateway
+package wsconn
 
 import (
 	"encoding/binary"
@@ -13,23 +13,23 @@ import (
 // and costs the round trip more than everything else a relay does (see
 // docs/BENCHMARKS.md). A caller must stop reading when its context ends,
 // but the WebSocket library closes the connection when a read's context
-// ends. So the batchConn under it makes reads interruptible: it follows
-// the frames it returns, and interrupt makes the next read that starts at
-// a message boundary fail with errInterrupted. The library then returns
+// ends. So the Conn under it makes reads interruptible: it follows
+// the frames it returns, and InterruptRead makes the next read that starts at
+// a message boundary fail with ErrInterrupted. The library then returns
 // that error with the connection intact, since nothing of a frame was
 // consumed, and another goroutine can read on.
 
-// errInterrupted is returned by a batchConn read that interrupt ended at a
+// ErrInterrupted is returned by a Conn read that InterruptRead ended at a
 // message boundary.
-var errInterrupted = errors.New("read interrupted at a message boundary")
+var ErrInterrupted = errors.New("read interrupted at a message boundary")
 
 // aLongTimeAgo is a read deadline that ends a blocked Read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// interruptRead ends the current or next read at the next message
+// InterruptRead ends the current or next read at the next message
 // boundary. A read in the middle of a message goes on until the message
 // is complete.
-func (b *batchConn) interruptRead() {
+func (b *Conn) InterruptRead() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.interrupt = true
@@ -43,19 +43,19 @@ func (b *batchConn) interruptRead() {
 	}
 }
 
-// stuckReading reports whether an interrupt has waited longer than limit
+// StuckReading reports whether an interrupt has waited longer than limit
 // for the rest of a message: the link stalled inside one.
-func (b *batchConn) stuckReading(now time.Time, limit time.Duration) bool {
+func (b *Conn) StuckReading(now time.Time, limit time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.interrupt && !b.midSince.IsZero() && now.Sub(b.midSince) > limit
 }
 
-// pollRead makes the next read return what has already arrived, without
-// waiting, and the read after it fail with errInterrupted. It reports
+// PollRead makes the next read return what has already arrived, without
+// waiting, and the read after it fail with ErrInterrupted. It reports
 // false, and changes nothing, unless the stream is at a message boundary:
 // the next read would then have to wait for the rest of a message.
-func (b *batchConn) pollRead() bool {
+func (b *Conn) PollRead() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.frames.boundary() {
@@ -65,31 +65,31 @@ func (b *batchConn) pollRead() bool {
 	return true
 }
 
-// clearInterrupt withdraws an interrupt that no read has taken.
-func (b *batchConn) clearInterrupt() {
+// ClearInterrupt withdraws an interrupt that no read has taken.
+func (b *Conn) ClearInterrupt() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.interrupt, b.poll, b.midSince = false, false, time.Time{}
 }
 
-// interruptible reports whether reads on b can be interrupted: the stream
+// Interruptible reports whether reads on b can be interrupted: the stream
 // began with a 101 response, so b follows its frames, and the connection
 // takes read deadlines. It ends tracking when they cannot.
-func (b *batchConn) interruptible() bool {
+func (b *Conn) Interruptible() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.track = b.track && b.frames.switched() && b.Conn.SetReadDeadline(time.Time{}) == nil
 	return b.track
 }
 
-func (b *batchConn) readTracked(p []byte) (int, error) {
+func (b *Conn) readTracked(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
 		if b.interrupt && b.frames.boundary() {
 			if !b.poll {
 				b.interrupt, b.midSince = false, time.Time{}
 				b.mu.Unlock()
-				return 0, errInterrupted
+				return 0, ErrInterrupted
 			}
 			b.poll = false
 			scratch := b.frames
@@ -99,7 +99,7 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 			b.frames.feed(p[:n])
 			if n == 0 && err == nil { // nothing has arrived
 				b.interrupt, b.midSince = false, time.Time{}
-				err = errInterrupted
+				err = ErrInterrupted
 			}
 			b.mu.Unlock()
 			return n, err
@@ -117,7 +117,7 @@ func (b *batchConn) readTracked(p []byte) (int, error) {
 				err = nil
 				if n == 0 {
 					b.mu.Unlock()
-					continue // at a boundary: the loop returns errInterrupted
+					continue // at a boundary: the loop returns ErrInterrupted
 				}
 			}
 		}
