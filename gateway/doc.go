@@ -15,6 +15,10 @@
 // pass (browser Origin allow-list, a local Host for local trust); Server
 // applies it, caps open and handshaking connections (HTTP 503 beyond), and
 // Revoke closes the connections whose credentials are withdrawn.
+// The machinery that makes the wire fast (write batching under the
+// WebSocket library, reads a caller can interrupt so that it reads its own
+// answer, handlers served on a connection's reader) lives in
+// internal/wsconn, whose doc says what it relies on.
 // Server, Client and Pool are safe for concurrent use. docs/PROTOCOL.md
 // describes the protocol and agentfed's federation.* methods.
 package gateway
