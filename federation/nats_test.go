@@ -160,6 +160,9 @@ func TestNATSDurableSurvivesReceiverRestart(t *testing.T) {
 	cfg := newConfig(t, "site-r", "worker")
 	cfg.Federation.Transport = federation.TransportNATS
 	cfg.NATS.URL = url
+	// AckWait: a message on its way to the gateway as it stops comes
+	// back after it; the wait below allows for one.
+	cfg.Federation.DefaultTimeoutMs = 3000
 	r := start(t, cfg, listen(t), map[string]federation.Handler{"worker": worker})
 
 	const total = 200
