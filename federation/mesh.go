@@ -58,6 +58,11 @@ type MeshConfig struct {
 	// reach (always filtered by each peer's grants). Default true; false
 	// makes it a mesh leaf that uses routes but offers none.
 	Advertise *bool `yaml:"advertise" json:"advertise,omitempty"`
+	// RequireKnownKeys refuses mesh gateways (origins of relayed messages,
+	// destinations of sent ones) whose signing key is not known by config
+	// or a direct peer, instead of trusting the key first seen for them.
+	// Default false.
+	RequireKnownKeys bool `yaml:"requireKnownKeys" json:"requireKnownKeys,omitempty"`
 }
 
 // Advertises reports the effective advertise flag.
@@ -76,6 +81,9 @@ type Route struct {
 	// for that serverId wins over them).
 	SigningKey    string `json:"signingKey,omitempty"`
 	EncryptionKey string `json:"encryptionKey,omitempty"`
+	// KeyProof is ServerID's signature, by SigningKey, of EncryptionKey
+	// (meshtrust.go): a hop cannot swap in a key of its own.
+	KeyProof string `json:"keyProof,omitempty"`
 }
 
 // RouteTable is the payload of federation.routes.
@@ -119,6 +127,13 @@ func (t *meshTable) set(peer string, routes []meshRoute) int {
 	t.byPeer[peer] = routes
 	t.total += len(routes)
 	return len(routes)
+}
+
+// from returns the routes learned from peer.
+func (t *meshTable) from(peer string) []meshRoute {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byPeer[peer]
 }
 
 // withdraw drops every route learned from peer.
@@ -190,14 +205,14 @@ func (n *Node) serveRoutes(id *gateway.Identity) *RouteTable {
 		return out
 	}
 	cred := n.credential(id)
-	pub := n.identity.Public()
+	pub, proof := n.identity.Public(), n.keyProof()
 	for _, aid := range sortedKeys(n.agents) {
 		a := n.agents[aid].cfg
 		if grantRefusal(cred, a.ID, a.Capabilities) != "" {
 			continue
 		}
 		out.Routes = append(out.Routes, Route{AgentID: a.ID, ServerID: n.serverID, Capabilities: nonNil(a.Capabilities),
-			Description: a.Description, Path: []string{n.serverID}, SigningKey: pub.SigningKey, EncryptionKey: pub.EncryptionKey})
+			Description: a.Description, Path: []string{n.serverID}, SigningKey: pub.SigningKey, EncryptionKey: pub.EncryptionKey, KeyProof: proof})
 	}
 	offered := make(map[[2]string]bool)
 	for _, r := range n.mesh.all() { // best first: the first route to each agent the caller may have
@@ -310,7 +325,7 @@ func (n *Node) acceptRoutes(p *peer, server string, t *RouteTable) ([]meshRoute,
 		}
 		out = append(out, meshRoute{Route: Route{AgentID: r.AgentID, ServerID: r.ServerID, Capabilities: slices.Clone(r.Capabilities),
 			Description: clip(r.Description, maxDescriptionBytes), Path: slices.Clone(r.Path), SigningKey: r.SigningKey,
-			EncryptionKey: r.EncryptionKey}, via: p.ID, caps: caps})
+			EncryptionKey: r.EncryptionKey, KeyProof: r.KeyProof}, via: p.ID, caps: caps})
 	}
 	return out, refused
 }
@@ -329,8 +344,10 @@ func routeProblem(r *Route, from, self string, maxHops int) string {
 		return "its path does not end at its serverId"
 	case len(r.Capabilities) > maxCapabilities:
 		return "too many capabilities"
-	case len(r.SigningKey) > maxEnvelopeBytes || len(r.EncryptionKey) > maxEnvelopeBytes:
+	case len(r.SigningKey) > maxEnvelopeBytes || len(r.EncryptionKey) > maxEnvelopeBytes || len(r.KeyProof) > maxEnvelopeBytes:
 		return "a key is too long"
+	case r.EncryptionKey != "" && !checkKeyProof(r.ServerID, r.SigningKey, r.EncryptionKey, r.KeyProof):
+		return "its encryptionKey has no keyProof by its signingKey"
 	}
 	seen := make(map[string]bool, len(r.Path))
 	for _, id := range r.Path {

@@ -422,7 +422,7 @@ func TestMeshRelayRefusesBadRoutes(t *testing.T) {
 		{"no route to the target", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "Z", Route: []string{"A"}, Message: msg("A")},
 			"PEER_UNAVAILABLE", `hop "B" has no route to it`},
 		{"unsigned at the destination", m.gws["B"], federation.RelayParams{TargetAgent: "B-agent", TargetServer: "B", Route: []string{"A"}, Message: msg("A")},
-			"BAD_SIGNATURE", "no originKey"},
+			"BAD_SIGNATURE", "none is offered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/ecdh"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,8 +78,10 @@ func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeo
 	defer cancel()
 	routes := n.meshRoutesTo(p.ServerID, p.AgentID)
 	err := fmt.Errorf("%w: gateway %q has no mesh route to agent %q of gateway %q any more", ErrPeerUnavailable, n.serverID, p.AgentID, p.ServerID)
+	via := "" // the first hop last tried: the peer label of the relay metrics
 	for i := range routes {
 		var reply *Message
+		via = routes[i].via
 		if reply, err = n.sendMesh(ctx, &routes[i], msg); err == nil {
 			res.Response, res.Route = reply, reply.Route
 			break
@@ -102,6 +103,9 @@ func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeo
 	outcome := "ok"
 	if res.Error != nil {
 		outcome = res.Error.Code
+	}
+	if via != "" {
+		n.metrics.relayOut(via, msg.ToAgent, res, time.Since(start))
 	}
 	n.audit.write(auditEvent{Dir: "out", Kind: "deliver", Peer: p.ID, Agent: msg.ToAgent, MessageID: msg.MessageID,
 		CorrelationID: msg.CorrelationID, Type: string(msg.Type), Outcome: outcome, LatencyMs: res.LatencyMs, Content: msg.Content})
@@ -126,7 +130,7 @@ func (n *Node) meshRoutesTo(server, agent string) []meshRoute {
 // the same destination, which would also see the messageId again.
 func meshRetryable(err error) bool {
 	switch gateway.CodeOf(err) {
-	case gateway.CodePeerUnavailable, gateway.CodeShuttingDown:
+	case gateway.CodePeerUnavailable, gateway.CodeShuttingDown, CodeCircuitOpen:
 		return true
 	}
 	return false
@@ -135,7 +139,10 @@ func meshRetryable(err error) bool {
 // sendMesh sends msg, signed by this gateway and sealed to the
 // destination, to the next hop of route r, and checks and opens the reply.
 func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Message, error) {
-	signKey, encKey := n.meshKeys(r)
+	signKey, src, encKey, err := n.meshKeys(r)
+	if err != nil {
+		return nil, fmt.Errorf("mesh destination gateway %q: %w", r.ServerID, err)
+	}
 	m := *msg
 	var eph *ecdh.PrivateKey
 	if encKey != "" {
@@ -156,13 +163,19 @@ func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Messa
 	if err != nil {
 		return nil, err
 	}
-	if signKey != "" {
-		key, err := ParseSigningKey(signKey)
-		if err == nil {
-			err = verifySig(reply, key, msg.MessageID)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: the reply of gateway %q to message %q across the mesh %v against its signing key", ErrBadSignature, r.ServerID, msg.MessageID, err)
+	key, err := ParseSigningKey(signKey)
+	if err == nil {
+		err = verifySig(reply, key, msg.MessageID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: the reply of gateway %q to message %q across the mesh %v against its signing key", ErrBadSignature, r.ServerID, msg.MessageID, err)
+	}
+	if len(reply.Route) < 2 || reply.Route[0] != n.serverID || reply.Route[len(reply.Route)-1] != r.ServerID || len(reply.Route) > maxMeshHops+1 {
+		return nil, fmt.Errorf("%w: the reply of gateway %q to message %q has route %s, which does not lead from %q to it", ErrBadSignature, r.ServerID, msg.MessageID, showPath(reply.Route), n.serverID)
+	}
+	if src == keyNew {
+		if err := n.remember(r.ServerID, signKey); err != nil {
+			return nil, err
 		}
 	}
 	switch {
@@ -187,41 +200,55 @@ func (n *Node) forwardTo(ctx context.Context, via string, params *RelayParams) (
 	if dl, ok := ctx.Deadline(); ok {
 		params.TimeoutMs = max(time.Until(dl).Milliseconds(), 1)
 	}
+	// The next hop's breaker and health see mesh traffic as they see
+	// direct traffic: an answer, even a refusal from beyond, is the hop
+	// answering; a lost or refused connection, or silence, is its failure.
+	h := n.tracker.get(via)
+	done, err := h.allow(via, n.tracker.settings.Open)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
 	c, err := n.conn(ctx, next)
 	if err == nil {
 		var reply Message
 		if err = c.Call(ctx, MethodRelay, params, &reply); err == nil {
+			done(nil, time.Since(start))
 			return &reply, nil
 		}
 		if gateway.CodeOf(err) != gateway.CodePeerUnavailable || !gateway.Unsent(err) && c.Err() == nil {
+			if gateway.CodeOf(err) == gateway.CodeTimeout || errors.Is(err, context.DeadlineExceeded) {
+				done(err, 0)
+			} else {
+				done(nil, 0)
+			}
 			return nil, err // an answer from beyond: it names where it failed
 		}
+		err = h.connectionLost(c, err)
 	}
+	done(err, 0)
 	n.mesh.withdraw(via)
 	return nil, fmt.Errorf("%w: agent %q of gateway %q is unreachable: hop %q cannot reach its next hop %q: %v",
 		ErrPeerUnavailable, params.TargetAgent, params.TargetServer, n.serverID, via, err)
 }
 
-// meshKeys returns the signing and encryption keys of r's destination: the
-// ones pinned in this gateway's config for that serverId, else the ones
-// the mesh advertised. A key learned through the mesh never replaces a
-// pinned one.
-func (n *Node) meshKeys(r *meshRoute) (sign, enc string) {
-	sign, enc = r.SigningKey, r.EncryptionKey
+// meshKeys returns the signing key this gateway trusts for r's
+// destination (meshtrust.go), where it came from, and the key to seal to:
+// the encryptionKey pinned for that serverId, else the route's when its
+// keyProof is by the trusted signing key, else none.
+func (n *Node) meshKeys(r *meshRoute) (sign string, src keySource, enc string, err error) {
+	if sign, src, err = n.meshKey(r.ServerID, r.SigningKey); err != nil {
+		return "", 0, "", err
+	}
 	for _, p := range n.peers.list() {
-		if p.ServerID == r.ServerID {
-			if p.PublicKey != "" {
-				sign = p.PublicKey
-			}
-			if p.EncryptionKey != "" {
-				enc = p.EncryptionKey
-			}
+		if p.ServerID == r.ServerID && p.EncryptionKey != "" {
+			return sign, src, p.EncryptionKey, nil
 		}
 	}
-	if c := n.credentialOf(r.ServerID); c != nil && c.PublicKey != "" {
-		sign = c.PublicKey
+	if r.EncryptionKey != "" && r.SigningKey == sign && checkKeyProof(r.ServerID, sign, r.EncryptionKey, r.KeyProof) {
+		enc = r.EncryptionKey
 	}
-	return sign, enc
+	return sign, src, enc, nil
 }
 
 // credentialOf returns the gateway.auth.peers entry of serverId, or nil.
@@ -278,6 +305,13 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 	if rule := grantRefusal(n.credential(id), p.TargetAgent, caps); rule != "" {
 		return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses the previous hop %q: %s", n.serverID, id.PeerID, rule))
 	}
+	// The origin's grants apply only to a message its origin signed, with
+	// the key this hop trusts for it: a hop cannot pass its own requests
+	// off as another gateway's.
+	known, err := n.verifyOrigin(p.Route[0], p.OriginKey, msg)
+	if err != nil {
+		return nil, err
+	}
 	if origin := p.Route[0]; origin != id.PeerID {
 		cred := n.credentialOf(origin)
 		if cred == nil && n.cfg.Federation.RequireAuth {
@@ -294,11 +328,10 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 		defer cancel()
 	}
 	if local {
-		return n.meshDeliverLocal(ctx, id, p)
+		return n.meshDeliverLocal(ctx, p, known)
 	}
 	next := *p
 	next.Route = append(slices.Clip(p.Route), n.serverID)
-	var err error
 	for _, r := range routes {
 		var reply *Message
 		if reply, err = n.forwardTo(ctx, r.via, &next); err == nil {
@@ -339,19 +372,14 @@ func (n *Node) checkRoute(id *gateway.Identity, p *RelayParams) error {
 	return nil
 }
 
-// meshDeliverLocal verifies the origin's signature, opens the message and
+// meshDeliverLocal opens the message (its origin's signature is verified
+// already; known says with a key known by config or a direct peer) and
 // hands it to the local agent; the reply carries the route, and is signed
 // by this gateway and sealed to the origin when the request was sealed.
-func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *RelayParams) (*Message, error) {
+func (n *Node) meshDeliverLocal(ctx context.Context, p *RelayParams, known bool) (*Message, error) {
 	msg := p.Message
 	origin := p.Route[0]
-	key, err := n.originKey(origin, p.OriginKey)
-	if err == nil {
-		err = msg.Verify(key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mesh message from origin gateway %q: %w", origin, err)
-	}
+	var err error
 	var replyTo *ecdh.PublicKey
 	if msg.Sealed != nil {
 		if msg.Content != "" || msg.Context != nil {
@@ -364,7 +392,10 @@ func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *Re
 			return nil, fmt.Errorf("from %q: %w", origin, err)
 		}
 	}
-	if err := n.replay.check(msg, false, id.Authenticated); err != nil {
+	// The replay memory is the origin's, whichever path the message took:
+	// a copy passed along another path (through a hop authenticated here
+	// or not) is a repeat all the same.
+	if err := n.replay.check(msg, false, known); err != nil {
 		return nil, err
 	}
 	var reply *Message
@@ -387,47 +418,6 @@ func (n *Node) meshDeliverLocal(ctx context.Context, id *gateway.Identity, p *Re
 		return nil, err
 	}
 	return &r, nil
-}
-
-// originKey returns the signing key a mesh message from origin must be
-// signed with: the one pinned for origin in this gateway's config, else
-// (unless gateway.signing.require) the one the mesh advertised for it,
-// else the one the message carries. A carried key that differs from a
-// pinned one is refused.
-func (n *Node) originKey(origin, carried string) (ed25519.PublicKey, error) {
-	pinned := ""
-	if c := n.credentialOf(origin); c != nil && c.PublicKey != "" {
-		pinned = c.PublicKey
-	}
-	for _, p := range n.peers.list() {
-		if pinned == "" && p.ServerID == origin && p.PublicKey != "" {
-			pinned = p.PublicKey
-		}
-	}
-	switch {
-	case pinned != "" && carried != "" && carried != pinned:
-		return nil, fmt.Errorf("%w: its originKey differs from the publicKey pinned for it here; a key learned through the mesh never replaces a pinned one", ErrBadSignature)
-	case pinned == "" && n.cfg.Gateway.Signing.Require:
-		return nil, fmt.Errorf("%w: gateway.signing.require is true but no publicKey is pinned here for origin gateway %q", ErrBadSignature, origin)
-	case pinned != "":
-		return ParseSigningKey(pinned)
-	}
-	learned := ""
-	for _, r := range n.mesh.all() {
-		if r.ServerID == origin && r.SigningKey != "" {
-			learned = r.SigningKey
-			break
-		}
-	}
-	switch {
-	case learned != "" && carried != "" && carried != learned:
-		return nil, fmt.Errorf("%w: its originKey differs from the signing key the mesh advertises for it", ErrBadSignature)
-	case learned != "":
-		return ParseSigningKey(learned)
-	case carried == "":
-		return nil, fmt.Errorf("%w: it carries no originKey and no key is known for it here", ErrBadSignature)
-	}
-	return ParseSigningKey(carried)
 }
 
 // meshPeerInfos lists, for list_peers, the best route to each agent the

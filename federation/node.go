@@ -76,6 +76,7 @@ type Node struct {
 	a2aPeers  a2aClients      // clients of peers of type a2a
 	nats      *natsLink       // federation.transport nats; nil otherwise (nats.go)
 	mesh      meshTable       // routes learned from peers (mesh.go)
+	meshTrust meshTrust       // signing keys first seen across the mesh (meshtrust.go)
 
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server

@@ -28,6 +28,7 @@ const (
 	Replay    = "replay"    // per-sender replay floors that outlive a restart
 	A2ATasks  = "a2atasks"  // tasks of the agents served over A2A
 	A2ASeen   = "a2aseen"   // A2A message ids already run, for deduplication
+	MeshKeys  = "meshkeys"  // signing keys of gateways first seen across the mesh
 )
 
 // FileName is the database file inside storage.dir.
@@ -74,7 +75,7 @@ func Open(dir string) (*Store, error) {
 		return nil, &DamagedError{Path: path, Problems: rep.Problems}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range []string{Meta, Peers, Context, Outbox, Processed, Replay, A2ATasks, A2ASeen} {
+		for _, b := range []string{Meta, Peers, Context, Outbox, Processed, Replay, A2ATasks, A2ASeen, MeshKeys} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 				return err
 			}

@@ -1,0 +1,220 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/tstest"
+)
+
+// Hostile gateways in and around the mesh: a hop that forges its origin,
+// replays across paths or swaps keys, and a peer advertising routes.
+
+// meshRelay sends p to g over a peer connection that says it is gateway as
+// (with token, if any), as a hop of the mesh would.
+func meshRelay(t *testing.T, g *gw, as, token string, p *federation.RelayParams) (*federation.Message, error) {
+	t.Helper()
+	c, err := dialPeer(t, g, as, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var reply federation.Message
+	return &reply, c.Call(ctx, federation.MethodRelay, p, &reply)
+}
+
+// signedAs returns a request from gateway from to agent, signed by key.
+func signedAs(t *testing.T, key *federation.Identity, from, agent, content string) *federation.Message {
+	t.Helper()
+	msg := federation.NewMessage(federation.TypeRequest, from, "operator", agent, content)
+	if err := key.Sign(msg); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func newKey(t *testing.T) *federation.Identity {
+	t.Helper()
+	id, err := federation.GenerateIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestMeshHopCannotForgeItsOrigin(t *testing.T) {
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, nil, "A", "B", "C", "D")
+	m.waitRoute("A", "D")
+	if res := m.send("A", "D", "genuine"); res.Status != federation.StatusOK {
+		t.Fatalf("A → D: %s %v", res.Status, res.Error)
+	}
+	// B now passes off a request of its own as A's: signed with its key,
+	// which it offers as A's.
+	evil := newKey(t)
+	forged := func() *federation.RelayParams {
+		return &federation.RelayParams{TargetAgent: "D-agent", TargetServer: "D", Route: []string{"A", "B"},
+			OriginKey: evil.Public().SigningKey, Message: signedAs(t, evil, "A", "D-agent", "forged")}
+	}
+	_, err := meshRelay(t, m.gws["C"], "B", "", forged())
+	if code(err) != "BAD_SIGNATURE" || !strings.Contains(fmt.Sprint(err), `gateway "A"`) || !strings.Contains(fmt.Sprint(err), "first seen") {
+		t.Errorf("hop C took a request B signed as origin A: %v; want BAD_SIGNATURE naming A", err)
+	}
+	// Nor can C's neighbour hand it straight to the destination.
+	p := forged()
+	p.Route = []string{"A", "C"}
+	_, err = meshRelay(t, m.gws["D"], "C", "", p)
+	if code(err) != "BAD_SIGNATURE" || !strings.Contains(fmt.Sprint(err), `gateway "A"`) {
+		t.Errorf("destination D took a request signed as origin A by another key: %v; want BAD_SIGNATURE naming A", err)
+	}
+	// Without an originKey, the key first seen for A is the one checked.
+	p = forged()
+	p.OriginKey = ""
+	if _, err = meshRelay(t, m.gws["C"], "B", "", p); code(err) != "BAD_SIGNATURE" || !strings.Contains(fmt.Sprint(err), "does not verify") {
+		t.Errorf("hop C, forged message without originKey: %v; want BAD_SIGNATURE", err)
+	}
+	// A itself still gets through, and the first-seen keys outlive a
+	// restart of D (the store keeps them).
+	if res := m.send("A", "D", "still A"); res.Status != federation.StatusOK {
+		t.Fatalf("A → D after the forgeries: %s %v", res.Status, res.Error)
+	}
+	d := m.gws["D"]
+	d.stop(t)
+	m.gws["D"] = start(t, d.cfg, listen(t), nil)
+	p = forged()
+	p.Route = []string{"A", "C"}
+	if _, err = meshRelay(t, m.gws["D"], "C", "", p); code(err) != "BAD_SIGNATURE" || !strings.Contains(fmt.Sprint(err), "first seen") {
+		t.Errorf("D after a restart took a request signed as A by another key: %v; want BAD_SIGNATURE", err)
+	}
+}
+
+func TestMeshRequireKnownKeys(t *testing.T) {
+	// D knows only A's key (pinned); E's is learned through the mesh only.
+	var aKey string
+	m := newMesh(t, map[string][]string{"A": {"B"}, "E": {"B"}, "F": {"B"}, "B": {"D"}}, func(id string, cfg *federation.Config) {
+		switch id {
+		case "A":
+			ident, err := federation.LoadIdentity(cfg.Storage.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			aKey = ident.Public().SigningKey
+		case "D":
+			cfg.Federation.Mesh.RequireKnownKeys = true
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "A", Token: "token-of-a", PublicKey: aKey}}
+		case "F":
+			cfg.Federation.Mesh.RequireKnownKeys = true
+		}
+	}, "A", "E", "F", "B", "D")
+	m.waitRoute("A", "D")
+	m.waitRoute("E", "D")
+	m.waitRoute("F", "D")
+	if res := m.send("A", "D", "pinned origin"); res.Status != federation.StatusOK {
+		t.Fatalf("A → D (A's key pinned at D): %s %v", res.Status, res.Error)
+	}
+	res := m.send("E", "D", "origin known only by the mesh")
+	if res.Status != federation.StatusError || res.Error.Code != "BAD_SIGNATURE" ||
+		!strings.Contains(res.Error.Message, `no signing key is known here for gateway "E"`) || !strings.Contains(res.Error.Message, "requireKnownKeys") {
+		t.Errorf("E → D under requireKnownKeys at D: %s %v", res.Status, res.Error)
+	}
+	// The sender's side: F does not send to a gateway whose key only the
+	// mesh vouches for.
+	res = m.send("F", "D", "destination known only by the mesh")
+	if res.Status != federation.StatusError || res.Error.Code != "BAD_SIGNATURE" || !strings.Contains(res.Error.Message, `gateway "D"`) {
+		t.Errorf("F → D under requireKnownKeys at F: %s %v", res.Status, res.Error)
+	}
+}
+
+func TestMeshReplayAcrossPathsIsRefused(t *testing.T) {
+	// D knows C by token, E not at all: the same message from origin X
+	// arrives by both.
+	m := newMesh(t, nil, func(id string, cfg *federation.Config) {
+		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "C", Token: "token-of-c"}}
+	}, "D")
+	x := newKey(t)
+	msg := signedAs(t, x, "X", "D-agent", "once")
+	via := func(hop, token string) error {
+		_, err := meshRelay(t, m.gws["D"], hop, token, &federation.RelayParams{TargetAgent: "D-agent", TargetServer: "D",
+			Route: []string{"X", hop}, OriginKey: x.Public().SigningKey, Message: msg})
+		return err
+	}
+	if err := via("C", "token-of-c"); err != nil {
+		t.Fatalf("first copy through C: %v", err)
+	}
+	if err := via("E", ""); code(err) != "REPLAYED" {
+		t.Errorf("second copy through E: %v; want REPLAYED", err)
+	}
+	if err := via("C", "token-of-c"); code(err) != "REPLAYED" {
+		t.Errorf("third copy through C: %v; want REPLAYED", err)
+	}
+}
+
+func TestMeshRefusesSwappedEncryptionKey(t *testing.T) {
+	d := start(t, newConfig(t, "D", "D-agent"), listen(t), nil)
+	evil := newKey(t)
+	// H relays D's route but puts its own encryption key in it, keeping
+	// D's signing key (and proof), or dropping the proof.
+	h := hostileRoutes(t, "H", func() []map[string]any {
+		return []map[string]any{
+			{"agentId": "swapped", "serverId": "D", "path": []string{"H", "D"}, "signingKey": d.Identity().SigningKey, "encryptionKey": evil.Public().EncryptionKey},
+			{"agentId": "ok", "serverId": "D", "path": []string{"H", "D"}, "signingKey": evil.Public().SigningKey},
+		}
+	})
+	cfg := newConfig(t, "A", "A-agent")
+	cfg.Federation.Mesh.Enabled = true
+	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: h, AgentID: "ok", ServerID: "H"}}
+	a := start(t, cfg, listen(t), nil)
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range a.ListPeers().Peers {
+			if p.ID == "D/ok" {
+				return nil
+			}
+		}
+		return fmt.Errorf("A has not learned D/ok from H")
+	})
+	for _, p := range a.ListPeers().Peers {
+		if p.ID == "D/swapped" {
+			t.Errorf("A kept a route whose encryptionKey is not D's (no keyProof by D's signing key): %+v", p)
+		}
+	}
+}
+
+func TestMeshDeliveriesCountForTheFirstHop(t *testing.T) {
+	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"D"}}, func(id string, cfg *federation.Config) {
+		cfg.Gateway.Auth.OperatorToken = "op-token"
+	}, "A", "B", "D")
+	m.waitRoute("A", "D")
+	for range 2 {
+		if res := m.send("A", "D", "counted"); res.Status != federation.StatusOK {
+			t.Fatalf("A → D: %s %v", res.Status, res.Error)
+		}
+	}
+	status, scrape := httpGet(t, m.gws["A"], federation.PathMetrics, "op-token")
+	if status != http.StatusOK {
+		t.Fatalf("scrape A: %d %s", status, scrape)
+	}
+	if got := metricLine(scrape, `agentfed_relay_out_duration_seconds_count{peer="B"}`); got != "2" {
+		t.Errorf("A's relay_out_duration_seconds_count of first hop B = %q; want 2 (mesh deliveries count for their first hop)", got)
+	}
+	var lines []string
+	for _, l := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(l, "agentfed_relays_out_total{") && strings.Contains(l, `peer="B"`) && strings.Contains(l, `outcome="ok"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], " 2") {
+		t.Errorf("A's relays_out_total of first hop B: %v; want one series, 2", lines)
+	}
+	if slices.ContainsFunc(strings.Split(scrape, "\n"), func(l string) bool { return strings.Contains(l, `peer="D/`) }) {
+		t.Errorf("A labels metrics with mesh destinations (a label a remote chooses)")
+	}
+	_ = gateway.CodeTimeout
+}
