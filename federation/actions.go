@@ -201,6 +201,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		return nil, err
 	}
 	var targets []*peer
+	var leftOut []Result // mesh gateways past maxMeshBroadcast
 	for _, p := range n.natsPeers(ctx, n.peers.list()) {
 		if p.IsEnabled() {
 			targets = append(targets, p)
@@ -212,7 +213,9 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		if req.Durable {
 			return nil, fmt.Errorf("%w: durable is not available with scope mesh", ErrInvalidParams)
 		}
-		targets = append(targets, n.meshBroadcastTargets(targets)...) // meshrelay.go
+		var reached []*peer
+		reached, leftOut = n.meshBroadcastTargets(targets) // meshrelay.go
+		targets = append(targets, reached...)
 	default:
 		return nil, fmt.Errorf("%w: scope %s is not one of direct, mesh", ErrInvalidParams, quoteBounded(req.Scope))
 	}
@@ -237,7 +240,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	}
 	if len(targets) == 1 { // a send: its caller reads the answer itself
 		results[0] = *n.deliver(ctx, targets[0], msgs[0], req.TimeoutMs, false)
-		return results, nil
+		return append(results, leftOut...), nil
 	}
 	// Send to every connected peer from this goroutine, then collect the
 	// answers: no goroutine, stack and wake-up per peer. A peer not yet
@@ -256,7 +259,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		}
 	}
 	wg.Wait()
-	return results, nil
+	return append(results, leftOut...), nil
 }
 
 // SyncContext sends syncData to a peer, which stores it for this server

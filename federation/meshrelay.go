@@ -434,12 +434,19 @@ func (n *Node) meshPeerInfos() []PeerInfo {
 	return out
 }
 
+// maxMeshBroadcast bounds the gateways a broadcast of scope mesh reaches
+// across the mesh: however many routes peers advertise, one broadcast
+// sends at most this many relays.
+const maxMeshBroadcast = 128
+
 // meshBroadcastTargets returns, for a broadcast of scope mesh, one mesh
 // destination for each gateway the mesh reaches that is not the gateway
-// of a direct target: its agent first by id. Each gateway is reached once.
-func (n *Node) meshBroadcastTargets(direct []*peer) []*peer {
+// of a direct target: its agent first by id. Each gateway is reached once;
+// the nearest maxMeshBroadcast are, and the others are left out with an
+// OVERLOADED result each.
+func (n *Node) meshBroadcastTargets(direct []*peer) ([]*peer, []Result) {
 	if !n.cfg.Federation.Mesh.Enabled {
-		return nil
+		return nil, nil
 	}
 	reached := map[string]bool{n.serverID: true}
 	for _, p := range direct {
@@ -459,7 +466,24 @@ func (n *Node) meshBroadcastTargets(direct []*peer) []*peer {
 			out = append(out, meshPeerOf(&r))
 		}
 	}
-	return out
+	if len(out) <= maxMeshBroadcast {
+		return out, nil
+	}
+	hops := make(map[string]int, len(best))
+	for _, r := range best {
+		if h, ok := hops[r.ServerID]; !ok || r.hops() < h {
+			hops[r.ServerID] = r.hops()
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *peer) int { return cmp.Compare(hops[a.ServerID], hops[b.ServerID]) })
+	var left []Result
+	for _, p := range out[maxMeshBroadcast:] {
+		left = append(left, Result{PeerID: p.ID, Status: StatusError, Error: gateway.NewError(CodeOverloaded,
+			fmt.Sprintf("a broadcast of scope mesh reaches at most %d gateways across the mesh, nearest first; gateway %q was left out", maxMeshBroadcast, p.ServerID))})
+	}
+	out = slices.Clip(out[:maxMeshBroadcast])
+	slices.SortStableFunc(out, func(a, b *peer) int { return strings.Compare(a.ServerID, b.ServerID) })
+	return out, left
 }
 
 // meshCapabilities reports what the mesh advertises for the destination

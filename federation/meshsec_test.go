@@ -2,10 +2,13 @@ package federation_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +219,61 @@ func TestMeshDeliveriesCountForTheFirstHop(t *testing.T) {
 	if slices.ContainsFunc(strings.Split(scrape, "\n"), func(l string) bool { return strings.Contains(l, `peer="D/`) }) {
 		t.Errorf("A labels metrics with mesh destinations (a label a remote chooses)")
 	}
-	_ = gateway.CodeTimeout
+}
+
+func TestMeshBroadcastIsBounded(t *testing.T) {
+	// H advertises 300 gateways behind it and counts the relays it gets.
+	evil := newKey(t)
+	var relays atomic.Int64
+	s := &gateway.Server{ServerID: "H", Handler: gateway.HandlerFunc(
+		func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
+			switch method {
+			case federation.MethodRoutes:
+				routes := []map[string]any{{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}}}
+				for i := range 300 {
+					g := fmt.Sprintf("G%03d", i)
+					routes = append(routes, map[string]any{"agentId": "agent", "serverId": g, "path": []string{"H", g}, "signingKey": evil.Public().SigningKey})
+				}
+				return map[string]any{"serverId": "H", "routes": routes}, nil
+			case federation.MethodRelay:
+				relays.Add(1)
+			}
+			return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
+		})}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+	})
+	cfg := newConfig(t, "A", "A-agent")
+	cfg.Federation.Mesh.Enabled = true
+	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: "ws" + strings.TrimPrefix(ts.URL, "http"), AgentID: "h-agent", ServerID: "H"}}
+	a := start(t, cfg, listen(t), nil)
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if n := len(a.ListPeers().Peers); n < 301 {
+			return fmt.Errorf("A lists %d peers; want 301", n)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	results, err := a.Broadcast(ctx, federation.BroadcastRequest{Message: "to all", Scope: "mesh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for _, r := range results {
+		if r.Error != nil && r.Error.Code == "OVERLOADED" && strings.Contains(r.Error.Message, "at most 128 gateways") {
+			left++
+		}
+	}
+	if len(results) != 301 || left != 300-128 {
+		t.Errorf("broadcast scope mesh: %d results, %d left out; want 301, 172", len(results), left)
+	}
+	if got := relays.Load(); got > 129 {
+		t.Errorf("H got %d relays from one broadcast; at most 129 (its agent and 128 gateways) may be", got)
+	}
 }
