@@ -44,7 +44,7 @@ func newStoreCmd(s *streams) *cobra.Command {
 dynamic peers and synced context. A gateway refuses to start on a damaged
 store; these commands work on the file while no gateway has it open.`,
 	}
-	cmd.AddCommand(newStoreCheckCmd(s), newStoreSalvageCmd(s))
+	cmd.AddCommand(newStoreCheckCmd(s), newStoreSalvageCmd(s), newStoreForgetKeyCmd(s))
 	return cmd
 }
 
@@ -112,6 +112,54 @@ OUT to storage.dir/agentfed.db and start the gateway.`,
 	}
 	f.add(cmd)
 	return cmd
+}
+
+func newStoreForgetKeyCmd(s *streams) *cobra.Command {
+	var f storeFlags
+	cmd := &cobra.Command{
+		Use:   "forget-key SERVERID",
+		Short: "Forget the signing key first seen for a gateway across the mesh",
+		Long: `A gateway keeps the signing key it first sees for each gateway across the mesh
+(trust on first use) and refuses a different one later with BAD_SIGNATURE. When
+that gateway really changed its key, forget the old one here (gateway stopped):
+the next key seen is kept. Pinning the new key (publicKey in gateway.auth.peers
+or federation.peers) is the stronger fix: a pinned key always wins.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			path, err := f.path()
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(filepath.Dir(path))
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			defer st.Close()
+			id := args[0]
+			old, err := st.Get(store.MeshKeys, id)
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			if old == nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s keeps no key first seen for gateway %q", path, clipArg(id))}
+			}
+			if err := st.Delete(store.MeshKeys, id); err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			fmt.Fprintf(s.out, "forgot the key first seen for gateway %q; the next one seen is kept\n", id)
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+// clipArg bounds an argument echoed in an error.
+func clipArg(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 func counts(records map[string]int) string {
