@@ -63,6 +63,14 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "mesh requireKnownKeys misspelt, and not a bool",
+			in:   "federation:\n  mesh:\n    requireKnownKey: true\n    requireKnownKeys: maybe\n",
+			want: []federation.Problem{
+				{Line: 3, Path: "federation.mesh.requireKnownKey", Message: `unknown key (did you mean "requireKnownKeys"?)`},
+				{Line: 4, Path: "federation.mesh.requireKnownKeys", Message: `expected true or false, got "maybe"`},
+			},
+		},
+		{
 			name: "federation key at top level",
 			in:   "peers: []\n",
 			want: []federation.Problem{
