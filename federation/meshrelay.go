@@ -143,16 +143,18 @@ func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Messa
 	if err != nil {
 		return nil, fmt.Errorf("mesh destination gateway %q: %w", r.ServerID, err)
 	}
+	if encKey == "" { // the hops in between would read it, and another gateway could take it
+		return nil, fmt.Errorf("%w: no encryptionKey with a valid keyProof is known for mesh destination gateway %q, and a message is never sent across the mesh in the clear; pin its encryptionKey (federation.peers) if it advertises none",
+			ErrBadSignature, r.ServerID)
+	}
 	m := *msg
-	var eph *ecdh.PrivateKey
-	if encKey != "" {
-		to, err := ParseEncryptionKey(encKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: the encryptionKey of gateway %q %v", ErrInvalidParams, r.ServerID, err)
-		}
-		if eph, err = m.Seal(to); err != nil {
-			return nil, err
-		}
+	to, err := ParseEncryptionKey(encKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the encryptionKey of gateway %q %v", ErrInvalidParams, r.ServerID, err)
+	}
+	eph, err := m.Seal(to)
+	if err != nil {
+		return nil, err
 	}
 	if err := n.identity.Sign(&m); err != nil {
 		return nil, err
@@ -178,13 +180,11 @@ func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Messa
 			return nil, err
 		}
 	}
-	switch {
-	case eph != nil && reply.Sealed == nil:
+	if reply.Sealed == nil {
 		return nil, fmt.Errorf("%w: gateway %q answered sealed message %q in the clear", ErrBadSignature, r.ServerID, msg.MessageID)
-	case eph != nil:
-		if err := reply.Open(eph); err != nil {
-			return nil, fmt.Errorf("reply of gateway %q: %w", r.ServerID, err)
-		}
+	}
+	if err := reply.Open(eph); err != nil {
+		return nil, fmt.Errorf("reply of gateway %q: %w", r.ServerID, err)
 	}
 	return reply, nil
 }
@@ -305,18 +305,19 @@ func (n *Node) meshRelayIn(ctx context.Context, id *gateway.Identity, p *RelayPa
 	if rule := grantRefusal(n.credential(id), p.TargetAgent, caps); rule != "" {
 		return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses the previous hop %q: %s", n.serverID, id.PeerID, rule))
 	}
+	origin := p.Route[0]
+	cred := n.credentialOf(origin)
+	if origin != id.PeerID && cred == nil && n.cfg.Federation.RequireAuth { // before its key is looked at, let alone kept
+		return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: it has no gateway.auth.peers entry here and federation.requireAuth is true", n.serverID, origin))
+	}
 	// The origin's grants apply only to a message its origin signed, with
 	// the key this hop trusts for it: a hop cannot pass its own requests
 	// off as another gateway's.
-	known, err := n.verifyOrigin(p.Route[0], p.OriginKey, msg)
+	known, err := n.verifyOrigin(origin, p.OriginKey, msg)
 	if err != nil {
 		return nil, err
 	}
-	if origin := p.Route[0]; origin != id.PeerID {
-		cred := n.credentialOf(origin)
-		if cred == nil && n.cfg.Federation.RequireAuth {
-			return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: it has no gateway.auth.peers entry here and federation.requireAuth is true", n.serverID, origin))
-		}
+	if origin != id.PeerID {
 		if rule := grantRefusal(cred, p.TargetAgent, caps); rule != "" {
 			return nil, n.deny(id, MethodRelay, p.TargetAgent, fmt.Sprintf("mesh hop %q refuses origin gateway %q: %s", n.serverID, origin, rule))
 		}

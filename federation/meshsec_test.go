@@ -232,7 +232,8 @@ func TestMeshBroadcastIsBounded(t *testing.T) {
 				routes := []map[string]any{{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}}}
 				for i := range 300 {
 					g := fmt.Sprintf("G%03d", i)
-					routes = append(routes, map[string]any{"agentId": "agent", "serverId": g, "path": []string{"H", g}, "signingKey": evil.Public().SigningKey})
+					routes = append(routes, map[string]any{"agentId": "agent", "serverId": g, "path": []string{"H", g},
+						"signingKey": evil.Public().SigningKey, "encryptionKey": evil.Public().EncryptionKey, "keyProof": evil.KeyProof(g)})
 				}
 				return map[string]any{"serverId": "H", "routes": routes}, nil
 			case federation.MethodRelay:
@@ -275,5 +276,82 @@ func TestMeshBroadcastIsBounded(t *testing.T) {
 	}
 	if got := relays.Load(); got > 129 {
 		t.Errorf("H got %d relays from one broadcast; at most 129 (its agent and 128 gateways) may be", got)
+	}
+}
+
+func TestMeshNeverSendsInTheClear(t *testing.T) {
+	// H advertises gateway Z with a signing key but no encryption key: a
+	// message to Z would cross H readable.
+	evil := newKey(t)
+	var seen atomic.Value
+	s := &gateway.Server{ServerID: "H", Handler: gateway.HandlerFunc(
+		func(ctx context.Context, _ *gateway.Identity, method string, params json.RawMessage) (any, error) {
+			switch method {
+			case federation.MethodRoutes:
+				return map[string]any{"serverId": "H", "routes": []map[string]any{
+					{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}},
+					{"agentId": "z-agent", "serverId": "Z", "path": []string{"H", "Z"}, "signingKey": evil.Public().SigningKey},
+				}}, nil
+			case federation.MethodRelay:
+				seen.Store(string(params))
+			}
+			return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
+		})}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+	})
+	cfg := newConfig(t, "A", "A-agent")
+	cfg.Federation.Mesh.Enabled = true
+	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: "ws" + strings.TrimPrefix(ts.URL, "http"), AgentID: "h-agent", ServerID: "H"}}
+	a := start(t, cfg, listen(t), nil)
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range a.ListPeers().Peers {
+			if p.ID == "Z/z-agent" {
+				return nil
+			}
+		}
+		return fmt.Errorf("A has not learned Z/z-agent from H")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := a.Send(ctx, federation.SendRequest{PeerID: "Z/z-agent", Message: "secret for Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != federation.StatusError || res.Error.Code != "BAD_SIGNATURE" || !strings.Contains(res.Error.Message, `gateway "Z"`) || !strings.Contains(res.Error.Message, "in the clear") {
+		t.Errorf("send to Z with no encryption key known: %s %v; want BAD_SIGNATURE naming Z", res.Status, res.Error)
+	}
+	if got, _ := seen.Load().(string); strings.Contains(got, "secret for Z") {
+		t.Errorf("hop H read the message: %s", got)
+	}
+}
+
+func TestMeshRequireAuthKeepsNoKeyOfUnlistedOrigin(t *testing.T) {
+	// D requires auth and knows C; origin X has no entry: X is refused
+	// before its key is looked at, so nothing of X is kept.
+	m := newMesh(t, nil, func(id string, cfg *federation.Config) {
+		cfg.Federation.RequireAuth = true
+		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "C", Token: "token-of-c"}}
+	}, "D")
+	from := func(key *federation.Identity) error {
+		_, err := meshRelay(t, m.gws["D"], "C", "token-of-c", &federation.RelayParams{TargetAgent: "D-agent", TargetServer: "D",
+			Route: []string{"X", "C"}, OriginKey: key.Public().SigningKey, Message: signedAs(t, key, "X", "D-agent", "hi")})
+		return err
+	}
+	if err := from(newKey(t)); code(err) != "FORBIDDEN" {
+		t.Fatalf("origin X without an entry: %v; want FORBIDDEN", err)
+	}
+	// Once X is listed (grants, no key), X's real key is the first seen.
+	d := m.gws["D"]
+	d.stop(t)
+	d.cfg.Gateway.Auth.Peers = append(d.cfg.Gateway.Auth.Peers, federation.PeerCredential{ServerID: "X", Token: "token-of-x"})
+	m.gws["D"] = start(t, d.cfg, listen(t), nil)
+	if err := from(newKey(t)); err != nil {
+		t.Fatalf("origin X listed at D: %v; a key of the refused attempt was kept", err)
 	}
 }

@@ -195,8 +195,12 @@ func (n *Node) verifyOrigin(origin, offered string, msg *Message) (known bool, e
 }
 
 // keyProof signs this gateway's encryption key for its routes.
-func (n *Node) keyProof() string {
-	return b64.EncodeToString(ed25519.Sign(n.identity.sign, keyProofBytes(n.serverID, n.identity.Public().EncryptionKey)))
+func (n *Node) keyProof() string { return n.identity.KeyProof(n.serverID) }
+
+// KeyProof returns the keyProof of federation.routes for this identity as
+// gateway serverID: its signature of its encryption key.
+func (id *Identity) KeyProof(serverID string) string {
+	return b64.EncodeToString(ed25519.Sign(id.sign, keyProofBytes(serverID, id.Public().EncryptionKey)))
 }
 
 func keyProofBytes(server, encKey string) []byte {
