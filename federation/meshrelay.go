@@ -49,7 +49,8 @@ func meshPeerOf(r *meshRoute) *peer {
 
 // meshCapable returns a peer for the best route of each mesh agent that
 // meets every requirement and is not a direct peer's agent, fewest hops
-// first.
+// first; routes to gateways whose keys this gateway would refuse (unknown
+// under requireKnownKeys, or not the ones first seen) are left out.
 func (n *Node) meshCapable(reqs []requirement) []*peer {
 	if !n.cfg.Federation.Mesh.Enabled {
 		return nil
@@ -61,9 +62,13 @@ func (n *Node) meshCapable(reqs []requirement) []*peer {
 				continue // the direct peer itself
 			}
 		}
-		if meetsAll(r.caps, reqs) {
-			out = append(out, meshPeerOf(&r))
+		if !meetsAll(r.caps, reqs) {
+			continue
 		}
+		if _, _, enc, err := n.meshKeys(&r); err != nil || enc == "" {
+			continue
+		}
+		out = append(out, meshPeerOf(&r))
 	}
 	return out
 }

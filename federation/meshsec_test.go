@@ -53,6 +53,33 @@ func newKey(t *testing.T) *federation.Identity {
 	return id
 }
 
+// hostileGateway serves, as gateway serverID, federation.routes with the
+// routes routes returns, and refuses relays after passing their params to
+// onRelay (if set). It returns its URL.
+func hostileGateway(t *testing.T, serverID string, routes func() []map[string]any, onRelay func(json.RawMessage)) string {
+	t.Helper()
+	s := &gateway.Server{ServerID: serverID, Handler: gateway.HandlerFunc(
+		func(ctx context.Context, _ *gateway.Identity, method string, params json.RawMessage) (any, error) {
+			switch method {
+			case federation.MethodRoutes:
+				return map[string]any{"serverId": serverID, "routes": routes()}, nil
+			case federation.MethodRelay:
+				if onRelay != nil {
+					onRelay(params)
+				}
+			}
+			return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
+		})}
+	ts := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http")
+}
+
 func TestMeshHopCannotForgeItsOrigin(t *testing.T) {
 	m := newMesh(t, map[string][]string{"A": {"B"}, "B": {"C"}, "C": {"D"}}, nil, "A", "B", "C", "D")
 	m.waitRoute("A", "D")
@@ -225,33 +252,19 @@ func TestMeshBroadcastIsBounded(t *testing.T) {
 	// H advertises 300 gateways behind it and counts the relays it gets.
 	evil := newKey(t)
 	var relays atomic.Int64
-	s := &gateway.Server{ServerID: "H", Handler: gateway.HandlerFunc(
-		func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
-			switch method {
-			case federation.MethodRoutes:
-				routes := []map[string]any{{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}}}
-				for i := range 300 {
-					g := fmt.Sprintf("G%03d", i)
-					routes = append(routes, map[string]any{"agentId": "agent", "serverId": g, "path": []string{"H", g},
-						"signingKey": evil.Public().SigningKey, "encryptionKey": evil.Public().EncryptionKey, "keyProof": evil.KeyProof(g)})
-				}
-				return map[string]any{"serverId": "H", "routes": routes}, nil
-			case federation.MethodRelay:
-				relays.Add(1)
-			}
-			return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
-		})}
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-	})
+	h := hostileGateway(t, "H", func() []map[string]any {
+		routes := []map[string]any{{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}}}
+		for i := range 300 {
+			g := fmt.Sprintf("G%03d", i)
+			routes = append(routes, map[string]any{"agentId": "agent", "serverId": g, "path": []string{"H", g},
+				"signingKey": evil.Public().SigningKey, "encryptionKey": evil.Public().EncryptionKey, "keyProof": evil.KeyProof(g)})
+		}
+		return routes
+	}, func(json.RawMessage) { relays.Add(1) })
 	cfg := newConfig(t, "A", "A-agent")
 	cfg.Federation.Mesh.Enabled = true
 	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
-	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: "ws" + strings.TrimPrefix(ts.URL, "http"), AgentID: "h-agent", ServerID: "H"}}
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: h, AgentID: "h-agent", ServerID: "H"}}
 	a := start(t, cfg, listen(t), nil)
 	tstest.WaitFor(t, 10*time.Second, func() error {
 		if n := len(a.ListPeers().Peers); n < 301 {
@@ -284,30 +297,16 @@ func TestMeshNeverSendsInTheClear(t *testing.T) {
 	// message to Z would cross H readable.
 	evil := newKey(t)
 	var seen atomic.Value
-	s := &gateway.Server{ServerID: "H", Handler: gateway.HandlerFunc(
-		func(ctx context.Context, _ *gateway.Identity, method string, params json.RawMessage) (any, error) {
-			switch method {
-			case federation.MethodRoutes:
-				return map[string]any{"serverId": "H", "routes": []map[string]any{
-					{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}},
-					{"agentId": "z-agent", "serverId": "Z", "path": []string{"H", "Z"}, "signingKey": evil.Public().SigningKey},
-				}}, nil
-			case federation.MethodRelay:
-				seen.Store(string(params))
-			}
-			return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
-		})}
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-	})
+	h := hostileGateway(t, "H", func() []map[string]any {
+		return []map[string]any{
+			{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}},
+			{"agentId": "z-agent", "serverId": "Z", "path": []string{"H", "Z"}, "signingKey": evil.Public().SigningKey},
+		}
+	}, func(p json.RawMessage) { seen.Store(string(p)) })
 	cfg := newConfig(t, "A", "A-agent")
 	cfg.Federation.Mesh.Enabled = true
 	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
-	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: "ws" + strings.TrimPrefix(ts.URL, "http"), AgentID: "h-agent", ServerID: "H"}}
+	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: h, AgentID: "h-agent", ServerID: "H"}}
 	a := start(t, cfg, listen(t), nil)
 	tstest.WaitFor(t, 10*time.Second, func() error {
 		for _, p := range a.ListPeers().Peers {
@@ -353,5 +352,52 @@ func TestMeshRequireAuthKeepsNoKeyOfUnlistedOrigin(t *testing.T) {
 	m.gws["D"] = start(t, d.cfg, listen(t), nil)
 	if err := from(newKey(t)); err != nil {
 		t.Fatalf("origin X listed at D: %v; a key of the refused attempt was kept", err)
+	}
+}
+
+func TestMeshDelegateSkipsGatewaysOfUnknownKey(t *testing.T) {
+	// H invents gateway C0 with an agent of capability "shared", nearer in
+	// the order than D's real one; F trusts only keys it knows (D's pinned).
+	evil := newKey(t)
+	h := hostileGateway(t, "H", func() []map[string]any {
+		return []map[string]any{
+			{"agentId": "h-agent", "serverId": "H", "path": []string{"H"}},
+			{"agentId": "c0-agent", "serverId": "C0", "capabilities": []string{"shared"}, "path": []string{"H", "C0"},
+				"signingKey": evil.Public().SigningKey, "encryptionKey": evil.Public().EncryptionKey, "keyProof": evil.KeyProof("C0")},
+		}
+	}, nil)
+	var dKey string
+	m := newMesh(t, map[string][]string{"F": {"B"}, "B": {"D"}}, func(id string, cfg *federation.Config) {
+		switch id {
+		case "D":
+			cfg.Agents[0].Capabilities = append(cfg.Agents[0].Capabilities, "shared")
+			ident, err := federation.LoadIdentity(cfg.Storage.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dKey = ident.Public().SigningKey
+		case "F":
+			cfg.Federation.Mesh.RequireKnownKeys = true
+			cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "D", Token: "token-of-d", PublicKey: dKey}}
+			cfg.Federation.Peers = append(cfg.Federation.Peers, federation.PeerConfig{ID: "h", Name: "hostile", URL: h, AgentID: "h-agent", ServerID: "H"})
+		}
+	}, "D", "B", "F")
+	m.waitRoute("F", "D")
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range m.gws["F"].ListPeers().Peers {
+			if p.ID == "C0/c0-agent" {
+				return nil
+			}
+		}
+		return fmt.Errorf("F has not learned C0/c0-agent from H")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := m.gws["F"].Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"shared"}, Task: "for a gateway F knows"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != federation.StatusOK || res.PeerID != "D/D-agent" {
+		t.Fatalf("delegate shared: %s by %q %v; want D/D-agent (C0's key is known only through the mesh)", res.Status, res.PeerID, res.Error)
 	}
 }
