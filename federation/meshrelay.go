@@ -401,6 +401,9 @@ func (n *Node) meshDeliverLocal(ctx context.Context, p *RelayParams, known bool)
 	// The replay memory is the origin's, whichever path the message took:
 	// a copy passed along another path (through a hop authenticated here
 	// or not) is a repeat all the same.
+	if err := n.replay.seenElsewhere(msg, known); err != nil {
+		return nil, err
+	}
 	if err := n.replay.check(msg, false, known); err != nil {
 		return nil, err
 	}

@@ -401,3 +401,45 @@ func TestMeshDelegateSkipsGatewaysOfUnknownKey(t *testing.T) {
 		t.Fatalf("delegate shared: %s by %q %v; want D/D-agent (C0's key is known only through the mesh)", res.Status, res.PeerID, res.Error)
 	}
 }
+
+func TestMeshReplayBetweenMeshAndDirectIsRefused(t *testing.T) {
+	// D pins X's key as a peer's (so mesh messages from X count as
+	// authenticated, while anyone may say it is X) and knows Y by token
+	// only (so they do not).
+	x, y := newKey(t), newKey(t)
+	gone := listen(t)
+	gone.Close()
+	m := newMesh(t, nil, func(id string, cfg *federation.Config) {
+		pc := peerConf("x", "x-agent", gone)
+		pc.ServerID, pc.PublicKey = "X", x.Public().SigningKey
+		cfg.Federation.Peers = append(cfg.Federation.Peers, pc)
+		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "Y", Token: "token-of-y"}}
+	}, "D")
+	d := m.gws["D"]
+	viaMesh := func(key *federation.Identity, origin string, msg *federation.Message) error {
+		_, err := meshRelay(t, d, "C", "", &federation.RelayParams{TargetAgent: "D-agent", TargetServer: "D",
+			Route: []string{origin, "C"}, OriginKey: key.Public().SigningKey, Message: msg})
+		return err
+	}
+	direct := func(as, token string, msg *federation.Message) error {
+		_, err := meshRelay(t, d, as, token, &federation.RelayParams{TargetAgent: "D-agent", Message: msg})
+		return err
+	}
+	// Across the mesh first, then passed on directly by someone without
+	// X's token.
+	msg := signedAs(t, x, "X", "D-agent", "mesh first")
+	if err := viaMesh(x, "X", msg); err != nil {
+		t.Fatalf("X's message across the mesh: %v", err)
+	}
+	if err := direct("X", "", msg); code(err) != "REPLAYED" {
+		t.Errorf("the same message directly, unauthenticated: %v; want REPLAYED", err)
+	}
+	// Directly first (authenticated), then across the mesh.
+	msg = signedAs(t, y, "Y", "D-agent", "direct first")
+	if err := direct("Y", "token-of-y", msg); err != nil {
+		t.Fatalf("Y's message directly: %v", err)
+	}
+	if err := viaMesh(y, "Y", msg); code(err) != "REPLAYED" {
+		t.Errorf("the same message across the mesh: %v; want REPLAYED", err)
+	}
+}

@@ -426,6 +426,9 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	if err := n.checkGrant(id, p); err != nil {
 		return nil, err
 	}
+	if err := n.replay.seenElsewhere(msg, id.Authenticated); err != nil { // came across the mesh (replaycross.go)
+		return nil, err
+	}
 	if err := n.replay.check(msg, p.Durable, id.Authenticated); err != nil {
 		return nil, err
 	}
