@@ -205,9 +205,9 @@ func (n *Node) forwardTo(ctx context.Context, via string, params *RelayParams) (
 	if dl, ok := ctx.Deadline(); ok {
 		params.TimeoutMs = max(time.Until(dl).Milliseconds(), 1)
 	}
-	// The next hop's breaker and health see mesh traffic as they see
-	// direct traffic: an answer, even a refusal from beyond, is the hop
-	// answering; a lost or refused connection, or silence, is its failure.
+	// The next hop's breaker and health see mesh traffic too: an answer,
+	// even a refusal from beyond, is the hop answering; a lost or refused
+	// connection is its failure; a timeout is not counted.
 	h := n.tracker.get(via)
 	done, err := h.allow(via, n.tracker.settings.Open)
 	if err != nil {
@@ -223,7 +223,9 @@ func (n *Node) forwardTo(ctx context.Context, via string, params *RelayParams) (
 		}
 		if gateway.CodeOf(err) != gateway.CodePeerUnavailable || !gateway.Unsent(err) && c.Err() == nil {
 			if gateway.CodeOf(err) == gateway.CodeTimeout || errors.Is(err, context.DeadlineExceeded) {
-				done(err, 0)
+				// Any gateway on the path, or the agent, may be the slow
+				// one: a timeout says nothing about this hop.
+				done(gateway.NewError(gateway.CodeCancelled, "mesh relay timed out"), 0)
 			} else {
 				done(nil, 0)
 			}
