@@ -130,7 +130,7 @@ func (n *Node) meshRoutesTo(server, agent string) []meshRoute {
 }
 
 // meshRetryable reports whether another path might succeed where err
-// failed: a hop, or the way to it, was unavailable or stopping. Other
+// failed: a hop, or the way to it, was unavailable, stopping or had its circuit open. Other
 // failures (the destination overloaded, a grant, the agent) would meet
 // the same destination, which would also see the messageId again.
 func meshRetryable(err error) bool {
