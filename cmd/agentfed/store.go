@@ -39,10 +39,11 @@ func (f *storeFlags) path() (string, error) {
 func newStoreCmd(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
-		Short: "Check a stopped gateway's store, or salvage a damaged one",
+		Short: "Check a stopped gateway's store, salvage a damaged one, or forget a mesh key",
 		Long: `The store is storage.dir/agentfed.db: the outbox, handled durable messages,
-dynamic peers and synced context. A gateway refuses to start on a damaged
-store; these commands work on the file while no gateway has it open.`,
+dynamic peers, synced context and the keys of gateways first seen across the
+mesh. A gateway refuses to start on a damaged store; these commands work on the
+file while no gateway has it open.`,
 	}
 	cmd.AddCommand(newStoreCheckCmd(s), newStoreSalvageCmd(s), newStoreForgetKeyCmd(s))
 	return cmd
