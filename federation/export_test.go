@@ -28,3 +28,11 @@ func (n *Node) MeshVias(server, agent string) []string {
 	}
 	return out
 }
+
+// SetMeshKeyLimit sets how many signing keys first seen across the mesh n
+// keeps.
+func SetMeshKeyLimit(n *Node, limit int) {
+	n.meshTrust.mu.Lock()
+	defer n.meshTrust.mu.Unlock()
+	n.meshTrust.limit = limit
+}

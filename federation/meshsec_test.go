@@ -443,3 +443,30 @@ func TestMeshReplayBetweenMeshAndDirectIsRefused(t *testing.T) {
 		t.Errorf("the same message across the mesh: %v; want REPLAYED", err)
 	}
 }
+
+func TestMeshFirstSeenKeysAreBounded(t *testing.T) {
+	m := newMesh(t, nil, nil, "D")
+	d := m.gws["D"]
+	federation.SetMeshKeyLimit(d.Node, 3)
+	keys := map[string]*federation.Identity{}
+	from := func(origin string) error {
+		if keys[origin] == nil {
+			keys[origin] = newKey(t)
+		}
+		key := keys[origin]
+		_, err := meshRelay(t, d, "C", "", &federation.RelayParams{TargetAgent: "D-agent", TargetServer: "D",
+			Route: []string{origin, "C"}, OriginKey: key.Public().SigningKey, Message: signedAs(t, key, origin, "D-agent", "hi")})
+		return err
+	}
+	for _, o := range []string{"O1", "O2", "O3"} {
+		if err := from(o); err != nil {
+			t.Fatalf("origin %s: %v", o, err)
+		}
+	}
+	if err := from("O4"); code(err) != "OVERLOADED" || !strings.Contains(fmt.Sprint(err), `gateway "O4"`) {
+		t.Errorf("a fourth new origin with room for 3 keys: %v; want OVERLOADED naming O4", err)
+	}
+	if err := from("O1"); err != nil {
+		t.Errorf("origin O1, whose key is kept: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -53,9 +54,10 @@ func (s keySource) known() bool { return s == keyPinned || s == keyDirect }
 
 // meshTrust holds the first-seen keys, loaded from the store on first use.
 type meshTrust struct {
-	once sync.Once
-	mu   sync.Mutex
-	keys map[string]string // serverId → signing key
+	once  sync.Once
+	mu    sync.Mutex
+	keys  map[string]string // serverId → signing key
+	limit int               // the most keys kept; 0: maxLearnedMeshKeys
 }
 
 // learnedKey is a meshkeys record.
@@ -129,9 +131,9 @@ func (n *Node) remember(server, key string) error {
 		return nil
 	case old != "":
 		return fmt.Errorf("%w: another key was first seen for gateway %q meanwhile", ErrBadSignature, server)
-	case len(t.keys) >= maxLearnedMeshKeys:
+	case len(t.keys) >= cmp.Or(t.limit, maxLearnedMeshKeys):
 		return fmt.Errorf("%w: gateway %q keeps the keys of %d gateways first seen across the mesh, the most it may; pin the key of gateway %q, or forget unused ones (`agentfed store forget-key`)",
-			ErrOverloaded, n.serverID, maxLearnedMeshKeys, server)
+			ErrOverloaded, n.serverID, len(t.keys), server)
 	}
 	b, _ := json.Marshal(learnedKey{SigningKey: key, FirstSeen: time.Now().UnixMilli()})
 	if err := n.store.PutBatch(store.MeshKeys, store.KV{Key: server, Value: b}); err != nil {
