@@ -134,9 +134,6 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Durable && p.source == SourceMesh {
-		return nil, fmt.Errorf("%w: durable is not available for a mesh destination (%q); send it without durable", ErrInvalidParams, p.ID)
-	}
 	if req.Durable && p.source == SourceNATS {
 		return n.queueNATS(ctx, p, msg, req.TimeoutMs, req.TTLMs)
 	}
@@ -180,7 +177,7 @@ func (n *Node) deliverEntry(ctx context.Context, e *OutboxEntry) *Result {
 	}
 	p, err := n.usablePeer(e.PeerID)
 	if err != nil {
-		return &Result{PeerID: e.PeerID, MessageID: e.MessageID, Status: StatusError, Error: gateway.ToError(err)}
+		return &Result{PeerID: e.PeerID, MessageID: e.MessageID, Status: StatusError, Error: gateway.ToError(n.meshNotYet(e.PeerID, err))}
 	}
 	m := *e.Message
 	m.Timestamp = time.Now().UnixMilli() // sent now: inside the receiver's replay window
@@ -391,7 +388,7 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 		return n.deliverNATS(ctx, p, msg, callTimeoutMs, durable)
 	}
 	if p.source == SourceMesh {
-		return n.deliverMesh(ctx, p, msg, callTimeoutMs) // meshrelay.go
+		return n.deliverMesh(ctx, p, msg, callTimeoutMs, durable) // meshrelay.go
 	}
 	return n.begin(ctx, p, msg, callTimeoutMs, durable, true).end()
 }

@@ -41,6 +41,17 @@ func (n *Node) meshPeer(id string) (*peer, error) {
 	return meshPeerOf(&routes[0]), nil
 }
 
+// meshNotYet turns the UNKNOWN_PEER of a durable message's mesh
+// destination (no route yet, or none while a link is down: routes come
+// and go at each heartbeat) into PEER_UNAVAILABLE, which the outbox
+// retries.
+func (n *Node) meshNotYet(id string, err error) error {
+	if _, _, ok := meshTarget(id); ok && n.cfg.Federation.Mesh.Enabled && gateway.CodeOf(err) == CodeUnknownPeer {
+		return fmt.Errorf("%w: %v", ErrPeerUnavailable, err)
+	}
+	return err
+}
+
 func meshPeerOf(r *meshRoute) *peer {
 	id := r.ServerID + "/" + r.AgentID
 	return &peer{PeerConfig: PeerConfig{ID: id, Name: id, AgentID: r.AgentID, ServerID: r.ServerID,
@@ -75,7 +86,7 @@ func (n *Node) meshCapable(reqs []requirement) []*peer {
 
 // deliverMesh carries msg to the mesh destination p along its best route,
 // then along the others while a failure is one another path may avoid.
-func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeoutMs int) *Result {
+func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable bool) *Result {
 	start := time.Now()
 	res := &Result{PeerID: p.ID, MessageID: msg.MessageID}
 	timeout := n.timeout(callTimeoutMs, nil)
@@ -87,7 +98,7 @@ func (n *Node) deliverMesh(ctx context.Context, p *peer, msg *Message, callTimeo
 	for i := range routes {
 		var reply *Message
 		via = routes[i].via
-		if reply, err = n.sendMesh(ctx, &routes[i], msg); err == nil {
+		if reply, err = n.sendMesh(ctx, &routes[i], msg, durable); err == nil {
 			res.Response, res.Route = reply, reply.Route
 			break
 		}
@@ -143,7 +154,7 @@ func meshRetryable(err error) bool {
 
 // sendMesh sends msg, signed by this gateway and sealed to the
 // destination, to the next hop of route r, and checks and opens the reply.
-func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Message, error) {
+func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message, durable bool) (*Message, error) {
 	signKey, src, encKey, err := n.meshKeys(r)
 	if err != nil {
 		return nil, fmt.Errorf("mesh destination gateway %q: %w", r.ServerID, err)
@@ -165,7 +176,7 @@ func (n *Node) sendMesh(ctx context.Context, r *meshRoute, msg *Message) (*Messa
 		return nil, err
 	}
 	params := &RelayParams{TargetAgent: r.AgentID, TargetServer: r.ServerID, Route: []string{n.serverID},
-		OriginKey: n.identity.Public().SigningKey, Message: &m}
+		OriginKey: n.identity.Public().SigningKey, Message: &m, Durable: durable}
 	reply, err := n.forwardTo(ctx, r.via, params)
 	if err != nil {
 		return nil, err
@@ -406,13 +417,16 @@ func (n *Node) meshDeliverLocal(ctx context.Context, p *RelayParams, known bool)
 	if err := n.replay.seenElsewhere(msg, known); err != nil {
 		return nil, err
 	}
-	if err := n.replay.check(msg, false, known); err != nil {
+	if err := n.replay.check(msg, p.Durable, known); err != nil {
 		return nil, err
 	}
 	var reply *Message
-	if msg.Type == TypeSync {
+	switch {
+	case msg.Type == TypeSync:
 		reply, err = n.acceptSync(msg)
-	} else {
+	case p.Durable: // once, however often it comes (durable.go), keyed by the origin
+		reply, err = n.deliverOnce(ctx, n.agents[p.TargetAgent], msg)
+	default:
 		reply, err = n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, nil)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -468,5 +469,50 @@ func TestMeshFirstSeenKeysAreBounded(t *testing.T) {
 	}
 	if err := from("O1"); err != nil {
 		t.Errorf("origin O1, whose key is kept: %v", err)
+	}
+}
+
+func TestMeshDurableSendIsDeliveredOnce(t *testing.T) {
+	// D's agent is slower than each attempt's timeout: A's outbox retries
+	// across the mesh, and D runs the agent once and answers the retry
+	// with that run's reply.
+	c := newCounter()
+	c.delay = 400 * time.Millisecond
+	lnA, lnB, lnD := listen(t), listen(t), listen(t)
+	mk := func(id string, peers ...string) *federation.Config {
+		cfg := newConfig(t, id, id+"-agent", id+"-skill")
+		cfg.Federation.Mesh.Enabled = true
+		cfg.Gateway.HeartbeatMs = meshHeartbeatMs
+		for _, to := range peers {
+			ln := map[string]net.Listener{"B": lnB, "D": lnD}[to]
+			pc := peerConf(to, to+"-agent", ln, to+"-skill")
+			pc.ServerID = to
+			cfg.Federation.Peers = append(cfg.Federation.Peers, pc)
+		}
+		return cfg
+	}
+	start(t, mk("D"), lnD, map[string]federation.Handler{"D-agent": c})
+	start(t, mk("B", "D"), lnB, nil)
+	m := &meshNet{t: t, gws: map[string]*gw{"A": start(t, mk("A", "B"), lnA, nil)}}
+	m.waitRoute("A", "D")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := m.gws["A"].Send(ctx, federation.SendRequest{PeerID: "D/D-agent", Message: "hello",
+		MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: 150}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != federation.StatusQueued {
+		t.Fatalf("durable send to D/D-agent: %s %v", res.Status, res.Error)
+	}
+	e := waitState(t, m.gws["A"], res.MessageID, federation.StateDelivered)
+	if e.Attempts < 2 {
+		t.Errorf("delivered at attempt %d; the agent's delay should have made the first time out", e.Attempts)
+	}
+	if e.Result == nil || e.Result.Response == nil || e.Result.Response.Content != "done: hello" || !slices.Equal(e.Result.Route, []string{"A", "B", "D"}) {
+		t.Fatalf("delivered entry %+v", e.Result)
+	}
+	if n := c.count("hello"); n != 1 {
+		t.Errorf("D's agent ran %d times; want once", n)
 	}
 }
