@@ -56,6 +56,7 @@ type natsLink struct {
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests being answered
 	durable  *natsDurable   // nil without JetStream
+	deadMu   sync.Mutex     // serialises keeping dead letters
 
 	mu    sync.Mutex // guards dir and dirAt
 	dir   []*peer    // remote agents, sorted by id

@@ -93,10 +93,12 @@ func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *se
 			"$SRV.>", // the directory
 			"$JS.API.STREAM.INFO." + stream, "$JS.API.CONSUMER.*." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*", "$JS.ACK." + stream + ".>",
+			natsDeadSubject("*", x), "$JS.API.STREAM.MSG.GET." + stream, // dead letters, as itself only
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			natsAgentSubject(x, ">") + " " + natsQueue(x), // its own agents, in its own queue group only
 			natsInboxPrefix(x) + ".>", "$SRV.>",
+			natsDeadSubject(x, "*") + " " + natsQueue(x), natsAdvisorySubject(x) + " " + natsQueue(x), // its dead letters
 		}},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: natsResponseTTL},
 	}

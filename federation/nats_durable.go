@@ -41,6 +41,7 @@ func natsDurableSubject(serverID, agentID string) string {
 type natsDurable struct {
 	js       jetstream.JetStream
 	consumes []jetstream.ConsumeContext
+	lastErrs natsLastErrors // for dead letters (nats_deadletter.go)
 }
 
 // startNATSDurable makes the stream (idempotent: every gateway does) and
@@ -73,6 +74,9 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	}
 	d := &natsDurable{js: js}
 	l.durable = d
+	if err := n.watchDeadLetters(l); err != nil {
+		return err
+	}
 	ackWait := time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond
 	maxDeliver, backoffs := cmp.Or(n.cfg.Federation.Durable.MaxAttempts, defaultMaxAttempts), natsMaxBackoffs
 	if maxDeliver < 0 {
@@ -92,7 +96,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, m) })
+			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, d, m) })
 		})
 		if err != nil {
 			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
@@ -105,7 +109,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 // handleNATSDurable serves one durable message as federation.relay does
 // and acks it; an error a retry may cure asks for redelivery, any other
 // ends it (the log names it).
-func (n *Node) handleNATSDurable(ctx context.Context, m jetstream.Msg) {
+func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstream.Msg) {
 	id, err := n.natsSender(m.Subject())
 	if err == nil {
 		err = n.admitPeer(id, MethodRelay)
@@ -119,10 +123,15 @@ func (n *Node) handleNATSDurable(ctx context.Context, m jetstream.Msg) {
 	}
 	switch e := gateway.ToError(err); {
 	case err == nil:
+		d.forget(m)
 		_ = m.DoubleAck(ctx)
 	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded:
+		if md, merr := m.Metadata(); merr == nil {
+			d.lastErrs.set(md.Sequence.Stream, e)
+		}
 		_ = m.Nak()
 	default:
+		d.forget(m)
 		n.log.Warn("durable message refused", "from", from, "subject", clip(m.Subject(), 200), "code", e.Code, "err", err)
 		_ = m.Term()
 	}
