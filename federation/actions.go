@@ -244,8 +244,12 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	// connected, or whose outbound queue is full, gets a goroutine that
 	// dials and waits.
 	var wg sync.WaitGroup
+	viaNATS := n.broadcastOverNATS(ctx, &wg, targets, msgs, req.TimeoutMs, results) // nats_broadcast.go
 	started := make([]*delivery, len(targets))
 	for i, p := range targets {
+		if viaNATS[i] {
+			continue
+		}
 		if started[i] = n.begin(ctx, p, msgs[i], req.TimeoutMs, false, false); started[i] == nil {
 			wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
 		}

@@ -14,6 +14,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +136,13 @@ func (n *Node) serveNATS(l *natsLink) error {
 		}
 		l.subs = append(l.subs, sub)
 	}
+	sub, err := conn.QueueSubscribe(natsBroadcastAll, natsQueue(n.serverID), func(m *nats.Msg) {
+		l.handlers.Go(func() { n.answerBroadcast(l, m) })
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe broadcasts: %w", err)
+	}
+	l.subs = append(l.subs, sub)
 	meta, err := json.Marshal(agents)
 	if err != nil {
 		return err
@@ -151,25 +159,32 @@ func (n *Node) serveNATS(l *natsLink) error {
 // answerNATS serves one request from another gateway exactly as
 // federation.relay does, and answers it.
 func (n *Node) answerNATS(ctx context.Context, m *nats.Msg) {
-	var ans natsAnswer
 	id, err := n.natsSender(m.Subject)
+	ans := natsAnswer{Error: gateway.ToError(err)}
 	if err == nil {
-		err = n.admitPeer(id, MethodRelay)
-	}
-	if err != nil {
-		ans.Error = gateway.ToError(err)
-	} else if !json.Valid(m.Data) {
-		ans.Error = gateway.ToError(fmt.Errorf("%w: the request is not JSON", ErrInvalidParams))
-	} else if reply, err := n.serveRelay(ctx, id, m.Data); err != nil {
-		ans.Error = gateway.ToError(err)
-	} else {
-		ans.OK, ans.Payload = true, reply
+		ans = n.serveNATSRequest(ctx, id, m.Data)
 	}
 	data, err := json.Marshal(&ans)
 	if err != nil {
 		data, _ = json.Marshal(natsAnswer{Error: gateway.ToError(err)})
 	}
 	_ = m.Respond(data) // the requester may have given up: nothing to do
+}
+
+// serveNATSRequest serves one relay request from gateway id as
+// federation.relay does.
+func (n *Node) serveNATSRequest(ctx context.Context, id *gateway.Identity, data []byte) natsAnswer {
+	var ans natsAnswer
+	if err := n.admitPeer(id, MethodRelay); err != nil {
+		ans.Error = gateway.ToError(err)
+	} else if !json.Valid(data) {
+		ans.Error = gateway.ToError(fmt.Errorf("%w: the request is not JSON", ErrInvalidParams))
+	} else if reply, err := n.serveRelay(ctx, id, data); err != nil {
+		ans.Error = gateway.ToError(err)
+	} else {
+		ans.OK, ans.Payload = true, reply
+	}
+	return ans
 }
 
 // stopNATS stops serving, waits for the answers in flight and closes the
@@ -266,7 +281,16 @@ func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*
 		return nil, fmt.Errorf("%w: peer %q over NATS: %v", ErrPeerUnavailable, p.ID, err)
 	}
 	var ans natsAnswer
-	if err := json.Unmarshal(rm.Data, &ans); err != nil || (!ans.OK && ans.Error == nil) || (ans.OK && ans.Payload == nil) {
+	if err := json.Unmarshal(rm.Data, &ans); err != nil {
+		return nil, fmt.Errorf("%w: peer %q sent a malformed answer over NATS", ErrPeerUnavailable, p.ID)
+	}
+	return n.natsAnswerOf(p, req, &ans, eph)
+}
+
+// natsAnswerOf is p's reply to req from its answer, or the error it
+// answered.
+func (n *Node) natsAnswerOf(p *peer, req *Message, ans *natsAnswer, eph *ecdh.PrivateKey) (*Message, error) {
+	if (!ans.OK && ans.Error == nil) || (ans.OK && ans.Payload == nil) {
 		return nil, fmt.Errorf("%w: peer %q sent a malformed answer over NATS", ErrPeerUnavailable, p.ID)
 	}
 	if !ans.OK {

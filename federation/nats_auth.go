@@ -94,11 +94,13 @@ func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *se
 			"$JS.API.STREAM.INFO." + stream, "$JS.API.CONSUMER.*." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*", "$JS.ACK." + stream + ".>",
 			natsDeadSubject("*", x), "$JS.API.STREAM.MSG.GET." + stream, // dead letters, as itself only
+			natsBroadcastSubject(x), natsReplySubject("*", "*", x), // broadcasts and their answers, as itself only
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			natsAgentSubject(x, ">") + " " + natsQueue(x), // its own agents, in its own queue group only
 			natsInboxPrefix(x) + ".>", "$SRV.>",
 			natsDeadSubject(x, "*") + " " + natsQueue(x), natsAdvisorySubject(x) + " " + natsQueue(x), // its dead letters
+			natsBroadcastAll + " " + natsQueue(x), "af.reply." + x + ".>", // broadcasts, answers to its own
 		}},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: natsResponseTTL},
 	}
