@@ -78,7 +78,7 @@ func targets(rep *Report, o *Options) []Target {
 	ts := []Target{
 		f.ratio("relay-rtt p50 / raw-ws-rtt p50", RelayRTT, "p50", RawWSRTT, "p50", "<=", 1.5),
 		f.ratio("relay-rtt p50 / nats-rtt p50", RelayRTT, "p50", NATSRTT, "p50", "<=", 0.5),
-		f.ratio("nats-relay-rtt p50 / raw-ws-rtt p50", NATSRelayRTT, "p50", RawWSRTT, "p50", "<=", 4), // issue 17's aim
+		f.ratio("nats-relay-rtt p50 / raw-ws-rtt p50", NATSRelayRTT, "p50", RawWSRTT, "p50", "<=", 4), // the aim for NATS
 		f.ratio("relay-rtt p99 / raw-ws-rtt p99", RelayRTT, "p99", RawWSRTT, "p99", "", 0),
 		f.ratio("relay-rtt p99 / nats-rtt p99", RelayRTT, "p99", NATSRTT, "p99", "", 0),
 		f.ratio("relay-rtt p50 / a2a-rtt p50", RelayRTT, "p50", A2ARTT, "p50", "<=", 0.5),
@@ -121,7 +121,7 @@ func targets(rep *Report, o *Options) []Target {
 	ts = append(ts, check(fmt.Sprintf("durable throughput with fsync (%d senders)", o.Concurrency), dur, ok, unitRate, ">=", 20000))
 	dur, ok = f.get(Durable, "delivered")
 	ts = append(ts, check("durable delivered end to end", dur, ok, unitRate, "", 0))
-	// Issue 17's aims for NATS, against the same run's WebSocket figures.
+	// The aims for NATS, against the same run's WebSocket figures.
 	ts = append(ts,
 		f.ratio(fmt.Sprintf("throughput nats-relay (%d in flight) / relay (1 conn)", o.Concurrency), Throughput, "nats-relay", Throughput, "relay-1conn", "", 0),
 		f.ratio("nats-durable r3 accepted / r1 accepted", NATSDurable, "r3-accepted", NATSDurable, "r1-accepted", "", 0),
