@@ -25,7 +25,8 @@ import (
 
 const (
 	natsStream       = "AF_DURABLE"
-	natsSetupTimeout = 10 * time.Second
+	natsSetupTimeout = 30 * time.Second // for the streams and consumers at start: a forming cluster may take a while
+	natsSetupAttempt = 5 * time.Second  // for one request of it, asked again while the cluster does not answer
 	natsMaxBackoffs  = 5
 	natsPubAckWait   = 2 * time.Second       // for one publish's acknowledgement
 	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts
@@ -63,7 +64,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		}
 	}
 	for _, s := range servers {
-		err = n.natsStreamFor(ctx, js, s)
+		err = retryUnanswered(ctx, func(ctx context.Context) error { return n.natsStreamFor(ctx, js, s) })
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
 			n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
 			return nil
@@ -89,9 +90,13 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		backoff = append(backoff, ackWait<<i)
 	}
 	for _, id := range sortedKeys(n.agents) {
-		cons, err := js.CreateOrUpdateConsumer(ctx, natsStreamName(n.serverID), jetstream.ConsumerConfig{
-			Durable: "af-" + id, FilterSubject: natsDurableSubject(n.serverID, id) + ".*",
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: maxDeliver, BackOff: backoff})
+		var cons jetstream.Consumer
+		err := retryUnanswered(ctx, func(ctx context.Context) (err error) {
+			cons, err = js.CreateOrUpdateConsumer(ctx, natsStreamName(n.serverID), jetstream.ConsumerConfig{
+				Durable: "af-" + id, FilterSubject: natsDurableSubject(n.serverID, id) + ".*",
+				AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: maxDeliver, BackOff: backoff})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
@@ -245,4 +250,18 @@ func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server
 	}
 	_, err := js.CreateStream(ctx, sc)
 	return err
+}
+
+// retryUnanswered runs f with natsSetupAttempt to answer, again while it
+// times out and ctx lasts: a JetStream request made while a cluster is
+// still electing its leaders goes unanswered, not refused.
+func retryUnanswered(ctx context.Context, f func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, natsSetupAttempt)
+		err := f(actx)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+	}
 }
