@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/errtext"
 )
 
 // PathUI is the dashboard: a page (embedded files, no CDN) and the JSON
@@ -351,5 +352,7 @@ func uiJSON(w http.ResponseWriter, v any) {
 func uiError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": gateway.ToError(err)})
+	e := *gateway.ToError(err)
+	e.Message = errtext.Plain(e.Message) // the page shows the code beside it
+	json.NewEncoder(w).Encode(map[string]any{"error": &e})
 }

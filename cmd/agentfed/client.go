@@ -20,6 +20,7 @@ import (
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/config"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
 
@@ -201,7 +202,7 @@ func failedDeliveries(raw json.RawMessage) error {
 	var failed []string
 	for _, r := range many {
 		if r.Status != federation.StatusOK && r.Error != nil {
-			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, plainMessage(r.Error.Message)))
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, errtext.Plain(r.Error.Message)))
 		}
 	}
 	if len(failed) == 0 {

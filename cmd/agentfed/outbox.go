@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
 
@@ -49,7 +50,7 @@ func newStatusCmd(s *streams) *cobra.Command {
 			if e.Result != nil && e.State == federation.StateDelivered {
 				p.line(e.Result)
 			} else if e.LastError != nil {
-				p.f("last error: %s: %s\n", e.LastError.Code, plainMessage(e.LastError.Message))
+				p.f("last error: %s: %s\n", e.LastError.Code, errtext.Plain(e.LastError.Message))
 			}
 			return nil
 		},
