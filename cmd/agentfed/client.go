@@ -153,7 +153,7 @@ Exit code 0 when the action succeeded and every delivery it made has status
 "ok"; 1 when the action failed or a delivery has status "error" or "timeout".`,
 		Example: `  agentfed tool '{"action":"list_peers"}'
   echo '{"action":"send","peerId":"research-agent","message":"hi"}' | agentfed tool -`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("JSON|-"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			input := []byte(args[0])
 			if args[0] == "-" {
@@ -176,6 +176,10 @@ Exit code 0 when the action succeeded and every delivery it made has status
 		},
 	}
 	f.register(cmd, false)
+	// tool always prints JSON; --json, as every other client command takes
+	// it, is accepted and changes nothing.
+	cmd.Flags().Bool("json", true, "always on: tool prints JSON")
+	cmd.Flags().MarkHidden("json")
 	return cmd
 }
 

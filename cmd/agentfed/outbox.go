@@ -31,7 +31,7 @@ func newStatusCmd(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status MESSAGE_ID",
 		Short: "Show a durable message's state and, once delivered, its answer",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("MESSAGE_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := f.outboxCall(cmd.Context(), federation.OutboxParams{Op: "status", MessageID: args[0]})
 			if err != nil {
@@ -68,7 +68,7 @@ func newOutboxCmd(s *streams) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List durable messages, oldest first, a page at a time (--state dead for the dead letters)",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := lf.outboxCall(cmd.Context(), federation.OutboxParams{Op: "list", States: states, Limit: limit, After: after})
 			if err != nil {
@@ -116,7 +116,7 @@ func newOutboxCmd(s *streams) *cobra.Command {
 	} {
 		var f clientFlags
 		c := &cobra.Command{
-			Use: op.name + " MESSAGE_ID", Short: op.short, Args: cobra.ExactArgs(1),
+			Use: op.name + " MESSAGE_ID", Short: op.short, Args: argNames("MESSAGE_ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				out, err := f.outboxCall(cmd.Context(), federation.OutboxParams{Op: op.name, MessageID: args[0]})
 				if err != nil {

@@ -42,7 +42,7 @@ When gateway.auth.operatorToken is not set, serve generates an operator token
 once into <storage.dir>/operator.token (mode 0600) and requires it. Client
 commands read it by themselves when run with the same --config (or in the
 directory of ./agentfed.yaml, or of ./agentfed-data).`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(s.err, logLevel, logFormat)
 			if err != nil {

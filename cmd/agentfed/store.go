@@ -55,7 +55,7 @@ func newStoreCheckCmd(s *streams) *cobra.Command {
 		Use:   "check",
 		Short: "Read every record of the store and run bbolt's consistency check",
 		Long:  "Exit code 0: the store is sound; 1: it is damaged (the problems are listed) or cannot be read.",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		RunE: func(*cobra.Command, []string) error {
 			path, err := f.path()
 			if err != nil {
@@ -90,7 +90,7 @@ func newStoreSalvageCmd(s *streams) *cobra.Command {
 (which must not exist), and list what could not be read. The damaged file is
 not changed. To use the result, stop the gateway, keep the damaged file, move
 OUT to storage.dir/agentfed.db and start the gateway.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("OUT"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			path, err := f.path()
 			if err != nil {

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestArgumentErrorsNameTheArgument: a wrong number of arguments is a
+// usage error (exit 2) that names the missing argument, or the one too
+// many, and what the command takes; with --json it is also JSON on stdout.
+func TestArgumentErrorsNameTheArgument(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"send, no message", []string{"send", "research-agent"}, "missing MESSAGE (send takes PEER_ID MESSAGE)"},
+		{"send, nothing", []string{"send"}, "missing PEER_ID and MESSAGE (send takes PEER_ID MESSAGE)"},
+		{"send, unquoted text", []string{"send", "research-agent", "hello", "world"}, `unexpected argument "world" (send takes PEER_ID MESSAGE; quote an argument that has spaces)`},
+		{"delegate, no task", []string{"delegate", "--capability", "x"}, "missing TASK (delegate takes TASK)"},
+		{"outbox retry", []string{"outbox", "retry"}, "missing MESSAGE_ID (outbox retry takes MESSAGE_ID)"},
+		{"config check", []string{"config", "check"}, "missing FILE (config check takes FILE)"},
+		{"peers, an argument", []string{"peers", "research-agent"}, `unexpected argument "research-agent" (peers takes no arguments)`},
+		{"init, two files", []string{"init", "a.yaml", "b.yaml"}, `unexpected argument "b.yaml" (init takes FILE`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := agentfed(t, "", tt.args...)
+			if code != exitUsage || !strings.Contains(errOut, "agentfed: "+tt.want) || !strings.Contains(errOut, "--help' for usage") {
+				t.Fatalf("agentfed %q: exit %d\n%s\nwant exit 2 with %q and a pointer to --help", tt.args, code, errOut, tt.want)
+			}
+		})
+	}
+	out, _, code := agentfed(t, "", "broadcast", "--json")
+	if code != exitUsage || !strings.Contains(out, `{"error":{"code":"USAGE","message":"missing MESSAGE (broadcast takes MESSAGE)"}}`) {
+		t.Fatalf("broadcast --json without MESSAGE: exit %d, stdout %q", code, out)
+	}
+}
+
+// TestToolTakesJSONFlag: tool always prints JSON, and accepts --json as
+// every other client command does.
+func TestToolTakesJSONFlag(t *testing.T) {
+	s := serve(t)
+	out, errOut, code := agentfed(t, "", "tool", "--json", "--gateway", s.URL, `{"action":"list_peers"}`)
+	if code != 0 || !strings.Contains(out, `"totalPeers"`) {
+		t.Fatalf("tool --json: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestBadJSONFlagIsNotEchoedWhole: a --context or --data that is not a JSON
+// object is refused naming the flag, quoting only the start of the value.
+func TestBadJSONFlagIsNotEchoedWhole(t *testing.T) {
+	long := "[" + strings.Repeat("1,", 5000) + "1]"
+	for _, args := range [][]string{
+		{"send", "research-agent", "hi", "--context", long},
+		{"sync", "research-agent", "--data", long},
+	} {
+		_, errOut, code := agentfed(t, "", args...)
+		if code != exitUsage || !strings.Contains(errOut, "must be a JSON object") || len(errOut) > 300 {
+			t.Fatalf("agentfed %s with a 10 kB array: exit %d, %d bytes on stderr:\n%.400s", args[len(args)-2], code, len(errOut), errOut)
+		}
+	}
+}
