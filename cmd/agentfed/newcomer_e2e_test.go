@@ -60,3 +60,18 @@ func TestBadJSONFlagIsNotEchoedWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxListNamesItsFlags: the gateway's INVALID_PARAMS about a value
+// outbox list set names the flag the user typed.
+func TestOutboxListNamesItsFlags(t *testing.T) {
+	s := serve(t)
+	for _, tt := range []struct{ flag, value, want string }{
+		{"--limit", "5000", "--limit 5000 is not from 1 to 1000"},
+		{"--state", "bogus", `--state "bogus" is not one of`},
+	} {
+		_, errOut, code := agentfed(t, "", "outbox", "list", "--gateway", s.URL, tt.flag, tt.value)
+		if code != 1 || !strings.Contains(errOut, "agentfed: INVALID_PARAMS: "+tt.want) {
+			t.Fatalf("outbox list %s %s: exit %d %q; want exit 1 naming %s", tt.flag, tt.value, code, errOut, tt.flag)
+		}
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
@@ -71,6 +73,10 @@ func newOutboxCmd(s *streams) *cobra.Command {
 		Args:  argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := lf.outboxCall(cmd.Context(), federation.OutboxParams{Op: "list", States: states, Limit: limit, After: after})
+			var ee *exitError
+			if errors.As(err, &ee) && gateway.CodeOf(err) == gateway.CodeInvalidParams {
+				ee.flags = map[string]string{"limit": "--limit", "state": "--state", "after": "--after"}
+			}
 			if err != nil {
 				return err
 			}
