@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -73,5 +75,18 @@ func TestOutboxListNamesItsFlags(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "agentfed: INVALID_PARAMS: "+tt.want) {
 			t.Fatalf("outbox list %s %s: exit %d %q; want exit 1 naming %s", tt.flag, tt.value, code, errOut, tt.flag)
 		}
+	}
+}
+
+// TestSalvageRefusesAnExistingFile: like backup, salvage into a file that
+// exists is a usage error (exit 2) that says to give a new name.
+func TestSalvageRefusesAnExistingFile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.db")
+	if err := os.WriteFile(out, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := agentfed(t, "", "store", "salvage", "--dir", t.TempDir(), out)
+	if b, _ := os.ReadFile(out); code != exitUsage || !strings.Contains(errOut, "give a new file name") || string(b) != "keep me" {
+		t.Fatalf("store salvage into an existing file: exit %d %q, file now %q", code, errOut, b)
 	}
 }

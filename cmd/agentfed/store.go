@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -92,6 +93,9 @@ not changed. To use the result, stop the gateway, keep the damaged file, move
 OUT to storage.dir/agentfed.db and start the gateway.`,
 		Args: argNames("OUT"),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if _, err := os.Lstat(args[0]); err == nil {
+				return usageErr("%s exists; give a new file name (salvage never overwrites a file)", args[0])
+			}
 			path, err := f.path()
 			if err != nil {
 				return err
