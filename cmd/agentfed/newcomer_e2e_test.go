@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -88,5 +90,27 @@ func TestSalvageRefusesAnExistingFile(t *testing.T) {
 	_, errOut, code := agentfed(t, "", "store", "salvage", "--dir", t.TempDir(), out)
 	if b, _ := os.ReadFile(out); code != exitUsage || !strings.Contains(errOut, "give a new file name") || string(b) != "keep me" {
 		t.Fatalf("store salvage into an existing file: exit %d %q, file now %q", code, errOut, b)
+	}
+}
+
+// TestServeListenMistakes: a --listen that is not host:port is a usage
+// error naming the flag; an address another program holds says so and how
+// to pick another.
+func TestServeListenMistakes(t *testing.T) {
+	for _, bad := range []string{"18789", "localhost:99999"} {
+		_, errOut, code := agentfedIn(t, t.TempDir(), "", "serve", "--listen", bad)
+		if code != exitUsage || !strings.Contains(errOut, "agentfed: --listen "+strconv.Quote(bad)+" is not host:port") {
+			t.Fatalf("serve --listen %s: exit %d %q; want exit 2 naming --listen", bad, code, errOut)
+		}
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, errOut, code := agentfedIn(t, t.TempDir(), "", "serve", "--listen", taken.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "address already in use; another program (another agentfed serve?) listens there") ||
+		!strings.Contains(errOut, "--listen") {
+		t.Fatalf("serve on a taken address: exit %d %q; want exit 1 with a hint", code, errOut)
 	}
 }
