@@ -188,8 +188,19 @@ func indent(raw json.RawMessage) string {
 	if json.Unmarshal(raw, &v) != nil {
 		return string(raw)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	return jsonText(v, "  ")
+}
+
+// jsonText encodes v as JSON, indented by indent when it is not empty,
+// without escaping <, > and & as encoding/json does for HTML: what is
+// printed is the text the gateway sent ("web-search@>=2.1 <3").
+func jsonText(v any, indent string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // failedDeliveries turns a result whose status (or any broadcast entry's

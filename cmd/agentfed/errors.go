@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +39,7 @@ func report(cmd *cobra.Command, args []string, err error, stdout, stderr io.Writ
 	code := ee.stableCode()
 	msg := strings.TrimPrefix(ee.message(), code+": ") // a caller that put the code in the text
 	if wantsJSON(cmd, args) {
-		b, _ := json.Marshal(map[string]*gateway.Error{"error": ee.wireError(code, msg)})
-		fmt.Fprintf(stdout, "%s\n", b)
+		fmt.Fprintln(stdout, jsonText(map[string]*gateway.Error{"error": ee.wireError(code, msg)}, ""))
 	}
 	msg = termSafe(msg) // it may quote a remote gateway; the JSON above is exact
 	var ge *gateway.Error

@@ -114,3 +114,19 @@ func TestServeListenMistakes(t *testing.T) {
 		t.Fatalf("serve on a taken address: exit %d %q; want exit 1 with a hint", code, errOut)
 	}
 }
+
+// TestJSONOutputIsNotHTMLEscaped: --json prints the gateway's text as it
+// is, not with <, > and & as \u003c, \u003e, \u0026, in results and
+// errors alike.
+func TestJSONOutputIsNotHTMLEscaped(t *testing.T) {
+	s := serve(t)
+	out, _, code := agentfed(t, "", "tool", "--gateway", s.URL, `{"action":"delegate","requiredCapabilities":["web-search@>=2.1 <3"],"task":"x"}`)
+	if code != 1 || !strings.Contains(out, `"web-search@>=2.1 <3"`) || strings.Contains(out, `\u003c`) {
+		t.Fatalf("error with a version constraint: exit %d, stdout %s", code, out)
+	}
+	out, errOut, code := agentfed(t, "", "register", "--gateway", s.URL, "--peer-id", "p", "--peer-name", "P", "--peer-url", "ws://127.0.0.1:1",
+		"--peer-agent-id", "a", "--peer-description", "Tom & Jerry <cartoons>", "--json")
+	if code != 0 || !strings.Contains(out, `"description": "Tom & Jerry <cartoons>"`) || !strings.Contains(out, "\n  \"peerId\": \"p\",\n") {
+		t.Fatalf("register --json: exit %d, stdout %s%s; want the description as sent, indented by two spaces", code, out, errOut)
+	}
+}
