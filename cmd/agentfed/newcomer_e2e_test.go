@@ -130,3 +130,14 @@ func TestJSONOutputIsNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("register --json: exit %d, stdout %s%s; want the description as sent, indented by two spaces", code, out, errOut)
 	}
 }
+
+// TestMissingConfigSaysHowToWriteOne: --config naming a file that does not
+// exist is a configuration error (exit 2) that gives the init command.
+func TestMissingConfigSaysHowToWriteOne(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--config", "gw.yaml"}, {"config", "check", "gw.yaml"}} {
+		_, errOut, code := agentfedIn(t, t.TempDir(), "", args...)
+		if code != exitUsage || !strings.Contains(errOut, "no such file or directory; write an example there with: agentfed init gw.yaml") {
+			t.Fatalf("agentfed %s with no such file: exit %d %q", args[0], code, errOut)
+		}
+	}
+}
