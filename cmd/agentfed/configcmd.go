@@ -28,8 +28,8 @@ func newConfigCmd(s *streams) *cobra.Command {
 			if serverID == "" {
 				serverID = "(generated on first start)"
 			}
-			fmt.Fprintf(s.out, "%s: ok: serverId %s, listen %s, %d peers, %d agents, federation enabled: %t\n",
-				args[0], serverID, cfg.Gateway.Listen, len(cfg.Federation.Peers), len(cfg.Agents), cfg.Federation.Enabled)
+			fmt.Fprintf(s.out, "%s: ok: serverId %s, listen %s, %s, %s, federation enabled: %t\n",
+				args[0], serverID, cfg.Gateway.Listen, plural(len(cfg.Federation.Peers), "peer"), plural(len(cfg.Agents), "agent"), cfg.Federation.Enabled)
 			return nil
 		},
 	})

@@ -141,3 +141,24 @@ func TestMissingConfigSaysHowToWriteOne(t *testing.T) {
 		}
 	}
 }
+
+// TestCountsReadAsEnglish: "1 peer", "1 agent", not "1 peers".
+func TestCountsReadAsEnglish(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "one.yaml")
+	os.WriteFile(cfg, []byte(`federation:
+  enabled: true
+  peers:
+    - {id: p, name: P, url: "ws://127.0.0.1:1", agentId: a}
+agents:
+  - {id: echo, handler: {type: echo}}
+`), 0o600)
+	out, errOut, code := agentfed(t, "", "config", "check", cfg)
+	if code != 0 || !strings.Contains(out, ", 1 peer, 1 agent,") {
+		t.Fatalf("config check: exit %d %s%s; want \"1 peer, 1 agent\"", code, out, errOut)
+	}
+	s := serve(t, "--config", cfg)
+	if out, errOut, code := agentfed(t, "", "peers", "--gateway", s.URL); code != 0 || !strings.Contains(out, ": 1 peer\n") {
+		t.Fatalf("peers: exit %d %s%s; want \": 1 peer\"", code, out, errOut)
+	}
+}

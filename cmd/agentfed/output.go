@@ -91,7 +91,7 @@ func showPeers(p *printer, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	p.f("%s: %d peers\n", l.ServerID, l.TotalPeers)
+	p.f("%s: %s\n", l.ServerID, plural(l.TotalPeers, "peer"))
 	if l.TotalPeers == 0 {
 		return nil
 	}
@@ -152,4 +152,12 @@ func showCaps(p *printer, raw json.RawMessage) error {
 		p.f("%s\n", c.Description)
 	}
 	return nil
+}
+
+// plural is "1 peer", "2 peers", "0 peers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
