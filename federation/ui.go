@@ -278,7 +278,12 @@ func (n *Node) uiState() *uiStateView {
 		v.OutboxMore = page.Next != ""
 		for _, e := range page.Messages {
 			row := uiOutboxRow{MessageID: e.MessageID, Kind: e.Kind, PeerID: e.PeerID, State: e.State, Attempts: e.Attempts,
-				CreatedAt: e.CreatedAt, NextAttemptAt: e.NextAttemptAt, LastError: e.LastError}
+				CreatedAt: e.CreatedAt, NextAttemptAt: e.NextAttemptAt}
+			if e.LastError != nil { // shown as "CODE: message"
+				last := *e.LastError
+				last.Message = errtext.Plain(last.Message)
+				row.LastError = &last
+			}
 			if e.Message != nil {
 				row.Content = clip(e.Message.Content, uiContentShown)
 			}
