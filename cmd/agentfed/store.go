@@ -129,7 +129,7 @@ func newStoreForgetKeyCmd(s *streams) *cobra.Command {
 that gateway really changed its key, forget the old one here (gateway stopped):
 the next key seen is kept. Pinning the new key (publicKey in gateway.auth.peers
 or federation.peers) is the stronger fix: a pinned key always wins.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("SERVERID"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			path, err := f.path()
 			if err != nil {
