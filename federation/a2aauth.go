@@ -72,12 +72,13 @@ func matchA2A(a *AuthConfig, token string) *a2aCaller {
 }
 
 // a2aTokenSource names where A2A tokens are configured, for messages and
-// cards.
+// cards: gateway.auth.peers only while it stands in for an empty
+// gateway.auth.a2a; with neither, where to add one.
 func a2aTokenSource(a *AuthConfig) string {
-	if len(a.A2A) > 0 {
-		return "gateway.auth.a2a"
+	if len(a.A2A) == 0 && len(a.Peers) > 0 {
+		return "gateway.auth.peers"
 	}
-	return "gateway.auth.peers"
+	return "gateway.auth.a2a"
 }
 
 // authenticate matches r's bearer token (see matchA2A) and applies that
@@ -89,6 +90,9 @@ func (f *a2aFront) authenticate(r *http.Request, agent string) (*a2aCaller, erro
 		f.n.metrics.refused("auth")
 		f.n.audit.refuse(auditEvent{Dir: "in", Kind: "auth", Remote: r.RemoteAddr, Method: "a2a", Outcome: gateway.CodeOf(err)}, time.Now())
 		return nil, err
+	}
+	if len(auth.A2A) == 0 && len(auth.Peers) == 0 {
+		return refused(unauthorized("AUTH_TOKEN_NOT_CONFIGURED", "this gateway has no A2A clients: add one to gateway.auth.a2a (id and token), then send its token in the header Authorization: Bearer TOKEN"))
 	}
 	if token == "" {
 		return refused(unauthorized("AUTH_TOKEN_MISSING", "A2A at "+A2APath+" needs a token of "+a2aTokenSource(auth)+" in the header Authorization: Bearer TOKEN"))

@@ -1,6 +1,7 @@
 package federation_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -91,5 +92,28 @@ func TestA2AAuthValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: want a problem naming %s; got %v", want, err)
 		}
+	}
+}
+
+// TestA2AAuthNoClients: a gateway with no A2A clients and no peer
+// credentials says where to add one (gateway.auth.a2a), not to use a peer
+// gateway's token; its card says the same.
+func TestA2AAuthNoClients(t *testing.T) {
+	g := start(t, newConfig(t, "main", "echo", "text"), listen(t), nil)
+	for _, token := range []string{"", "some-token"} {
+		status, body := a2aStatus(t, g, "echo", token)
+		if status != http.StatusUnauthorized || !strings.Contains(body, "add one to gateway.auth.a2a") || strings.Contains(body, "gateway.auth.peers") {
+			t.Fatalf("A2A with token %q and no clients configured: %d %s", token, status, body)
+		}
+	}
+	resp, err := http.Get("http://" + g.Addr().String() + federation.A2APath + "echo/.well-known/agent-card.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	card := make([]byte, 8192)
+	n, _ := io.ReadFull(resp.Body, card)
+	if !strings.Contains(string(card[:n]), "a token of gateway.auth.a2a") {
+		t.Fatalf("card of a gateway without A2A clients: %s", card[:n])
 	}
 }

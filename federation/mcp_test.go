@@ -104,6 +104,11 @@ func TestMCPOverHTTP(t *testing.T) {
 	if !res.IsError || at(res.StructuredContent, "error", "code") != "UNKNOWN_PEER" {
 		t.Errorf("unknown peer: isError=%v structured=%v, want isError with UNKNOWN_PEER", res.IsError, res.StructuredContent)
 	}
+	// The code once, then what is wrong: not "UNKNOWN_PEER: federation: unknown peer: ...".
+	if text := res.Content[0].(*mcp.TextContent).Text; !strings.HasPrefix(text, `UNKNOWN_PEER: no peer named "nobody"`) ||
+		!strings.HasPrefix(fmt.Sprint(at(res.StructuredContent, "error", "message")), `no peer named "nobody"`) {
+		t.Errorf("unknown peer: text %q, structured %v; want the code once and the message without restating it", text, res.StructuredContent)
+	}
 
 	res = callMCP(t, s, `{"action":"broadcast","message":"all"}`)
 	if res.IsError || at(res.StructuredContent, "results", 0, "status") != "ok" {

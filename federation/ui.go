@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/errtext"
 )
 
 // PathUI is the dashboard: a page (embedded files, no CDN) and the JSON
@@ -277,7 +278,12 @@ func (n *Node) uiState() *uiStateView {
 		v.OutboxMore = page.Next != ""
 		for _, e := range page.Messages {
 			row := uiOutboxRow{MessageID: e.MessageID, Kind: e.Kind, PeerID: e.PeerID, State: e.State, Attempts: e.Attempts,
-				CreatedAt: e.CreatedAt, NextAttemptAt: e.NextAttemptAt, LastError: e.LastError}
+				CreatedAt: e.CreatedAt, NextAttemptAt: e.NextAttemptAt}
+			if e.LastError != nil { // shown as "CODE: message"
+				last := *e.LastError
+				last.Message = errtext.Plain(last.Message)
+				row.LastError = &last
+			}
 			if e.Message != nil {
 				row.Content = clip(e.Message.Content, uiContentShown)
 			}
@@ -351,5 +357,7 @@ func uiJSON(w http.ResponseWriter, v any) {
 func uiError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": gateway.ToError(err)})
+	e := *gateway.ToError(err)
+	e.Message = errtext.Plain(e.Message) // the page shows the code beside it
+	json.NewEncoder(w).Encode(map[string]any{"error": &e})
 }

@@ -289,6 +289,12 @@ func TestDashboardLoginAndOrigin(t *testing.T) {
 		!strings.Contains(body, "send and delegate") {
 		t.Fatalf("other actions: %d %s", res.StatusCode, body)
 	}
+	// A refused action reads once: the code, then what is wrong, without
+	// the sentinel words that restate the code.
+	if res, body := c.do(http.MethodPost, "/ui/api/tool", "application/json", `{"action":"send","peerId":"nobody","message":"x"}`); res.StatusCode != 400 ||
+		!strings.Contains(body, `"code":"UNKNOWN_PEER","message":"no peer named`) {
+		t.Fatalf("send to an unknown peer: %d %s", res.StatusCode, body)
+	}
 
 	// Sessions are bounded: the oldest makes room for a new one.
 	for range 32 {

@@ -41,7 +41,7 @@ func (m *messageFlags) apply(a map[string]any) error {
 	if m.context != "" {
 		var ctx map[string]any
 		if err := json.Unmarshal([]byte(m.context), &ctx); err != nil || ctx == nil {
-			return usageErr("--context must be a JSON object: %q", m.context)
+			return usageErr("--context must be a JSON object: %.60q", m.context)
 		}
 		a["context"] = ctx
 	}
@@ -147,7 +147,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 	cmds := []actionCmd{{
 		use: "send PEER_ID MESSAGE", short: "Send a message to one peer's agent and print its answer",
 		example: `  agentfed send research-agent "Research quantum computing" --priority high`,
-		args:    cobra.ExactArgs(2),
+		args:    argNames("PEER_ID", "MESSAGE"),
 		flags:   func(c *cobra.Command) { send.register(c, true) },
 		build: func(args []string) (map[string]any, error) {
 			if err := text("MESSAGE", args[1]); err != nil {
@@ -161,7 +161,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 	}, {
 		use: "delegate --capability CAP [--capability CAP ...] TASK", short: "Delegate a task to any peer with all the required capabilities",
 		example: `  agentfed delegate --capability web-search --capability summarization "Summarize AI safety papers"`,
-		args:    cobra.ExactArgs(1),
+		args:    argNames("TASK"),
 		flags: func(c *cobra.Command) {
 			deleg.register(c, true)
 			c.Flags().StringSliceVar(&caps, "capability", nil, "a required capability (repeat, or comma-separate)")
@@ -181,7 +181,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 	}, {
 		use: "broadcast MESSAGE", short: "Send a message to every enabled peer",
 		example: `  agentfed broadcast "Maintenance in 1 hour" --priority urgent`,
-		args:    cobra.ExactArgs(1),
+		args:    argNames("MESSAGE"),
 		flags: func(c *cobra.Command) {
 			bcast.register(c, true)
 			c.Flags().StringVar(&scope, "scope", "", "direct (default: every enabled peer) or mesh (every gateway reachable across federation.mesh, once)")
@@ -198,13 +198,13 @@ func newActionCmds(s *streams) []*cobra.Command {
 		params: withParams(messageParams, "scope", "--scope"),
 	}, {
 		use: "peers", short: "List peers, their capabilities and connection state (list_peers)",
-		args:  cobra.NoArgs,
+		args:  argNames(),
 		build: func([]string) (map[string]any, error) { return map[string]any{"action": "list_peers"}, nil },
 		show:  showPeers,
 	}, {
 		use: "register", short: "Register a dynamic peer (register_peer)",
 		example: `  agentfed register --peer-id temp-01 --peer-name "Temp agent" --peer-url ws://127.0.0.1:18791 --peer-agent-id agent-temp-01 --peer-capabilities analysis,reporting`,
-		args:    cobra.NoArgs,
+		args:    argNames(),
 		flags: func(c *cobra.Command) {
 			c.Flags().StringVar(&reg.id, "peer-id", "", "unique id for the new peer (required)")
 			c.Flags().StringVar(&reg.name, "peer-name", "", "human-readable name (required)")
@@ -234,7 +234,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 			"peerToken": "--peer-token", "peerCapabilities": "--peer-capabilities", "peerDescription": "--peer-description", "peerTimeoutMs": "--peer-timeout-ms", "peerType": "--peer-type"},
 	}, {
 		use: "unregister PEER_ID", short: "Remove a dynamic peer (unregister_peer)",
-		args: cobra.ExactArgs(1),
+		args: argNames("PEER_ID"),
 		build: func(args []string) (map[string]any, error) {
 			return map[string]any{"action": "unregister_peer", "peerId": args[0]}, nil
 		},
@@ -242,7 +242,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 	}, {
 		use: "sync PEER_ID --data JSON", short: "Share context data with a peer for a session (sync_context)",
 		example: `  agentfed sync data-agent --data '{"projectId":"proj-123","phase":"analysis"}' --correlation-id proj-123`,
-		args:    cobra.ExactArgs(1),
+		args:    argNames("PEER_ID"),
 		flags: func(c *cobra.Command) {
 			sync.register(c, false)
 			c.Flags().StringVar(&syncData, "data", "", "the syncData JSON object (required)")
@@ -251,7 +251,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 		build: func(args []string) (map[string]any, error) {
 			var data map[string]any
 			if err := json.Unmarshal([]byte(syncData), &data); err != nil || data == nil {
-				return nil, usageErr("--data must be a JSON object: %q", syncData)
+				return nil, usageErr("--data must be a JSON object: %.60q", syncData)
 			}
 			a := map[string]any{"action": "sync_context", "peerId": args[0], "syncData": data}
 			return a, sync.apply(a)
@@ -260,7 +260,7 @@ func newActionCmds(s *streams) []*cobra.Command {
 		params: withParams(messageParams, "peerId", "PEER_ID", "syncData", "--data"),
 	}, {
 		use: "caps PEER_ID", short: "Ask a peer, live, what its agent can do (query_capabilities)",
-		args: cobra.ExactArgs(1),
+		args: argNames("PEER_ID"),
 		flags: func(c *cobra.Command) {
 			c.Flags().IntVar(&capsTimeout, "timeout-ms", 0, "timeout override in milliseconds")
 		},

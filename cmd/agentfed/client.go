@@ -20,6 +20,7 @@ import (
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/config"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
 
@@ -152,7 +153,7 @@ Exit code 0 when the action succeeded and every delivery it made has status
 "ok"; 1 when the action failed or a delivery has status "error" or "timeout".`,
 		Example: `  agentfed tool '{"action":"list_peers"}'
   echo '{"action":"send","peerId":"research-agent","message":"hi"}' | agentfed tool -`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("JSON|-"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			input := []byte(args[0])
 			if args[0] == "-" {
@@ -175,6 +176,10 @@ Exit code 0 when the action succeeded and every delivery it made has status
 		},
 	}
 	f.register(cmd, false)
+	// tool always prints JSON; --json, as every other client command takes
+	// it, is accepted and changes nothing.
+	cmd.Flags().Bool("json", true, "always on: tool prints JSON")
+	cmd.Flags().MarkHidden("json")
 	return cmd
 }
 
@@ -183,8 +188,19 @@ func indent(raw json.RawMessage) string {
 	if json.Unmarshal(raw, &v) != nil {
 		return string(raw)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	return jsonText(v, "  ")
+}
+
+// jsonText encodes v as JSON, indented by indent when it is not empty,
+// without escaping <, > and & as encoding/json does for HTML: what is
+// printed is the text the gateway sent ("web-search@>=2.1 <3").
+func jsonText(v any, indent string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // failedDeliveries turns a result whose status (or any broadcast entry's
@@ -201,7 +217,7 @@ func failedDeliveries(raw json.RawMessage) error {
 	var failed []string
 	for _, r := range many {
 		if r.Status != federation.StatusOK && r.Error != nil {
-			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, plainMessage(r.Error.Message)))
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", r.PeerID, r.Error.Code, errtext.Plain(r.Error.Message)))
 		}
 	}
 	if len(failed) == 0 {

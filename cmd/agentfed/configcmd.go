@@ -17,7 +17,7 @@ func newConfigCmd(s *streams) *cobra.Command {
 		Use:   "check FILE",
 		Short: "Validate a configuration file without starting a gateway",
 		Long:  "Validate FILE: every problem is printed with its path and line, and the exit code is 2 if there is any.",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			cfg, err := config.Load(args[0])
 			if err != nil {
@@ -28,8 +28,8 @@ func newConfigCmd(s *streams) *cobra.Command {
 			if serverID == "" {
 				serverID = "(generated on first start)"
 			}
-			fmt.Fprintf(s.out, "%s: ok: serverId %s, listen %s, %d peers, %d agents, federation enabled: %t\n",
-				args[0], serverID, cfg.Gateway.Listen, len(cfg.Federation.Peers), len(cfg.Agents), cfg.Federation.Enabled)
+			fmt.Fprintf(s.out, "%s: ok: serverId %s, listen %s, %s, %s, federation enabled: %t\n",
+				args[0], serverID, cfg.Gateway.Listen, plural(len(cfg.Federation.Peers), "peer"), plural(len(cfg.Agents), "agent"), cfg.Federation.Enabled)
 			return nil
 		},
 	})
@@ -41,7 +41,7 @@ func newInitCmd(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init [FILE]",
 		Short: "Write a commented example configuration (default agentfed.yaml, which serve then reads; - for stdout)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  optionalArgNames("FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			file := configFile
 			if len(args) == 1 {

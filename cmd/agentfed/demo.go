@@ -32,7 +32,7 @@ or http://127.0.0.1:11434/v1) a fourth gateway hosts an llm agent, peer
 llm-agent of main, which may list peers, query capabilities and delegate on
 main's behalf; the demo ends by asking it to delegate a task. The API key is
 read from the variable --llm-key-env names.`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if llm.url != "" {
 				if err := checkLLMURL(llm.url); err != nil {

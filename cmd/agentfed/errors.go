@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
 
@@ -39,8 +39,7 @@ func report(cmd *cobra.Command, args []string, err error, stdout, stderr io.Writ
 	code := ee.stableCode()
 	msg := strings.TrimPrefix(ee.message(), code+": ") // a caller that put the code in the text
 	if wantsJSON(cmd, args) {
-		b, _ := json.Marshal(map[string]*gateway.Error{"error": ee.wireError(code, msg)})
-		fmt.Fprintf(stdout, "%s\n", b)
+		fmt.Fprintln(stdout, jsonText(map[string]*gateway.Error{"error": ee.wireError(code, msg)}, ""))
 	}
 	msg = termSafe(msg) // it may quote a remote gateway; the JSON above is exact
 	var ge *gateway.Error
@@ -93,7 +92,7 @@ func (e *exitError) stableCode() string {
 // the code, and naming the CLI's flags rather than the tool's parameters
 // when the CLI built the action.
 func (e *exitError) message() string {
-	msg := plainMessage(e.err.Error())
+	msg := errtext.Plain(e.err.Error())
 	for param, flag := range e.flags {
 		re := regexp.MustCompile(`(^|; )` + regexp.QuoteMeta(param) + `\b`)
 		msg = re.ReplaceAllString(msg, "${1}"+flag)
@@ -110,22 +109,4 @@ func (e *exitError) wireError(code, msg string) *gateway.Error {
 		out.Details, out.Retryable, out.RetryAfterMs = ge.Details, ge.Retryable, ge.RetryAfterMs
 	}
 	return out
-}
-
-// sentinelRE matches the federation package's sentinel text ("federation:
-// unknown peer"), which only restates the error code, with the separator
-// after it.
-var sentinelRE = regexp.MustCompile(`(^|: )federation: ([a-z][a-z ]*)(: |$)`)
-
-// plainMessage drops the sentinel text from a gateway's error message:
-// "federation: unknown peer: no peer named ..." reads "no peer named ...".
-// A message that is only the sentinel keeps its words.
-func plainMessage(msg string) string {
-	return sentinelRE.ReplaceAllStringFunc(msg, func(m string) string {
-		sub := sentinelRE.FindStringSubmatch(m)
-		if sub[3] == "" {
-			return sub[1] + sub[2]
-		}
-		return sub[1]
-	})
 }

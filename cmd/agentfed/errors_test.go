@@ -7,20 +7,6 @@ import (
 	"github.com/agentfed/agentfed/gateway"
 )
 
-func TestPlainMessage(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{`federation: unknown peer: no peer named "x"`, `no peer named "x"`},
-		{`federation: timeout`, `timeout`},
-		{`dial peer "x": federation: peer unavailable: connection refused`, `dial peer "x": connection refused`},
-		{`gateway: connection closed: going away`, `gateway: connection closed: going away`}, // not a restatement of its code
-		{`peer "federation: x" is disabled`, `peer "federation: x" is disabled`},
-	} {
-		if got := plainMessage(tt.in); got != tt.want {
-			t.Errorf("plainMessage(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // TestMessageNamesFlags: a gateway's INVALID_PARAMS about parameters the
 // CLI set names the flags, and only where a parameter starts a problem.
 func TestMessageNamesFlags(t *testing.T) {

@@ -82,7 +82,7 @@ func TestJSONErrors(t *testing.T) {
 		{"send, unknown peer", []string{"send", "--json", "--gateway", s.URL, "nobody", "hi"}, 1, "UNKNOWN_PEER", `"nobody"`},
 		{"broadcast, bad priority", []string{"broadcast", "--json", "--gateway", s.URL, "hi", "--priority", "asap"}, 1, "INVALID_PARAMS", `--priority "asap"`},
 		{"peers, unreachable", []string{"peers", "--json", "--gateway", down}, 1, "GATEWAY_UNREACHABLE", down},
-		{"send, missing argument", []string{"send", "--json", "only-peer"}, 2, "USAGE", "arg"},
+		{"send, missing argument", []string{"send", "--json", "only-peer"}, 2, "USAGE", "missing MESSAGE"},
 		{"send, unknown flag after --json", []string{"send", "--json", "--frobnicate", "a", "b"}, 2, "USAGE", "frobnicate"},
 		{"status, unknown message", []string{"status", "--json", "--gateway", s.URL, "no-such-id"}, 1, "UNKNOWN_MESSAGE", "no-such-id"},
 	} {

@@ -20,7 +20,7 @@ federation.peers[].encryptionKey, and the signing key's fingerprint.
 
 The keys live in <storage.dir>/identity.key (default ./agentfed-data), which
 is created when missing. It is safe to run while the gateway is running.`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(file)
 			if err != nil {

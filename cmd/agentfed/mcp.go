@@ -33,7 +33,7 @@ also serves MCP itself over streamable HTTP at /mcp.`,
 		Example: `  agentfed mcp --gateway ws://127.0.0.1:18789 --token "$AGENTFED_TOKEN"
   # in an MCP host's configuration:
   {"mcpServers": {"agentfed": {"command": "agentfed", "args": ["mcp"], "env": {"AGENTFED_TOKEN": "..."}}}}`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.checkURL(); err != nil {
 				return err

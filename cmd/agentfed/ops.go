@@ -112,7 +112,7 @@ func newHealthCmd(s *streams) *cobra.Command {
 peers loaded), which need no token, and print the answers. Exits 0 when the
 gateway is ready, 1 when it is not or cannot be reached. With --wait, waits
 for the gateway to start listening.`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			alive, err := f.probe(cmd.Context(), federation.PathHealthz)
 			if err != nil {
@@ -169,7 +169,7 @@ To restore: stop the gateway, copy FILE to <storage.dir>/agentfed.db (mode
 0600, owned by the gateway's user), and start it. Keep identity.key and
 operator.token from storage.dir with the backup: the database does not hold
 them, and peers pin the identity key.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return backup(cmd.Context(), s, &f, dir, args[0])
 		},

@@ -47,7 +47,7 @@ func TestBackupCommand(t *testing.T) {
 		t.Fatalf("backup with a wrong token: exit %d, %s", code, errOut)
 	}
 	// Offline, from the storage dir, once the gateway has stopped.
-	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "running gateway") {
+	if _, errOut, code := agentfed(t, "", "backup", filepath.Join(t.TempDir(), "y.db"), "--dir", filepath.Join(dir, "agentfed-data")); code != 1 || !strings.Contains(errOut, "in use by a running agentfed gateway: back it up through the gateway") {
 		t.Fatalf("offline backup of a running gateway's dir: exit %d, %s", code, errOut)
 	}
 	logs := s.Logs.String()

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +33,7 @@ func newStatusCmd(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status MESSAGE_ID",
 		Short: "Show a durable message's state and, once delivered, its answer",
-		Args:  cobra.ExactArgs(1),
+		Args:  argNames("MESSAGE_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := f.outboxCall(cmd.Context(), federation.OutboxParams{Op: "status", MessageID: args[0]})
 			if err != nil {
@@ -49,7 +52,7 @@ func newStatusCmd(s *streams) *cobra.Command {
 			if e.Result != nil && e.State == federation.StateDelivered {
 				p.line(e.Result)
 			} else if e.LastError != nil {
-				p.f("last error: %s: %s\n", e.LastError.Code, plainMessage(e.LastError.Message))
+				p.f("last error: %s: %s\n", e.LastError.Code, errtext.Plain(e.LastError.Message))
 			}
 			return nil
 		},
@@ -67,9 +70,13 @@ func newOutboxCmd(s *streams) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List durable messages, oldest first, a page at a time (--state dead for the dead letters)",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := lf.outboxCall(cmd.Context(), federation.OutboxParams{Op: "list", States: states, Limit: limit, After: after})
+			var ee *exitError
+			if errors.As(err, &ee) && gateway.CodeOf(err) == gateway.CodeInvalidParams {
+				ee.flags = map[string]string{"limit": "--limit", "state": "--state", "after": "--after"}
+			}
 			if err != nil {
 				return err
 			}
@@ -115,7 +122,7 @@ func newOutboxCmd(s *streams) *cobra.Command {
 	} {
 		var f clientFlags
 		c := &cobra.Command{
-			Use: op.name + " MESSAGE_ID", Short: op.short, Args: cobra.ExactArgs(1),
+			Use: op.name + " MESSAGE_ID", Short: op.short, Args: argNames("MESSAGE_ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				out, err := f.outboxCall(cmd.Context(), federation.OutboxParams{Op: op.name, MessageID: args[0]})
 				if err != nil {

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/errtext"
 )
 
 // printer writes human-readable results, with what a terminal would act
@@ -34,7 +35,7 @@ func (p *printer) line(r *federation.Result) {
 	case r.Status == federation.StatusOK && r.Response != nil:
 		p.f("%s answered in %.2f ms (%s/%s):\n%s\n", r.PeerID, r.LatencyMs, r.Response.FromServer, r.Response.FromAgent, r.Response.Content)
 	case r.Error != nil:
-		p.f("%s: %s after %.2f ms: %s: %s\n", r.PeerID, r.Status, r.LatencyMs, r.Error.Code, plainMessage(r.Error.Message))
+		p.f("%s: %s after %.2f ms: %s: %s\n", r.PeerID, r.Status, r.LatencyMs, r.Error.Code, errtext.Plain(r.Error.Message))
 	default:
 		p.f("%s: %s\n", r.PeerID, r.Status)
 	}
@@ -65,7 +66,7 @@ func showDelegate(p *printer, raw json.RawMessage) error {
 		p.f("skipped %s: %s\n", s.PeerID, s.Reason)
 	}
 	for _, a := range r.Attempts[:max(len(r.Attempts)-1, 0)] {
-		p.f("tried %s: %s: %s\n", a.PeerID, a.Status, plainMessage(a.Error.Message))
+		p.f("tried %s: %s: %s\n", a.PeerID, a.Status, errtext.Plain(a.Error.Message))
 	}
 	p.line(&r.Result)
 	return nil
@@ -90,7 +91,7 @@ func showPeers(p *printer, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	p.f("%s: %d peers\n", l.ServerID, l.TotalPeers)
+	p.f("%s: %s\n", l.ServerID, plural(l.TotalPeers, "peer"))
 	if l.TotalPeers == 0 {
 		return nil
 	}
@@ -151,4 +152,12 @@ func showCaps(p *printer, raw json.RawMessage) error {
 		p.f("%s\n", c.Description)
 	}
 	return nil
+}
+
+// plural is "1 peer", "2 peers", "0 peers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

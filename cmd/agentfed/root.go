@@ -84,7 +84,7 @@ func newVersionCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print agentfed's version",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		Run: func(*cobra.Command, []string) {
 			fmt.Fprintln(s.out, versionLine())
 		},
@@ -100,7 +100,7 @@ func newSchemaCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schema",
 		Short: "Print the agent_federation tool's JSON Schema, for an LLM host",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		Run: func(*cobra.Command, []string) {
 			fmt.Fprintf(s.out, "%s", federation.ToolSchema())
 		},

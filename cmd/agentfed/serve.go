@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -42,7 +44,7 @@ When gateway.auth.operatorToken is not set, serve generates an operator token
 once into <storage.dir>/operator.token (mode 0600) and requires it. Client
 commands read it by themselves when run with the same --config (or in the
 directory of ./agentfed.yaml, or of ./agentfed-data).`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(s.err, logLevel, logFormat)
 			if err != nil {
@@ -51,6 +53,9 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			// The OTEL_* environment is checked before anything is written.
 			tp, err := tracerProvider(cmd.Context(), log)
 			if err != nil {
+				return err
+			}
+			if err := checkListenFlag(listen); err != nil {
 				return err
 			}
 			if !cmd.Flags().Changed("config") {
@@ -77,6 +82,9 @@ directory of ./agentfed.yaml, or of ./agentfed-data).`,
 			defer signal.Stop(hup)
 			if err := node.Start(); err != nil {
 				node.Shutdown(context.Background())
+				if errors.Is(err, syscall.EADDRINUSE) {
+					err = fmt.Errorf("%w; another program (another agentfed serve?) listens there: stop it, or give this gateway another address with --listen or gateway.listen", err)
+				}
 				return &exitError{code: exitFailed, err: err}
 			}
 		wait:
@@ -227,4 +235,21 @@ func newNodeTraced(cfg *federation.Config, log *slog.Logger, tp *sdktrace.Tracer
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	return node, nil
+}
+
+// checkListenFlag refuses a --listen that is not host:port as a usage
+// error naming the flag (the config's gateway.listen is checked with the
+// rest of the config).
+func checkListenFlag(listen string) error {
+	if listen == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return usageErr("--listen %.60q is not host:port with a port from 0 to 65535; write it like 127.0.0.1:18789 (port 0: any free port)", listen)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -55,7 +56,7 @@ func newStoreCheckCmd(s *streams) *cobra.Command {
 		Use:   "check",
 		Short: "Read every record of the store and run bbolt's consistency check",
 		Long:  "Exit code 0: the store is sound; 1: it is damaged (the problems are listed) or cannot be read.",
-		Args:  cobra.NoArgs,
+		Args:  argNames(),
 		RunE: func(*cobra.Command, []string) error {
 			path, err := f.path()
 			if err != nil {
@@ -90,8 +91,11 @@ func newStoreSalvageCmd(s *streams) *cobra.Command {
 (which must not exist), and list what could not be read. The damaged file is
 not changed. To use the result, stop the gateway, keep the damaged file, move
 OUT to storage.dir/agentfed.db and start the gateway.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("OUT"),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if _, err := os.Lstat(args[0]); err == nil {
+				return usageErr("%s exists; give a new file name (salvage never overwrites a file)", args[0])
+			}
 			path, err := f.path()
 			if err != nil {
 				return err
@@ -125,7 +129,7 @@ func newStoreForgetKeyCmd(s *streams) *cobra.Command {
 that gateway really changed its key, forget the old one here (gateway stopped):
 the next key seen is kept. Pinning the new key (publicKey in gateway.auth.peers
 or federation.peers) is the stronger fix: a pinned key always wins.`,
-		Args: cobra.ExactArgs(1),
+		Args: argNames("SERVERID"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			path, err := f.path()
 			if err != nil {

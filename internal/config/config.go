@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/agentfed/agentfed/federation"
@@ -18,6 +20,9 @@ func Parse(data []byte, name string) (*federation.Config, error) {
 // Load reads the file at path and parses it with [Parse].
 func Load(path string) (*federation.Config, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load config: %w; write an example there with: agentfed init %s", err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}

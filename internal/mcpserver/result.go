@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/errtext"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -15,8 +16,12 @@ import (
 const maxText = 8 << 10
 
 // errorResult is a failed action: isError, with the code and message both
-// as text and as structured content {"error": {"code", "message"}}.
+// as text and as structured content {"error": {"code", "message"}}, the
+// message without words that restate the code.
 func errorResult(e *gateway.Error) *mcp.CallToolResult {
+	plain := *e
+	plain.Message = errtext.Plain(e.Message)
+	e = &plain
 	return &mcp.CallToolResult{
 		IsError:           true,
 		Content:           []mcp.Content{&mcp.TextContent{Text: e.Code + ": " + clip(e.Message, maxText)}},

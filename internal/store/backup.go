@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Ping reports whether the database is open and readable.
@@ -43,8 +45,11 @@ func BackupDir(dir string, w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("no agentfed database in storage.dir %q: %w", dir, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second, OpenFile: OpenFile})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return 0, fmt.Errorf("%s is %w: back it up through the gateway (agentfed backup FILE, without --dir)", path, errInUse)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w (a running gateway holds it: back it up through the gateway, without --dir)", path, err)
+		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer db.Close()
 	s := &Store{db: db}
