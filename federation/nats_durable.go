@@ -26,7 +26,7 @@ import (
 const (
 	natsStream       = "AF_DURABLE"
 	natsSetupTimeout = 30 * time.Second // for the streams and consumers at start: a forming cluster may take a while
-	natsSetupAttempt = 5 * time.Second  // for one request of it, asked again while the cluster does not answer
+	natsSetupAttempt = 2 * time.Second  // for one request of it, asked again while the cluster does not answer
 	natsMaxBackoffs  = 5
 	natsPubAckWait   = 2 * time.Second       // for one publish's acknowledgement
 	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts

@@ -38,6 +38,9 @@ type Gateway struct {
 	Logs *SyncBuffer // its stderr, readable while it runs
 	// Done receives the process's exit once; Stop and the cleanup read it.
 	Done chan error
+
+	args  []string
+	found chan string // the listening address, once logged
 }
 
 var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
@@ -48,6 +51,16 @@ var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
 // 20 seconds. When the test ends the process is stopped with SIGTERM
 // (SIGKILL after 20 seconds), and its logs are printed if the test failed.
 func Serve(t testing.TB, bin, dir string, env []string, args ...string) *Gateway {
+	t.Helper()
+	g := Start(t, bin, dir, env, args...)
+	g.WaitListening(t)
+	return g
+}
+
+// Start is Serve without the wait, for gateways that must start together
+// (a cluster that forms only when its members are up): call WaitListening
+// on each.
+func Start(t testing.TB, bin, dir string, env []string, args ...string) *Gateway {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
@@ -61,14 +74,13 @@ func Serve(t testing.TB, bin, dir string, env []string, args ...string) *Gateway
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{Cmd: cmd, Logs: &SyncBuffer{}, Done: make(chan error, 1)}
-	found := make(chan string, 1)
+	g := &Gateway{Cmd: cmd, Logs: &SyncBuffer{}, Done: make(chan error, 1), args: args, found: make(chan string, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case found <- m[1]:
+				case g.found <- m[1]:
 				default: // a second listener (a restart within the process) is logged only
 				}
 			}
@@ -76,15 +88,6 @@ func Serve(t testing.TB, bin, dir string, env []string, args ...string) *Gateway
 		}
 		g.Done <- cmd.Wait()
 	}()
-	select {
-	case g.Addr = <-found:
-		g.URL = "ws://" + g.Addr
-	case err := <-g.Done:
-		t.Fatalf("agentfed serve %v exited before listening: %v\n%s", args, err, g.Logs)
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("agentfed serve %v did not log its address", args)
-	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			g.Stop(t, syscall.SIGTERM)
@@ -94,6 +97,23 @@ func Serve(t testing.TB, bin, dir string, env []string, args ...string) *Gateway
 		}
 	})
 	return g
+}
+
+// WaitListening waits until the gateway logs the address it listens on,
+// and sets Addr and URL; the test fails if it exits first or says nothing
+// within 20 seconds.
+func (g *Gateway) WaitListening(t testing.TB) {
+	t.Helper()
+	select {
+	case g.Addr = <-g.found:
+		g.URL = "ws://" + g.Addr
+	case err := <-g.Done:
+		g.Done <- err // for Stop and the cleanup
+		t.Fatalf("agentfed serve %v exited before listening: %v\n%s", g.args, err, g.Logs)
+	case <-time.After(20 * time.Second):
+		g.Cmd.Process.Kill()
+		t.Fatalf("agentfed serve %v did not log its address", g.args)
+	}
 }
 
 // Stop sends sig to the gateway and returns how it exited; one that has
