@@ -105,6 +105,7 @@ func (f *a2aFront) authenticate(r *http.Request, agent string) (*a2aCaller, erro
 		f.n.guesses.failed(r)
 		return refused(unauthorized("AUTH_TOKEN_MISMATCH", "the bearer token matches no "+a2aTokenSource(auth)+" entry"))
 	}
+	f.n.warnA2AAuth(c)
 	if len(c.allowAgents) > 0 && !slices.Contains(c.allowAgents, agent) {
 		return nil, f.n.deny(c.id, "a2a", agent, fmt.Sprintf("agent %q is not in the allowAgents of %s", agent, c.field))
 	}
@@ -149,11 +150,14 @@ func (ch *checker) a2aAuth(entries []A2ACredential) {
 	}
 }
 
-// warnA2AAuth warns, at start, when A2A callers are let in with peer
-// gateways' tokens because gateway.auth.a2a is empty.
-func (n *Node) warnA2AAuth() {
-	if a := n.auth(); len(a.A2A) == 0 && len(a.Peers) > 0 && len(n.agents) > 0 {
-		n.log.Warn("gateway.auth.a2a is empty, so A2A clients are accepted with gateway.auth.peers tokens (deprecated): list A2A clients under gateway.auth.a2a with tokens of their own",
-			"a2aPath", A2APath)
+// warnA2AAuth warns, once, when an A2A caller is let in with a peer
+// gateway's token because gateway.auth.a2a is empty: a gateway with peers
+// and no A2A clients says nothing.
+func (n *Node) warnA2AAuth(c *a2aCaller) {
+	if strings.HasPrefix(c.field, "gateway.auth.peers") {
+		n.a2aPeerTokenWarning.Do(func() {
+			n.log.Warn("an A2A client was accepted with a gateway.auth.peers token because gateway.auth.a2a is empty (deprecated): list A2A clients under gateway.auth.a2a with tokens of their own",
+				"credential", c.field, "a2aPath", A2APath)
+		})
 	}
 }

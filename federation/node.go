@@ -40,20 +40,21 @@ type Options struct {
 // gateways and operators, and carries the eight tool actions to its peers.
 // Its methods are safe for concurrent use.
 type Node struct {
-	cfg      Config // frozen after New, except peers (see peers)
-	serverID string
-	log      *slog.Logger
-	store    *store.Store
-	agents   map[string]*localAgent
-	peers    *registry
-	pool     gateway.Pool
-	contexts *contextStore
-	srv      *gateway.Server
-	tracker  *healthTracker
-	authCfg  atomic.Pointer[AuthConfig] // credentials in force; Reload swaps them
-	guesses  guessLimit                 // wrong tokens per source, for every login
-	replay   *replayGuard
-	audit    *auditLog // nil when disabled
+	cfg                 Config // frozen after New, except peers (see peers)
+	serverID            string
+	log                 *slog.Logger
+	store               *store.Store
+	agents              map[string]*localAgent
+	peers               *registry
+	pool                gateway.Pool
+	contexts            *contextStore
+	srv                 *gateway.Server
+	tracker             *healthTracker
+	authCfg             atomic.Pointer[AuthConfig] // credentials in force; Reload swaps them
+	guesses             guessLimit                 // wrong tokens per source, for every login
+	a2aPeerTokenWarning sync.Once                  // warnA2AAuth says it once
+	replay              *replayGuard
+	audit               *auditLog // nil when disabled
 
 	remoteLog gateway.LogThrottle // logs that peers can trigger at will
 	outbox    *outbox
@@ -292,7 +293,6 @@ func (n *Node) logStart() {
 	if !n.cfg.Federation.RequireAuth && len(n.cfg.Gateway.Auth.Peers) == 0 {
 		n.log.Warn("no gateway.auth.peers and requireAuth is false: any gateway that can reach this address may connect as a peer")
 	}
-	n.warnA2AAuth()
 }
 
 // absPath is dir made absolute for the log, so that a relative storage.dir

@@ -24,7 +24,7 @@ JetStream stream. A gateway embedding nats-server enforces exactly these;
 on an external NATS system, configure them (add each user's password, or
 put the same lists in its user JWT) so that the receiving gateways can
 trust the sender named in each subject.`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(file)
 			if err != nil {
