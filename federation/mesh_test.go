@@ -2,10 +2,8 @@ package federation_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
-	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/tstest"
 )
 
@@ -58,14 +55,19 @@ func newMesh(t *testing.T, links map[string][]string, tune func(id string, cfg *
 // waitRoute waits until gateway from has a route to the agent of gateway to.
 func (m *meshNet) waitRoute(from, to string) {
 	m.t.Helper()
-	id := to + "/" + to + "-agent"
-	tstest.WaitFor(m.t, 10*time.Second, func() error {
-		for _, p := range m.gws[from].ListPeers().Peers {
+	waitPeer(m.t, m.gws[from], to+"/"+to+"-agent")
+}
+
+// waitPeer waits until g lists a peer with id (a mesh agent: serverId/agentId).
+func waitPeer(t *testing.T, g *gw, id string) {
+	t.Helper()
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		for _, p := range g.ListPeers().Peers {
 			if p.ID == id {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s has no route to %s", from, id)
+		return fmt.Errorf("%s does not list %s", g.ServerID(), id)
 	})
 }
 
@@ -306,25 +308,10 @@ func TestMeshPinnedKeyWinsOverCarriedKey(t *testing.T) {
 	}
 }
 
-// hostileRoutes serves, as gateway serverID, only federation.routes, with
-// the routes routes returns.
+// hostileRoutes serves, as gateway serverID, federation.routes with the
+// routes routes returns, and refuses everything else.
 func hostileRoutes(t *testing.T, serverID string, routes func() []map[string]any) string {
-	t.Helper()
-	s := &gateway.Server{ServerID: serverID, Handler: gateway.HandlerFunc(
-		func(ctx context.Context, _ *gateway.Identity, method string, _ json.RawMessage) (any, error) {
-			if method != federation.MethodRoutes {
-				return nil, gateway.NewError(gateway.CodeInvalidRequest, "not here")
-			}
-			return map[string]any{"serverId": serverID, "routes": routes()}, nil
-		})}
-	ts := httptest.NewServer(s)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		ts.Close()
-	})
-	return "ws" + strings.TrimPrefix(ts.URL, "http")
+	return hostileGateway(t, serverID, routes, nil)
 }
 
 func TestMeshBoundsHostileAdvertisements(t *testing.T) {

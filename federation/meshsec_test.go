@@ -203,14 +203,7 @@ func TestMeshRefusesSwappedEncryptionKey(t *testing.T) {
 	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
 	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: h, AgentID: "ok", ServerID: "H"}}
 	a := start(t, cfg, listen(t), nil)
-	tstest.WaitFor(t, 10*time.Second, func() error {
-		for _, p := range a.ListPeers().Peers {
-			if p.ID == "D/ok" {
-				return nil
-			}
-		}
-		return fmt.Errorf("A has not learned D/ok from H")
-	})
+	waitPeer(t, a, "D/ok")
 	for _, p := range a.ListPeers().Peers {
 		if p.ID == "D/swapped" {
 			t.Errorf("A kept a route whose encryptionKey is not D's (no keyProof by D's signing key): %+v", p)
@@ -309,14 +302,7 @@ func TestMeshNeverSendsInTheClear(t *testing.T) {
 	cfg.Gateway.HeartbeatMs = meshHeartbeatMs
 	cfg.Federation.Peers = []federation.PeerConfig{{ID: "h", Name: "hostile", URL: h, AgentID: "h-agent", ServerID: "H"}}
 	a := start(t, cfg, listen(t), nil)
-	tstest.WaitFor(t, 10*time.Second, func() error {
-		for _, p := range a.ListPeers().Peers {
-			if p.ID == "Z/z-agent" {
-				return nil
-			}
-		}
-		return fmt.Errorf("A has not learned Z/z-agent from H")
-	})
+	waitPeer(t, a, "Z/z-agent")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := a.Send(ctx, federation.SendRequest{PeerID: "Z/z-agent", Message: "secret for Z"})
@@ -384,14 +370,7 @@ func TestMeshDelegateSkipsGatewaysOfUnknownKey(t *testing.T) {
 		}
 	}, "D", "B", "F")
 	m.waitRoute("F", "D")
-	tstest.WaitFor(t, 10*time.Second, func() error {
-		for _, p := range m.gws["F"].ListPeers().Peers {
-			if p.ID == "C0/c0-agent" {
-				return nil
-			}
-		}
-		return fmt.Errorf("F has not learned C0/c0-agent from H")
-	})
+	waitPeer(t, m.gws["F"], "C0/c0-agent")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := m.gws["F"].Delegate(ctx, federation.DelegateRequest{RequiredCapabilities: []string{"shared"}, Task: "for a gateway F knows"})
