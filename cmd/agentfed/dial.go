@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -38,8 +39,9 @@ func (f *clientFlags) checkURL() error {
 	return usageErr("--gateway %q is not a ws:// or wss:// URL; %s", shown, hint)
 }
 
-// dialWaiting dials the gateway; while the connection is refused (the
-// gateway is not listening yet) it tries again until --wait has passed.
+// dialWaiting dials the gateway; while the dial fails the way a gateway
+// that is starting or restarting makes it fail (see startingUp) it tries
+// again until --wait has passed.
 func (f *clientFlags) dialWaiting(ctx context.Context, opts *gateway.DialOptions) (*gateway.Client, error) {
 	if f.wait < 0 {
 		return nil, usageErr("--wait %v: give a duration such as 10s, or 0 not to wait", f.wait)
@@ -54,7 +56,7 @@ func (f *clientFlags) dialWaiting(ctx context.Context, opts *gateway.DialOptions
 		opts.Token = token
 		c, err := gateway.Dial(ctx, f.gateway, opts)
 		left := time.Until(deadline)
-		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || left <= 0 {
+		if err == nil || !startingUp(err) || left <= 0 {
 			return c, err
 		}
 		t := time.NewTimer(min(delay, left))
@@ -65,6 +67,15 @@ func (f *clientFlags) dialWaiting(ctx context.Context, opts *gateway.DialOptions
 		case <-t.C:
 		}
 	}
+}
+
+// startingUp reports whether a dial failed the way it does while a gateway
+// starts or restarts: nothing listens yet (connection refused), or the
+// connection is reset or cut before the handshake is answered (a process
+// going down, or a port being handed over).
+func startingUp(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dialProblem explains why the gateway could not be reached, and what to

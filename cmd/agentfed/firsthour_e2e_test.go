@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,37 @@ func TestWaitForStartingGateway(t *testing.T) {
 		serveIn(t, dir, "--listen", addr)
 		if err := cli.Wait(); err != nil || !strings.Contains(out.String(), "0 peers") {
 			t.Fatalf("peers --wait started before serve: %v\n%s%s", err, &out, &errOut)
+		}
+	})
+	t.Run("connections reset while it restarts", func(t *testing.T) {
+		// A gateway going down resets the connections it had accepted;
+		// --wait rides that out as it does a refused connection.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		dir := t.TempDir()
+		cli := exec.Command(bin, "peers", "--gateway", "ws://"+addr, "--wait", "20s")
+		cli.Dir = dir
+		var out, errOut bytes.Buffer
+		cli.Stdout, cli.Stderr = &out, &errOut
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Process.Kill() })
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.(*net.TCPConn).SetLinger(0) // close with a reset
+			c.Close()
+		}
+		ln.Close()
+		serveIn(t, dir, "--listen", addr)
+		if err := cli.Wait(); err != nil || !strings.Contains(out.String(), "0 peers") {
+			t.Fatalf("peers --wait through reset connections: %v\n%s%s", err, &out, &errOut)
 		}
 	})
 	t.Run("nothing listening", func(t *testing.T) {
