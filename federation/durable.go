@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -313,7 +312,7 @@ func (n *Node) Outbox(states []string, limit int) (*OutboxList, error) {
 // continues the listing.
 func (n *Node) OutboxPage(q OutboxQuery) (*OutboxList, error) {
 	for _, s := range q.States {
-		if !slices.Contains(outbox.States, s) {
+		if !outbox.ValidState(s) {
 			return nil, fmt.Errorf("%w: state %.64q is not one of queued, delivered, failed, dead", ErrInvalidParams, s)
 		}
 	}

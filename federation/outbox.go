@@ -29,7 +29,10 @@ const (
 const StatusQueued = "queued"
 
 // OutboxEntry is a durable message as the outbox keeps it and as status
-// and the outbox list report it.
+// and the outbox list report it: its id, kind (send, delegate or
+// broadcast), peer or required capabilities, State, attempts, times (Unix
+// ms), lastError, the Message and, once answered, the Result. Its fields
+// and their JSON names are internal/outbox's Entry's.
 type OutboxEntry = outbox.Entry[Message, Result]
 
 // Durable delivery defaults (federation.durable).
@@ -45,7 +48,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox.Outbox[Message, Result], error
 		Deliver:     n.attemptEntry,
 		Rank:        func(m *Message) int { return m.Priority.Rank() },
 		Log:         n.log,
-		MaxAttempts: max(d.MaxAttempts, 0), // negative: no limit
+		MaxAttempts: d.MaxAttempts, // negative: no limit
 		MaxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
 		Retention:   time.Duration(d.RetentionMs) * time.Millisecond,
 	})

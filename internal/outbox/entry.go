@@ -15,8 +15,14 @@ const (
 	StateDead      = "dead"      // ttlMs passed before any peer accepted it
 )
 
-// States lists the states, in the order of a message's life.
-var States = []string{StateQueued, StateDelivered, StateFailed, StateDead}
+// ValidState reports whether s is one of the states.
+func ValidState(s string) bool {
+	switch s {
+	case StateQueued, StateDelivered, StateFailed, StateDead:
+		return true
+	}
+	return false
+}
 
 // Entry is a durable message as the outbox keeps it on disk and as status
 // and the outbox list report it. M is the message's type, R the type of a

@@ -52,6 +52,9 @@ type Outbox[M, R any] struct {
 // New opens the outbox kept in cfg.Store and schedules its queued entries,
 // due at once. It does not deliver until Run.
 func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
+	if cfg.Store == nil || cfg.Deliver == nil || cfg.Rank == nil {
+		return nil, errors.New("outbox: Config needs a Store, Deliver and Rank")
+	}
 	o := &Outbox[M, R]{cfg: cfg, st: cfg.Store, log: cfg.Log, wake: make(chan struct{}, 1), sched: schedule.New(),
 		running: map[string]*schedule.Item{}}
 	if o.log == nil {
@@ -86,15 +89,18 @@ func (o *Outbox[M, R]) Put(entries ...*Entry[M, R]) error {
 	if err := o.st.PutBatch(store.Outbox, kvs...); err != nil {
 		return &refusal{ErrStorage, fmt.Sprintf("write outbox: %v", err)} // nothing queued: the caller may retry
 	}
-	now := time.Now()
+	now, queued := time.Now(), false
 	o.mu.Lock()
 	for _, e := range entries {
 		if e.State == StateQueued {
 			o.sched.Add(o.itemOf(e), now)
+			queued = true
 		}
 	}
 	o.mu.Unlock()
-	o.poke()
+	if queued {
+		o.poke()
+	}
 	return nil
 }
 
