@@ -55,7 +55,7 @@ func (n *Node) heartbeatA2A(ctx, bg context.Context, p *peer, interval time.Dura
 	switch {
 	case err == nil:
 		h.pong(time.Since(start))
-		n.outbox.peerUp(p.ID)
+		n.outbox.PeerUp(p.ID)
 		n.peers.setCardSkills(p, card.Skills)
 	case bg.Err() == nil:
 		h.record(fmt.Errorf("%w: A2A peer %q: its agent card at %s did not load within %v: %v", ErrPeerUnavailable, p.ID, p.URL, interval, err), 0)

@@ -140,7 +140,7 @@ func (n *Node) Send(ctx context.Context, req SendRequest) (*Result, error) {
 	if req.Durable {
 		e := n.outboxEntry("send", msg, req.MessageOptions)
 		e.PeerID = p.ID
-		if err := n.outbox.enqueue(e); err != nil {
+		if err := n.enqueue(e); err != nil {
 			return nil, err
 		}
 		return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
@@ -233,7 +233,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 			entries[i].PeerID = p.ID
 			results[i] = Result{PeerID: p.ID, MessageID: msgs[i].MessageID, Status: StatusQueued}
 		}
-		return results, n.outbox.enqueue(entries...)
+		return results, n.enqueue(entries...)
 	}
 	if len(targets) == 1 { // a send: its caller reads the answer itself
 		results[0] = *n.deliver(ctx, targets[0], msgs[0], req.TimeoutMs, false)

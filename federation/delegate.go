@@ -48,7 +48,7 @@ func (n *Node) Delegate(ctx context.Context, req DelegateRequest) (*DelegateResu
 		}
 		e := n.outboxEntry("delegate", msg, req.MessageOptions)
 		e.RequiredCapabilities, e.Strategy = req.RequiredCapabilities, req.Strategy
-		if err := n.outbox.enqueue(e); err != nil {
+		if err := n.enqueue(e); err != nil {
 			return nil, err
 		}
 		return &DelegateResult{Result: Result{MessageID: msg.MessageID, Status: StatusQueued}, Strategy: req.Strategy}, nil
@@ -277,7 +277,7 @@ func (n *Node) heartbeat(bg context.Context, interval time.Duration) {
 				switch {
 				case err == nil:
 					h.pong(rtt)
-					n.outbox.peerUp(p.ID)
+					n.outbox.PeerUp(p.ID)
 				case bg.Err() == nil: // no pong: the connection is stalled or dead
 					h.record(fmt.Errorf("%w: peer %q sent no heartbeat pong within %v", ErrPeerUnavailable, p.ID, interval), 0)
 					c.Abort()

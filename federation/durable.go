@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentfed/agentfed/internal/outbox"
 	"github.com/agentfed/agentfed/internal/store"
 )
 
@@ -217,6 +218,24 @@ func (n *Node) storageError(what string, err error) error {
 		ErrStorage, n.serverID, what, store.FileName, err)
 }
 
+// pruneHandled forgets, every minute until ctx ends, the handled durable
+// messages older than federation.durable.retentionMs and the synced
+// contexts older than a day. (The outbox prunes its own entries.)
+func (n *Node) pruneHandled(ctx context.Context) {
+	retention := time.Duration(n.cfg.Federation.Durable.RetentionMs) * time.Millisecond
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n.pruneProcessed(time.Now().Add(-retention))
+			n.contexts.prune(time.Now().Add(-processedKeep))
+		}
+	}
+}
+
 // pruneProcessed forgets handled durable messages older than before.
 func (n *Node) pruneProcessed(before time.Time) {
 	n.store.DeleteIf(store.Processed, func(_ string, v []byte) bool {
@@ -278,7 +297,8 @@ func (n *Node) MessageStatus(id string) (*OutboxEntry, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
-	return n.outbox.get(id)
+	e, err := n.outbox.Get(id)
+	return e, outboxError(err)
 }
 
 // Outbox lists the first page of durable messages in the given states
@@ -292,21 +312,21 @@ func (n *Node) Outbox(states []string, limit int) (*OutboxList, error) {
 // continues the listing.
 func (n *Node) OutboxPage(q OutboxQuery) (*OutboxList, error) {
 	for _, s := range q.States {
-		if !contains([]string{StateQueued, StateDelivered, StateFailed, StateDead}, s) {
+		if !outbox.ValidState(s) {
 			return nil, fmt.Errorf("%w: state %.64q is not one of queued, delivered, failed, dead", ErrInvalidParams, s)
 		}
 	}
 	switch {
 	case q.Limit == 0:
 		q.Limit = 100
-	case q.Limit < 0 || q.Limit > maxOutboxPage:
+	case q.Limit < 0 || q.Limit > outbox.MaxPage:
 		return nil, fmt.Errorf("%w: limit %d is not from 1 to %d; list further pages with after (--after) set to the previous page's next",
-			ErrInvalidParams, q.Limit, maxOutboxPage)
+			ErrInvalidParams, q.Limit, outbox.MaxPage)
 	}
 	if len(q.After) > 128 {
 		return nil, fmt.Errorf("%w: after is %d bytes; give the next of a previous page, a message id", ErrInvalidParams, len(q.After))
 	}
-	msgs, next, err := n.outbox.list(q.States, q.After, q.Limit)
+	msgs, next, err := n.outbox.List(q.States, q.After, q.Limit)
 	if msgs == nil {
 		msgs = []*OutboxEntry{}
 	}
@@ -318,7 +338,8 @@ func (n *Node) RetryMessage(id string) (*OutboxEntry, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
-	return n.outbox.retry(id)
+	e, err := n.outbox.Retry(id)
+	return e, outboxError(err)
 }
 
 // CancelMessage takes a queued durable message out of the queue: it is
@@ -329,7 +350,8 @@ func (n *Node) CancelMessage(id string) (*OutboxEntry, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
-	return n.outbox.cancel(id)
+	e, err := n.outbox.Cancel(id)
+	return e, outboxError(err)
 }
 
 // DropMessage deletes a durable message that is no longer queued.
@@ -337,5 +359,5 @@ func (n *Node) DropMessage(id string) error {
 	if strings.TrimSpace(id) == "" {
 		return fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
-	return n.outbox.drop(id)
+	return outboxError(n.outbox.Drop(id))
 }

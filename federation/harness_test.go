@@ -1,18 +1,15 @@
 package federation_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"testing"
-	"time"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/tstest"
+	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 	"go.uber.org/goleak"
 )
 
@@ -25,35 +22,16 @@ type gw struct {
 	ln  net.Listener
 }
 
-// listen reserves a loopback port, so that peers can name a gateway's URL
-// before it starts.
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
-func url(ln net.Listener) string { return "ws://" + ln.Addr().String() }
-
-// newConfig returns an enabled config with an echo agent named agentID
-// (none when agentID is empty), storing under a temp dir.
-func newConfig(t testing.TB, serverID, agentID string, caps ...string) *federation.Config {
-	cfg := &federation.Config{}
-	cfg.Federation.Enabled = true
-	cfg.Federation.ServerID = serverID
-	cfg.Storage.Dir = t.TempDir()
-	if agentID != "" {
-		cfg.Agents = []federation.AgentConfig{{ID: agentID, Capabilities: caps, Description: "echoes " + agentID, Handler: federation.HandlerConfig{Type: "echo"}}}
-	}
-	return cfg
-}
-
-func peerConf(id, agentID string, ln net.Listener, caps ...string) federation.PeerConfig {
-	return federation.PeerConfig{ID: id, Name: id + " gateway", URL: url(ln), AgentID: agentID, Capabilities: caps}
-}
+// The in-process gateways of these tests are fedtest's; short names for
+// its helpers.
+var (
+	listen    = fedtest.Listen   // reserves a loopback port
+	url       = fedtest.URL      // the ws:// URL of a listener
+	newConfig = fedtest.Config   // an enabled config with an echo agent
+	peerConf  = fedtest.Peer     // a peer served on a listener
+	tool      = fedtest.Tool     // one action through federation.tool
+	mustTool  = fedtest.MustTool // one action that must succeed with an object
+)
 
 // start builds handlers for cfg's agents (overridden by extra) and serves
 // the node on ln until the test ends.
@@ -65,71 +43,20 @@ func start(t testing.TB, cfg *federation.Config, ln net.Listener, extra map[stri
 // startWith is start with the node logging to log (nil: discard).
 func startWith(t testing.TB, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler, log *slog.Logger) *gw {
 	t.Helper()
-	cfg.ApplyDefaults()
-	handlers := map[string]federation.Handler{}
-	for _, a := range cfg.Agents {
-		h, err := agent.New(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		handlers[a.ID] = h
-	}
-	for id, h := range extra {
-		handlers[id] = h
-	}
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Serve(ln); err != nil {
-		t.Fatal(err)
-	}
-	g := &gw{Node: n, cfg: cfg, ln: ln}
-	t.Cleanup(func() { g.stop(t) })
-	return g
+	return &gw{Node: fedtest.Start(t, cfg, ln, federation.Options{Handlers: extra, Logger: log}), cfg: cfg, ln: ln}
 }
 
+// stop shuts g down before the test ends.
 func (g *gw) stop(t testing.TB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown %s: %v", g.ServerID(), err)
+	if err := fedtest.Shutdown(g.Node); err != nil {
+		t.Error(err)
 	}
 }
 
 // operator connects to g as the local CLI does.
 func operator(t *testing.T, g *gw, token string) *gateway.Client {
 	t.Helper()
-	c, err := gateway.Dial(context.Background(), g.URL(), &gateway.DialOptions{Token: token, Client: gateway.ClientInfo{ID: gateway.ClientIDCLI, Mode: gateway.ClientModeCLI}})
-	if err != nil {
-		t.Fatalf("operator dial %s: %v", g.URL(), err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// tool runs one action object through federation.tool and decodes the
-// result into a generic value.
-func tool(t *testing.T, c *gateway.Client, action string) (any, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out any
-	err := c.Call(ctx, federation.MethodTool, json.RawMessage(action), &out)
-	return out, err
-}
-
-func mustTool(t *testing.T, c *gateway.Client, action string) map[string]any {
-	t.Helper()
-	out, err := tool(t, c, action)
-	if err != nil {
-		t.Fatalf("%s: %v", action, err)
-	}
-	m, ok := out.(map[string]any)
-	if !ok {
-		t.Fatalf("%s: result %T is not an object: %v", action, out, out)
-	}
-	return m
+	return fedtest.Operator(t, g.URL(), token)
 }
 
 func code(err error) string { return gateway.CodeOf(err) }

@@ -1,14 +1,12 @@
 package federation
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/agentfed/agentfed/gateway"
-	"github.com/agentfed/agentfed/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -239,7 +237,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descPeerCircuit, boolFloat(p.Circuit == s), p.ID, s)
 		}
 	}
-	for state, count := range n.outboxCounts() {
+	for state, count := range n.outbox.Counts() {
 		gauge(descOutbox, float64(count), state)
 	}
 	open, handshaking := n.srv.Conns()
@@ -250,23 +248,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ready = ready && chk.failed == ""
 	}
 	gauge(descUp, boolFloat(ready))
-}
-
-// outboxCounts counts the outbox's entries by state, reading the store.
-func (n *Node) outboxCounts() map[string]int {
-	counts := map[string]int{StateQueued: 0, StateDelivered: 0, StateFailed: 0, StateDead: 0}
-	n.store.ForEach(store.Outbox, func(_ string, v []byte) error {
-		var e struct {
-			State string `json:"state"`
-		}
-		if json.Unmarshal(v, &e) == nil {
-			if _, ok := counts[e.State]; ok {
-				counts[e.State]++
-			}
-		}
-		return nil
-	})
-	return counts
 }
 
 func boolFloat(b bool) float64 {

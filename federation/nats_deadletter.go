@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agentfed/agentfed/gateway"
-	"github.com/agentfed/agentfed/internal/store"
+	"github.com/agentfed/agentfed/internal/outbox"
 )
 
 const (
@@ -184,9 +184,9 @@ func (n *Node) keepDeadLetter(l *natsLink, subject string, data []byte) error {
 	}
 	l.deadMu.Lock() // one dead letter at a time: a repeat finds the first kept
 	defer l.deadMu.Unlock()
-	if _, err := n.outbox.get(msg.MessageID); err == nil {
+	if _, err := n.outbox.Get(msg.MessageID); err == nil {
 		return nil // already kept
-	} else if !errors.Is(err, ErrUnknownMessage) {
+	} else if !errors.Is(err, outbox.ErrUnknown) {
 		return err
 	}
 	why := "no answer"
@@ -200,12 +200,8 @@ func (n *Node) keepDeadLetter(l *natsLink, subject string, data []byte) error {
 		Message: msg, TimeoutMs: int(max(min(params.TimeoutMs, natsResponseTTL.Milliseconds()), 0)),
 		LastError: gateway.NewError(code, fmt.Sprintf("not handled after %d deliveries (max deliveries of the JetStream consumer of %q, its federation.durable.maxAttempts); last error: %s",
 			dl.Deliveries, receiver, why))}
-	b, err := json.Marshal(e)
-	if err != nil {
+	if err := n.enqueue(e); err != nil {
 		return err
-	}
-	if err := n.outbox.st.PutBatch(store.Outbox, store.KV{Key: e.MessageID, Value: b}); err != nil {
-		return fmt.Errorf("%w: write outbox: %v", ErrStorage, err)
 	}
 	n.log.Info("durable message dead", "messageId", e.MessageID, "peer", e.PeerID, "attempts", e.Attempts)
 	return nil

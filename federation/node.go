@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentfed/agentfed/discovery"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/outbox"
 	"github.com/agentfed/agentfed/internal/queue"
 	"github.com/agentfed/agentfed/internal/store"
 	"github.com/agentfed/agentfed/internal/wsconn"
@@ -57,7 +58,7 @@ type Node struct {
 	audit               *auditLog // nil when disabled
 
 	remoteLog gateway.LogThrottle // logs that peers can trigger at will
-	outbox    *outbox
+	outbox    *outbox.Outbox[Message, Result]
 	once      *onceTracker // durable messages being handled now
 	limits    *peerLimits
 	metrics   *metrics
@@ -267,7 +268,8 @@ func (n *Node) Serve(ln net.Listener) error {
 	if n.cfg.Federation.Enabled {
 		interval := time.Duration(n.cfg.Gateway.HeartbeatMs) * time.Millisecond
 		n.loops.Go(func() { n.heartbeat(n.bg, interval) })
-		n.loops.Go(func() { n.outbox.run(n.bg) })
+		n.loops.Go(func() { n.outbox.Run(n.bg) })
+		n.loops.Go(func() { n.pruneHandled(n.bg) })
 		n.loops.Go(func() { n.replay.run(n.bg) })
 		if n.cfg.Federation.Mesh.Enabled {
 			n.loops.Go(func() { n.meshLoop(n.bg, interval) })

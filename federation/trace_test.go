@@ -6,8 +6,8 @@ import (
 	"net"
 	"testing"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -16,28 +16,11 @@ import (
 // in memory.
 func traced(t *testing.T, cfg *federation.Config, ln net.Listener, extra map[string]federation.Handler) (*gw, *tracetest.SpanRecorder) {
 	t.Helper()
-	cfg.ApplyDefaults()
-	handlers := map[string]federation.Handler{}
-	for _, a := range cfg.Agents {
-		if handlers[a.ID] = extra[a.ID]; handlers[a.ID] == nil {
-			h, err := agent.New(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			handlers[a.ID] = h
-		}
-	}
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers, TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Serve(ln); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { tp.Shutdown(context.Background()) }) // after the node's shutdown
+	n := fedtest.Start(t, cfg, ln, federation.Options{Handlers: extra, TracerProvider: tp})
 	g := &gw{Node: n, cfg: cfg, ln: ln}
-	t.Cleanup(func() { g.stop(t); tp.Shutdown(context.Background()) })
 	return g, rec
 }
 

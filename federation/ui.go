@@ -269,7 +269,7 @@ type uiOutboxRow struct {
 
 func (n *Node) uiState() *uiStateView {
 	v := &uiStateView{ServerID: n.serverID, URL: n.URL(), Time: time.Now().UnixMilli(), Peers: n.ListPeers().Peers,
-		Agents: n.health().Agents, OutboxCount: n.outboxCounts(), Outbox: []uiOutboxRow{}}
+		Agents: n.health().Agents, OutboxCount: n.outbox.Counts(), Outbox: []uiOutboxRow{}}
 	if v.Agents == nil {
 		v.Agents = []AgentHealth{}
 	}

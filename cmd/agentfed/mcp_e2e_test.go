@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/tstest"
+	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -118,33 +118,10 @@ func TestMCPInspectorHTTP(t *testing.T) {
 // host refused: the gateway allows the first by gateway.allowedOrigins.
 func TestMCPConformance(t *testing.T) {
 	conformance := npmTool(t, "AGENTFED_MCP_CONFORMANCE")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &federation.Config{}
+	ln := fedtest.Listen(t)
+	cfg := fedtest.Config(t, "conformance", "echo")
 	cfg.Gateway.AllowedOrigins = []string{"http://" + ln.Addr().String()}
-	cfg.Federation.Enabled = true
-	cfg.Federation.ServerID = "conformance"
-	cfg.Storage.Dir = t.TempDir()
-	cfg.Agents = []federation.AgentConfig{{ID: "echo"}}
-	cfg.ApplyDefaults()
-	echo, err := agent.New(cfg.Agents[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := federation.New(cfg, federation.Options{Handlers: map[string]federation.Handler{"echo": echo}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := node.Serve(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		node.Shutdown(ctx)
-	})
+	fedtest.Start(t, cfg, ln, federation.Options{})
 	baseline, err := filepath.Abs("testdata/mcp-conformance-baseline.yml")
 	if err != nil {
 		t.Fatal(err)

@@ -9,11 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
-	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/config"
+	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 )
 
 // echoAgent is the id of the echo agent every peer gateway hosts.
@@ -48,34 +47,21 @@ func (g *gateways) start(serverID string, echo bool, peers []federation.PeerConf
 	cfg.Gateway.Listen = "127.0.0.1:0"
 	cfg.Gateway.Limits.PeerRatePerSec = -1
 	cfg.Storage.Dir = filepath.Join(g.dir, serverID)
-	handlers := map[string]federation.Handler{}
 	if echo {
 		cfg.Agents[0].ID = echoAgent
-		h, err := agent.New(cfg.Agents[0])
-		if err != nil {
-			return nil, err
-		}
-		handlers[echoAgent] = h
 	} else {
 		cfg.Agents = nil
 	}
 	for _, f := range tweak {
 		f(cfg)
 	}
-	n, err := federation.New(cfg, federation.Options{Handlers: handlers, Logger: g.log})
-	if err != nil {
-		return nil, fmt.Errorf("gateway %s: %w", serverID, err)
-	}
 	ln, err := net.Listen("tcp", cfg.Gateway.Listen)
-	if err == nil {
-		err = n.Serve(ln)
-		if err != nil {
-			ln.Close()
-		}
-	}
 	if err != nil {
-		shutdown(n)
 		return nil, fmt.Errorf("gateway %s: %w", serverID, err)
+	}
+	n, err := fedtest.Serve(cfg, ln, federation.Options{Logger: g.log})
+	if err != nil {
+		return nil, err
 	}
 	g.nodes = append(g.nodes, n)
 	return n, nil
@@ -89,7 +75,7 @@ func (g *gateways) stop(n *federation.Node) error {
 			break
 		}
 	}
-	return shutdown(n)
+	return fedtest.Shutdown(n)
 }
 
 // close shuts every gateway down, concurrently, and removes the storage.
@@ -101,7 +87,7 @@ func (g *gateways) close() error {
 	)
 	for _, n := range g.nodes {
 		wg.Go(func() {
-			if err := shutdown(n); err != nil {
+			if err := fedtest.Shutdown(n); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -112,15 +98,6 @@ func (g *gateways) close() error {
 	g.nodes = nil
 	errs = append(errs, os.RemoveAll(g.dir))
 	return errors.Join(errs...)
-}
-
-func shutdown(n *federation.Node) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := n.Shutdown(ctx); err != nil {
-		return fmt.Errorf("shutdown %s: %w", n.ServerID(), err)
-	}
-	return nil
 }
 
 // echoPeer is the configuration of a peer named id whose gateway is n,

@@ -4,8 +4,8 @@
 // back because their peer does not answer (one message at a time probes a
 // down peer; the rest wait in memory until it answers).
 //
-// It keeps a small [Item] per message, never the message: the federation
-// package stores messages on disk, delivers them and tells the [Schedule]
-// how each attempt went. A Schedule is not safe for concurrent use; its
-// owner holds a mutex around every call.
+// It keeps a small [Item] per message, never the message: the outbox
+// package stores messages on disk, has federation deliver them and tells
+// the [Schedule] how each attempt went. A Schedule is not safe for
+// concurrent use; its owner holds a mutex around every call.
 package schedule

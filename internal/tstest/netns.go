@@ -1,4 +1,3 @@
-// Package tstest holds test helpers that several packages' tests share.
 package tstest
 
 import (

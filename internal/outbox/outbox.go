@@ -1,0 +1,326 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/schedule"
+	"github.com/agentfed/agentfed/internal/store"
+)
+
+// concurrency is how many deliveries are in flight at once.
+const concurrency = 64
+
+// Config is what an Outbox needs from its owner. Store, Deliver and Rank
+// are required.
+type Config[M, R any] struct {
+	Store *store.Store // entries live in its store.Outbox bucket
+
+	// Deliver makes one delivery attempt of e now and reports how it went.
+	// It may set e.PeerID (a delegation's chosen peer). ctx ends when the
+	// outbox stops or an operator cancels the message.
+	Deliver func(ctx context.Context, e *Entry[M, R]) Report[R]
+	// Rank is a message's priority: higher goes first.
+	Rank func(m *M) int
+
+	Log         *slog.Logger  // nil: no logs
+	MaxAttempts int           // attempts that reached the peer; 0 or less: no limit
+	MaxAge      time.Duration // for messages without ttlMs; 0: no limit
+	Retention   time.Duration // how long delivered entries are kept after they finish
+}
+
+// Outbox delivers durable messages with retries until they are answered
+// or expire, surviving restarts: every state change is on disk before it
+// is acted on.
+type Outbox[M, R any] struct {
+	cfg  Config[M, R]
+	st   *store.Store
+	log  *slog.Logger
+	wake chan struct{} // a new message is due
+
+	mu      sync.Mutex // guards sched, running and the schedule's items
+	sched   *schedule.Schedule
+	running map[string]*schedule.Item // attempts in flight, by message id
+}
+
+// New opens the outbox kept in cfg.Store and schedules its queued entries,
+// due at once. It does not deliver until Run.
+func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
+	if cfg.Store == nil || cfg.Deliver == nil || cfg.Rank == nil {
+		return nil, errors.New("outbox: Config needs a Store, Deliver and Rank")
+	}
+	o := &Outbox[M, R]{cfg: cfg, st: cfg.Store, log: cfg.Log, wake: make(chan struct{}, 1), sched: schedule.New(),
+		running: map[string]*schedule.Item{}}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	err := o.st.ForEach(store.Outbox, func(id string, v []byte) error {
+		var e Entry[M, R]
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("outbox entry %q: %w", id, err)
+		}
+		if e.State == StateQueued {
+			e.NextAttemptAt = 0 // resume at once after a restart
+			o.sched.Add(o.itemOf(&e), time.Now())
+		}
+		return nil
+	})
+	return o, err
+}
+
+// Put writes entries to disk (group-committed with concurrent callers) and
+// schedules those that are queued. When it returns nil they survive any
+// crash; when it returns an error (ErrStorage), none was written.
+func (o *Outbox[M, R]) Put(entries ...*Entry[M, R]) error {
+	kvs := make([]store.KV, len(entries))
+	for i, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		kvs[i] = store.KV{Key: e.MessageID, Value: b}
+	}
+	if err := o.st.PutBatch(store.Outbox, kvs...); err != nil {
+		return &refusal{ErrStorage, fmt.Sprintf("write outbox: %v", err)} // nothing queued: the caller may retry
+	}
+	now, queued := time.Now(), false
+	o.mu.Lock()
+	for _, e := range entries {
+		if e.State == StateQueued {
+			o.sched.Add(o.itemOf(e), now)
+			queued = true
+		}
+	}
+	o.mu.Unlock()
+	if queued {
+		o.poke()
+	}
+	return nil
+}
+
+// itemOf is the schedule's item for e, which expires at its ttl or else
+// after MaxAge.
+func (o *Outbox[M, R]) itemOf(e *Entry[M, R]) *schedule.Item {
+	key := e.PeerID
+	if e.Kind == "delegate" {
+		key = schedule.DelegateKey(e.RequiredCapabilities)
+	}
+	return &schedule.Item{ID: e.MessageID, Key: key, Rank: o.cfg.Rank(e.Message), CreatedAt: e.CreatedAt,
+		Next: e.NextAttemptAt, Expires: o.deadline(e)}
+}
+
+// deadline is when e is dead if not delivered (Unix ms; 0: never).
+func (o *Outbox[M, R]) deadline(e *Entry[M, R]) int64 {
+	if e.ExpiresAt == 0 && o.cfg.MaxAge > 0 {
+		return e.CreatedAt + o.cfg.MaxAge.Milliseconds()
+	}
+	return e.ExpiresAt
+}
+
+func (o *Outbox[M, R]) poke() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// save persists e's current state.
+func (o *Outbox[M, R]) save(e *Entry[M, R]) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return o.st.PutBatch(store.Outbox, store.KV{Key: e.MessageID, Value: b})
+}
+
+// Run delivers due entries until ctx ends, then waits for deliveries in
+// flight to stop. Entries interrupted by shutdown stay queued on disk.
+// Every minute it deletes the delivered entries older than Retention.
+func (o *Outbox[M, R]) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, concurrency)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return // queued entries stay on disk
+			}
+			o.mu.Lock()
+			it := o.sched.Next(time.Now())
+			var actx context.Context
+			if it != nil {
+				actx, it.Stop = context.WithCancel(ctx)
+				it.Done = make(chan struct{})
+				o.running[it.ID] = it
+			}
+			o.mu.Unlock()
+			if it == nil {
+				<-slots
+				break
+			}
+			wg.Go(func() {
+				defer o.poke() // its slot is free again
+				defer func() { <-slots }()
+				o.attempt(actx, ctx, it)
+			})
+		}
+		o.mu.Lock()
+		wait := o.sched.Wait(time.Now())
+		o.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		case <-timer.C:
+		case <-prune.C:
+			o.pruneFinished(time.Now().Add(-o.cfg.Retention))
+		}
+	}
+}
+
+// attempt loads the message from disk, delivers it once, records the
+// outcome, and schedules it again if it is to be retried. actx is the
+// attempt's own context (an operator's cancel ends it), ctx the outbox's.
+func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
+	retry, class := true, schedule.None
+	var e *Entry[M, R]
+	defer func() {
+		it.Stop()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		delete(o.running, it.ID)
+		close(it.Done)
+		if o.sched.Record(it, class, time.Now()) {
+			o.log.Debug("durable messages held for a peer that does not answer", "peer", it.Key)
+		}
+		switch {
+		case !retry || e == nil || it.Cancelled:
+			o.sched.Remove(it)
+		case class == schedule.Down:
+			o.sched.Park(it) // until the peer answers a probe or a heartbeat
+		default:
+			it.Next = e.NextAttemptAt
+			o.sched.Add(it, time.Now())
+		}
+	}()
+	e, err := o.Get(it.ID)
+	switch {
+	case errors.Is(err, ErrUnknown) || err == nil && e.State != StateQueued:
+		retry = false // dropped or finished meanwhile
+		return
+	case err != nil: // storage trouble: try again later, do not forget it
+		o.log.Error("outbox read failed", "messageId", it.ID, "err", err)
+		e = &Entry[M, R]{NextAttemptAt: time.Now().Add(time.Second).UnixMilli()}
+		return
+	}
+	now := time.Now()
+	if dl := o.deadline(e); dl != 0 && now.UnixMilli() >= dl {
+		retry = !o.finish(e, StateDead, nil, o.expiredError(e))
+		return
+	}
+	rep := o.cfg.Deliver(actx, e)
+	o.mu.Lock()
+	cancelled := it.Cancelled
+	o.mu.Unlock()
+	if ctx.Err() != nil || cancelled {
+		return // shutting down: the entry stays queued on disk; cancelled: the canceller records it
+	}
+	e.Attempts++
+	class = rep.Peer
+	if class != schedule.Down {
+		e.PeerAttempts++
+	}
+	switch {
+	case rep.State == StateDelivered || rep.State == StateFailed:
+		retry = !o.finish(e, rep.State, rep.Result, rep.Error)
+	case class != schedule.Down && o.cfg.MaxAttempts > 0 && e.PeerAttempts >= o.cfg.MaxAttempts:
+		last := rep.Error
+		if last == nil {
+			last = gateway.NewError(gateway.CodeTimeout, "no answer")
+		}
+		retry = !o.finish(e, StateDead, rep.Result, gateway.NewError(last.Code, fmt.Sprintf(
+			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, last.Message)))
+	default:
+		e.LastError = rep.Error
+		o.mu.Lock()
+		delay := o.sched.RetryDelay(it, class)
+		o.mu.Unlock()
+		e.NextAttemptAt = now.Add(delay).UnixMilli()
+		if dl := o.deadline(e); dl != 0 && e.NextAttemptAt >= dl {
+			e.NextAttemptAt = dl
+		}
+		if err := o.save(e); err != nil {
+			o.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
+		}
+	}
+}
+
+// expiredError says why e is dead: its ttl or MaxAge passed.
+func (o *Outbox[M, R]) expiredError(e *Entry[M, R]) *gateway.Error {
+	if e.TTLMs > 0 {
+		return gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("not delivered within ttlMs %d after %d attempts", e.TTLMs, e.Attempts))
+	}
+	return gateway.NewError(gateway.CodeTimeout, fmt.Sprintf("not delivered within federation.durable.maxAgeMs %d after %d attempts",
+		o.cfg.MaxAge.Milliseconds(), e.Attempts))
+}
+
+// finish records a final state, with the result r and why it failed, if
+// it did; it reports whether that reached the disk (if not, the entry stays
+// scheduled and is tried again).
+func (o *Outbox[M, R]) finish(e *Entry[M, R], state string, r *R, why *gateway.Error) bool {
+	e.State, e.Result, e.NextAttemptAt, e.FinishedAt = state, r, 0, time.Now().UnixMilli()
+	if why != nil {
+		e.LastError = why
+	}
+	if err := o.save(e); err != nil {
+		o.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
+		e.State = StateQueued
+		e.NextAttemptAt = time.Now().Add(time.Second).UnixMilli() // not a tight loop on a failing disk
+		return false
+	}
+	level := slog.LevelInfo
+	if state == StateDelivered {
+		level = slog.LevelDebug
+	}
+	o.log.Log(context.Background(), level, "durable message "+state, "messageId", e.MessageID, "peer", e.PeerID, "attempts", e.Attempts)
+	return true
+}
+
+// pruneFinished deletes delivered entries finished before cutoff, so
+// the outbox does not grow without bound. Failed and dead entries stay
+// until an operator retries or drops them.
+func (o *Outbox[M, R]) pruneFinished(cutoff time.Time) {
+	o.st.DeleteIf(store.Outbox, func(_ string, v []byte) bool {
+		var e struct {
+			State      string `json:"state"`
+			FinishedAt int64  `json:"finishedAt"`
+		}
+		return json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli()
+	})
+}
+
+// PeerUp makes the queued messages for peer due now: it answered (a
+// heartbeat reached it, say), so there is no reason to wait out their
+// backoff. Durable delegations waiting for a capable peer are due again
+// too.
+func (o *Outbox[M, R]) PeerUp(peer string) {
+	o.mu.Lock()
+	found := o.sched.PeerUp(peer)
+	o.mu.Unlock()
+	if found {
+		o.poke()
+	}
+}

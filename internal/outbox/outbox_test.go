@@ -1,0 +1,91 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/agentfed/agentfed/internal/schedule"
+	"github.com/agentfed/agentfed/internal/store"
+)
+
+// TestPruneFinished: delivered entries finished before the cutoff go;
+// recent ones, and failed ones whatever their age, stay.
+func TestPruneFinished(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o := &Outbox[string, string]{st: st}
+	cutoff := time.UnixMilli(1_000_000)
+	for _, e := range []Entry[string, string]{
+		{MessageID: "delivered-old", State: StateDelivered, FinishedAt: 999_000},
+		{MessageID: "delivered-new", State: StateDelivered, FinishedAt: 1_001_000},
+		{MessageID: "failed-old", State: StateFailed, FinishedAt: 999_000},
+	} {
+		b, _ := json.Marshal(e)
+		st.Put(store.Outbox, e.MessageID, b)
+	}
+	o.pruneFinished(cutoff)
+	var left []string
+	st.ForEach(store.Outbox, func(k string, _ []byte) error { left = append(left, k); return nil })
+	if fmt.Sprint(left) != "[delivered-new failed-old]" {
+		t.Fatalf("after prune: %v", left)
+	}
+}
+
+// TestFinishStopsAttempt: Finish records a final state by message id,
+// with the result another path learned, while an attempt of the message
+// is in flight; the attempt is stopped and its outcome not recorded. A
+// second Finish, or one of an unknown id, is refused.
+func TestFinishStopsAttempt(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	attempting, ended := make(chan struct{}, 1), make(chan struct{})
+	o, err := New(Config[string, string]{Store: st, Rank: func(*string) int { return 0 },
+		Deliver: func(ctx context.Context, e *Entry[string, string]) Report[string] {
+			defer close(ended)
+			attempting <- struct{}{}
+			<-ctx.Done()
+			late := "late"
+			return Report[string]{State: StateDelivered, Result: &late, Peer: schedule.Up}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	msg := "hello"
+	if err := o.Put(&Entry[string, string]{MessageID: "m1", Kind: "send", PeerID: "p", State: StateQueued, Message: &msg}); err != nil {
+		t.Fatal(err)
+	}
+	<-attempting
+	answer := "answer"
+	e, err := o.Finish("m1", StateDelivered, &answer, nil)
+	if err != nil || e.State != StateDelivered || *e.Result != "answer" {
+		t.Fatalf("Finish = %+v, %v; want delivered with the answer", e, err)
+	}
+	select {
+	case <-ended:
+	default:
+		t.Fatal("Finish returned while the attempt was still in flight")
+	}
+	if e, err := o.Get("m1"); err != nil || e.State != StateDelivered || *e.Result != "answer" || e.Attempts != 0 {
+		t.Fatalf("Get after Finish = %+v, %v; want delivered with the answer, no attempt recorded", e, err)
+	}
+	if _, err := o.Finish("m1", StateFailed, nil, nil); !errors.Is(err, ErrState) {
+		t.Fatalf("second Finish: %v; want ErrState", err)
+	}
+	if _, err := o.Finish("nope", StateDead, nil, nil); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("Finish of an unknown message: %v; want ErrUnknown", err)
+	}
+}
