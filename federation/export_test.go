@@ -12,11 +12,22 @@ func SetUnauthenticatedReplayPool(n *Node, bytes, senders int) {
 }
 
 // SetContextLimits sets the synced-context limits per session and per
-// sender, in bytes.
+// sender, in bytes (in storage.dir and, over NATS, in the site's bucket).
 func SetContextLimits(n *Node, session, sender int) {
-	n.contexts.mu.Lock()
-	defer n.contexts.mu.Unlock()
-	n.contexts.limits.sessionBytes, n.contexts.limits.senderBytes = session, sender
+	for _, s := range []*contextStore{n.contexts, n.sharedContextAccounts()} {
+		if s != nil {
+			s.mu.Lock()
+			s.limits.sessionBytes, s.limits.senderBytes = session, sender
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (n *Node) sharedContextAccounts() *contextStore {
+	if n.sharedContexts == nil {
+		return nil
+	}
+	return n.sharedContexts.acct
 }
 
 // MeshVias lists the peers through which n has a route to agent of server,

@@ -57,6 +57,7 @@ type natsLink struct {
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests being answered
 	durable  *natsDurable   // nil without JetStream
+	contexts *natsContexts  // synced context; nil without JetStream (nats_context.go)
 	deadMu   sync.Mutex     // serialises keeping dead letters
 
 	mu    sync.Mutex // guards dir and dirAt
@@ -108,7 +109,11 @@ func (n *Node) startNATS() error {
 	}
 	l := &natsLink{bus: bus}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	err = n.serveNATS(l)
+	err = n.startNATSContexts(l)
+	if err == nil {
+		n.sharedContexts = l.contexts // before serveNATS: every sync it admits goes to the bucket
+		err = n.serveNATS(l)
+	}
 	if err == nil {
 		err = n.startNATSDurable(l)
 	}
@@ -219,6 +224,9 @@ func (l *natsLink) stop() {
 		l.durable.stop()
 	}
 	l.handlers.Wait()
+	if l.contexts != nil {
+		l.contexts.stop()
+	}
 	l.cancel()
 	l.bus.Close()
 }

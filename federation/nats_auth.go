@@ -104,6 +104,9 @@ func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *se
 		}},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: natsResponseTTL},
 	}
+	// Its synced context: its own bucket only, which it reads, watches
+	// and writes by compare-and-swap (nats_context.go).
+	p.Publish.Allow = append(p.Publish.Allow, natsKVPermissions(natsContextBucketName(x), ">")...)
 	for _, a := range agents {
 		if !cred.allows(a) {
 			p.Publish.Deny = append(p.Publish.Deny, natsAgentSubject(self, a.ID)+"."+x, natsDurableSubject(self, a.ID)+"."+x)
@@ -144,4 +147,16 @@ func (n *Node) natsEmbeddedUsers() (users []*server.User, selfPassword string, e
 		users = append(users, &server.User{Username: u.ServerID, Password: cred.Token, Permissions: granted[i].Permissions})
 	}
 	return users, selfPassword, nil
+}
+
+// natsKVPermissions are the subjects a gateway publishes to read and
+// watch KV bucket and to put the keys matching key (a wildcard may stand
+// for many): the replies and the watch's messages come to its inbox.
+func natsKVPermissions(bucket, key string) []string {
+	stream := "KV_" + bucket
+	return []string{
+		"$KV." + bucket + "." + key,
+		"$JS.API.STREAM.INFO." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.CONSUMER.*." + stream, "$JS.API.CONSUMER.*." + stream + ".>", "$JS.FC." + stream + ".>",
+	}
 }
