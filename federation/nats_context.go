@@ -27,7 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -157,7 +156,6 @@ func (s *sessionLocks) lock(key string) (unlock func()) {
 
 // startNATSContexts opens the gateway's context bucket (making it, and
 // every granted gateway's, when it embeds the server) and watches it.
-// Without JetStream, synced context stays in storage.dir.
 func (n *Node) startNATSContexts(l *natsLink) error {
 	js, err := jetstream.New(l.bus.Conn())
 	if err != nil {
@@ -175,9 +173,8 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	for _, s := range servers {
 		var b jetstream.KeyValue
 		err = retryUnanswered(ctx, func(ctx context.Context) (err error) { b, err = n.natsContextBucketFor(ctx, js, s); return err })
-		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
-			n.log.Warn("the NATS system has no JetStream: synced context is kept by each gateway, not shared by its site")
-			return nil
+		if natsNoJetStream(err) {
+			return errNATSNoJetStream
 		}
 		if err != nil {
 			return fmt.Errorf("JetStream KV bucket %s: %w", natsContextBucketName(s), err)
