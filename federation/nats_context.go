@@ -322,8 +322,11 @@ func (c *natsContexts) merge(ctx context.Context, server, session string, data m
 // get returns a copy of the session's context data and its revision: nil
 // and 0 for a session never synced (asking nobody).
 func (c *natsContexts) get(ctx context.Context, server, session string) (map[string]any, int64, error) {
-	key := contextKey(server, session)
 	a := c.acct
+	if a.stored.Load() == 0 {
+		return nil, 0, nil // the site has no synced context: relays skip the lock
+	}
+	key := contextKey(server, session)
 	a.mu.Lock()
 	rev, ok := c.rev[key]
 	if cached, hit := a.cache[key]; ok && hit && uint64(cached.Version) >= rev {

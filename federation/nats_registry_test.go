@@ -121,13 +121,24 @@ func TestNATSDirectoryAuthenticated(t *testing.T) {
 		if got := peerState(hub, "ghost@site-c"); got != "" {
 			t.Errorf("site-b announcing under site-c: ghost@site-c is %s on the hub; want absent", got)
 		}
-		select {
-		case err := <-errs:
-			if !strings.Contains(err.Error(), `Publish to "$KV.AF_REGISTRY.site-c"`) {
-				t.Errorf("refusal: %v; want the put to site-c's key", err)
+		// Nor may it write or read another gateway's synced context.
+		for _, subject := range []string{"$KV.AF_CTX_site-c.site-b.default", "$JS.API.DIRECT.GET.KV_AF_CTX_site-c.$KV.AF_CTX_site-c.site-b.default"} {
+			if err := nc.Publish(subject, nil); err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("the NATS server did not refuse site-b's put under site-c")
+		}
+		var refused []string
+		for range 3 {
+			select {
+			case err := <-errs:
+				refused = append(refused, err.Error())
+			case <-time.After(5 * time.Second):
+			}
+		}
+		for _, subject := range []string{"$KV.AF_REGISTRY.site-c", "$KV.AF_CTX_site-c.site-b.default", "$JS.API.DIRECT.GET.KV_AF_CTX_site-c."} {
+			if !strings.Contains(strings.Join(refused, "\n"), `Publish to "`+subject) {
+				t.Errorf("site-b's publish to %s was not refused; refusals: %v", subject, refused)
+			}
 		}
 	})
 
