@@ -55,7 +55,8 @@ func natsBucketToken(id string) string {
 	return b.String()
 }
 
-// natsUntoken reverses natsBucketToken.
+// natsUntoken reverses natsBucketToken, refusing any token it would not
+// have written.
 func natsUntoken(tok string) (string, bool) {
 	var b strings.Builder
 	for i := 0; i < len(tok); i++ {
@@ -73,7 +74,8 @@ func natsUntoken(tok string) (string, bool) {
 		b.WriteByte(c[0])
 		i += 2
 	}
-	return b.String(), true
+	id := b.String()
+	return id, natsBucketToken(id) == tok // one token per id: no other spelling of a key
 }
 
 func natsContextBucketName(serverID string) string {
