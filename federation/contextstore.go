@@ -76,13 +76,20 @@ type cachedContext struct {
 }
 
 func newContextStore(st *store.Store) (*contextStore, error) {
-	s := &contextStore{st: st, limits: defaultContextLimits, cache: map[string]cachedContext{}, known: map[string]int{},
-		sessions: map[string]int{}, senderSize: map[string]int{}}
+	s := newContextAccounts()
+	s.st = st
 	err := st.ForEach(store.Context, func(key string, v []byte) error {
 		s.addKnownLocked(key, len(v))
 		return nil
 	})
 	return s, err
+}
+
+// newContextAccounts is a contextStore without storage: its sizes,
+// bounds and cache, for a store kept elsewhere (nats_context.go).
+func newContextAccounts() *contextStore {
+	return &contextStore{limits: defaultContextLimits, cache: map[string]cachedContext{}, known: map[string]int{},
+		sessions: map[string]int{}, senderSize: map[string]int{}}
 }
 
 // addKnownLocked records that key is stored with size bytes, replacing
@@ -184,18 +191,8 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 		s.mu.Unlock()
 		return 0, err
 	}
-	next := &SyncedContext{Data: maps.Clone(cur.Data), Version: cur.Version + 1, UpdatedAt: time.Now().UnixMilli()}
+	next := &SyncedContext{Data: overlayContext(cur.Data, data), Version: cur.Version + 1, UpdatedAt: time.Now().UnixMilli()}
 	s.mu.Unlock()
-	if next.Data == nil { // stored as null
-		next.Data = make(map[string]any, len(data))
-	}
-	for k, v := range data {
-		if v == nil {
-			delete(next.Data, k)
-		} else {
-			next.Data[k] = v
-		}
-	}
 	b, err := json.Marshal(next)
 	if err != nil {
 		return 0, fmt.Errorf("encode context: %w", err)
@@ -211,6 +208,23 @@ func (s *contextStore) merge(server, session string, data map[string]any) (int64
 	s.addKnownLocked(key, len(b))
 	s.cacheLocked(key, next, len(b))
 	return next.Version, nil
+}
+
+// overlayContext is a copy of cur with data's top-level keys replacing
+// its own, a null value deleting one.
+func overlayContext(cur, data map[string]any) map[string]any {
+	next := maps.Clone(cur)
+	if next == nil { // never synced, or stored as null
+		next = make(map[string]any, len(data))
+	}
+	for k, v := range data {
+		if v == nil {
+			delete(next, k)
+		} else {
+			next[k] = v
+		}
+	}
+	return next
 }
 
 // roomLocked refuses a new session when its sender or the gateway keeps

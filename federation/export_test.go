@@ -3,6 +3,8 @@ package federation
 // Hooks for the black-box tests: shrink limits so that an attack fills
 // them in a test's time.
 
+import "time"
+
 // SetUnauthenticatedReplayPool sets the bytes and senders of the replay
 // guard's pool for unauthenticated senders.
 func SetUnauthenticatedReplayPool(n *Node, bytes, senders int) {
@@ -12,11 +14,22 @@ func SetUnauthenticatedReplayPool(n *Node, bytes, senders int) {
 }
 
 // SetContextLimits sets the synced-context limits per session and per
-// sender, in bytes.
+// sender, in bytes (in storage.dir and, over NATS, in the site's bucket).
 func SetContextLimits(n *Node, session, sender int) {
-	n.contexts.mu.Lock()
-	defer n.contexts.mu.Unlock()
-	n.contexts.limits.sessionBytes, n.contexts.limits.senderBytes = session, sender
+	for _, s := range []*contextStore{n.contexts, n.sharedContextAccounts()} {
+		if s != nil {
+			s.mu.Lock()
+			s.limits.sessionBytes, s.limits.senderBytes = session, sender
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (n *Node) sharedContextAccounts() *contextStore {
+	if n.sharedContexts == nil {
+		return nil
+	}
+	return n.sharedContexts.acct
 }
 
 // MeshVias lists the peers through which n has a route to agent of server,
@@ -35,4 +48,27 @@ func SetMeshKeyLimit(n *Node, limit int) {
 	n.meshTrust.mu.Lock()
 	defer n.meshTrust.mu.Unlock()
 	n.meshTrust.limit = limit
+}
+
+// SetNATSPresenceTTL sets how long a NATS directory entry lasts unless
+// its gateway puts it again, for the gateways started after, until the
+// test ends.
+func SetNATSPresenceTTL(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := natsPresenceTTL
+	natsPresenceTTL = d
+	t.Cleanup(func() { natsPresenceTTL = old })
+}
+
+// NATSEntry is a NATS directory entry for serverID announcing agents,
+// signed by id, as a gateway puts it in the KV bucket.
+func NATSEntry(id *Identity, serverID string, agents ...string) []byte {
+	e := natsEntry{ServerID: serverID, Version: Version, SigningKey: id.Public().SigningKey}
+	for _, a := range agents {
+		e.Agents = append(e.Agents, natsAgent{ID: a, Capabilities: []string{}})
+	}
+	b, err := signNATSEntry(id, &e)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

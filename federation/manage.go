@@ -47,7 +47,7 @@ func (n *Node) ListPeers() *PeerList {
 		info := PeerInfo{
 			ID: p.ID, Name: p.Name, URL: p.URL, AgentID: p.AgentID, Capabilities: nonNil(p.Capabilities),
 			Description: p.Description, Enabled: p.IsEnabled(), Source: p.source, TimeoutMs: p.TimeoutMs,
-			Connected: n.pool.Connected(p.ID), Health: n.peerHealth(p.ID),
+			Connected: n.pool.Connected(p.ID) || n.natsUp(p), Health: n.peerHealth(p.ID),
 		}
 		if p.source == SourceDiscovered {
 			info.Discovered = n.discoveredInfo(p.ID)

@@ -423,7 +423,7 @@ func (n *Node) meshDeliverLocal(ctx context.Context, p *RelayParams, known bool)
 	var reply *Message
 	switch {
 	case msg.Type == TypeSync:
-		reply, err = n.acceptSync(msg)
+		reply, err = n.acceptSync(ctx, msg)
 	case p.Durable: // once, however often it comes (durable.go), keyed by the origin
 		reply, err = n.deliverOnce(ctx, n.agents[p.TargetAgent], msg)
 	default:

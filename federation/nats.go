@@ -3,9 +3,9 @@ package federation
 // federation.transport nats: gateways meet on one NATS system instead of
 // dialling each other. Each local agent answers requests on its own
 // subject in a queue group named after its gateway, so several gateways
-// of one site (same serverId) serve the same agents; each gateway
-// registers a NATS micro service whose metadata lists its agents and their
-// capabilities, which is how gateways find each other without
+// of one site (same serverId) serve the same agents; each gateway puts its
+// agents and their capabilities in the JetStream KV bucket AF_REGISTRY
+// (nats_registry.go), which is how gateways find each other without
 // federation.peers entries. A remote agent is a peer with id
 // "<agentId>@<serverId>" and source "nats".
 //
@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/agentfed/agentfed/gateway"
 	"github.com/agentfed/agentfed/internal/natsbus"
@@ -35,12 +34,8 @@ import (
 const SourceNATS = "nats"
 
 const (
-	natsService      = "agentfed" // the micro service every gateway registers
-	natsDirTTL       = 2 * time.Second
-	natsDirWait      = time.Second            // for the first directory answer
-	natsDirQuiet     = 100 * time.Millisecond // for more once answers stop coming
-	natsMaxGateway   = 4096                   // directory entries kept
-	natsDrainTimeout = 10 * time.Second       // for the requests already received at stop
+	natsMaxGateway   = 4096             // directory entries kept: sites, and agents of all sites
+	natsDrainTimeout = 10 * time.Second // for the requests already received at stop
 )
 
 func natsAgentSubject(serverID, agentID string) string { return "af.agent." + serverID + "." + agentID }
@@ -51,17 +46,14 @@ func natsPeerID(serverID, agentID string) string       { return agentID + "@" + 
 // there.
 type natsLink struct {
 	bus      *natsbus.Bus
-	svc      micro.Service
+	registry *natsRegistry // the directory (nats_registry.go)
 	subs     []*nats.Subscription
 	ctx      context.Context // ends at stop: handlers in flight give up
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests being answered
 	durable  *natsDurable   // nil without JetStream
+	contexts *natsContexts  // synced context; nil without JetStream (nats_context.go)
 	deadMu   sync.Mutex     // serialises keeping dead letters
-
-	mu    sync.Mutex // guards dir and dirAt
-	dir   []*peer    // remote agents, sorted by id
-	dirAt time.Time
 }
 
 // natsAnswer is the reply to a request on an agent subject, shaped like a
@@ -72,7 +64,7 @@ type natsAnswer struct {
 	Error   *gateway.Error `json:"error,omitempty"`
 }
 
-// natsAgent is one agent in a gateway's micro service metadata.
+// natsAgent is one agent in a gateway's directory entry.
 type natsAgent struct {
 	ID           string   `json:"id"`
 	Capabilities []string `json:"capabilities"`
@@ -108,7 +100,14 @@ func (n *Node) startNATS() error {
 	}
 	l := &natsLink{bus: bus}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	err = n.serveNATS(l)
+	err = n.startNATSContexts(l)
+	if err == nil {
+		n.sharedContexts = l.contexts // before serveNATS: every sync it admits goes to the bucket
+		err = n.serveNATS(l)
+	}
+	if err == nil {
+		err = n.startNATSRegistry(l) // once it serves: others find it from here on
+	}
 	if err == nil {
 		err = n.startNATSDurable(l)
 	}
@@ -121,13 +120,10 @@ func (n *Node) startNATS() error {
 	return nil
 }
 
-// serveNATS subscribes each local agent and registers the micro service.
+// serveNATS subscribes each local agent and the broadcasts.
 func (n *Node) serveNATS(l *natsLink) error {
 	conn := l.bus.Conn()
-	var agents []natsAgent
 	for _, id := range sortedKeys(n.agents) {
-		a := n.agents[id]
-		agents = append(agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
 		sub, err := conn.QueueSubscribe(natsAgentSubject(n.serverID, id)+".*", natsQueue(n.serverID), func(m *nats.Msg) {
 			l.handlers.Go(func() { n.answerNATS(l.ctx, m) })
 		})
@@ -143,16 +139,6 @@ func (n *Node) serveNATS(l *natsLink) error {
 		return fmt.Errorf("subscribe broadcasts: %w", err)
 	}
 	l.subs = append(l.subs, sub)
-	meta, err := json.Marshal(agents)
-	if err != nil {
-		return err
-	}
-	l.svc, err = micro.AddService(conn, micro.Config{Name: natsService, Version: Version,
-		Description: "agentfed gateway " + n.serverID,
-		Metadata:    map[string]string{"serverId": n.serverID, "agents": string(meta)}})
-	if err != nil {
-		return fmt.Errorf("register micro service: %w", err)
-	}
 	return conn.Flush()
 }
 
@@ -196,8 +182,8 @@ func (n *Node) stopNATS() {
 }
 
 func (l *natsLink) stop() {
-	if l.svc != nil {
-		_ = l.svc.Stop()
+	if l.registry != nil {
+		l.registry.stop() // its entry expires unless the site's other gateways put it
 	}
 	// Drain: requests NATS has already handed to this gateway are
 	// answered, new ones go to the other members of the queue group.
@@ -219,6 +205,9 @@ func (l *natsLink) stop() {
 		l.durable.stop()
 	}
 	l.handlers.Wait()
+	if l.contexts != nil {
+		l.contexts.stop()
+	}
 	l.cancel()
 	l.bus.Close()
 }
@@ -302,21 +291,12 @@ func (n *Node) natsAnswerOf(p *peer, req *Message, ans *natsAnswer, eph *ecdh.Pr
 	return ans.Payload, nil
 }
 
-// natsPeer is the remote agent named id on the NATS system, or nil. A
-// known agent is used as cached (send's hot path asks nobody); an unknown
-// one makes the directory be asked again.
-func (n *Node) natsPeer(ctx context.Context, id string) *peer {
+// natsPeer is the remote agent named id on the NATS system, or nil.
+func (n *Node) natsPeer(_ context.Context, id string) *peer {
 	if n.nats == nil {
 		return nil
 	}
-	l := n.nats
-	l.mu.Lock()
-	dir := l.dir
-	l.mu.Unlock()
-	if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
-		return dir[i]
-	}
-	dir, _ = n.natsDirectory(ctx, true)
+	dir := n.nats.registry.directory()
 	if i, ok := slices.BinarySearchFunc(dir, id, byPeerID); ok {
 		return dir[i]
 	}
@@ -324,22 +304,20 @@ func (n *Node) natsPeer(ctx context.Context, id string) *peer {
 }
 
 // natsPeers returns peers followed by the remote agents on NATS.
-func (n *Node) natsPeers(ctx context.Context, peers []*peer) []*peer {
+func (n *Node) natsPeers(_ context.Context, peers []*peer) []*peer {
 	if n.nats == nil {
 		return peers
 	}
-	dir, _ := n.natsDirectory(ctx, false)
-	return append(peers, dir...)
+	return append(peers, n.nats.registry.directory()...)
 }
 
 // natsCapable returns peers followed by the remote agents on NATS that
 // have every capability in caps.
-func (n *Node) natsCapable(ctx context.Context, peers []*peer, reqs []requirement) []*peer {
+func (n *Node) natsCapable(_ context.Context, peers []*peer, reqs []requirement) []*peer {
 	if n.nats == nil {
 		return peers
 	}
-	dir, _ := n.natsDirectory(ctx, false)
-	for _, p := range dir {
+	for _, p := range n.nats.registry.directory() {
 		if p.IsEnabled() && meetsAll(p.caps, reqs) {
 			peers = append(peers, p)
 		}
@@ -347,95 +325,17 @@ func (n *Node) natsCapable(ctx context.Context, peers []*peer, reqs []requiremen
 	return peers
 }
 
-// natsDirectory returns the remote agents the gateways on NATS announce,
-// asking them again when the cached list is older than natsDirTTL or
-// refresh is set. fresh says whether it asked.
-func (n *Node) natsDirectory(ctx context.Context, refresh bool) (dir []*peer, fresh bool) {
-	l := n.nats
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !refresh && l.dir != nil && time.Since(l.dirAt) < natsDirTTL {
-		return l.dir, false
-	}
-	dir, err := n.askDirectoryLocked(ctx)
-	if err != nil {
-		n.log.Warn("NATS directory", "err", err)
-		return l.dir, true
-	}
-	// An agent seen before stays a peer while its gateways are away:
-	// requests to it fail with PEER_UNAVAILABLE, durable ones wait in
-	// JetStream.
-	for _, p := range l.dir {
-		if _, ok := slices.BinarySearchFunc(dir, p.ID, byPeerID); !ok && len(dir) < natsMaxGateway {
-			dir = append(dir, p)
-		}
-	}
-	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
-	l.dir, l.dirAt = dir, time.Now()
-	return dir, true
-}
-
-// askDirectoryLocked gathers every gateway's service info. l.mu is held.
-func (n *Node) askDirectoryLocked(ctx context.Context) ([]*peer, error) {
-	conn := n.nats.bus.Conn()
-	inbox := conn.NewRespInbox()
-	sub, err := conn.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := conn.PublishRequest("$SRV.INFO."+natsService, inbox, nil); err != nil {
-		return nil, err
-	}
-	var dir []*peer
-	seen := map[string]bool{} // peer ids: a site's gateways announce the same agents
-	wait := natsDirWait
-	for answers := 0; answers < natsMaxGateway; answers++ {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := sub.NextMsgWithContext(wctx)
-		cancel()
-		if err != nil {
-			break // quiet: every gateway that will answer has
-		}
-		wait = natsDirQuiet
-		var info micro.Info
-		if json.Unmarshal(m.Data, &info) != nil {
-			continue
-		}
-		// Every answer counts, even one naming a serverId another gateway
-		// already answered for: answers are not authenticated, and one
-		// may not hide another. A forged agent is only a name: requests
-		// to it go to subjects only that serverId's gateways may serve.
-		server := info.Metadata["serverId"]
-		if server == n.serverID || checkIdent("serverId", server, true) != nil {
-			continue // ourselves, another gateway of our site, or malformed
-		}
-		var agents []natsAgent
-		if json.Unmarshal([]byte(info.Metadata["agents"]), &agents) != nil {
-			continue
-		}
-		for _, a := range agents {
-			if checkIdent("agentId", a.ID, true) != nil {
-				continue
-			}
-			id := natsPeerID(server, a.ID)
-			if seen[id] || len(seen) >= natsMaxGateway {
-				continue
-			}
-			seen[id] = true
-			dir = append(dir, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
-				AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
-		}
-	}
-	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
-	return dir, nil
+// natsUp reports whether p is a peer on NATS whose site announces itself
+// now (list_peers' connected).
+func (n *Node) natsUp(p *peer) bool {
+	return p.source == SourceNATS && n.nats != nil && n.nats.registry.isUp(p)
 }
 
 // natsCapabilities is query_capabilities for a peer found on NATS: what
-// its gateway announces now.
-func (n *Node) natsCapabilities(ctx context.Context, p *peer) (*CapabilityReport, error) {
-	dir, _ := n.natsDirectory(ctx, true)
-	if i, ok := slices.BinarySearchFunc(dir, p.ID, byPeerID); ok {
+// its site announces now.
+func (n *Node) natsCapabilities(_ context.Context, p *peer) (*CapabilityReport, error) {
+	dir := n.nats.registry.directory()
+	if i, ok := slices.BinarySearchFunc(dir, p.ID, byPeerID); ok && n.nats.registry.isUp(dir[i]) {
 		q := dir[i]
 		return &CapabilityReport{PeerID: q.ID, PeerName: q.Name, Capabilities: nonNil(q.Capabilities), Description: q.Description}, nil
 	}

@@ -90,7 +90,6 @@ func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *se
 	p := &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{
 			"af.agent.*.*." + x, "af.durable.*.*." + x, // requests, as itself only
-			"$SRV.>", // the directory
 			"$JS.API.STREAM.INFO." + stream, "$JS.API.CONSUMER.*." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*", "$JS.ACK." + stream + ".>",
 			natsDeadSubject("*", x), "$JS.API.STREAM.MSG.GET." + stream, // dead letters, as itself only
@@ -98,12 +97,18 @@ func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *se
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			natsAgentSubject(x, ">") + " " + natsQueue(x), // its own agents, in its own queue group only
-			natsInboxPrefix(x) + ".>", "$SRV.>",
+			natsInboxPrefix(x) + ".>",
 			natsDeadSubject(x, "*") + " " + natsQueue(x), natsAdvisorySubject(x) + " " + natsQueue(x), // its dead letters
 			natsBroadcastAll + " " + natsQueue(x), "af.reply." + x + ".>", // broadcasts, answers to its own
 		}},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: natsResponseTTL},
 	}
+	// Its synced context: its own bucket only, which it reads, watches
+	// and writes by compare-and-swap (nats_context.go). The directory: it
+	// reads and watches everyone's entries and puts its own only
+	// (nats_registry.go).
+	p.Publish.Allow = append(p.Publish.Allow, natsKVPermissions(natsContextBucketName(x), ">", true)...)
+	p.Publish.Allow = append(p.Publish.Allow, natsKVPermissions(natsRegistryBucket, natsRegistryKey(x), false)...)
 	for _, a := range agents {
 		if !cred.allows(a) {
 			p.Publish.Deny = append(p.Publish.Deny, natsAgentSubject(self, a.ID)+"."+x, natsDurableSubject(self, a.ID)+"."+x)
@@ -144,4 +149,20 @@ func (n *Node) natsEmbeddedUsers() (users []*server.User, selfPassword string, e
 		users = append(users, &server.User{Username: u.ServerID, Password: cred.Token, Permissions: granted[i].Permissions})
 	}
 	return users, selfPassword, nil
+}
+
+// natsKVPermissions are the subjects a gateway publishes to read and
+// watch KV bucket and to put the keys matching key (a wildcard may stand
+// for many): the replies and the watch's messages come to its inbox. In
+// a bucket others watch too (not own), it may only create and delete
+// consumers, not list them: it cannot learn the random names of others'.
+func natsKVPermissions(bucket, key string, own bool) []string {
+	stream := "KV_" + bucket
+	consumers := []string{"$JS.API.CONSUMER.*." + stream, "$JS.API.CONSUMER.*." + stream + ".>"}
+	if !own {
+		consumers = []string{"$JS.API.CONSUMER.CREATE." + stream, "$JS.API.CONSUMER.CREATE." + stream + ".>",
+			"$JS.API.CONSUMER.DELETE." + stream + ".*"}
+	}
+	return append(consumers, "$KV."+bucket+"."+key,
+		"$JS.API.STREAM.INFO."+stream, "$JS.API.DIRECT.GET."+stream+".>", "$JS.FC."+stream+".>")
 }

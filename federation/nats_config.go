@@ -24,7 +24,8 @@ type NATSConfig struct {
 	// gateway's entry in that gateway's gateway.auth.peers. Write ${VAR}.
 	Token string `yaml:"token" json:"token,omitempty"`
 	// Replicas is how many servers of the NATS cluster keep each durable
-	// message (JetStream stream replicas): 1 (default) to 5.
+	// message, synced context and directory entry (JetStream stream and
+	// KV bucket replicas): 1 (default) to 5.
 	Replicas int `yaml:"replicas" json:"replicas,omitempty"`
 	// Embedded runs a nats-server inside the gateway instead.
 	Embedded *NATSEmbeddedConfig `yaml:"embedded" json:"embedded,omitempty"`

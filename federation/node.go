@@ -80,6 +80,11 @@ type Node struct {
 	mesh      meshTable       // routes learned from peers (mesh.go)
 	meshTrust meshTrust       // signing keys first seen across the mesh (meshtrust.go)
 
+	// sharedContexts is the site's synced context in JetStream KV with
+	// federation.transport nats; nil: contexts (nats_context.go). Set
+	// before anything is served.
+	sharedContexts *natsContexts
+
 	mu       sync.Mutex // guards httpSrv, listener and stopping
 	httpSrv  *http.Server
 	listener net.Listener

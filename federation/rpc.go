@@ -461,7 +461,7 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	var reply *Message
 	switch {
 	case msg.Type == TypeSync:
-		reply, err = n.acceptSync(msg)
+		reply, err = n.acceptSync(ctx, msg)
 	case p.Durable:
 		reply, err = n.deliverOnce(ctx, agent, msg)
 	default:
@@ -473,8 +473,8 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	return n.protectReply(msg, reply, replyTo)
 }
 
-func (n *Node) acceptSync(msg *Message) (*Message, error) {
-	version, err := n.contexts.merge(msg.FromServer, msg.CorrelationID, msg.Context)
+func (n *Node) acceptSync(ctx context.Context, msg *Message) (*Message, error) {
+	version, err := n.mergeSynced(ctx, msg.FromServer, msg.CorrelationID, msg.Context)
 	if err != nil {
 		return nil, fmt.Errorf("store synced context: %w", err)
 	}
@@ -486,7 +486,7 @@ func (n *Node) acceptSync(msg *Message) (*Message, error) {
 // context, to a local agent and builds the response message. held, when
 // not nil, releases the agent queue slot the caller already holds.
 func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message, held func()) (*Message, error) {
-	synced, _, err := n.contexts.get(msg.FromServer, msg.CorrelationID)
+	synced, _, err := n.syncedContext(ctx, msg.FromServer, msg.CorrelationID)
 	if err != nil {
 		if held != nil {
 			held()

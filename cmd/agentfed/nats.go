@@ -20,7 +20,8 @@ one NATS user per gateway.auth.peers entry of the configuration, with the
 subject permissions derived from its grant: publish only under its own
 serverId and not to this gateway's agents its grant excludes; subscribe to
 its own agents' subjects only in its own queue group; use only its own
-JetStream stream. A gateway embedding nats-server enforces exactly these;
+JetStream stream and synced-context bucket; put only its own directory
+entry. A gateway embedding nats-server enforces exactly these;
 on an external NATS system, configure them (add each user's password, or
 put the same lists in its user JWT) so that the receiving gateways can
 trust the sender named in each subject.`,

@@ -1,0 +1,337 @@
+package federation
+
+// The directory over NATS: each gateway puts its entry (its serverId,
+// agentfed version, signing key, and its agents with their capabilities
+// and descriptions) under its own key, its serverId, in the JetStream KV
+// bucket AF_REGISTRY, signed with its Ed25519 identity key. It puts it
+// again every natsBeat, each time with a JetStream per-message TTL of
+// natsPresenceTTL, so an entry whose site's gateways are all gone expires
+// and its watchers learn it from the bucket's expiry marker. The several
+// gateways of one site put the same entry under the same key.
+//
+// Every gateway watches the bucket and answers list_peers,
+// query_capabilities and delegate's resolution from what it watched. An
+// agent seen once stays a peer while its site is gone (marked not
+// connected): requests to it fail with PEER_UNAVAILABLE, durable ones
+// wait in JetStream.
+//
+// Who may announce what: the derived NATS permissions let a gateway put
+// only its own key. On a NATS system without them, an entry whose site has
+// a publicKey pinned (gateway.auth.peers, federation.peers) must be signed
+// by that key;
+// any entry must be signed by the key it names and name the serverId of
+// its key.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	natsRegistryBucket   = "AF_REGISTRY"
+	natsEntryMaxBytes    = 1 << 20  // one gateway's entry
+	natsRegistryMaxBytes = 64 << 20 // the bucket
+	natsRegistryMaxAge   = 5 * time.Minute
+)
+
+// natsPresenceTTL is how long an entry lasts unless put again: its site's
+// gateways put it every third of it. A variable for the tests.
+var natsPresenceTTL = 10 * time.Second
+
+var errNATSNoJetStream = errors.New("the NATS system has no JetStream, which the directory and synced context need (KV buckets " +
+	natsRegistryBucket + ", " + natsContextBucket + "_<serverId>): enable it (nats-server --jetstream, or jetstream {} in its configuration)")
+
+// natsNoJetStream reports whether err says the NATS system has no
+// JetStream.
+func natsNoJetStream(err error) bool {
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders)
+}
+
+// natsEntry is what a gateway announces.
+type natsEntry struct {
+	ServerID   string      `json:"serverId"`
+	Version    string      `json:"version"`    // agentfed's
+	SigningKey string      `json:"signingKey"` // ed25519:<base64url> of the gateway that put it
+	Agents     []natsAgent `json:"agents"`
+}
+
+// natsSignedEntry is an entry as stored: its JSON and the signature of
+// those bytes by the key it names.
+type natsSignedEntry struct {
+	Entry     json.RawMessage `json:"entry"`
+	Signature string          `json:"signature"` // base64url
+}
+
+// natsRegistry is a gateway's entry and its watch of everyone's.
+type natsRegistry struct {
+	kv    jetstream.KeyValue
+	js    jetstream.JetStream
+	w     jetstream.KeyWatcher
+	own   *nats.Msg     // this gateway's signed entry, put every beat
+	ttl   time.Duration // of each put
+	done  chan struct{} // closed when the watch has ended
+	beats sync.WaitGroup
+	quit  chan struct{} // closed to stop beating
+
+	mu    sync.Mutex            // guards sites and dir
+	sites map[string]*natsSites // serverId -> its latest valid entry
+	dir   []*peer               // every site's agents, sorted by id
+}
+
+// natsSites is what one site announced and whether it still does.
+type natsSites struct {
+	entry  []byte // as stored
+	agents []*peer
+	up     bool
+}
+
+func natsRegistryKey(serverID string) string { return natsBucketToken(serverID) }
+
+// startNATSRegistry puts this gateway's entry, keeps putting it, and
+// watches the bucket until it has everyone's current entries.
+func (n *Node) startNATSRegistry(l *natsLink) error {
+	js, err := jetstream.New(l.bus.Conn())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, natsSetupTimeout)
+	defer cancel()
+	var kv jetstream.KeyValue
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) { kv, err = n.natsRegistryBucket(ctx, js); return err })
+	if natsNoJetStream(err) {
+		return errNATSNoJetStream
+	}
+	if err != nil {
+		return fmt.Errorf("JetStream KV bucket %s: %w", natsRegistryBucket, err)
+	}
+	r := &natsRegistry{kv: kv, js: js, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
+		sites: map[string]*natsSites{}}
+	if r.own, err = n.natsOwnEntry(); err != nil {
+		return err
+	}
+	if _, err := js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl)); err != nil {
+		return fmt.Errorf("put this gateway's entry in KV bucket %s: %w", natsRegistryBucket, err)
+	}
+	if r.w, err = kv.WatchAll(l.ctx); err != nil {
+		return fmt.Errorf("watch JetStream KV bucket %s: %w", natsRegistryBucket, err)
+	}
+	ready := make(chan struct{})
+	go n.watchRegistry(r, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		r.stop()
+		return fmt.Errorf("JetStream KV bucket %s: its entries did not arrive within %v", natsRegistryBucket, natsSetupTimeout)
+	}
+	r.beats.Go(func() { n.beat(r) })
+	l.registry = r
+	return nil
+}
+
+// natsRegistryBucket makes sure the directory's bucket exists: looked up
+// first, since a gateway on an embedded server with users may use it but
+// not make it.
+func (n *Node) natsRegistryBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kc := jetstream.KeyValueConfig{Bucket: natsRegistryBucket, Description: "agentfed directory: each gateway's agents, by serverId",
+		MaxValueSize: natsEntryMaxBytes, MaxBytes: natsRegistryMaxBytes, TTL: natsRegistryMaxAge, LimitMarkerTTL: natsKVMarkerTTL,
+		Storage: jetstream.MemoryStorage, Replicas: n.cfg.NATS.replicas()}
+	if n.cfg.NATS.Embedded != nil {
+		return js.CreateOrUpdateKeyValue(ctx, kc)
+	}
+	kv, err := js.KeyValue(ctx, kc.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return js.CreateKeyValue(ctx, kc)
+	}
+	return kv, err
+}
+
+// natsOwnEntry is this gateway's entry, signed, as the message that puts
+// it.
+func (n *Node) natsOwnEntry() (*nats.Msg, error) {
+	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}}
+	for _, id := range sortedKeys(n.agents) {
+		a := n.agents[id]
+		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
+	}
+	data, err := signNATSEntry(n.identity, &e)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > natsEntryMaxBytes {
+		return nil, fmt.Errorf("this gateway's directory entry is %d bytes, over the %d-byte limit: fewer agents, capabilities or shorter descriptions", len(data), natsEntryMaxBytes)
+	}
+	return &nats.Msg{Subject: "$KV." + natsRegistryBucket + "." + natsRegistryKey(n.serverID), Data: data}, nil
+}
+
+// signNATSEntry is e as stored, signed by id.
+func signNATSEntry(id *Identity, e *natsEntry) ([]byte, error) {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(natsSignedEntry{Entry: raw, Signature: b64.EncodeToString(ed25519.Sign(id.sign, raw))})
+}
+
+// beat puts r's entry again every third of its TTL until r stops.
+func (n *Node) beat(r *natsRegistry) {
+	t := time.NewTicker(r.ttl / 3)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.ttl/3)
+		_, err := r.js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl))
+		cancel()
+		if err != nil && !failing {
+			n.log.Warn("NATS directory: could not put this gateway's entry again; other gateways will see it gone", "err", err)
+		}
+		failing = err != nil
+	}
+}
+
+// watchRegistry keeps r's view of the bucket until the watch stops;
+// ready is closed once the entries it had at the start have arrived.
+func (n *Node) watchRegistry(r *natsRegistry, ready chan struct{}) {
+	defer close(r.done)
+	for e := range r.w.Updates() {
+		if e == nil {
+			close(ready)
+			continue
+		}
+		server, ok := natsUntoken(e.Key())
+		if !ok || server == n.serverID || checkIdent("serverId", server, true) != nil {
+			continue // ourselves, another gateway of our site, or not a serverId
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			r.down(server)
+			continue
+		}
+		if r.same(server, e.Value()) {
+			continue // put again, unchanged: the usual beat
+		}
+		agents, err := n.natsEntryAgents(server, e.Value())
+		if err != nil {
+			if ok, suppressed := n.remoteLog.Allow(); ok {
+				n.log.Warn("NATS directory: entry refused", "serverId", server, "err", err, "suppressed", suppressed)
+			}
+			continue
+		}
+		r.up(server, e.Value(), agents)
+	}
+}
+
+// natsEntryAgents are the agents of the entry data found under server's
+// key, or why it is refused.
+func (n *Node) natsEntryAgents(server string, data []byte) ([]*peer, error) {
+	var se natsSignedEntry
+	var e natsEntry
+	if err := json.Unmarshal(data, &se); err != nil {
+		return nil, fmt.Errorf("malformed: %v", err)
+	}
+	if err := json.Unmarshal(se.Entry, &e); err != nil {
+		return nil, fmt.Errorf("malformed: %v", err)
+	}
+	if e.ServerID != server {
+		return nil, fmt.Errorf("it names serverId %s, not its key's", quoteBounded(e.ServerID))
+	}
+	key, err := ParseSigningKey(e.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	if pin := n.pinnedKey(server); pin != "" && e.SigningKey != pin {
+		return nil, fmt.Errorf("signed by %s, not by the publicKey pinned for it (gateway.auth.peers, federation.peers)", clip(e.SigningKey, 64))
+	}
+	sig, err := b64.DecodeString(se.Signature)
+	if err != nil || !ed25519.Verify(key, se.Entry, sig) {
+		return nil, errors.New("its signature does not verify")
+	}
+	var agents []*peer
+	for _, a := range e.Agents {
+		if checkIdent("agentId", a.ID, true) != nil || len(agents) >= natsMaxGateway {
+			continue
+		}
+		id := natsPeerID(server, a.ID)
+		agents = append(agents, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
+			AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
+	}
+	return agents, nil
+}
+
+// same reports whether data is server's entry as last recorded, which
+// is then up again.
+func (r *natsRegistry) same(server string, data []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sites[server]
+	if s == nil || string(s.entry) != string(data) {
+		return false
+	}
+	s.up = true
+	return true
+}
+
+// up records server's entry data and its agents.
+func (r *natsRegistry) up(server string, data []byte, agents []*peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, known := r.sites[server]; !known && len(r.sites) >= natsMaxGateway {
+		return
+	}
+	r.sites[server] = &natsSites{entry: data, agents: agents, up: true}
+	r.rebuildLocked()
+}
+
+// down records that server's entry expired or was removed: its agents
+// stay peers.
+func (r *natsRegistry) down(server string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.sites[server]; s != nil {
+		s.up = false
+	}
+}
+
+func (r *natsRegistry) rebuildLocked() {
+	var dir []*peer
+	for _, s := range r.sites {
+		dir = append(dir, s.agents...)
+	}
+	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
+	r.dir = dir[:min(len(dir), natsMaxGateway)]
+}
+
+// directory is every remote agent announced on NATS, sorted by id.
+func (r *natsRegistry) directory() []*peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dir
+}
+
+// isUp reports whether p's site announces itself now.
+func (r *natsRegistry) isUp(p *peer) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sites[natsServerOf(p)]
+	return s != nil && s.up
+}
+
+func (r *natsRegistry) stop() {
+	close(r.quit)
+	r.beats.Wait()
+	_ = r.w.Stop()
+	<-r.done
+}
