@@ -58,19 +58,15 @@ type broadcastRun struct {
 	relayCPU  cpuMeter
 }
 
-// settle is the pause before each slice of broadcasts or relays, not
-// measured, in which the previous slice's deferred work ends (the
-// gateways' audit logs flush every 50 ms; a collection in progress
-// finishes on the idle cores), so that neither is charged the other's.
-const settle = 100 * time.Millisecond
-
 // broadcastTimes starts a main gateway knowing peers and times its
 // broadcasts for d, after a warm-up that dials every peer. Between slices
-// of broadcasts, the same main gateway relays to the first peer, for a
-// quarter of the time: relay-rtt's round trip, but in the broadcast's
-// process, with the same gateways running (their heaps for the collector
-// to mark, their timers). A broadcast peer's CPU is compared with such a
-// relay's.
+// of broadcasts, the same main gateway relays to the first peer for as
+// long: relay-rtt's round trip, but in the broadcast's process, with the
+// same gateways running (their heaps for the collector to mark, their
+// timers). A broadcast peer's CPU is compared with such a relay's. The
+// slices are as long as each other, so that the work one leaves to the
+// next (a collection under way, audit logs flushed every 50 ms) is
+// charged to each alike.
 func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []federation.PeerConfig, s *sample, d time.Duration) (*broadcastRun, error) {
 	main, err := gws.start(fmt.Sprintf("bench-main-%d", len(peers)), false, peers)
 	if err != nil {
@@ -101,13 +97,12 @@ func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []fede
 	if err := repeat(ctx, warmup(d), op); err != nil {
 		return nil, err
 	}
-	if err := repeat(ctx, warmup(d)/4, relay); err != nil {
+	if err := repeat(ctx, warmup(d), relay); err != nil {
 		return nil, err
 	}
 	b := &broadcastRun{latencies: make(latencies, 0, 1<<12)}
 	k := slicesOf(d)
 	for range k {
-		sleep(ctx, settle)
 		b.cpu.start()
 		b.latencies, err = record(ctx, d/time.Duration(k), b.latencies, op)
 		b.cpu.stop()
@@ -115,9 +110,8 @@ func broadcastTimes(ctx context.Context, o *Options, gws *gateways, peers []fede
 			return nil, err
 		}
 		relays = 0
-		sleep(ctx, settle)
 		b.relayCPU.start()
-		err = repeat(ctx, d/time.Duration(4*k), relay)
+		err = repeat(ctx, d/time.Duration(k), relay)
 		b.relayCPU.stop()
 		if err != nil {
 			return nil, fmt.Errorf("relay to %s: %w", peers[0].ID, err)
