@@ -452,8 +452,10 @@ func (n *Node) start(d *delivery, ctx context.Context, deadlines *deadlines, p *
 		return false // the caller delivers with deliver, on a goroutine
 	}
 	timeout := n.timeout(callTimeoutMs, p)
+	outer := false
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
+		outer = true
 	}
 	h := n.tracker.get(p.ID)
 	c := n.pool.Peek(p.ID) // nil: send dials
@@ -468,10 +470,13 @@ func (n *Node) start(d *delivery, ctx context.Context, deadlines *deadlines, p *
 	}
 	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, release: release}
 	*res = Result{PeerID: p.ID, MessageID: msg.MessageID} // after d: res may be &d.own
-	if deadlines != nil {
-		d.ctx, d.cancel = deadlines.get(timeout), noCancel
-	} else {
+	switch {
+	case deadlines == nil:
 		d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	case outer:
+		d.ctx, d.cancel = ctx, noCancel // ctx's own deadline comes first
+	default:
+		d.ctx, d.cancel = deadlines.get(timeout), noCancel
 	}
 	traceparent := ""
 	if n.tracer != nil {
