@@ -253,7 +253,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		if viaNATS[i] {
 			continue
 		}
-		if !n.start(&started[i], ctx, deadlines, p, msgs[i], &results[i], req.TimeoutMs, false, false) {
+		if !n.start(ctx, &started[i], deadlines, p, msgs[i], &results[i], req.TimeoutMs, false, false) {
 			wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
 		}
 	}
@@ -437,7 +437,7 @@ type delivery struct {
 // waiting, and the caller delivers on a goroutine of its own.
 func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable, wait bool) *delivery {
 	d := new(delivery)
-	if !n.start(d, ctx, nil, p, msg, &d.own, callTimeoutMs, durable, wait) {
+	if !n.start(ctx, d, nil, p, msg, &d.own, callTimeoutMs, durable, wait) {
 		return nil
 	}
 	return d
@@ -447,7 +447,7 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 // (a broadcast's), d's timeout is a deadline it shares with the other
 // peers of the same timeout. It reports false where begin returns nil,
 // leaving d as it was.
-func (n *Node) start(d *delivery, ctx context.Context, deadlines *deadlines, p *peer, msg *Message, res *Result, callTimeoutMs int, durable, wait bool) bool {
+func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *peer, msg *Message, res *Result, callTimeoutMs int, durable, wait bool) bool {
 	if p.source == SourceNATS || p.source == SourceMesh {
 		return false // the caller delivers with deliver, on a goroutine
 	}

@@ -93,12 +93,11 @@ func targets(rep *Report, o *Options) []Target {
 	relay, okRelay := f.get(RelayRTT, "p50")
 	for _, n := range slices.Sorted(slices.Values(o.BroadcastSizes)) {
 		b, ok := f.get(Broadcast, fmt.Sprintf("n%d-p50", n))
-		op, limit := "", 0.0
 		v := 0.0
 		if ok && okRelay {
 			v = b / (float64(n) * relay)
 		}
-		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, op, limit))
+		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, "", 0))
 	}
 	// CPU per broadcast peer against a relay's CPU per round trip, both
 	// measured in the broadcast's process, taking turns (the bound); and,
