@@ -219,12 +219,12 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	req.CorrelationID = orNewID(req.CorrelationID) // one conversation across peers
 	results := make([]Result, len(targets))
 	msgs := make([]*Message, len(targets))
+	backing := make([]Message, len(targets)) // one allocation for every peer's message
 	for i, p := range targets {
-		msg, err := n.newMessage(ctx, TypeBroadcast, p, req.Message, req.MessageOptions)
-		if err != nil {
+		msgs[i] = &backing[i]
+		if err := n.initMessage(ctx, msgs[i], TypeBroadcast, p, req.Message, req.MessageOptions); err != nil {
 			return nil, err
 		}
-		msgs[i] = msg
 	}
 	if req.Durable {
 		entries := make([]*OutboxEntry, len(targets))
@@ -242,21 +242,24 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	// Send to every connected peer from this goroutine, then collect the
 	// answers: no goroutine, stack and wake-up per peer. A peer not yet
 	// connected, or whose outbound queue is full, gets a goroutine that
-	// dials and waits.
+	// dials and waits. The deliveries, their results and their deadlines
+	// are shared allocations (broadcast.go), not one each per peer.
 	var wg sync.WaitGroup
 	viaNATS := n.broadcastOverNATS(ctx, &wg, targets, msgs, req.TimeoutMs, results) // nats_broadcast.go
-	started := make([]*delivery, len(targets))
+	deadlines := newDeadlines(ctx)
+	defer deadlines.stop()
+	started := make([]delivery, len(targets))
 	for i, p := range targets {
 		if viaNATS[i] {
 			continue
 		}
-		if started[i] = n.begin(ctx, p, msgs[i], req.TimeoutMs, false, false); started[i] == nil {
+		if !n.start(ctx, &started[i], deadlines, p, msgs[i], &results[i], req.TimeoutMs, false, false) {
 			wg.Go(func() { results[i] = *n.deliver(ctx, p, msgs[i], req.TimeoutMs, false) })
 		}
 	}
-	for i, d := range started {
-		if d != nil {
-			results[i] = *d.end()
+	for i := range started {
+		if d := &started[i]; d.n != nil {
+			d.end() // into results[i]
 		}
 	}
 	wg.Wait()
@@ -306,19 +309,28 @@ func orNewID(id string) string {
 // newMessage builds an outgoing message to p's agent; when ctx is an
 // agent's handling of a relayed message, the next link of its chain.
 func (n *Node) newMessage(ctx context.Context, typ MessageType, p *peer, content string, o MessageOptions) (*Message, error) {
-	prio, err := ParsePriority(string(o.Priority))
-	if err != nil {
+	msg := new(Message)
+	if err := n.initMessage(ctx, msg, typ, p, content, o); err != nil {
 		return nil, err
 	}
+	return msg, nil
+}
+
+// initMessage is newMessage into msg.
+func (n *Node) initMessage(ctx context.Context, msg *Message, typ MessageType, p *peer, content string, o MessageOptions) error {
+	prio, err := ParsePriority(string(o.Priority))
+	if err != nil {
+		return err
+	}
 	if o.TimeoutMs < 0 {
-		return nil, fmt.Errorf("%w: timeoutMs %d is negative", ErrInvalidParams, o.TimeoutMs)
+		return fmt.Errorf("%w: timeoutMs %d is negative", ErrInvalidParams, o.TimeoutMs)
 	}
 	from := o.FromAgent
 	if from == "" {
 		from = "operator"
 	}
 	now := time.Now()
-	msg := &Message{
+	*msg = Message{
 		MessageID:     newIDAt(now),
 		FromAgent:     from,
 		FromServer:    n.serverID,
@@ -334,10 +346,7 @@ func (n *Node) newMessage(ctx context.Context, typ MessageType, p *peer, content
 	if target == "" && p.ID != "" {
 		target = fmt.Sprintf("peer %q", p.ID)
 	}
-	if err := n.chain(ctx, msg, target); err != nil {
-		return nil, err
-	}
-	return msg, nil
+	return n.chain(ctx, msg, target)
 }
 
 func (n *Node) checkEnabled() error {
@@ -401,14 +410,15 @@ func (n *Node) deliver(ctx context.Context, p *peer, msg *Message, callTimeoutMs
 // waits for the answer and reports the outcome. Between the two, the
 // delivery holds a slot of the peer's outbound queue and its timeout.
 type delivery struct {
-	n       *Node
+	n       *Node // nil until started
 	p       *peer
 	msg     *Message
 	ctx     context.Context
 	cancel  context.CancelFunc
 	timeout time.Duration
 	start   time.Time
-	res     *Result
+	res     *Result // own, unless a broadcast's results hold it
+	own     Result
 
 	release func()                     // the outbound slot; nil when none was taken
 	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
@@ -426,20 +436,48 @@ type delivery struct {
 // waits for a slot and dials as needed; without, it returns nil instead of
 // waiting, and the caller delivers on a goroutine of its own.
 func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs int, durable, wait bool) *delivery {
+	d := new(delivery)
+	if !n.start(ctx, d, nil, p, msg, &d.own, callTimeoutMs, durable, wait) {
+		return nil
+	}
+	return d
+}
+
+// start is begin into d, whose outcome end writes to res. With deadlines
+// (a broadcast's), d's timeout is a deadline it shares with the other
+// peers of the same timeout. It reports false where begin returns nil,
+// leaving d as it was.
+func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *peer, msg *Message, res *Result, callTimeoutMs int, durable, wait bool) bool {
 	if p.source == SourceNATS || p.source == SourceMesh {
-		return nil // the caller delivers with deliver, on a goroutine
+		return false // the caller delivers with deliver, on a goroutine
 	}
 	timeout := n.timeout(callTimeoutMs, p)
+	outer := false
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond) // an outer deadline (delegate's) is tighter
+		outer = true
 	}
 	h := n.tracker.get(p.ID)
 	c := n.pool.Peek(p.ID) // nil: send dials
 	if c == nil && !wait {
-		return nil // not connected yet: the caller dials on a goroutine
+		return false // not connected yet: the caller dials on a goroutine
 	}
-	d := &delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: &Result{PeerID: p.ID, MessageID: msg.MessageID}}
-	d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	var release func()
+	if !wait {
+		if release = h.outbound.TryAcquire(); release == nil {
+			return false
+		}
+	}
+	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, release: release}
+	*res = Result{PeerID: p.ID, MessageID: msg.MessageID} // after d: res may be &d.own
+	switch {
+	case deadlines == nil:
+		d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	case outer:
+		d.ctx, d.cancel = ctx, noCancel // ctx's own deadline comes first
+	default:
+		d.ctx, d.cancel = deadlines.get(timeout), noCancel
+	}
 	traceparent := ""
 	if n.tracer != nil {
 		d.ctx, d.span = n.tracer.Start(d.ctx, spanRelayOut, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -451,9 +489,6 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 		if errors.Is(d.err, queue.ErrFull) {
 			d.err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
 		}
-	} else if d.release = h.outbound.TryAcquire(); d.release == nil {
-		d.cancel()
-		return nil
 	}
 	if d.err == nil {
 		d.done, d.err = h.allow(p.ID, n.tracker.settings.Open)
@@ -463,7 +498,7 @@ func (n *Node) begin(ctx context.Context, p *peer, msg *Message, callTimeoutMs i
 	} else if d.err == nil {
 		d.err = d.send(c, RelayParams{TargetAgent: p.AgentID, Message: msg, TimeoutMs: timeout.Milliseconds(), Durable: durable, Traceparent: traceparent}, !wait)
 	}
-	return d
+	return true
 }
 
 // send relays params over c, or the pooled connection to the peer when c

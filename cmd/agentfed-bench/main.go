@@ -86,8 +86,9 @@ relay-rtt is a sequential send through two gateways to an echo agent;
 raw-ws-rtt (a bare WebSocket echo of the same frame) and nats-rtt (request-
 reply through an embedded nats-server) are its baselines. Every target is
 computed from figures of this same run and marked met or missed. Each
-measurement runs for --duration after a short warm-up; a whole run takes
-about eight times --duration. Progress goes to stderr.
+measurement runs for --duration after a short warm-up (broadcast twice:
+relays in its process take turns with its broadcasts); a whole run takes
+about nine times --duration. Progress goes to stderr.
 
 Exit status 0 even when a target is missed; 1 when a measurement failed.`,
 		Example: `  go run ./cmd/agentfed-bench

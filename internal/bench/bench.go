@@ -34,6 +34,7 @@ var Measurements = []string{RelayRTT, RawWSRTT, NATSRTT, NATSRelayRTT, A2ARTT, T
 type Options struct {
 	// Duration is the time spent measuring each measurement, after a short
 	// warm-up; a measurement with several cases splits it among them.
+	// Broadcast spends as long again on the relays it is compared with.
 	// Default 5s.
 	Duration time.Duration
 	// Only names the measurements to run; empty runs all of them.

@@ -87,27 +87,30 @@ func targets(rep *Report, o *Options) []Target {
 		f.ratio(fmt.Sprintf("throughput relay (%d conns) / nats", o.Connections), Throughput, nconn, Throughput, "nats", "", 0),
 		f.ratio(fmt.Sprintf("throughput relay (%d conns) / raw-ws pipelined", o.Connections), Throughput, nconn, Throughput, "raw-ws-pipelined", "", 0),
 	}
+	// The wall-clock ratio is information: issue 12 replaced its bound
+	// (0.5 from 64 peers), which two cores cannot meet with every peer in
+	// this process, by the CPU bound below.
 	relay, okRelay := f.get(RelayRTT, "p50")
 	for _, n := range slices.Sorted(slices.Values(o.BroadcastSizes)) {
 		b, ok := f.get(Broadcast, fmt.Sprintf("n%d-p50", n))
-		op, limit := "", 0.0
-		if n >= 64 {
-			op, limit = "<=", 0.5
-		}
 		v := 0.0
 		if ok && okRelay {
 			v = b / (float64(n) * relay)
 		}
-		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, op, limit))
+		ts = append(ts, check(fmt.Sprintf("broadcast to %d p50 / (%d x relay-rtt p50)", n, n), v, ok && okRelay, unitRatio, "", 0))
 	}
-	// What a broadcast's bound asks of this machine: with every peer in
-	// this process, a peer costs about a relay's CPU, and the bound is
-	// then met only when the cores share the work almost perfectly.
+	// CPU per broadcast peer against a relay's CPU per round trip, both
+	// measured in the broadcast's process, taking turns (the bound); and,
+	// for information, against relay-rtt's, whose process holds two
+	// gateways instead of 257 (docs/BENCHMARKS.md, "The broadcast's CPU
+	// baseline").
 	relayCPU, okCPU := f.get(RelayRTT, "cpu-per-op")
 	for _, n := range slices.Sorted(slices.Values(o.BroadcastSizes)) {
 		if n < 64 {
 			continue
 		}
+		ts = append(ts, f.ratio(fmt.Sprintf("broadcast to %d CPU per peer / relay CPU per round trip, same process", n),
+			Broadcast, fmt.Sprintf("n%d-cpu-per-peer", n), Broadcast, fmt.Sprintf("n%d-relay-cpu-per-op", n), "<=", 1.1))
 		c, ok := f.get(Broadcast, fmt.Sprintf("n%d-cpu-per-peer", n))
 		v := 0.0
 		if ok && okCPU {
