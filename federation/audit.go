@@ -53,18 +53,19 @@ type auditEvent struct {
 }
 
 // auditLog appends events to a size-rotated file. Writers only append to
-// a buffer; a background writer flushes it every auditFlush (sooner when
-// it passes auditBatch bytes) and on close, so the request path makes no
-// file syscall. A nil *auditLog writes nothing. Safe for concurrent use.
+// a buffer; a background writer flushes it auditFlush after its first
+// line (sooner when it passes auditBatch bytes) and on close, so the
+// request path makes no file syscall. A nil *auditLog writes nothing. Safe for concurrent use.
 type auditLog struct {
 	path           string
 	maxSize        int64
 	maxFiles       int
 	includeContent bool
 
-	mu    sync.Mutex // guards buf
-	buf   []byte     // lines not yet written
-	kick  chan struct{}
+	mu    sync.Mutex    // guards buf
+	buf   []byte        // lines not yet written
+	kick  chan struct{} // the buffer passed auditBatch: flush now
+	wait  chan struct{} // a line arrived in an empty buffer: flush auditFlush later
 	stop  chan struct{}
 	done  chan struct{}
 	fileM sync.Mutex // guards f, size and spare; held by the writer
@@ -98,7 +99,8 @@ func openAudit(cfg AuditConfig, storageDir string) (*auditLog, error) {
 	if err := a.open(); err != nil {
 		return nil, err
 	}
-	a.kick, a.stop, a.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	a.kick, a.wait = make(chan struct{}, 1), make(chan struct{}, 1)
+	a.stop, a.done = make(chan struct{}), make(chan struct{})
 	go a.run()
 	return a, nil
 }
@@ -117,22 +119,40 @@ func (a *auditLog) open() error {
 	return nil
 }
 
-// run flushes the buffer periodically until close.
+// run writes the buffer out auditFlush after a line arrives in an empty
+// buffer (at once when it passes auditBatch) and on close, and ends
+// refusal windows when they are over. An idle log sets no timer: a gateway
+// with nothing to audit does not wake up.
 func (a *auditLog) run() {
 	defer close(a.done)
-	t := time.NewTicker(auditFlush)
-	defer t.Stop()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	armed := false
+	arm := func(d time.Duration) {
+		if !armed {
+			t.Reset(d)
+			armed = true
+		}
+	}
 	for {
 		select {
 		case <-a.stop:
+			t.Stop()
 			a.summarize(time.Now(), true)
 			a.flush()
 			return
+		case <-a.wait:
+			arm(auditFlush)
+			continue
 		case now := <-t.C:
+			armed = false
 			a.summarize(now, false)
 		case <-a.kick:
 		}
 		a.flush()
+		if left, open := a.windowLeft(time.Now()); open {
+			arm(max(left, auditFlush))
+		}
 	}
 }
 
@@ -178,17 +198,27 @@ func (a *auditLog) write(e auditEvent) {
 	line := auditLines.Get().(*[]byte)
 	*line = append(e.appendJSON((*line)[:0], time.Now().UTC()), '\n')
 	a.mu.Lock()
+	first := len(a.buf) == 0
 	a.buf = append(a.buf, *line...)
 	full := len(a.buf) >= auditBatch
 	a.mu.Unlock()
 	if cap(*line) <= 64<<10 {
 		auditLines.Put(line)
 	}
-	if full {
-		select {
-		case a.kick <- struct{}{}:
-		default:
-		}
+	switch {
+	case full:
+		wakeWriter(a.kick)
+	case first:
+		wakeWriter(a.wait)
+	}
+}
+
+// wakeWriter wakes the writer through ch unless a wake-up is already
+// waiting.
+func wakeWriter(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -20,6 +21,44 @@ func auditConfig(maxFiles int) AuditConfig {
 	c := Config{Audit: AuditConfig{MaxFiles: maxFiles}}
 	c.ApplyDefaults()
 	return c.Audit
+}
+
+// TestAuditWritesWhenDue: with nothing else happening, a line reaches the
+// file auditFlush after it was written, and a refusal window's count when
+// the window ends, not only at close.
+func TestAuditWritesWhenDue(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	lines := func() int {
+		b, _ := os.ReadFile(path)
+		return strings.Count(string(b), "\n")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		a, err := openAudit(auditConfig(0), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.close()
+		a.write(auditEvent{Dir: "in", Kind: "relay", Outcome: "ok"})
+		time.Sleep(auditFlush)
+		synctest.Wait()
+		if n := lines(); n != 1 {
+			t.Fatalf("%d lines on disk %v after a write; want 1", n, auditFlush)
+		}
+		refused := auditEvent{Dir: "in", Kind: "auth", Remote: "10.0.0.1:1", Outcome: "UNAUTHORIZED"}
+		a.refuse(refused, time.Now())
+		a.refuse(refused, time.Now()) // counted
+		time.Sleep(auditFlush)
+		synctest.Wait()
+		if n := lines(); n != 2 {
+			t.Fatalf("%d lines on disk after a refusal; want 2", n)
+		}
+		time.Sleep(refusalWindow)
+		synctest.Wait()
+		if n := lines(); n != 3 {
+			t.Fatalf("%d lines on disk when the refusal window ended; want 3 (its count)", n)
+		}
+	})
 }
 
 func TestAuditRotatesBySize(t *testing.T) {

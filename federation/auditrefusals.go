@@ -89,6 +89,17 @@ func (a *auditLog) summarize(now time.Time, force bool) {
 	}
 }
 
+// windowLeft reports whether a refusal window is open at now, and how
+// long until it ends.
+func (a *auditLog) windowLeft(now time.Time) (time.Duration, bool) {
+	a.refMu.Lock()
+	defer a.refMu.Unlock()
+	if a.refCounts == nil {
+		return 0, false
+	}
+	return a.refStart.Add(refusalWindow).Sub(now), true
+}
+
 // sourceOf reduces a remote address to what identifies its sender: the IP
 // without the port, and for IPv6 its /64 (one host usually holds a whole
 // /64).
