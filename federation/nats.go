@@ -182,6 +182,13 @@ func (n *Node) stopNATS() {
 }
 
 func (l *natsLink) stop() {
+	gone := !l.bus.Conn().IsConnected()
+	if gone {
+		// The NATS system is unreachable: nothing can be drained or
+		// acknowledged any more, and each wait below would last its whole
+		// timeout. With the connection closed they return at once.
+		l.bus.Conn().Close()
+	}
 	if l.registry != nil {
 		l.registry.stop() // its entry expires unless the site's other gateways put it
 	}
@@ -189,6 +196,9 @@ func (l *natsLink) stop() {
 	// answered, new ones go to the other members of the queue group.
 	var drained []<-chan nats.SubStatus
 	for _, s := range l.subs {
+		if gone {
+			break // closed with the connection
+		}
 		drained = append(drained, s.StatusChanged(nats.SubscriptionClosed))
 		if s.Drain() != nil {
 			_ = s.Unsubscribe()
