@@ -127,11 +127,11 @@ func (a *auditLog) run() {
 	defer close(a.done)
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	armed := false
-	arm := func(d time.Duration) {
-		if !armed {
+	var due time.Time              // when t fires; zero: not armed
+	arm := func(d time.Duration) { // fire within d: sooner than armed, never later
+		if at := time.Now().Add(d); due.IsZero() || at.Before(due) {
 			t.Reset(d)
-			armed = true
+			due = at
 		}
 	}
 	for {
@@ -145,7 +145,7 @@ func (a *auditLog) run() {
 			arm(auditFlush)
 			continue
 		case now := <-t.C:
-			armed = false
+			due = time.Time{}
 			a.summarize(now, false)
 		case <-a.kick:
 		}
