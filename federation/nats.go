@@ -218,9 +218,6 @@ func (l *natsLink) stop() {
 		l.contexts.stop()
 	}
 	l.cancel()
-	if l.durable != nil {
-		l.durable.pub.wait() // its batches in flight end with l.ctx
-	}
 	l.bus.Close()
 }
 

@@ -189,6 +189,7 @@ func (d *natsDurable) stop() {
 		case <-time.After(natsDrainTimeout):
 		}
 	}
+	d.pub.stop()
 	close(d.outcomesQuit)
 	<-d.outcomesDone
 }

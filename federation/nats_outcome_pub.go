@@ -28,15 +28,17 @@ type outcomeReq struct {
 
 // natsOutcomePub batches the outcomes this gateway publishes.
 type natsOutcomePub struct {
-	n    *Node
-	d    *natsDurable
-	ctx  context.Context // of the link: ends at stop
-	reqs chan *outcomeReq
-	wg   sync.WaitGroup // run and the publishes it started
+	n      *Node
+	d      *natsDurable
+	ctx    context.Context // ends at stop: a handler still waiting asks for redelivery
+	cancel context.CancelFunc
+	reqs   chan *outcomeReq
+	wg     sync.WaitGroup // run and the publishes it started
 }
 
 func newNATSOutcomePub(ctx context.Context, n *Node, d *natsDurable) *natsOutcomePub {
-	p := &natsOutcomePub{n: n, d: d, ctx: ctx, reqs: make(chan *outcomeReq, natsOutcomePubMax)}
+	p := &natsOutcomePub{n: n, d: d, reqs: make(chan *outcomeReq, natsOutcomePubMax)}
+	p.ctx, p.cancel = context.WithCancel(ctx)
 	p.wg.Go(p.run)
 	return p
 }
@@ -49,12 +51,16 @@ func (p *natsOutcomePub) publish(ctx context.Context, sender string, data []byte
 	case p.reqs <- r:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-p.ctx.Done():
+		return p.ctx.Err()
 	}
 	select {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-p.ctx.Done():
+		return p.ctx.Err()
 	}
 }
 
@@ -111,5 +117,10 @@ func (p *natsOutcomePub) send(sender string, rs []*outcomeReq) {
 	}
 }
 
-// wait waits for the batches in flight; the link's context has ended.
-func (p *natsOutcomePub) wait() { p.wg.Wait() }
+// stop gives up the batches in flight (their handlers ask for
+// redelivery, and the kept reply goes out then) and waits for them: a
+// stopping gateway does not wait out an election to publish outcomes.
+func (p *natsOutcomePub) stop() {
+	p.cancel()
+	p.wg.Wait()
+}
