@@ -297,6 +297,9 @@ func (n *Node) MessageStatus(id string) (*OutboxEntry, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
 	}
+	if e := n.natsHeld(id); e != nil {
+		return e, nil
+	}
 	e, err := n.outbox.Get(id)
 	return e, outboxError(err)
 }
@@ -349,6 +352,9 @@ func (n *Node) RetryMessage(id string) (*OutboxEntry, error) {
 func (n *Node) CancelMessage(id string) (*OutboxEntry, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fmt.Errorf("%w: messageId is required", ErrInvalidParams)
+	}
+	if e := n.natsHeld(id); e != nil {
+		return nil, errHeldByStream(e)
 	}
 	e, err := n.outbox.Cancel(id)
 	return e, outboxError(err)

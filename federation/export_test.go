@@ -72,3 +72,7 @@ func NATSEntry(id *Identity, serverID string, agents ...string) []byte {
 	}
 	return b
 }
+
+// ExpireHeldNATS runs, as at time at, the outbox's check for durable
+// messages held by a NATS peer's stream whose ttl has passed.
+func ExpireHeldNATS(n *Node, at time.Time) { n.outbox.ExpireHeld(at) }

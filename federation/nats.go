@@ -53,7 +53,6 @@ type natsLink struct {
 	handlers sync.WaitGroup // requests being answered
 	durable  *natsDurable   // nil without JetStream
 	contexts *natsContexts  // synced context; nil without JetStream (nats_context.go)
-	deadMu   sync.Mutex     // serialises keeping dead letters
 }
 
 // natsAnswer is the reply to a request on an agent subject, shaped like a

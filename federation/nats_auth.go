@@ -86,19 +86,22 @@ func NATSPermissions(c *Config) []NATSUser {
 // natsPermissions is what the gateway cred names may do on the NATS
 // system of gateway self, whose agents are agents.
 func natsPermissions(self string, agents []AgentConfig, cred PeerCredential) *server.Permissions {
-	x, stream := cred.ServerID, natsStreamName(cred.ServerID)
+	x, stream, results := cred.ServerID, natsStreamName(cred.ServerID), natsResultStreamName(cred.ServerID)
 	p := &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{
 			"af.agent.*.*." + x, "af.durable.*.*." + x, // requests, as itself only
 			"$JS.API.STREAM.INFO." + stream, "$JS.API.CONSUMER.*." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*", "$JS.ACK." + stream + ".>",
-			natsDeadSubject("*", x), "$JS.API.STREAM.MSG.GET." + stream, // dead letters, as itself only
+			"$JS.API.STREAM.MSG.GET." + stream,                                       // dead letters
+			natsResultSubject("*", x),                                                // outcomes of durable messages, as itself only
+			"$JS.API.STREAM.INFO." + results, "$JS.API.CONSUMER.*." + results + ".>", // its own outcomes only
+			"$JS.API.CONSUMER.MSG.NEXT." + results + ".*", "$JS.ACK." + results + ".>",
 			natsBroadcastSubject(x), natsReplySubject("*", "*", x), // broadcasts and their answers, as itself only
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			natsAgentSubject(x, ">") + " " + natsQueue(x), // its own agents, in its own queue group only
 			natsInboxPrefix(x) + ".>",
-			natsDeadSubject(x, "*") + " " + natsQueue(x), natsAdvisorySubject(x) + " " + natsQueue(x), // its dead letters
+			natsAdvisorySubject(x) + " " + natsQueue(x),                   // its dead letters
 			natsBroadcastAll + " " + natsQueue(x), "af.reply." + x + ".>", // broadcasts, answers to its own
 		}},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: natsResponseTTL},

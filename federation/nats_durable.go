@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,9 +41,18 @@ func natsDurableSubject(serverID, agentID string) string {
 
 // natsDurable is a node's JetStream side: the stream and its consumers.
 type natsDurable struct {
-	js       jetstream.JetStream
-	consumes []jetstream.ConsumeContext
-	lastErrs natsLastErrors // for dead letters (nats_deadletter.go)
+	js           jetstream.JetStream
+	maxPayload   int64 // of the NATS system
+	consumes     []jetstream.ConsumeContext
+	lastErrs     natsLastErrors     // for dead letters (nats_deadletter.go)
+	outcomes     chan jetstream.Msg // taken by the outcome consumer, for runOutcomes
+	outcomesQuit chan struct{}      // closed by stop
+	outcomesDone chan struct{}      // closed when runOutcomes returns
+	holds        *natsHolds         // outbox entries of durable sends, written in batches
+	pub          *natsOutcomePub    // outcomes this gateway publishes, in batches
+	// resultStreams is, by sender serverId, the zero time for one whose
+	// outcome stream exists, or when it was found missing.
+	resultStreams sync.Map
 }
 
 // startNATSDurable makes the stream (idempotent: every gateway does) and
@@ -64,18 +74,27 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		}
 	}
 	for _, s := range servers {
-		err = retryUnanswered(ctx, func(ctx context.Context) error { return n.natsStreamFor(ctx, js, s) })
+		err = retryUnanswered(ctx, func(ctx context.Context) error { return n.natsStreamFor(ctx, js, s, n.natsDurableStreamConfig(s)) })
+		if err == nil {
+			err = retryUnanswered(ctx, func(ctx context.Context) error { return n.natsStreamFor(ctx, js, s, n.natsResultStreamConfig(s)) })
+		}
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
 			n.log.Warn("the NATS system has no JetStream: durable messages to NATS peers are refused")
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("JetStream stream %s: %w", natsStreamName(s), err)
+			return fmt.Errorf("JetStream streams of %q: %w", s, err)
 		}
 	}
-	d := &natsDurable{js: js}
+	d := &natsDurable{js: js, maxPayload: l.bus.Conn().MaxPayload(), holds: newNATSHolds(n),
+		outcomes: make(chan jetstream.Msg, natsOutcomeBatch), outcomesQuit: make(chan struct{}), outcomesDone: make(chan struct{})}
+	d.pub = newNATSOutcomePub(l.ctx, n, d)
 	l.durable = d
+	go n.runOutcomes(l)
 	if err := n.watchDeadLetters(l); err != nil {
+		return err
+	}
+	if err := n.consumeOutcomes(ctx, l, d); err != nil {
 		return err
 	}
 	ackWait := time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond
@@ -111,39 +130,56 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	return nil
 }
 
-// handleNATSDurable serves one durable message as federation.relay does
-// and acks it; an error a retry may cure asks for redelivery, any other
-// ends it (the log names it).
+// handleNATSDurable serves one durable message as federation.relay does,
+// hands its outcome to the sender (nats_outcome.go) and acks it; an error
+// a retry may cure asks for redelivery, any other ends it (the log names
+// it, the sender learns it failed). An outcome JetStream did not store
+// asks for redelivery too: the kept reply is sent again.
 func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstream.Msg) {
 	id, err := n.natsSender(m.Subject())
 	if err == nil {
 		err = n.admitPeer(id, MethodRelay)
 	}
+	var reply *Message
 	if err == nil {
-		_, err = n.serveRelay(ctx, id, m.Data())
+		reply, err = n.serveRelay(ctx, id, m.Data())
 	}
 	from := "?"
 	if id != nil {
 		from = id.PeerID
 	}
-	switch e := gateway.ToError(err); {
-	case err == nil:
-		d.forget(m)
-		_ = m.DoubleAck(ctx)
-	case e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded:
+	e := gateway.ToError(err)
+	if err != nil && (e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded) {
 		if md, merr := m.Metadata(); merr == nil {
 			d.lastErrs.set(md.Sequence.Stream, e)
 		}
 		_ = m.Nak()
-	default:
-		d.forget(m)
+		return
+	}
+	if out := outcomeOfRelay(m, reply, err); out != nil && id != nil {
+		perr := n.publishOutcome(ctx, d, id.PeerID, out)
+		if errors.Is(perr, errNoOutcomeStream) {
+			if ok, suppressed := n.remoteLog.Allow(); ok {
+				n.log.Warn("the sender of a durable message cannot be told its outcome", "from", from, "messageId", out.MessageID, "err", perr, "suppressed", suppressed)
+			}
+		} else if perr != nil {
+			n.log.Warn("the outcome of a durable message was not stored for its sender; it is handled again", "from", from, "messageId", out.MessageID, "err", perr)
+			_ = m.Nak()
+			return
+		}
+	}
+	d.forget(m)
+	if err != nil {
 		n.log.Warn("durable message refused", "from", from, "subject", clip(m.Subject(), 200), "code", e.Code, "err", err)
 		_ = m.Term()
+		return
 	}
+	_ = m.DoubleAck(ctx)
 }
 
 // stop stops fetching and lets the messages already fetched be handled.
 func (d *natsDurable) stop() {
+	defer d.holds.close()
 	for _, cc := range d.consumes {
 		cc.Drain()
 	}
@@ -153,6 +189,9 @@ func (d *natsDurable) stop() {
 		case <-time.After(natsDrainTimeout):
 		}
 	}
+	d.pub.stop()
+	close(d.outcomesQuit)
+	<-d.outcomesDone
 }
 
 // queueNATS is a durable send to a peer on NATS: stored in the stream,
@@ -181,7 +220,15 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, 
 	if ttlMs > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(max(time.Duration(ttlMs)*time.Millisecond, time.Second)))
 	}
-	if err := n.publishNATS(ctx, d.js, nm, opts); errors.Is(context.Cause(ctx), errNATSDenied) {
+	// The outbox entry is written with the next batch (nats_hold.go).
+	e := n.outboxEntry("send", msg, MessageOptions{TimeoutMs: timeoutMs, TTLMs: ttlMs})
+	e.PeerID, e.Stream = p.ID, natsStreamName(natsServerOf(p))
+	d.holds.hold(e)
+	err = n.publishNATS(ctx, d.js, nm, opts)
+	if err != nil {
+		d.holds.unhold(msg.MessageID)
+	}
+	if errors.Is(context.Cause(ctx), errNATSDenied) {
 		return nil, n.natsDenied(p)
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
@@ -234,13 +281,18 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// natsStreamFor makes sure gateway server's stream exists: it is looked
-// up first, since a gateway on an embedded server with users may read its
-// stream but not make or change it.
-func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server string) error {
-	dedupe := time.Duration(cmp.Or(n.cfg.Federation.Durable.RetentionMs, 86400000)) * time.Millisecond
-	sc := jetstream.StreamConfig{Name: natsStreamName(server), Subjects: []string{natsDurableSubject(server, ">")},
+// natsDurableStreamConfig is the stream that holds the durable messages
+// for server's agents.
+func (n *Node) natsDurableStreamConfig(server string) jetstream.StreamConfig {
+	dedupe := n.natsRetention()
+	return jetstream.StreamConfig{Name: natsStreamName(server), Subjects: []string{natsDurableSubject(server, ">")},
 		Storage: jetstream.FileStorage, Duplicates: dedupe, MaxAge: dedupe, Replicas: n.cfg.NATS.replicas(), AllowMsgTTL: true}
+}
+
+// natsStreamFor makes sure stream sc of gateway server exists: it is
+// looked up first, since a gateway on an embedded server with users may
+// read its streams but not make or change them.
+func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server string, sc jetstream.StreamConfig) error {
 	if server != n.serverID || n.cfg.NATS.Embedded != nil {
 		_, err := js.CreateOrUpdateStream(ctx, sc)
 		return err

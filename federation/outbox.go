@@ -51,6 +51,7 @@ func newOutbox(n *Node, st *store.Store) (*outbox.Outbox[Message, Result], error
 		MaxAttempts: d.MaxAttempts, // negative: no limit
 		MaxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
 		Retention:   time.Duration(d.RetentionMs) * time.Millisecond,
+		HeldGrace:   time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond,
 	})
 }
 

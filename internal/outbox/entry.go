@@ -48,6 +48,13 @@ type Entry[M, R any] struct {
 	// PeerAttempts counts the attempts that reached the peer's gateway;
 	// federation.durable.maxAttempts bounds them.
 	PeerAttempts int `json:"peerAttempts,omitempty"`
+
+	// Stream is the JetStream stream that holds a durable message sent to
+	// a NATS peer until its receiver finishes it and says so (the
+	// federation package's nats_outcome.go); the outbox does not deliver
+	// such a message, only marks it dead once its ttl or MaxAge has passed
+	// by HeldGrace. Empty for the messages the outbox delivers.
+	Stream string `json:"stream,omitempty"`
 }
 
 // Report is how one delivery attempt went, as the owner judges it.

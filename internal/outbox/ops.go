@@ -94,6 +94,7 @@ func (o *Outbox[M, R]) Retry(id string) (*Entry[M, R], error) {
 	}
 	now := time.Now()
 	e.State, e.Attempts, e.NextAttemptAt, e.Result, e.LastError = StateQueued, 0, 0, nil, nil
+	e.Stream = "" // one a stream held is delivered by the outbox now
 	if e.TTLMs > 0 {
 		e.ExpiresAt = now.Add(time.Duration(e.TTLMs) * time.Millisecond).UnixMilli()
 	}
@@ -106,6 +107,9 @@ func (o *Outbox[M, R]) Retry(id string) (*Entry[M, R], error) {
 // first (its outcome is not recorded); if it had already been answered,
 // the entry is no longer queued and Cancel says what it became.
 func (o *Outbox[M, R]) Cancel(id string) (*Entry[M, R], error) {
+	if e, err := o.Get(id); err == nil && e.State == StateQueued && e.Stream != "" {
+		return nil, HeldError(e.MessageID, e.Stream)
+	}
 	return o.settle(id, "cancel", func(e *Entry[M, R]) (string, *R, *gateway.Error) {
 		return StateDead, nil, gateway.NewError(gateway.CodeCancelled, fmt.Sprintf("cancelled by an operator after %d attempts", e.Attempts))
 	})
@@ -171,5 +175,17 @@ func (o *Outbox[M, R]) Drop(id string) error {
 	if e.State == StateQueued {
 		return &refusal{ErrState, fmt.Sprintf("message %q is still queued; cancel it first (agentfed outbox cancel), or wait for it to be delivered or to expire", id)}
 	}
+	return o.st.PutBatch(store.Outbox, store.KV{Key: id})
+}
+
+// HeldError is why the entry of message id, held by stream, cannot be
+// cancelled.
+func HeldError(id, stream string) error {
+	return &refusal{ErrState, fmt.Sprintf("message %q is held by the JetStream stream %s of its receiver, which this gateway cannot take it out of; it ends with its ttlMs, or when the receiver has handled it", id, stream)}
+}
+
+// DeleteHeld deletes the entry of a message that its stream did not take
+// after all.
+func (o *Outbox[M, R]) DeleteHeld(id string) error {
 	return o.st.PutBatch(store.Outbox, store.KV{Key: id})
 }

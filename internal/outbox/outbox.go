@@ -33,6 +33,11 @@ type Config[M, R any] struct {
 	MaxAttempts int           // attempts that reached the peer; 0 or less: no limit
 	MaxAge      time.Duration // for messages without ttlMs; 0: no limit
 	Retention   time.Duration // how long delivered entries are kept after they finish
+	// HeldGrace is how long past its ttl (or MaxAge) an entry held by a
+	// stream (Entry.Stream) waits for its outcome before it is dead: a
+	// handling begun just before may still answer. The entry's own
+	// timeout, if it has one, counts instead.
+	HeldGrace time.Duration
 }
 
 // Outbox delivers durable messages with retries until they are answered
@@ -65,7 +70,7 @@ func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("outbox entry %q: %w", id, err)
 		}
-		if e.State == StateQueued {
+		if e.State == StateQueued && e.Stream == "" {
 			e.NextAttemptAt = 0 // resume at once after a restart
 			o.sched.Add(o.itemOf(&e), time.Now())
 		}
@@ -75,7 +80,7 @@ func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
 }
 
 // Put writes entries to disk (group-committed with concurrent callers) and
-// schedules those that are queued. When it returns nil they survive any
+// schedules those that are queued (but for those a stream holds). When it returns nil they survive any
 // crash; when it returns an error (ErrStorage), none was written.
 func (o *Outbox[M, R]) Put(entries ...*Entry[M, R]) error {
 	kvs := make([]store.KV, len(entries))
@@ -92,7 +97,7 @@ func (o *Outbox[M, R]) Put(entries ...*Entry[M, R]) error {
 	now, queued := time.Now(), false
 	o.mu.Lock()
 	for _, e := range entries {
-		if e.State == StateQueued {
+		if e.State == StateQueued && e.Stream == "" {
 			o.sched.Add(o.itemOf(e), now)
 			queued = true
 		}
@@ -187,6 +192,7 @@ func (o *Outbox[M, R]) Run(ctx context.Context) {
 		case <-timer.C:
 		case <-prune.C:
 			o.pruneFinished(time.Now().Add(-o.cfg.Retention))
+			o.ExpireHeld(time.Now())
 		}
 	}
 }
@@ -218,8 +224,8 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
 	}()
 	e, err := o.Get(it.ID)
 	switch {
-	case errors.Is(err, ErrUnknown) || err == nil && e.State != StateQueued:
-		retry = false // dropped or finished meanwhile
+	case errors.Is(err, ErrUnknown) || err == nil && (e.State != StateQueued || e.Stream != ""):
+		retry = false // dropped or finished meanwhile, or held by a stream
 		return
 	case err != nil: // storage trouble: try again later, do not forget it
 		o.log.Error("outbox read failed", "messageId", it.ID, "err", err)
@@ -322,5 +328,33 @@ func (o *Outbox[M, R]) PeerUp(peer string) {
 	o.mu.Unlock()
 	if found {
 		o.poke()
+	}
+}
+
+// ExpireHeld marks dead the queued entries held by a stream whose ttl (or
+// MaxAge) passed, plus their timeout (else HeldGrace) and a second, before now with no
+// outcome: the stream has dropped the message, and nobody will answer it.
+// Run checks every minute.
+func (o *Outbox[M, R]) ExpireHeld(now time.Time) {
+	var expired []string
+	_ = o.st.ForEach(store.Outbox, func(id string, v []byte) error {
+		var e Entry[M, R]
+		if json.Unmarshal(v, &e) != nil || e.State != StateQueued || e.Stream == "" {
+			return nil
+		}
+		grace := o.cfg.HeldGrace
+		if e.TimeoutMs > 0 {
+			grace = time.Duration(e.TimeoutMs) * time.Millisecond
+		}
+		grace += time.Second
+		if dl := o.deadline(&e); dl != 0 && now.After(time.UnixMilli(dl).Add(grace)) {
+			expired = append(expired, id)
+		}
+		return nil
+	})
+	for _, id := range expired {
+		if e, err := o.Get(id); err == nil && e.State == StateQueued && e.Stream != "" {
+			o.finish(e, StateDead, nil, o.expiredError(e))
+		}
 	}
 }
