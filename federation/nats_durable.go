@@ -220,10 +220,11 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, 
 	if ttlMs > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(max(time.Duration(ttlMs)*time.Millisecond, time.Second)))
 	}
-	// The outbox entry is written with the next batch (nats_hold.go).
+	// The outbox entry is written with the next batch (nats_hold.go), while
+	// JetStream stores the message: queued means both are done.
 	e := n.outboxEntry("send", msg, MessageOptions{TimeoutMs: timeoutMs, TTLMs: ttlMs})
 	e.PeerID, e.Stream = p.ID, natsStreamName(natsServerOf(p))
-	d.holds.hold(e)
+	written := d.holds.hold(e)
 	err = n.publishNATS(ctx, d.js, nm, opts)
 	if err != nil {
 		d.holds.unhold(msg.MessageID)
@@ -233,6 +234,9 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, 
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: JetStream did not store message %q for %q: %v", ErrPeerUnavailable, msg.MessageID, p.ID, err)
 	}
+	// JetStream has the message, so it is queued whatever happens to the
+	// entry; a failed write is logged (its outcome then finds no entry).
+	<-written.done
 	return &Result{PeerID: p.ID, MessageID: msg.MessageID, Status: StatusQueued}, nil
 }
 

@@ -2,22 +2,17 @@ package federation
 
 import (
 	"sync"
-	"time"
 
 	"github.com/agentfed/agentfed/internal/outbox"
 )
 
-// natsHoldEvery is how often the outbox entries of durable sends over NATS
-// are written, all at once.
-const natsHoldEvery = 50 * time.Millisecond
-
 // natsHolds writes the queued outbox entries of durable sends to NATS
-// peers in batches. A send is queued when JetStream has stored the
-// message (its PubAck); its entry is only the sender's record of it, so
-// the send does not wait for an fsync of its own: on a disk that JetStream
-// keeps busy, one per send would cost more than the publish. A crash
-// loses at most the last natsHoldEvery of entries, not the messages:
-// their outcomes then find no entry (a dead letter makes one).
+// peers, group-committed: the writer takes every entry pending when it
+// wakes and writes them in one transaction, while the next batch gathers.
+// A send waits for its entry's batch as well as for JetStream's PubAck (the
+// two run at once), so every message a caller was told is queued has its
+// entry on disk and its outcome finds it after a crash; one fsync a send
+// would cost more than the publish on a disk that JetStream keeps busy.
 type natsHolds struct {
 	n    *Node
 	wake chan struct{} // the first entry of a batch is pending
@@ -26,25 +21,36 @@ type natsHolds struct {
 
 	flushMu sync.Mutex // held while a batch is written: unhold waits for it
 
-	mu      sync.Mutex // guards pending
+	mu      sync.Mutex // guards pending and batch
 	pending map[string]*OutboxEntry
+	batch   *holdBatch // the batch pending entries are written with
+}
+
+// holdBatch is one write of held entries: done is closed once it is over,
+// and err is then why it failed, or nil.
+type holdBatch struct {
+	done chan struct{}
+	err  error
 }
 
 func newNATSHolds(n *Node) *natsHolds {
-	h := &natsHolds{n: n, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), pending: map[string]*OutboxEntry{}}
+	h := &natsHolds{n: n, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		pending: map[string]*OutboxEntry{}, batch: &holdBatch{done: make(chan struct{})}}
 	go h.run()
 	return h
 }
 
-// hold has e written with the next batch.
-func (h *natsHolds) hold(e *OutboxEntry) {
+// hold has e written with the next batch, and returns that batch.
+func (h *natsHolds) hold(e *OutboxEntry) *holdBatch {
 	h.mu.Lock()
 	h.pending[e.MessageID] = e
+	b := h.batch
 	h.mu.Unlock()
 	select {
 	case h.wake <- struct{}{}:
 	default:
 	}
+	return b
 }
 
 // take removes and returns id's entry if it is not written yet.
@@ -87,14 +93,8 @@ func (h *natsHolds) run() {
 			h.flush()
 			return
 		case <-h.wake:
+			h.flush()
 		}
-		t := time.NewTimer(natsHoldEvery)
-		select {
-		case <-h.stop:
-		case <-t.C:
-		}
-		t.Stop()
-		h.flush()
 	}
 }
 
@@ -102,18 +102,19 @@ func (h *natsHolds) flush() {
 	h.flushMu.Lock()
 	defer h.flushMu.Unlock()
 	h.mu.Lock()
-	batch := h.pending
-	h.pending = map[string]*OutboxEntry{}
+	pending, b := h.pending, h.batch
+	h.pending, h.batch = map[string]*OutboxEntry{}, &holdBatch{done: make(chan struct{})}
 	h.mu.Unlock()
-	if len(batch) == 0 {
+	defer close(b.done)
+	if len(pending) == 0 {
 		return
 	}
-	entries := make([]*OutboxEntry, 0, len(batch))
-	for _, e := range batch {
+	entries := make([]*OutboxEntry, 0, len(pending))
+	for _, e := range pending {
 		entries = append(entries, e)
 	}
-	if err := h.n.outbox.Put(entries...); err != nil {
-		h.n.log.Error("durable messages sent over NATS, but their outbox entries were not written: their status is unknown until a dead letter comes", "messages", len(entries), "err", err)
+	if b.err = h.n.outbox.Put(entries...); b.err != nil {
+		h.n.log.Error("durable messages sent over NATS, but their outbox entries were not written: their status is unknown until a dead letter comes", "messages", len(entries), "err", b.err)
 	}
 }
 
