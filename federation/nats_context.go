@@ -95,7 +95,21 @@ func natsContextKeyOf(key string) (string, bool) {
 	}
 	server, ok1 := natsUntoken(s)
 	session, ok2 := natsUntoken(sess)
-	return contextKey(server, session), ok1 && ok2 && server != ""
+	return contextKey(server, session), ok1 && ok2 && validIdent(server) && validIdent(session)
+}
+
+// decodeNATSContext is a session's value as stored in the bucket, refused
+// over limit bytes (whoever may write the bucket may have changed its
+// configuration too) or when it is not the JSON of one.
+func decodeNATSContext(data []byte, limit int) (*natsStoredContext, error) {
+	if len(data) > limit {
+		return nil, fmt.Errorf("is %d bytes, over the %d-byte limit per session", len(data), limit)
+	}
+	var v natsStoredContext
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, errors.New("is not the JSON of a synced context")
+	}
+	return &v, nil
 }
 
 // natsStoredContext is a session's value in the bucket: its version is
@@ -248,6 +262,9 @@ func (c *natsContexts) seen(key string, rev uint64, put bool, size int) {
 	if rev < c.rev[key] {
 		return
 	}
+	if _, known := c.rev[key]; put && !known && len(c.rev) >= a.limits.totalSessions {
+		return // more keys than the site may hold: someone else writes the bucket
+	}
 	if put {
 		a.addKnownLocked(key, size)
 		c.rev[key] = rev
@@ -256,6 +273,12 @@ func (c *natsContexts) seen(key string, rev uint64, put bool, size int) {
 	a.forgetKnownLocked(key)
 	a.uncacheLocked(key)
 	delete(c.rev, key)
+}
+
+func (c *natsContexts) sessionLimit() int {
+	c.acct.mu.Lock()
+	defer c.acct.mu.Unlock()
+	return c.acct.limits.sessionBytes
 }
 
 func (c *natsContexts) stop() {
@@ -281,8 +304,10 @@ func (c *natsContexts) merge(ctx context.Context, server, session string, data m
 		case err != nil:
 			return 0, err
 		default:
-			if err := json.Unmarshal(e.Value(), &cur); err != nil {
-				return 0, fmt.Errorf("stored context %q: %w", k, err)
+			// A stored value this gateway could not have written is
+			// replaced by this sync rather than block the session.
+			if v, err := decodeNATSContext(e.Value(), c.sessionLimit()); err == nil {
+				cur = *v
 			}
 			rev, oldSize = e.Revision(), len(e.Value())
 		}
@@ -348,9 +373,9 @@ func (c *natsContexts) get(ctx context.Context, server, session string) (map[str
 	if err != nil {
 		return nil, 0, err
 	}
-	var v natsStoredContext
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return nil, 0, fmt.Errorf("stored context %q: %w", e.Key(), err)
+	v, err := decodeNATSContext(e.Value(), c.sessionLimit())
+	if err != nil {
+		return nil, 0, fmt.Errorf("stored context %s of the KV bucket %w; a sync into the session replaces it", quoteBounded(e.Key()), err)
 	}
 	sc := &SyncedContext{Data: v.Data, Version: int64(e.Revision()), UpdatedAt: v.UpdatedAt}
 	a.mu.Lock()

@@ -63,6 +63,7 @@ type natsEntry struct {
 	Version    string      `json:"version"`    // agentfed's
 	SigningKey string      `json:"signingKey"` // ed25519:<base64url> of the gateway that put it
 	Agents     []natsAgent `json:"agents"`
+	IssuedAt   int64       `json:"issuedAt"` // Unix ms of the put: an entry replayed later is refused
 }
 
 // natsSignedEntry is an entry as stored: its JSON and the signature of
@@ -77,22 +78,24 @@ type natsRegistry struct {
 	kv    jetstream.KeyValue
 	js    jetstream.JetStream
 	w     jetstream.KeyWatcher
-	own   *nats.Msg     // this gateway's signed entry, put every beat
 	ttl   time.Duration // of each put
 	done  chan struct{} // closed when the watch has ended
 	beats sync.WaitGroup
 	quit  chan struct{} // closed to stop beating
 
-	mu    sync.Mutex            // guards sites and dir
-	sites map[string]*natsSites // serverId -> its latest valid entry
-	dir   []*peer               // every site's agents, sorted by id
+	mu     sync.Mutex            // guards sites, agents and dir
+	sites  map[string]*natsSites // serverId -> its latest valid entry
+	agents int                   // of all sites: at most natsMaxGateway
+	dir    []*peer               // every site's agents, sorted by id
 }
 
 // natsSites is what one site announced and whether it still does.
 type natsSites struct {
-	entry  []byte // as stored
-	agents []*peer
-	up     bool
+	announced []natsAgent
+	issued    int64 // the latest stamp of an entry taken, Unix ms
+	agents    []*peer
+	up        bool
+	downAt    time.Time
 }
 
 func natsRegistryKey(serverID string) string { return natsBucketToken(serverID) }
@@ -116,10 +119,7 @@ func (n *Node) startNATSRegistry(l *natsLink) error {
 	}
 	r := &natsRegistry{kv: kv, js: js, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
 		sites: map[string]*natsSites{}}
-	if r.own, err = n.natsOwnEntry(); err != nil {
-		return err
-	}
-	if _, err := js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl)); err != nil {
+	if err := n.putNATSEntry(ctx, r); err != nil {
 		return fmt.Errorf("put this gateway's entry in KV bucket %s: %w", natsRegistryBucket, err)
 	}
 	if r.w, err = kv.WatchAll(l.ctx); err != nil {
@@ -155,10 +155,19 @@ func (n *Node) natsRegistryBucket(ctx context.Context, js jetstream.JetStream) (
 	return kv, err
 }
 
-// natsOwnEntry is this gateway's entry, signed, as the message that puts
-// it.
-func (n *Node) natsOwnEntry() (*nats.Msg, error) {
-	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}}
+// putNATSEntry puts this gateway's entry, stamped now, with r's TTL.
+func (n *Node) putNATSEntry(ctx context.Context, r *natsRegistry) error {
+	m, err := n.natsOwnEntry(time.Now())
+	if err == nil {
+		_, err = r.js.PublishMsg(ctx, m, jetstream.WithMsgTTL(r.ttl))
+	}
+	return err
+}
+
+// natsOwnEntry is this gateway's entry stamped at, signed, as the message
+// that puts it.
+func (n *Node) natsOwnEntry(at time.Time) (*nats.Msg, error) {
+	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}, IssuedAt: at.UnixMilli()}
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id]
 		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
@@ -194,7 +203,7 @@ func (n *Node) beat(r *natsRegistry) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.ttl/3)
-		_, err := r.js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl))
+		err := n.putNATSEntry(ctx, r)
 		cancel()
 		if err != nil && !failing {
 			n.log.Warn("NATS directory: could not put this gateway's entry again; other gateways will see it gone", "err", err)
@@ -213,86 +222,93 @@ func (n *Node) watchRegistry(r *natsRegistry, ready chan struct{}) {
 			continue
 		}
 		server, ok := natsUntoken(e.Key())
-		if !ok || server == n.serverID || checkIdent("serverId", server, true) != nil {
+		if !ok || server == n.serverID || !validIdent(server) || natsIDProblem(server) != "" {
 			continue // ourselves, another gateway of our site, or not a serverId
 		}
 		if e.Operation() != jetstream.KeyValuePut {
 			r.down(server)
 			continue
 		}
-		if r.same(server, e.Value()) {
-			continue // put again, unchanged: the usual beat
+		window := time.Duration(n.cfg.Gateway.ReplayWindowMs) * time.Millisecond
+		ent, err := decodeNATSEntry(server, e.Value(), n.pinnedKey(server), time.Now(), window+r.ttl, window)
+		if err == nil {
+			err = r.up(server, ent)
 		}
-		agents, err := n.natsEntryAgents(server, e.Value())
 		if err != nil {
 			if ok, suppressed := n.remoteLog.Allow(); ok {
 				n.log.Warn("NATS directory: entry refused", "serverId", server, "err", err, "suppressed", suppressed)
 			}
-			continue
 		}
-		r.up(server, e.Value(), agents)
 	}
 }
 
-// natsEntryAgents are the agents of the entry data found under server's
-// key, or why it is refused.
-func (n *Node) natsEntryAgents(server string, data []byte) ([]*peer, error) {
-	var se natsSignedEntry
-	var e natsEntry
-	if err := json.Unmarshal(data, &se); err != nil {
-		return nil, fmt.Errorf("malformed: %v", err)
+// up records server's entry e, put again or changed. An entry stamped
+// before the one taken that announces other agents is a replay and
+// refused; so is one that would take the directory over natsMaxGateway
+// sites or agents, unless sites whose gateways are gone make room (the
+// longest gone first): a site cannot push out what others announce.
+func (r *natsRegistry) up(server string, e *natsEntry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sites[server]
+	if s != nil && slices.EqualFunc(s.announced, e.Agents, sameNATSAgent) {
+		s.up, s.issued = true, max(s.issued, e.IssuedAt) // put again, unchanged: the usual beat
+		return nil
 	}
-	if err := json.Unmarshal(se.Entry, &e); err != nil {
-		return nil, fmt.Errorf("malformed: %v", err)
+	if s != nil && e.IssuedAt < s.issued {
+		return fmt.Errorf("stamped %d ms before the entry already taken, with other agents: a replay", s.issued-e.IssuedAt)
 	}
-	if e.ServerID != server {
-		return nil, fmt.Errorf("it names serverId %s, not its key's", quoteBounded(e.ServerID))
+	had := 0
+	if s != nil {
+		had = len(s.agents)
 	}
-	key, err := ParseSigningKey(e.SigningKey)
-	if err != nil {
-		return nil, err
+	full := func(sites, agents int) bool {
+		return (s == nil && sites >= natsMaxGateway) || agents-had+len(e.Agents) > natsMaxGateway
 	}
-	if pin := n.pinnedKey(server); pin != "" && e.SigningKey != pin {
-		return nil, fmt.Errorf("signed by %s, not by the publicKey pinned for it (gateway.auth.peers, federation.peers)", clip(e.SigningKey, 64))
-	}
-	sig, err := b64.DecodeString(se.Signature)
-	if err != nil || !ed25519.Verify(key, se.Entry, sig) {
-		return nil, errors.New("its signature does not verify")
-	}
-	var agents []*peer
-	for _, a := range e.Agents {
-		if checkIdent("agentId", a.ID, true) != nil || len(agents) >= natsMaxGateway {
-			continue
+	goneSites, goneAgents := 0, 0
+	for id, g := range r.sites {
+		if !g.up && id != server {
+			goneSites, goneAgents = goneSites+1, goneAgents+len(g.agents)
 		}
+	}
+	if full(len(r.sites)-goneSites, r.agents-goneAgents) {
+		return fmt.Errorf("its %d agents would take the directory over its %d sites or %d agents (the NATS system announces more than a gateway keeps)",
+			len(e.Agents), natsMaxGateway, natsMaxGateway)
+	}
+	for full(len(r.sites), r.agents) && r.evictGoneLocked(server) {
+	}
+	agents := make([]*peer, 0, len(e.Agents))
+	for _, a := range e.Agents {
 		id := natsPeerID(server, a.ID)
 		agents = append(agents, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
 			AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
 	}
-	return agents, nil
+	r.agents += len(agents) - had
+	r.sites[server] = &natsSites{announced: e.Agents, issued: e.IssuedAt, agents: agents, up: true}
+	r.rebuildLocked()
+	return nil
 }
 
-// same reports whether data is server's entry as last recorded, which
-// is then up again.
-func (r *natsRegistry) same(server string, data []byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.sites[server]
-	if s == nil || string(s.entry) != string(data) {
+func sameNATSAgent(a, b natsAgent) bool {
+	return a.ID == b.ID && a.Description == b.Description && slices.Equal(a.Capabilities, b.Capabilities)
+}
+
+// evictGoneLocked forgets the site, other than keep, whose gateways have
+// been gone longest, and reports whether there was one.
+func (r *natsRegistry) evictGoneLocked(keep string) bool {
+	var victim string
+	var since time.Time
+	for id, s := range r.sites {
+		if !s.up && id != keep && (victim == "" || s.downAt.Before(since)) {
+			victim, since = id, s.downAt
+		}
+	}
+	if victim == "" {
 		return false
 	}
-	s.up = true
+	r.agents -= len(r.sites[victim].agents)
+	delete(r.sites, victim)
 	return true
-}
-
-// up records server's entry data and its agents.
-func (r *natsRegistry) up(server string, data []byte, agents []*peer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, known := r.sites[server]; !known && len(r.sites) >= natsMaxGateway {
-		return
-	}
-	r.sites[server] = &natsSites{entry: data, agents: agents, up: true}
-	r.rebuildLocked()
 }
 
 // down records that server's entry expired or was removed: its agents
@@ -300,8 +316,8 @@ func (r *natsRegistry) up(server string, data []byte, agents []*peer) {
 func (r *natsRegistry) down(server string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.sites[server]; s != nil {
-		s.up = false
+	if s := r.sites[server]; s != nil && s.up {
+		s.up, s.downAt = false, time.Now()
 	}
 }
 
@@ -311,7 +327,7 @@ func (r *natsRegistry) rebuildLocked() {
 		dir = append(dir, s.agents...)
 	}
 	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
-	r.dir = dir[:min(len(dir), natsMaxGateway)]
+	r.dir = dir
 }
 
 // directory is every remote agent announced on NATS, sorted by id.
