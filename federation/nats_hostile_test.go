@@ -66,8 +66,8 @@ func TestNATSDirectoryRefusesMalformedEntries(t *testing.T) {
 		site  string
 		entry []byte
 	}{
-		{"dotted", hostileEntry(t, id, "dotted", now, "ghost.x")},    // subject af.agent.dotted.ghost.x
-		{"at", hostileEntry(t, id, "at", now, "ghost@x")},            // peer id ghost@x@at, as agent ghost of site x@at
+		{"dotted", hostileEntry(t, id, "dotted", now, "ghost.x")},      // subject af.agent.dotted.ghost.x
+		{"at", hostileEntry(t, id, "at", now, "ghost@x")},              // peer id ghost@x@at, as agent ghost of site x@at
 		{"twice", hostileEntry(t, id, "twice", now, "ghost", "ghost")}, // one peer id, two agents
 		{"caps", hostileEntry(t, id, "caps", now, withCaps(many...))},
 		{"badcap", hostileEntry(t, id, "badcap", now, withCaps("search@not-a-version"))},
