@@ -173,10 +173,6 @@ func (s *sessionLocks) lock(key string) (unlock func()) {
 // startNATSContexts opens the gateway's context bucket (making it, and
 // every granted gateway's, when it embeds the server) and watches it.
 func (n *Node) startNATSContexts(l *natsLink) error {
-	js, err := jetstream.New(l.bus.Conn())
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(l.ctx, natsSetupTimeout)
 	defer cancel()
 	servers := []string{n.serverID}
@@ -187,19 +183,16 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	}
 	var kv jetstream.KeyValue
 	for _, s := range servers {
-		var b jetstream.KeyValue
-		err = retryUnanswered(ctx, func(ctx context.Context) (err error) { b, err = n.natsContextBucketFor(ctx, js, s); return err })
-		if natsNoJetStream(err) {
-			return errNATSNoJetStream
-		}
+		_, b, err := openNATSBucket(ctx, l, n.natsContextConfig(s), s != n.serverID || n.cfg.NATS.Embedded != nil)
 		if err != nil {
-			return fmt.Errorf("JetStream KV bucket %s: %w", natsContextBucketName(s), err)
+			return err
 		}
 		if s == n.serverID {
 			kv = b
 		}
 	}
 	c := &natsContexts{kv: kv, acct: newContextAccounts(), rev: map[string]uint64{}, done: make(chan struct{})}
+	var err error
 	if c.w, err = kv.WatchAll(l.ctx); err != nil {
 		return fmt.Errorf("watch JetStream KV bucket %s: %w", natsContextBucketName(n.serverID), err)
 	}
@@ -215,24 +208,14 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	return nil
 }
 
-// natsContextBucketFor makes sure gateway server's bucket exists: looked
-// up first, since a gateway on an embedded server with users may use its
-// bucket but not make it. Sessions expire a day after their last sync, as
-// in storage.dir; JetStream refuses values over the per-session limit and
-// a bucket far over the site's.
-func (n *Node) natsContextBucketFor(ctx context.Context, js jetstream.JetStream, server string) (jetstream.KeyValue, error) {
+// natsContextConfig is gateway server's bucket. Sessions expire a day
+// after their last sync, as in storage.dir; JetStream refuses values over
+// the per-session limit and a bucket far over the site's.
+func (n *Node) natsContextConfig(server string) jetstream.KeyValueConfig {
 	lim := defaultContextLimits
-	kc := jetstream.KeyValueConfig{Bucket: natsContextBucketName(server), Description: "agentfed synced context of " + server,
+	return jetstream.KeyValueConfig{Bucket: natsContextBucketName(server), Description: "agentfed synced context of " + server,
 		MaxValueSize: int32(lim.sessionBytes), MaxBytes: int64(lim.totalBytes) * natsBucketHeadroom, TTL: processedKeep,
 		LimitMarkerTTL: natsKVMarkerTTL, Storage: jetstream.FileStorage, Replicas: n.cfg.NATS.replicas()}
-	if server != n.serverID || n.cfg.NATS.Embedded != nil {
-		return js.CreateOrUpdateKeyValue(ctx, kc)
-	}
-	kv, err := js.KeyValue(ctx, kc.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return js.CreateKeyValue(ctx, kc)
-	}
-	return kv, err
 }
 
 // watch keeps c's view of the bucket until the watch stops; ready is

@@ -57,6 +57,36 @@ func natsNoJetStream(err error) bool {
 	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders)
 }
 
+// openNATSBucket opens JetStream on l and the KV bucket kc, asking again
+// while JetStream does not answer yet, until ctx ends. With create the
+// bucket is made, or updated to kc; without, it is looked up first (a
+// gateway whose NATS user may use a bucket but not make it) and made only
+// when missing.
+func openNATSBucket(ctx context.Context, l *natsLink, kc jetstream.KeyValueConfig, create bool) (jetstream.JetStream, jetstream.KeyValue, error) {
+	js, err := jetstream.New(l.bus.Conn())
+	if err != nil {
+		return nil, nil, err
+	}
+	var kv jetstream.KeyValue
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) {
+		if create {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		}
+		if kv, err = js.KeyValue(ctx, kc.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, kc)
+		}
+		return err
+	})
+	switch {
+	case natsNoJetStream(err):
+		return nil, nil, errNATSNoJetStream
+	case err != nil:
+		return nil, nil, fmt.Errorf("JetStream KV bucket %s: %w", kc.Bucket, err)
+	}
+	return js, kv, nil
+}
+
 // natsEntry is what a gateway announces.
 type natsEntry struct {
 	ServerID   string      `json:"serverId"`
@@ -103,19 +133,11 @@ func natsRegistryKey(serverID string) string { return natsBucketToken(serverID) 
 // startNATSRegistry puts this gateway's entry, keeps putting it, and
 // watches the bucket until it has everyone's current entries.
 func (n *Node) startNATSRegistry(l *natsLink) error {
-	js, err := jetstream.New(l.bus.Conn())
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(l.ctx, natsSetupTimeout)
 	defer cancel()
-	var kv jetstream.KeyValue
-	err = retryUnanswered(ctx, func(ctx context.Context) (err error) { kv, err = n.natsRegistryBucket(ctx, js); return err })
-	if natsNoJetStream(err) {
-		return errNATSNoJetStream
-	}
+	js, kv, err := openNATSBucket(ctx, l, n.natsRegistryConfig(), n.cfg.NATS.Embedded != nil)
 	if err != nil {
-		return fmt.Errorf("JetStream KV bucket %s: %w", natsRegistryBucket, err)
+		return err
 	}
 	r := &natsRegistry{kv: kv, js: js, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
 		sites: map[string]*natsSites{}}
@@ -138,21 +160,11 @@ func (n *Node) startNATSRegistry(l *natsLink) error {
 	return nil
 }
 
-// natsRegistryBucket makes sure the directory's bucket exists: looked up
-// first, since a gateway on an embedded server with users may use it but
-// not make it.
-func (n *Node) natsRegistryBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kc := jetstream.KeyValueConfig{Bucket: natsRegistryBucket, Description: "agentfed directory: each gateway's agents, by serverId",
+// natsRegistryConfig is the directory's bucket.
+func (n *Node) natsRegistryConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: natsRegistryBucket, Description: "agentfed directory: each gateway's agents, by serverId",
 		MaxValueSize: natsEntryMaxBytes, MaxBytes: natsRegistryMaxBytes, TTL: natsRegistryMaxAge, LimitMarkerTTL: natsKVMarkerTTL,
 		Storage: jetstream.MemoryStorage, Replicas: n.cfg.NATS.replicas()}
-	if n.cfg.NATS.Embedded != nil {
-		return js.CreateOrUpdateKeyValue(ctx, kc)
-	}
-	kv, err := js.KeyValue(ctx, kc.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return js.CreateKeyValue(ctx, kc)
-	}
-	return kv, err
 }
 
 // putNATSEntry puts this gateway's entry, stamped now, with r's TTL.
