@@ -182,25 +182,35 @@ func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg) {
 	if len(reqs) == 0 {
 		return
 	}
-	id, err := n.natsSender(m.Subject)
-	answers := make([]natsAnswer, len(reqs))
-	var wg sync.WaitGroup
-	for i, raw := range reqs {
-		switch {
-		case err != nil:
-			answers[i].Error = gateway.ToError(err)
-		case i >= len(n.agents): // each agent at most once: no more work than agents
-			answers[i].Error = gateway.ToError(fmt.Errorf("%w: the broadcast holds %d requests for gateway %q, which has %d agents", ErrInvalidParams, len(reqs), n.serverID, len(n.agents)))
-		default:
-			wg.Go(func() { answers[i] = n.serveNATSRequest(ctx, id, raw) })
-		}
+	// Each agent at most once: no more work than agents, and no more
+	// answers (an answer for each of a flood of requests would make a
+	// small publish a large one). A sender that asks for more gets none.
+	answers := []natsAnswer{}
+	if len(reqs) <= len(n.agents) {
+		answers = n.answerBroadcastRequests(ctx, m.Subject, reqs)
 	}
-	wg.Wait()
 	data, err := json.Marshal(natsBroadcastReply{Answers: answers})
 	if err != nil {
 		return
 	}
 	_ = l.bus.Conn().Publish(natsReplySubject(sender, b.ID, n.serverID), data) // the sender may have given up
+}
+
+// answerBroadcastRequests serves the requests reqs of the broadcast on
+// subject, concurrently, and returns their answers in order.
+func (n *Node) answerBroadcastRequests(ctx context.Context, subject string, reqs []json.RawMessage) []natsAnswer {
+	id, err := n.natsSender(subject)
+	answers := make([]natsAnswer, len(reqs))
+	var wg sync.WaitGroup
+	for i, raw := range reqs {
+		if err != nil {
+			answers[i].Error = gateway.ToError(err)
+			continue
+		}
+		wg.Go(func() { answers[i] = n.serveNATSRequest(ctx, id, raw) })
+	}
+	wg.Wait()
+	return answers
 }
 
 // broadcastOverNATS starts, on wg, the broadcast over NATS to the NATS

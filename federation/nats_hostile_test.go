@@ -150,3 +150,36 @@ func TestNATSSyncedContextHostileValues(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSBroadcastFlood: a broadcast holding more requests for a gateway
+// than it has agents gets an answer of no answers, not one per request
+// (a small publish answered by a large one, or as many agent runs).
+func TestNATSBroadcastFlood(t *testing.T) {
+	_, url := natsHub(t, "hub", "public")
+	nc, _, _ := rawNATS(t, url, "", "")
+	replies, err := nc.SubscribeSync("af.reply.evil.b1.hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := make([]json.RawMessage, 2000)
+	for i := range reqs {
+		reqs[i] = json.RawMessage("{}")
+	}
+	data, err := json.Marshal(map[string]any{"id": "b1", "requests": map[string]any{"hub": reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("af.bcast.evil", data); err != nil {
+		t.Fatal(err)
+	}
+	m, err := replies.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Answers []json.RawMessage `json:"answers"`
+	}
+	if err := json.Unmarshal(m.Data, &rep); err != nil || len(rep.Answers) != 0 {
+		t.Errorf("reply to %d requests for a gateway of one agent: %d bytes, %d answers, %v; want no answers", len(reqs), len(m.Data), len(rep.Answers), err)
+	}
+}
