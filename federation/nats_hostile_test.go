@@ -89,22 +89,36 @@ func TestNATSDirectoryRefusesMalformedEntries(t *testing.T) {
 
 // TestNATSDirectoryFull: an entry with more agents than the directory
 // has room for is refused, instead of pushing other sites' agents out of
-// it.
+// it; sites whose gateways are gone make room, the longest gone first.
 func TestNATSDirectoryFull(t *testing.T) {
+	federation.SetNATSPresenceTTL(t, time.Second)
 	hub, url := natsHub(t, "hub", "")
-	natsMember(t, url, "site-b", "data", "sql")
+	b := natsMember(t, url, "site-b", "data", "sql")
 	waitPeerState(t, hub, "data@site-b", "connected")
 	_, js, _ := rawNATS(t, url, "", "")
 	id := newIdentity(t)
 	var flood []any
-	for i := range 4096 {
+	for i := range 4095 { // with site-b's and site-z's agents, one too many
 		flood = append(flood, fmt.Sprintf("a%04d", i)) // sorted before data@site-b
 	}
+	mark := func(agent string) { // and wait until the hub has taken what was put before
+		putEntry(t, js, "site-z", hostileEntry(t, id, "site-z", time.Now().UnixMilli(), agent))
+		waitPeerState(t, hub, agent+"@site-z", "connected")
+	}
+	mark("marker")
 	putEntry(t, js, "flood", hostileEntry(t, id, "flood", time.Now().UnixMilli(), flood...))
-	putEntry(t, js, "site-z", hostileEntry(t, id, "site-z", time.Now().UnixMilli(), "marker"))
-	waitPeerState(t, hub, "marker@site-z", "connected")
+	mark("marker2")
 	if ids := peerIDs(hub); !slices.Contains(ids, "data@site-b") || slices.Contains(ids, "a0000@flood") {
-		t.Errorf("after a 4,096-agent entry, the hub lists %d peers (data@site-b: %v, a0000@flood: %v); want site-b's, not the flood's",
+		t.Errorf("after a 4,095-agent entry, the hub lists %d peers (data@site-b: %v, a0000@flood: %v); want site-b's, not the flood's",
+			len(ids), slices.Contains(ids, "data@site-b"), slices.Contains(ids, "a0000@flood"))
+	}
+
+	b.stop(t)
+	waitPeerState(t, hub, "data@site-b", "down")
+	putEntry(t, js, "flood", hostileEntry(t, id, "flood", time.Now().UnixMilli(), flood...))
+	mark("marker3")
+	if ids := peerIDs(hub); slices.Contains(ids, "data@site-b") || !slices.Contains(ids, "a0000@flood") {
+		t.Errorf("with site-b gone, the hub lists %d peers (data@site-b: %v, a0000@flood: %v); want the flood's in site-b's room",
 			len(ids), slices.Contains(ids, "data@site-b"), slices.Contains(ids, "a0000@flood"))
 	}
 }
