@@ -197,3 +197,33 @@ func TestNATSBroadcastFlood(t *testing.T) {
 		t.Errorf("reply to %d requests for a gateway of one agent: %d bytes, %d answers, %v; want no answers", len(reqs), len(m.Data), len(rep.Answers), err)
 	}
 }
+
+// TestNATSDirectoryReplay: the last entry of a site whose gateways are
+// gone, put again by another client, does not make it connected; a new
+// entry of the site does.
+func TestNATSDirectoryReplay(t *testing.T) {
+	ctx := context.Background()
+	hub, url := natsHub(t, "hub", "")
+	_, js, _ := rawNATS(t, url, "", "")
+	id := newIdentity(t)
+	last := hostileEntry(t, id, "site-q", time.Now().UnixMilli(), "data")
+	putEntry(t, js, "site-q", last)
+	waitPeerState(t, hub, "data@site-q", "connected")
+	kv, err := js.KeyValue(ctx, "AF_REGISTRY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "site-q"); err != nil { // as when its entry expires
+		t.Fatal(err)
+	}
+	waitPeerState(t, hub, "data@site-q", "down")
+
+	putEntry(t, js, "site-q", last)
+	putEntry(t, js, "site-z", hostileEntry(t, id, "site-z", time.Now().UnixMilli(), "marker"))
+	waitPeerState(t, hub, "marker@site-z", "connected") // after the replay, in order
+	if got := peerState(hub, "data@site-q"); got != "down" {
+		t.Errorf("after its last entry was put again, data@site-q is %q; want down", got)
+	}
+	putEntry(t, js, "site-q", hostileEntry(t, id, "site-q", time.Now().UnixMilli()+1, "data"))
+	waitPeerState(t, hub, "data@site-q", "connected")
+}

@@ -256,13 +256,16 @@ func (n *Node) watchRegistry(r *natsRegistry, ready chan struct{}) {
 
 // up records server's entry e, put again or changed. An entry stamped
 // before the one taken that announces other agents is a replay and
-// refused; so is one that would take the directory over natsMaxGateway
+// refused, as is one that is not newer than the last taken of a site gone; so is one that would take the directory over natsMaxGateway
 // sites or agents, unless sites whose gateways are gone make room (the
 // longest gone first): a site cannot push out what others announce.
 func (r *natsRegistry) up(server string, e *natsEntry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.sites[server]
+	if s != nil && !s.up && e.IssuedAt <= s.issued {
+		return errors.New("it is the entry of a site whose gateways are gone, put again: a replay")
+	}
 	if s != nil && slices.EqualFunc(s.announced, e.Agents, sameNATSAgent) {
 		s.up, s.issued = true, max(s.issued, e.IssuedAt) // put again, unchanged: the usual beat
 		return nil
