@@ -227,3 +227,18 @@ func TestNATSDirectoryReplay(t *testing.T) {
 	putEntry(t, js, "site-q", hostileEntry(t, id, "site-q", time.Now().UnixMilli()+1, "data"))
 	waitPeerState(t, hub, "data@site-q", "connected")
 }
+
+// TestNATSDirectoryLongDescription: an agent whose description is longer
+// than a peer's may be is announced with as much of it as fits, not
+// refused by the other gateways.
+func TestNATSDirectoryLongDescription(t *testing.T) {
+	hub, url := natsHub(t, "hub", "")
+	cfg := natsConfig(t, url, "site-b", "data")
+	cfg.Agents[0].Description = strings.Repeat("d", 5000)
+	start(t, cfg, listen(t), nil)
+	waitPeerState(t, hub, "data@site-b", "connected")
+	caps, err := hub.QueryCapabilities(context.Background(), "data@site-b", 0)
+	if err != nil || len(caps.Description) != 4096 {
+		t.Fatalf("query_capabilities of an agent with a 5,000-byte description: %+v, %v; want its first 4,096 bytes", caps, err)
+	}
+}

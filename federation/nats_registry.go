@@ -108,6 +108,7 @@ type natsRegistry struct {
 	kv    jetstream.KeyValue
 	js    jetstream.JetStream
 	w     jetstream.KeyWatcher
+	own   natsEntry     // this gateway's, stamped and signed at each put
 	ttl   time.Duration // of each put
 	done  chan struct{} // closed when the watch has ended
 	beats sync.WaitGroup
@@ -139,7 +140,11 @@ func (n *Node) startNATSRegistry(l *natsLink) error {
 	if err != nil {
 		return err
 	}
-	r := &natsRegistry{kv: kv, js: js, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
+	own, err := n.natsOwnEntry()
+	if err != nil {
+		return err
+	}
+	r := &natsRegistry{kv: kv, js: js, own: own, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
 		sites: map[string]*natsSites{}}
 	if err := n.putNATSEntry(ctx, r); err != nil {
 		return fmt.Errorf("put this gateway's entry in KV bucket %s: %w", natsRegistryBucket, err)
@@ -167,31 +172,37 @@ func (n *Node) natsRegistryConfig() jetstream.KeyValueConfig {
 		Storage: jetstream.MemoryStorage, Replicas: n.cfg.NATS.replicas()}
 }
 
-// putNATSEntry puts this gateway's entry, stamped now, with r's TTL.
-func (n *Node) putNATSEntry(ctx context.Context, r *natsRegistry) error {
-	m, err := n.natsOwnEntry(time.Now())
-	if err == nil {
-		_, err = r.js.PublishMsg(ctx, m, jetstream.WithMsgTTL(r.ttl))
-	}
-	return err
-}
-
-// natsOwnEntry is this gateway's entry stamped at, signed, as the message
-// that puts it.
-func (n *Node) natsOwnEntry(at time.Time) (*nats.Msg, error) {
-	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}, IssuedAt: at.UnixMilli()}
+// natsOwnEntry is this gateway's entry, unstamped.
+func (n *Node) natsOwnEntry() (natsEntry, error) {
+	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}}
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id]
-		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
+		d := a.cfg.Description
+		if len(d) > maxDescriptionBytes { // as much as a peer's is shown
+			d = strings.ToValidUTF8(d[:maxDescriptionBytes], "")
+		}
+		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: d})
 	}
+	if p := natsEntryProblem(&e); p != "" {
+		return e, fmt.Errorf("this gateway's directory entry would be refused by the others: %s", p)
+	}
+	return e, nil
+}
+
+// putNATSEntry puts r's entry of this gateway, stamped now and signed,
+// with r's TTL.
+func (n *Node) putNATSEntry(ctx context.Context, r *natsRegistry) error {
+	e := r.own
+	e.IssuedAt = time.Now().UnixMilli()
 	data, err := signNATSEntry(n.identity, &e)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(data) > natsEntryMaxBytes {
-		return nil, fmt.Errorf("this gateway's directory entry is %d bytes, over the %d-byte limit: fewer agents, capabilities or shorter descriptions", len(data), natsEntryMaxBytes)
+		return fmt.Errorf("this gateway's directory entry is %d bytes, over the %d-byte limit: fewer agents, capabilities or shorter descriptions", len(data), natsEntryMaxBytes)
 	}
-	return &nats.Msg{Subject: "$KV." + natsRegistryBucket + "." + natsRegistryKey(n.serverID), Data: data}, nil
+	_, err = r.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + natsRegistryBucket + "." + natsRegistryKey(n.serverID), Data: data}, jetstream.WithMsgTTL(r.ttl))
+	return err
 }
 
 // signNATSEntry is e as stored, signed by id.
