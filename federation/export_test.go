@@ -29,6 +29,18 @@ func SetContextLimits(n *Node, session, sender int) {
 	}
 }
 
+// SetContextSessionLimit sets how many synced sessions n keeps in all
+// (over NATS, how many keys of the site's bucket it tracks).
+func SetContextSessionLimit(n *Node, sessions int) {
+	for _, s := range []*contextStore{n.contexts, n.sharedContextAccounts()} {
+		if s != nil {
+			s.mu.Lock()
+			s.limits.totalSessions = sessions
+			s.mu.Unlock()
+		}
+	}
+}
+
 func (n *Node) sharedContextAccounts() *contextStore {
 	if n.sharedContexts == nil {
 		return nil

@@ -8,6 +8,7 @@ package federation_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -240,5 +241,48 @@ func TestNATSDirectoryLongDescription(t *testing.T) {
 	caps, err := hub.QueryCapabilities(context.Background(), "data@site-b", 0)
 	if err != nil || len(caps.Description) != 4096 {
 		t.Fatalf("query_capabilities of an agent with a 5,000-byte description: %+v, %v; want its first 4,096 bytes", caps, err)
+	}
+}
+
+// TestNATSSyncedContextKeyFlood: a gateway tracks no more keys of its
+// site's bucket than the site may hold sessions; keys put past that by
+// another client are not handed to agents.
+func TestNATSSyncedContextKeyFlood(t *testing.T) {
+	ctx := context.Background()
+	s := newNATSSite(t, false)
+	r := s.gateway("site-r", "r1")
+	federation.SetContextSessionLimit(r.Node, 2)
+	sender := s.gateway("site-s", "")
+	_, js, _ := rawNATS(t, s.url, "", "")
+	for _, session := range []string{"s1", "s2", "s3"} {
+		v := []byte(`{"data":{"session":"` + session + `"}}`)
+		if _, err := js.Publish(ctx, "$KV.AF_CTX_site-r.site-s."+session, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if got := seenBy(t, sender, "s2", "r1"); len(got) == 0 {
+			return errors.New("session s2 has no context yet")
+		}
+		return nil
+	})
+	kv, err := js.KeyValue(ctx, "AF_CTX_site-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "site-s.s2"); err != nil { // after s3: once r1 has seen it, it has seen s3
+		t.Fatal(err)
+	}
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if got := seenBy(t, sender, "s2", "r1"); len(got) != 0 {
+			return fmt.Errorf("session s2 still has %v", got)
+		}
+		return nil
+	})
+	if diff := cmp.Diff(map[string]any{"session": "s1"}, seenBy(t, sender, "s1", "r1")); diff != "" {
+		t.Errorf("context of session s1, within the limit (-want +got):\n%s", diff)
+	}
+	if got := seenBy(t, sender, "s3", "r1"); len(got) != 0 {
+		t.Errorf("session s3, a key put past the limit of 2 sessions, handed the agent %v; want nothing", got)
 	}
 }
