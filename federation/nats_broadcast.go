@@ -182,13 +182,15 @@ func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg) {
 	if len(reqs) == 0 {
 		return
 	}
-	// Each agent at most once: no more work than agents, and no more
-	// answers (an answer for each of a flood of requests would make a
-	// small publish a large one). A sender that asks for more gets none.
-	answers := []natsAnswer{}
-	if len(reqs) <= len(n.agents) {
-		answers = n.answerBroadcastRequests(ctx, m.Subject, reqs)
-	}
+	// Each agent at most once: no more work than agents. The requests past
+	// that get the empty answer, {"ok":false}, which the sender reports as
+	// malformed for those peers alone: an explained error for each of a
+	// flood of requests would make a small publish a large one, and no
+	// answers at all would fail the requests this gateway can serve (a
+	// site's gateways may differ in their agents during a rollout).
+	served := min(len(reqs), len(n.agents))
+	answers := make([]natsAnswer, len(reqs))
+	copy(answers, n.answerBroadcastRequests(ctx, m.Subject, reqs[:served]))
 	data, err := json.Marshal(natsBroadcastReply{Answers: answers})
 	if err != nil {
 		return
