@@ -3,7 +3,11 @@ package federation
 // Hooks for the black-box tests: shrink limits so that an attack fills
 // them in a test's time.
 
-import "time"
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"time"
+)
 
 // SetUnauthenticatedReplayPool sets the bytes and senders of the replay
 // guard's pool for unauthenticated senders.
@@ -20,6 +24,18 @@ func SetContextLimits(n *Node, session, sender int) {
 		if s != nil {
 			s.mu.Lock()
 			s.limits.sessionBytes, s.limits.senderBytes = session, sender
+			s.mu.Unlock()
+		}
+	}
+}
+
+// SetContextSessionLimit sets how many synced sessions n keeps in all
+// (over NATS, how many keys of the site's bucket it tracks).
+func SetContextSessionLimit(n *Node, sessions int) {
+	for _, s := range []*contextStore{n.contexts, n.sharedContextAccounts()} {
+		if s != nil {
+			s.mu.Lock()
+			s.limits.totalSessions = sessions
 			s.mu.Unlock()
 		}
 	}
@@ -60,13 +76,28 @@ func SetNATSPresenceTTL(t interface{ Cleanup(func()) }, d time.Duration) {
 }
 
 // NATSEntry is a NATS directory entry for serverID announcing agents,
-// signed by id, as a gateway puts it in the KV bucket.
+// signed by id, as a gateway puts it in the KV bucket now.
 func NATSEntry(id *Identity, serverID string, agents ...string) []byte {
-	e := natsEntry{ServerID: serverID, Version: Version, SigningKey: id.Public().SigningKey}
+	return NATSEntryAt(id, serverID, time.Now(), agents...)
+}
+
+// NATSEntryAt is NATSEntry stamped at.
+func NATSEntryAt(id *Identity, serverID string, at time.Time, agents ...string) []byte {
+	e := natsEntry{ServerID: serverID, Version: Version, SigningKey: id.Public().SigningKey, IssuedAt: at.UnixMilli()}
 	for _, a := range agents {
 		e.Agents = append(e.Agents, natsAgent{ID: a, Capabilities: []string{}})
 	}
 	b, err := signNATSEntry(id, &e)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// SignNATSEntry is the directory entry whose JSON is entry, signed by id,
+// as stored: whatever entry holds.
+func SignNATSEntry(id *Identity, entry []byte) []byte {
+	b, err := json.Marshal(natsSignedEntry{Entry: entry, Signature: b64.EncodeToString(ed25519.Sign(id.sign, entry))})
 	if err != nil {
 		panic(err)
 	}

@@ -182,25 +182,37 @@ func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg) {
 	if len(reqs) == 0 {
 		return
 	}
-	id, err := n.natsSender(m.Subject)
+	// Each agent at most once: no more work than agents. The requests past
+	// that get the empty answer, {"ok":false}, which the sender reports as
+	// malformed for those peers alone: an explained error for each of a
+	// flood of requests would make a small publish a large one, and no
+	// answers at all would fail the requests this gateway can serve (a
+	// site's gateways may differ in their agents during a rollout).
+	served := min(len(reqs), len(n.agents))
 	answers := make([]natsAnswer, len(reqs))
-	var wg sync.WaitGroup
-	for i, raw := range reqs {
-		switch {
-		case err != nil:
-			answers[i].Error = gateway.ToError(err)
-		case i >= len(n.agents): // each agent at most once: no more work than agents
-			answers[i].Error = gateway.ToError(fmt.Errorf("%w: the broadcast holds %d requests for gateway %q, which has %d agents", ErrInvalidParams, len(reqs), n.serverID, len(n.agents)))
-		default:
-			wg.Go(func() { answers[i] = n.serveNATSRequest(ctx, id, raw) })
-		}
-	}
-	wg.Wait()
+	copy(answers, n.answerBroadcastRequests(ctx, m.Subject, reqs[:served]))
 	data, err := json.Marshal(natsBroadcastReply{Answers: answers})
 	if err != nil {
 		return
 	}
 	_ = l.bus.Conn().Publish(natsReplySubject(sender, b.ID, n.serverID), data) // the sender may have given up
+}
+
+// answerBroadcastRequests serves the requests reqs of the broadcast on
+// subject, concurrently, and returns their answers in order.
+func (n *Node) answerBroadcastRequests(ctx context.Context, subject string, reqs []json.RawMessage) []natsAnswer {
+	id, err := n.natsSender(subject)
+	answers := make([]natsAnswer, len(reqs))
+	var wg sync.WaitGroup
+	for i, raw := range reqs {
+		if err != nil {
+			answers[i].Error = gateway.ToError(err)
+			continue
+		}
+		wg.Go(func() { answers[i] = n.serveNATSRequest(ctx, id, raw) })
+	}
+	wg.Wait()
+	return answers
 }
 
 // broadcastOverNATS starts, on wg, the broadcast over NATS to the NATS

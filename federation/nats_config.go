@@ -112,6 +112,8 @@ func (ch *checker) nats(c *Config) {
 	for i, a := range c.Agents {
 		if strings.Contains(a.ID, ".") {
 			ch.add(fmt.Sprintf("agents[%d].id", i), "%s has a dot, which NATS subjects use as a separator; pick an id without one", quoteBounded(a.ID))
+		} else if strings.Contains(a.ID, "@") {
+			ch.add(fmt.Sprintf("agents[%d].id", i), "%s has an '@', which separates agent and serverId in the peer ids of NATS (<agentId>@<serverId>); pick an id without one", quoteBounded(a.ID))
 		}
 	}
 }

@@ -26,11 +26,12 @@ func TestNATSConfigValidation(t *testing.T) {
 			c.Federation.Transport = "nats"
 			c.Federation.ServerID = "site.a"
 			c.NATS.URL = "http://x"
-			c.Agents = []federation.AgentConfig{{ID: "a.b", Handler: federation.HandlerConfig{Type: "echo"}}}
+			c.Agents = []federation.AgentConfig{{ID: "a.b", Handler: federation.HandlerConfig{Type: "echo"}}, {ID: "a@b", Handler: federation.HandlerConfig{Type: "echo"}}}
 		}, []federation.Problem{
 			{Path: "nats.url", Message: `server 1 "http://x" is not a nats:// or tls:// URL`},
 			{Path: "federation.serverId", Message: `"site.a" has a dot, which NATS subjects use as a separator; pick an id without one`},
 			{Path: "agents[0].id", Message: `"a.b" has a dot, which NATS subjects use as a separator; pick an id without one`},
+			{Path: "agents[1].id", Message: `"a@b" has an '@', which separates agent and serverId in the peer ids of NATS (<agentId>@<serverId>); pick an id without one`},
 		}},
 		{"embedded cluster", func(c *federation.Config) {
 			c.Federation.Transport = "nats"

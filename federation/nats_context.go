@@ -95,7 +95,21 @@ func natsContextKeyOf(key string) (string, bool) {
 	}
 	server, ok1 := natsUntoken(s)
 	session, ok2 := natsUntoken(sess)
-	return contextKey(server, session), ok1 && ok2 && server != ""
+	return contextKey(server, session), ok1 && ok2 && validIdent(server) && validIdent(session)
+}
+
+// decodeNATSContext is a session's value as stored in the bucket, refused
+// over limit bytes (whoever may write the bucket may have changed its
+// configuration too) or when it is not the JSON of one.
+func decodeNATSContext(data []byte, limit int) (*natsStoredContext, error) {
+	if len(data) > limit {
+		return nil, fmt.Errorf("is %d bytes, over the %d-byte limit per session", len(data), limit)
+	}
+	var v natsStoredContext
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, errors.New("is not the JSON of a synced context")
+	}
+	return &v, nil
 }
 
 // natsStoredContext is a session's value in the bucket: its version is
@@ -159,10 +173,6 @@ func (s *sessionLocks) lock(key string) (unlock func()) {
 // startNATSContexts opens the gateway's context bucket (making it, and
 // every granted gateway's, when it embeds the server) and watches it.
 func (n *Node) startNATSContexts(l *natsLink) error {
-	js, err := jetstream.New(l.bus.Conn())
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(l.ctx, natsSetupTimeout)
 	defer cancel()
 	servers := []string{n.serverID}
@@ -173,19 +183,16 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	}
 	var kv jetstream.KeyValue
 	for _, s := range servers {
-		var b jetstream.KeyValue
-		err = retryUnanswered(ctx, func(ctx context.Context) (err error) { b, err = n.natsContextBucketFor(ctx, js, s); return err })
-		if natsNoJetStream(err) {
-			return errNATSNoJetStream
-		}
+		_, b, err := openNATSBucket(ctx, l, n.natsContextConfig(s), s != n.serverID || n.cfg.NATS.Embedded != nil)
 		if err != nil {
-			return fmt.Errorf("JetStream KV bucket %s: %w", natsContextBucketName(s), err)
+			return err
 		}
 		if s == n.serverID {
 			kv = b
 		}
 	}
 	c := &natsContexts{kv: kv, acct: newContextAccounts(), rev: map[string]uint64{}, done: make(chan struct{})}
+	var err error
 	if c.w, err = kv.WatchAll(l.ctx); err != nil {
 		return fmt.Errorf("watch JetStream KV bucket %s: %w", natsContextBucketName(n.serverID), err)
 	}
@@ -201,24 +208,14 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	return nil
 }
 
-// natsContextBucketFor makes sure gateway server's bucket exists: looked
-// up first, since a gateway on an embedded server with users may use its
-// bucket but not make it. Sessions expire a day after their last sync, as
-// in storage.dir; JetStream refuses values over the per-session limit and
-// a bucket far over the site's.
-func (n *Node) natsContextBucketFor(ctx context.Context, js jetstream.JetStream, server string) (jetstream.KeyValue, error) {
+// natsContextConfig is gateway server's bucket. Sessions expire a day
+// after their last sync, as in storage.dir; JetStream refuses values over
+// the per-session limit and a bucket far over the site's.
+func (n *Node) natsContextConfig(server string) jetstream.KeyValueConfig {
 	lim := defaultContextLimits
-	kc := jetstream.KeyValueConfig{Bucket: natsContextBucketName(server), Description: "agentfed synced context of " + server,
+	return jetstream.KeyValueConfig{Bucket: natsContextBucketName(server), Description: "agentfed synced context of " + server,
 		MaxValueSize: int32(lim.sessionBytes), MaxBytes: int64(lim.totalBytes) * natsBucketHeadroom, TTL: processedKeep,
 		LimitMarkerTTL: natsKVMarkerTTL, Storage: jetstream.FileStorage, Replicas: n.cfg.NATS.replicas()}
-	if server != n.serverID || n.cfg.NATS.Embedded != nil {
-		return js.CreateOrUpdateKeyValue(ctx, kc)
-	}
-	kv, err := js.KeyValue(ctx, kc.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return js.CreateKeyValue(ctx, kc)
-	}
-	return kv, err
 }
 
 // watch keeps c's view of the bucket until the watch stops; ready is
@@ -248,6 +245,9 @@ func (c *natsContexts) seen(key string, rev uint64, put bool, size int) {
 	if rev < c.rev[key] {
 		return
 	}
+	if _, known := c.rev[key]; put && !known && len(c.rev) >= a.limits.totalSessions {
+		return // more keys than the site may hold: someone else writes the bucket
+	}
 	if put {
 		a.addKnownLocked(key, size)
 		c.rev[key] = rev
@@ -256,6 +256,12 @@ func (c *natsContexts) seen(key string, rev uint64, put bool, size int) {
 	a.forgetKnownLocked(key)
 	a.uncacheLocked(key)
 	delete(c.rev, key)
+}
+
+func (c *natsContexts) sessionLimit() int {
+	c.acct.mu.Lock()
+	defer c.acct.mu.Unlock()
+	return c.acct.limits.sessionBytes
 }
 
 func (c *natsContexts) stop() {
@@ -281,8 +287,10 @@ func (c *natsContexts) merge(ctx context.Context, server, session string, data m
 		case err != nil:
 			return 0, err
 		default:
-			if err := json.Unmarshal(e.Value(), &cur); err != nil {
-				return 0, fmt.Errorf("stored context %q: %w", k, err)
+			// A stored value this gateway could not have written is
+			// replaced by this sync rather than block the session.
+			if v, err := decodeNATSContext(e.Value(), c.sessionLimit()); err == nil {
+				cur = *v
 			}
 			rev, oldSize = e.Revision(), len(e.Value())
 		}
@@ -348,9 +356,9 @@ func (c *natsContexts) get(ctx context.Context, server, session string) (map[str
 	if err != nil {
 		return nil, 0, err
 	}
-	var v natsStoredContext
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return nil, 0, fmt.Errorf("stored context %q: %w", e.Key(), err)
+	v, err := decodeNATSContext(e.Value(), c.sessionLimit())
+	if err != nil {
+		return nil, 0, fmt.Errorf("stored context %s of the KV bucket %w; a sync into the session replaces it", quoteBounded(e.Key()), err)
 	}
 	sc := &SyncedContext{Data: v.Data, Version: int64(e.Revision()), UpdatedAt: v.UpdatedAt}
 	a.mu.Lock()

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/gateway"
@@ -28,9 +26,7 @@ type natsSite struct {
 }
 
 func newNATSSite(t *testing.T, grants bool) *natsSite {
-	cfg := newConfig(t, "hub", "")
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.Embedded = &federation.NATSEmbeddedConfig{Listen: "127.0.0.1:0"}
+	cfg := natsConfig(t, "", "hub", "")
 	if grants {
 		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "site-r", Token: "token-r"}, {ServerID: "site-s", Token: "token-s"}}
 	}
@@ -41,9 +37,7 @@ func newNATSSite(t *testing.T, grants bool) *natsSite {
 // gateway starts a gateway of serverId; a receiver serves "worker", whose
 // answer names the gateway (name) and echoes the context it was given.
 func (s *natsSite) gateway(serverID, name string) *gw {
-	cfg := newConfig(s.t, serverID, "")
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.URL = s.url
+	cfg := natsConfig(s.t, s.url, serverID, "")
 	if s.grants {
 		cfg.NATS.Token = "token-" + strings.TrimPrefix(serverID, "site-")
 	}
@@ -114,15 +108,11 @@ func TestNATSSyncedContextShared(t *testing.T) {
 			}
 
 			// The version is the KV revision of the session's key.
-			nc, err := nats.Connect(s.url)
+			user, password := "", ""
 			if s.grants {
-				nc, err = nats.Connect(s.url, nats.UserInfo("site-r", "token-r"), nats.CustomInboxPrefix("_INBOX_site-r"))
+				user, password = "site-r", "token-r"
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, _ := jetstream.New(nc)
+			_, js, _ := rawNATS(t, s.url, user, password)
 			kv, err := js.KeyValue(context.Background(), "AF_CTX_site-r")
 			if err != nil {
 				t.Fatal(err)

@@ -17,17 +17,14 @@ import (
 // (allowAgents public) and site-c (everything).
 func grantedHub(t *testing.T, embedded bool, url string) (*gw, string) {
 	t.Helper()
-	cfg := newConfig(t, "hub", "public", "search")
+	if embedded {
+		url = ""
+	}
+	cfg := natsConfig(t, url, "hub", "public", "search")
 	cfg.Agents = append(cfg.Agents, federation.AgentConfig{ID: "secret", Capabilities: []string{"vault"}, Handler: federation.HandlerConfig{Type: "echo"}})
 	cfg.Gateway.Auth.Peers = []federation.PeerCredential{
 		{ServerID: "site-b", Token: "token-b", AllowAgents: []string{"public"}},
 		{ServerID: "site-c", Token: "token-c"},
-	}
-	cfg.Federation.Transport = federation.TransportNATS
-	if embedded {
-		cfg.NATS.Embedded = &federation.NATSEmbeddedConfig{Listen: "127.0.0.1:0"}
-	} else {
-		cfg.NATS.URL = url
 	}
 	g := start(t, cfg, listen(t), nil)
 	return g, g.NATSClientURL()
@@ -36,9 +33,8 @@ func grantedHub(t *testing.T, embedded bool, url string) (*gw, string) {
 // natsMemberToken joins the NATS system at url as serverId with token.
 func natsMemberToken(t *testing.T, url, serverID, token string) *gw {
 	t.Helper()
-	cfg := newConfig(t, serverID, "")
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.URL, cfg.NATS.Token = url, token
+	cfg := natsConfig(t, url, serverID, "")
+	cfg.NATS.Token = token
 	return start(t, cfg, listen(t), nil)
 }
 
@@ -147,17 +143,7 @@ func TestNATSSubjectPermissions(t *testing.T) {
 	}
 
 	// Publishing under site-b's name is refused by the server.
-	errs := make(chan error, 1)
-	nc2, err := nats.Connect(url, nats.UserInfo("site-c", "token-c"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		select {
-		case errs <- err:
-		default:
-		}
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc2.Close()
+	nc2, _, errs := rawNATS(t, url, "site-c", "token-c")
 	if err := nc2.Publish("af.agent.hub.public.site-b", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}

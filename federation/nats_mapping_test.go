@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/tstest"
 )
@@ -23,10 +20,7 @@ type natsWorker struct {
 }
 
 func newNATSWorker(t *testing.T, url string) *natsWorker {
-	w := &natsWorker{cfg: newConfig(t, "site-r", "worker")}
-	w.cfg.Federation.Transport = federation.TransportNATS
-	w.cfg.NATS.URL = url
-	return w
+	return &natsWorker{cfg: natsConfig(t, url, "site-r", "worker")}
 }
 
 func (w *natsWorker) start(t *testing.T) *gw {
@@ -71,15 +65,7 @@ func TestNATSDurableTTL(t *testing.T) {
 	if err != nil || res.Status != federation.StatusQueued {
 		t.Fatalf("durable send with ttlMs = %+v, %v; want queued", res, err)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, _ := rawNATS(t, url, "", "")
 	tstest.WaitFor(t, 10*time.Second, func() error { // JetStream removes it when its ttl has passed
 		s, err := js.Stream(ctx, "AF_DURABLE_site-r")
 		if err != nil {
@@ -107,15 +93,7 @@ func TestNATSDurableStale(t *testing.T) {
 	_, url := natsHub(t, "hub", "")
 	w := newNATSWorker(t, url)
 	w.start(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, _ := rawNATS(t, url, "", "")
 	for _, c := range []struct {
 		content string
 		age     time.Duration

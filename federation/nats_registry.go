@@ -57,12 +57,43 @@ func natsNoJetStream(err error) bool {
 	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders)
 }
 
+// openNATSBucket opens JetStream on l and the KV bucket kc, asking again
+// while JetStream does not answer yet, until ctx ends. With create the
+// bucket is made, or updated to kc; without, it is looked up first (a
+// gateway whose NATS user may use a bucket but not make it) and made only
+// when missing.
+func openNATSBucket(ctx context.Context, l *natsLink, kc jetstream.KeyValueConfig, create bool) (jetstream.JetStream, jetstream.KeyValue, error) {
+	js, err := jetstream.New(l.bus.Conn())
+	if err != nil {
+		return nil, nil, err
+	}
+	var kv jetstream.KeyValue
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) {
+		if create {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		}
+		if kv, err = js.KeyValue(ctx, kc.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, kc)
+		}
+		return err
+	})
+	switch {
+	case natsNoJetStream(err):
+		return nil, nil, errNATSNoJetStream
+	case err != nil:
+		return nil, nil, fmt.Errorf("JetStream KV bucket %s: %w", kc.Bucket, err)
+	}
+	return js, kv, nil
+}
+
 // natsEntry is what a gateway announces.
 type natsEntry struct {
 	ServerID   string      `json:"serverId"`
 	Version    string      `json:"version"`    // agentfed's
 	SigningKey string      `json:"signingKey"` // ed25519:<base64url> of the gateway that put it
 	Agents     []natsAgent `json:"agents"`
+	IssuedAt   int64       `json:"issuedAt"` // Unix ms of the put: an entry replayed later is refused
 }
 
 // natsSignedEntry is an entry as stored: its JSON and the signature of
@@ -77,22 +108,25 @@ type natsRegistry struct {
 	kv    jetstream.KeyValue
 	js    jetstream.JetStream
 	w     jetstream.KeyWatcher
-	own   *nats.Msg     // this gateway's signed entry, put every beat
+	own   natsEntry     // this gateway's, stamped and signed at each put
 	ttl   time.Duration // of each put
 	done  chan struct{} // closed when the watch has ended
 	beats sync.WaitGroup
 	quit  chan struct{} // closed to stop beating
 
-	mu    sync.Mutex            // guards sites and dir
-	sites map[string]*natsSites // serverId -> its latest valid entry
-	dir   []*peer               // every site's agents, sorted by id
+	mu     sync.Mutex            // guards sites, agents and dir
+	sites  map[string]*natsSites // serverId -> its latest valid entry
+	agents int                   // of all sites: at most natsMaxGateway
+	dir    []*peer               // every site's agents, sorted by id
 }
 
 // natsSites is what one site announced and whether it still does.
 type natsSites struct {
-	entry  []byte // as stored
-	agents []*peer
-	up     bool
+	announced []natsAgent
+	issued    int64 // the latest stamp of an entry taken, Unix ms
+	agents    []*peer
+	up        bool
+	downAt    time.Time
 }
 
 func natsRegistryKey(serverID string) string { return natsBucketToken(serverID) }
@@ -100,26 +134,19 @@ func natsRegistryKey(serverID string) string { return natsBucketToken(serverID) 
 // startNATSRegistry puts this gateway's entry, keeps putting it, and
 // watches the bucket until it has everyone's current entries.
 func (n *Node) startNATSRegistry(l *natsLink) error {
-	js, err := jetstream.New(l.bus.Conn())
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(l.ctx, natsSetupTimeout)
 	defer cancel()
-	var kv jetstream.KeyValue
-	err = retryUnanswered(ctx, func(ctx context.Context) (err error) { kv, err = n.natsRegistryBucket(ctx, js); return err })
-	if natsNoJetStream(err) {
-		return errNATSNoJetStream
-	}
+	js, kv, err := openNATSBucket(ctx, l, n.natsRegistryConfig(), n.cfg.NATS.Embedded != nil)
 	if err != nil {
-		return fmt.Errorf("JetStream KV bucket %s: %w", natsRegistryBucket, err)
-	}
-	r := &natsRegistry{kv: kv, js: js, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
-		sites: map[string]*natsSites{}}
-	if r.own, err = n.natsOwnEntry(); err != nil {
 		return err
 	}
-	if _, err := js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl)); err != nil {
+	own, err := n.natsOwnEntry()
+	if err != nil {
+		return err
+	}
+	r := &natsRegistry{kv: kv, js: js, own: own, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
+		sites: map[string]*natsSites{}}
+	if err := n.putNATSEntry(ctx, r); err != nil {
 		return fmt.Errorf("put this gateway's entry in KV bucket %s: %w", natsRegistryBucket, err)
 	}
 	if r.w, err = kv.WatchAll(l.ctx); err != nil {
@@ -138,39 +165,44 @@ func (n *Node) startNATSRegistry(l *natsLink) error {
 	return nil
 }
 
-// natsRegistryBucket makes sure the directory's bucket exists: looked up
-// first, since a gateway on an embedded server with users may use it but
-// not make it.
-func (n *Node) natsRegistryBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kc := jetstream.KeyValueConfig{Bucket: natsRegistryBucket, Description: "agentfed directory: each gateway's agents, by serverId",
+// natsRegistryConfig is the directory's bucket.
+func (n *Node) natsRegistryConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: natsRegistryBucket, Description: "agentfed directory: each gateway's agents, by serverId",
 		MaxValueSize: natsEntryMaxBytes, MaxBytes: natsRegistryMaxBytes, TTL: natsRegistryMaxAge, LimitMarkerTTL: natsKVMarkerTTL,
 		Storage: jetstream.MemoryStorage, Replicas: n.cfg.NATS.replicas()}
-	if n.cfg.NATS.Embedded != nil {
-		return js.CreateOrUpdateKeyValue(ctx, kc)
-	}
-	kv, err := js.KeyValue(ctx, kc.Bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return js.CreateKeyValue(ctx, kc)
-	}
-	return kv, err
 }
 
-// natsOwnEntry is this gateway's entry, signed, as the message that puts
-// it.
-func (n *Node) natsOwnEntry() (*nats.Msg, error) {
+// natsOwnEntry is this gateway's entry, unstamped.
+func (n *Node) natsOwnEntry() (natsEntry, error) {
 	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}}
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id]
-		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: a.cfg.Description})
+		d := a.cfg.Description
+		if len(d) > maxDescriptionBytes { // as much as a peer's is shown
+			d = strings.ToValidUTF8(d[:maxDescriptionBytes], "")
+		}
+		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: d})
 	}
+	if p := natsEntryProblem(&e); p != "" {
+		return e, fmt.Errorf("this gateway's directory entry would be refused by the others: %s", p)
+	}
+	return e, nil
+}
+
+// putNATSEntry puts r's entry of this gateway, stamped now and signed,
+// with r's TTL.
+func (n *Node) putNATSEntry(ctx context.Context, r *natsRegistry) error {
+	e := r.own
+	e.IssuedAt = time.Now().UnixMilli()
 	data, err := signNATSEntry(n.identity, &e)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(data) > natsEntryMaxBytes {
-		return nil, fmt.Errorf("this gateway's directory entry is %d bytes, over the %d-byte limit: fewer agents, capabilities or shorter descriptions", len(data), natsEntryMaxBytes)
+		return fmt.Errorf("this gateway's directory entry is %d bytes, over the %d-byte limit: fewer agents, capabilities or shorter descriptions", len(data), natsEntryMaxBytes)
 	}
-	return &nats.Msg{Subject: "$KV." + natsRegistryBucket + "." + natsRegistryKey(n.serverID), Data: data}, nil
+	_, err = r.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + natsRegistryBucket + "." + natsRegistryKey(n.serverID), Data: data}, jetstream.WithMsgTTL(r.ttl))
+	return err
 }
 
 // signNATSEntry is e as stored, signed by id.
@@ -194,7 +226,7 @@ func (n *Node) beat(r *natsRegistry) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.ttl/3)
-		_, err := r.js.PublishMsg(ctx, r.own, jetstream.WithMsgTTL(r.ttl))
+		err := n.putNATSEntry(ctx, r)
 		cancel()
 		if err != nil && !failing {
 			n.log.Warn("NATS directory: could not put this gateway's entry again; other gateways will see it gone", "err", err)
@@ -213,86 +245,96 @@ func (n *Node) watchRegistry(r *natsRegistry, ready chan struct{}) {
 			continue
 		}
 		server, ok := natsUntoken(e.Key())
-		if !ok || server == n.serverID || checkIdent("serverId", server, true) != nil {
+		if !ok || server == n.serverID || !validIdent(server) || natsIDProblem(server) != "" {
 			continue // ourselves, another gateway of our site, or not a serverId
 		}
 		if e.Operation() != jetstream.KeyValuePut {
 			r.down(server)
 			continue
 		}
-		if r.same(server, e.Value()) {
-			continue // put again, unchanged: the usual beat
+		window := time.Duration(n.cfg.Gateway.ReplayWindowMs) * time.Millisecond
+		ent, err := decodeNATSEntry(server, e.Value(), n.pinnedKey(server), time.Now(), window+r.ttl, window)
+		if err == nil {
+			err = r.up(server, ent)
 		}
-		agents, err := n.natsEntryAgents(server, e.Value())
 		if err != nil {
 			if ok, suppressed := n.remoteLog.Allow(); ok {
 				n.log.Warn("NATS directory: entry refused", "serverId", server, "err", err, "suppressed", suppressed)
 			}
-			continue
 		}
-		r.up(server, e.Value(), agents)
 	}
 }
 
-// natsEntryAgents are the agents of the entry data found under server's
-// key, or why it is refused.
-func (n *Node) natsEntryAgents(server string, data []byte) ([]*peer, error) {
-	var se natsSignedEntry
-	var e natsEntry
-	if err := json.Unmarshal(data, &se); err != nil {
-		return nil, fmt.Errorf("malformed: %v", err)
+// up records server's entry e, put again or changed. An entry stamped
+// before the one taken that announces other agents is a replay and
+// refused, as is one that is not newer than the last taken of a site gone; so is one that would take the directory over natsMaxGateway
+// sites or agents, unless sites whose gateways are gone make room (the
+// longest gone first): a site cannot push out what others announce.
+func (r *natsRegistry) up(server string, e *natsEntry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sites[server]
+	if s != nil && !s.up && e.IssuedAt <= s.issued {
+		return errors.New("it is the entry of a site whose gateways are gone, put again: a replay")
 	}
-	if err := json.Unmarshal(se.Entry, &e); err != nil {
-		return nil, fmt.Errorf("malformed: %v", err)
+	if s != nil && slices.EqualFunc(s.announced, e.Agents, sameNATSAgent) {
+		s.up, s.issued = true, max(s.issued, e.IssuedAt) // put again, unchanged: the usual beat
+		return nil
 	}
-	if e.ServerID != server {
-		return nil, fmt.Errorf("it names serverId %s, not its key's", quoteBounded(e.ServerID))
+	if s != nil && e.IssuedAt < s.issued {
+		return fmt.Errorf("stamped %d ms before the entry already taken, with other agents: a replay", s.issued-e.IssuedAt)
 	}
-	key, err := ParseSigningKey(e.SigningKey)
-	if err != nil {
-		return nil, err
+	had := 0
+	if s != nil {
+		had = len(s.agents)
 	}
-	if pin := n.pinnedKey(server); pin != "" && e.SigningKey != pin {
-		return nil, fmt.Errorf("signed by %s, not by the publicKey pinned for it (gateway.auth.peers, federation.peers)", clip(e.SigningKey, 64))
+	full := func(sites, agents int) bool {
+		return (s == nil && sites >= natsMaxGateway) || agents-had+len(e.Agents) > natsMaxGateway
 	}
-	sig, err := b64.DecodeString(se.Signature)
-	if err != nil || !ed25519.Verify(key, se.Entry, sig) {
-		return nil, errors.New("its signature does not verify")
-	}
-	var agents []*peer
-	for _, a := range e.Agents {
-		if checkIdent("agentId", a.ID, true) != nil || len(agents) >= natsMaxGateway {
-			continue
+	goneSites, goneAgents := 0, 0
+	for id, g := range r.sites {
+		if !g.up && id != server {
+			goneSites, goneAgents = goneSites+1, goneAgents+len(g.agents)
 		}
+	}
+	if full(len(r.sites)-goneSites, r.agents-goneAgents) {
+		return fmt.Errorf("its %d agents would take the directory over its %d sites or %d agents (the NATS system announces more than a gateway keeps)",
+			len(e.Agents), natsMaxGateway, natsMaxGateway)
+	}
+	for full(len(r.sites), r.agents) && r.evictGoneLocked(server) {
+	}
+	agents := make([]*peer, 0, len(e.Agents))
+	for _, a := range e.Agents {
 		id := natsPeerID(server, a.ID)
 		agents = append(agents, newPeer(PeerConfig{ID: id, Name: id, URL: "nats:" + natsAgentSubject(server, a.ID),
 			AgentID: a.ID, Capabilities: a.Capabilities, Description: a.Description}, SourceNATS))
 	}
-	return agents, nil
+	r.agents += len(agents) - had
+	r.sites[server] = &natsSites{announced: e.Agents, issued: e.IssuedAt, agents: agents, up: true}
+	r.rebuildLocked()
+	return nil
 }
 
-// same reports whether data is server's entry as last recorded, which
-// is then up again.
-func (r *natsRegistry) same(server string, data []byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.sites[server]
-	if s == nil || string(s.entry) != string(data) {
+func sameNATSAgent(a, b natsAgent) bool {
+	return a.ID == b.ID && a.Description == b.Description && slices.Equal(a.Capabilities, b.Capabilities)
+}
+
+// evictGoneLocked forgets the site, other than keep, whose gateways have
+// been gone longest, and reports whether there was one.
+func (r *natsRegistry) evictGoneLocked(keep string) bool {
+	var victim string
+	var since time.Time
+	for id, s := range r.sites {
+		if !s.up && id != keep && (victim == "" || s.downAt.Before(since)) {
+			victim, since = id, s.downAt
+		}
+	}
+	if victim == "" {
 		return false
 	}
-	s.up = true
+	r.agents -= len(r.sites[victim].agents)
+	delete(r.sites, victim)
 	return true
-}
-
-// up records server's entry data and its agents.
-func (r *natsRegistry) up(server string, data []byte, agents []*peer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, known := r.sites[server]; !known && len(r.sites) >= natsMaxGateway {
-		return
-	}
-	r.sites[server] = &natsSites{entry: data, agents: agents, up: true}
-	r.rebuildLocked()
 }
 
 // down records that server's entry expired or was removed: its agents
@@ -300,8 +342,8 @@ func (r *natsRegistry) up(server string, data []byte, agents []*peer) {
 func (r *natsRegistry) down(server string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s := r.sites[server]; s != nil {
-		s.up = false
+	if s := r.sites[server]; s != nil && s.up {
+		s.up, s.downAt = false, time.Now()
 	}
 }
 
@@ -311,7 +353,7 @@ func (r *natsRegistry) rebuildLocked() {
 		dir = append(dir, s.agents...)
 	}
 	slices.SortFunc(dir, func(a, b *peer) int { return strings.Compare(a.ID, b.ID) })
-	r.dir = dir[:min(len(dir), natsMaxGateway)]
+	r.dir = dir
 }
 
 // directory is every remote agent announced on NATS, sorted by id.

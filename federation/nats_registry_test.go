@@ -145,9 +145,7 @@ func TestNATSDirectoryAuthenticated(t *testing.T) {
 	t.Run("signatures without permissions", func(t *testing.T) {
 		_, url := natsHub(t, "hub", "")
 		real := newIdentity(t)
-		cfg := newConfig(t, "observer", "")
-		cfg.Federation.Transport = federation.TransportNATS
-		cfg.NATS.URL = url
+		cfg := natsConfig(t, url, "observer", "")
 		cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "site-b", Token: "token-b", PublicKey: real.Public().SigningKey}}
 		obs := start(t, cfg, listen(t), nil)
 

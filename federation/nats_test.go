@@ -14,14 +14,25 @@ import (
 	"github.com/agentfed/agentfed/internal/tstest"
 )
 
+// natsConfig is newConfig federating over NATS: joining the NATS system
+// at url, or embedding a nats-server on a random loopback port when url
+// is "".
+func natsConfig(t testing.TB, url, serverID, agentID string, caps ...string) *federation.Config {
+	t.Helper()
+	cfg := newConfig(t, serverID, agentID, caps...)
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.NATS.URL = url
+	if url == "" {
+		cfg.NATS.Embedded = &federation.NATSEmbeddedConfig{Listen: "127.0.0.1:0"}
+	}
+	return cfg
+}
+
 // natsHub starts a gateway that embeds a nats-server on a random loopback
 // port, and returns it with the URL other gateways join it by.
 func natsHub(t *testing.T, serverID, agentID string, caps ...string) (*gw, string) {
 	t.Helper()
-	cfg := newConfig(t, serverID, agentID, caps...)
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.Embedded = &federation.NATSEmbeddedConfig{Listen: "127.0.0.1:0"}
-	g := start(t, cfg, listen(t), nil)
+	g := start(t, natsConfig(t, "", serverID, agentID, caps...), listen(t), nil)
 	if g.NATSClientURL() == "" {
 		t.Fatal("embedded nats-server has no client URL")
 	}
@@ -37,14 +48,11 @@ func natsMember(t *testing.T, url, serverID, agentID string, caps ...string) *gw
 // natsMemberWith is natsMember with the agent's handler h (echo when nil).
 func natsMemberWith(t *testing.T, url, serverID, agentID string, h federation.Handler, caps ...string) *gw {
 	t.Helper()
-	cfg := newConfig(t, serverID, agentID, caps...)
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.URL = url
 	var extra map[string]federation.Handler
 	if h != nil {
 		extra = map[string]federation.Handler{agentID: h}
 	}
-	return start(t, cfg, listen(t), extra)
+	return start(t, natsConfig(t, url, serverID, agentID, caps...), listen(t), extra)
 }
 
 func TestNATSActionsWithoutPeers(t *testing.T) {
@@ -157,9 +165,7 @@ func TestNATSDurableSurvivesReceiverRestart(t *testing.T) {
 		mu.Unlock()
 		return &federation.Answer{Content: "done"}, nil
 	})
-	cfg := newConfig(t, "site-r", "worker")
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.URL = url
+	cfg := natsConfig(t, url, "site-r", "worker")
 	// AckWait: a message on its way to the gateway as it stops comes
 	// back after it; the wait below allows for one.
 	cfg.Federation.DefaultTimeoutMs = 3000
