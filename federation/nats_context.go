@@ -358,7 +358,7 @@ func (c *natsContexts) get(ctx context.Context, server, session string) (map[str
 	}
 	v, err := decodeNATSContext(e.Value(), c.sessionLimit())
 	if err != nil {
-		return nil, 0, fmt.Errorf("stored context %s of the KV bucket %w; a sync into the session replaces it", quoteBounded(e.Key()), err)
+		return nil, 0, fmt.Errorf("stored context %s %w; a sync into the session replaces it", quoteBounded(e.Key()), err)
 	}
 	sc := &SyncedContext{Data: v.Data, Version: int64(e.Revision()), UpdatedAt: v.UpdatedAt}
 	a.mu.Lock()
@@ -379,10 +379,19 @@ func (n *Node) mergeSynced(ctx context.Context, server, session string, data map
 }
 
 // syncedContext is the context server synced into session, and its
-// version.
+// version. Its errors are ErrStorage, naming where the context is kept.
 func (n *Node) syncedContext(ctx context.Context, server, session string) (map[string]any, int64, error) {
 	if c := n.sharedContexts; c != nil {
-		return c.get(ctx, server, session)
+		data, version, err := c.get(ctx, server, session)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: gateway %q could not read the session's synced context from JetStream KV bucket %s: %v; the sender retries",
+				ErrStorage, n.serverID, natsContextBucketName(n.serverID), err)
+		}
+		return data, version, nil
 	}
-	return n.contexts.get(server, session)
+	data, version, err := n.contexts.get(server, session)
+	if err != nil {
+		return nil, 0, n.storageError("read the session's synced context", err)
+	}
+	return data, version, nil
 }

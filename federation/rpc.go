@@ -491,7 +491,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		if held != nil {
 			held()
 		}
-		return nil, n.storageError("read the session's synced context", err)
+		return nil, err
 	}
 	if len(synced) > 0 {
 		maps.Copy(synced, msg.Context)
