@@ -33,7 +33,7 @@ import (
 // Across restarts, the floors survive in the store's replay bucket. A
 // clean shutdown (save) writes each sender's newest accepted stamp; while
 // running, before accepting a message stamped after what is reserved on
-// disk, the guard reserves more ahead (nextReservation), so that after a
+// disk, the guard reserves further ahead (replayreserve.go), so that after a
 // crash every message accepted before it is at or below a persisted floor.
 type replayGuard struct {
 	window     time.Duration
