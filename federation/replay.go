@@ -33,9 +33,8 @@ import (
 // Across restarts, the floors survive in the store's replay bucket. A
 // clean shutdown (save) writes each sender's newest accepted stamp; while
 // running, before accepting a message stamped after what is reserved on
-// disk, the guard reserves reserveAhead more (one write a second or so
-// per busy sender), so that after a crash every message accepted before it
-// is at or below a persisted floor.
+// disk, the guard reserves further ahead (replayreserve.go), so that after a
+// crash every message accepted before it is at or below a persisted floor.
 type replayGuard struct {
 	window     time.Duration
 	st         *store.Store // nil: nothing persisted (tests)
@@ -47,10 +46,11 @@ type replayGuard struct {
 	mu          sync.Mutex // guards the fields below
 	auth        map[string]*seenSet
 	unauth      map[string]*seenSet
-	unauthBytes int              // cost of the unauthenticated pool, sets included
-	unauthFloor int64            // floor of every unauthenticated sender (a crash's reservation)
-	reserved    map[string]int64 // reservation key -> stamp reserved on disk
-	closed      bool             // saved: accepts nothing more
+	unauthBytes int                    // cost of the unauthenticated pool, sets included
+	unauthFloor int64                  // floor of every unauthenticated sender (a crash's reservation)
+	reserved    map[string]reservation // reservation key -> what is reserved on disk
+	writes      int                    // reservations written, for tests
+	closed      bool                   // saved: accepts nothing more
 }
 
 // replayLimits bound the guard's memory. An id costs its length plus
@@ -76,7 +76,6 @@ var defaultReplayLimits = replayLimits{
 const (
 	seenOverhead = 96  // bytes per remembered id besides the id: map entry, order slot
 	setOverhead  = 256 // bytes per sender remembered
-	reserveAhead = time.Second
 )
 
 // seenSet is one sender's remembered ids; order[head:] holds them oldest
@@ -99,7 +98,7 @@ type seenRef struct {
 
 func newReplayGuard(window time.Duration, st *store.Store, configured func() int) (*replayGuard, error) {
 	g := &replayGuard{window: window, st: st, limits: defaultReplayLimits, configured: configured,
-		auth: map[string]*seenSet{}, unauth: map[string]*seenSet{}, reserved: map[string]int64{}}
+		auth: map[string]*seenSet{}, unauth: map[string]*seenSet{}, reserved: map[string]reservation{}}
 	if st == nil {
 		return g, nil
 	}
@@ -133,10 +132,10 @@ func (g *replayGuard) load(now time.Time) error {
 		switch {
 		case key == unauthPoolKey:
 			g.unauthFloor = ts
-			g.reserved[key] = ts
+			g.reserved[key] = reservation{ts: ts}
 		case strings.HasPrefix(key, authKeyPrefix):
 			g.auth[key[len(authKeyPrefix):]] = &seenSet{seen: map[string]int64{}, floor: ts, maxTS: ts}
-			g.reserved[key] = ts
+			g.reserved[key] = reservation{ts: ts}
 		case strings.HasPrefix(key, unauthKeyPrefix) && len(g.unauth) < g.limits.unauthSenders:
 			g.unauth[key[len(unauthKeyPrefix):]] = &seenSet{seen: map[string]int64{}, floor: ts, maxTS: ts}
 			g.unauthBytes += setOverhead
@@ -165,7 +164,7 @@ func (g *replayGuard) check(msg *Message, durable, authenticated bool) error {
 		g.mu.Lock()
 		reserve, err := g.checkLocked(now, msg, durable, authenticated)
 		g.mu.Unlock()
-		if reserve == 0 || err != nil {
+		if reserve.ts == 0 || err != nil {
 			return err
 		}
 		if err := g.reserve(reservationKey(msg.FromServer, authenticated), reserve); err != nil {
@@ -175,11 +174,11 @@ func (g *replayGuard) check(msg *Message, durable, authenticated bool) error {
 }
 
 // checkLocked does check's work under mu. When the message's stamp is
-// beyond what is reserved on disk, it returns the stamp to reserve first
-// and records nothing.
-func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenticated bool) (int64, error) {
+// beyond what is reserved on disk, it returns what to reserve first and
+// records nothing.
+func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenticated bool) (reservation, error) {
 	if g.closed {
-		return 0, fmt.Errorf("%w: this gateway is stopping; send again later", ErrShuttingDown)
+		return reservation{}, fmt.Errorf("%w: this gateway is stopping; send again later", ErrShuttingDown)
 	}
 	sender, ts := msg.FromServer, msg.Timestamp
 	pool := g.unauth
@@ -193,7 +192,7 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 	}
 	if set == nil {
 		if !authenticated && (len(g.unauth) >= g.limits.unauthSenders || g.unauthBytes+setOverhead > g.limits.unauthTotal) {
-			return 0, g.poolFull(sender)
+			return reservation{}, g.poolFull(sender)
 		}
 		set = &seenSet{seen: map[string]int64{}}
 		if !authenticated {
@@ -207,16 +206,16 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 		e.Message = fmt.Sprintf("%s: message %q from %q is stamped %s, not after %s, the newest stamp this gateway may no longer remember from that sender (it restarted, or the sender went over its replay memory); if it is not a replay, send it again with a new timestamp",
 			ErrReplayed.Message, msg.MessageID, sender, stamp(ts), stamp(set.floor))
 		e.Retryable = true
-		return 0, &e
+		return reservation{}, &e
 	}
 	if seen, dup := set.seen[msg.MessageID]; dup {
 		if seen&1 == 1 && durable {
-			return 0, nil
+			return reservation{}, nil
 		}
-		return 0, fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, sender)
+		return reservation{}, fmt.Errorf("%w: message %q from %q was already received", ErrReplayed, msg.MessageID, sender)
 	}
-	if key := reservationKey(sender, authenticated); g.st != nil && ts > g.reserved[key] {
-		return max(ts, now.UnixMilli()) + reserveAhead.Milliseconds(), nil
+	if r := g.reserved[reservationKey(sender, authenticated)]; g.st != nil && ts > r.ts {
+		return r.next(ts, now.UnixMilli()), nil
 	}
 	cost := len(msg.MessageID) + seenOverhead
 	budget := g.senderBudget(authenticated)
@@ -224,7 +223,7 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 		g.forgetOldestLocked(set, authenticated)
 	}
 	if !authenticated && g.unauthBytes+cost > g.limits.unauthTotal {
-		return 0, g.poolFull(sender)
+		return reservation{}, g.poolFull(sender)
 	}
 	// A message stamped up to a window ahead stays fresh until a window
 	// after its stamp: remember its id that long (now + 2 windows covers it,
@@ -240,7 +239,7 @@ func (g *replayGuard) checkLocked(now time.Time, msg *Message, durable, authenti
 	if !authenticated {
 		g.unauthBytes += cost
 	}
-	return 0, nil
+	return reservation{}, nil
 }
 
 // stamp formats a message timestamp (Unix ms) for an error.
@@ -266,22 +265,23 @@ func (g *replayGuard) senderBudget(authenticated bool) int {
 	return min(g.limits.authSender, max(g.limits.authTotal/n, g.limits.authMinSender))
 }
 
-// reserve persists a floor of at least ts under key, so that a crash
-// forgets nothing accepted up to ts.
-func (g *replayGuard) reserve(key string, ts int64) error {
+// reserve persists a floor of at least r.ts under key, so that a crash
+// forgets nothing accepted up to r.ts.
+func (g *replayGuard) reserve(key string, r reservation) error {
 	g.resMu.Lock()
 	defer g.resMu.Unlock()
 	g.mu.Lock()
-	done := g.reserved[key] >= ts
+	done := g.reserved[key].ts >= r.ts
 	g.mu.Unlock()
 	if done {
 		return nil
 	}
-	if err := g.st.PutBatch(store.Replay, store.KV{Key: key, Value: strconv.AppendInt(nil, ts, 10)}); err != nil {
+	if err := g.st.PutBatch(store.Replay, store.KV{Key: key, Value: strconv.AppendInt(nil, r.ts, 10)}); err != nil {
 		return fmt.Errorf("record replay floor: %w", err)
 	}
 	g.mu.Lock()
-	g.reserved[key] = ts
+	g.reserved[key] = r
+	g.writes++
 	g.mu.Unlock()
 	return nil
 }
