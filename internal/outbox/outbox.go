@@ -85,7 +85,7 @@ func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
 func (o *Outbox[M, R]) Put(entries ...*Entry[M, R]) error {
 	kvs := make([]store.KV, len(entries))
 	for i, e := range entries {
-		b, err := json.Marshal(e)
+		b, err := e.encode()
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (o *Outbox[M, R]) poke() {
 
 // save persists e's current state.
 func (o *Outbox[M, R]) save(e *Entry[M, R]) error {
-	b, err := json.Marshal(e)
+	b, err := e.encode()
 	if err != nil {
 		return err
 	}

@@ -128,13 +128,22 @@ func BenchmarkPutBatchParallel(b *testing.B) {
 	defer s.Close()
 	b.SetParallelism(32)
 	var n atomic.Int64
+	pages := pagesWritten(s)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.PutBatch(Outbox, KV{Key: fmt.Sprint(n.Add(1)), Value: make([]byte, 300)}); err != nil {
+			key := fmt.Sprintf("%016d", n.Add(1)) // time-ordered, as message ids are
+			if err := s.PutBatch(Outbox, KV{Key: key, Value: make([]byte, 300)}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	b.ReportMetric(float64(pagesWritten(s)-pages)/float64(b.N), "pages/op")
+}
+
+// pagesWritten is how many page writes s's transactions have made.
+func pagesWritten(s *Store) int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
 }
 
 func TestDeleteIf(t *testing.T) {
