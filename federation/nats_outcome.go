@@ -174,11 +174,11 @@ func (n *Node) runOutcomes(l *natsLink) {
 	d := l.durable
 	defer close(d.outcomesDone)
 	for {
-		var batch []jetstream.Msg
 		select {
 		case m := <-d.outcomes:
-			batch = append(batch, m)
+			n.keepOutcomes(l, collect(d.outcomes, m, natsOutcomeBatch, natsOutcomeEvery))
 		case <-d.outcomesQuit:
+			var batch []jetstream.Msg
 			for { // what the stopped consumer had handed over
 				select {
 				case m := <-d.outcomes:
@@ -191,18 +191,6 @@ func (n *Node) runOutcomes(l *natsLink) {
 				}
 			}
 		}
-		t := time.NewTimer(natsOutcomeEvery)
-	collect:
-		for len(batch) < natsOutcomeBatch {
-			select {
-			case m := <-d.outcomes:
-				batch = append(batch, m)
-			case <-t.C:
-				break collect
-			}
-		}
-		t.Stop()
-		n.keepOutcomes(l, batch)
 	}
 }
 
