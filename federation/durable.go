@@ -150,7 +150,7 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 // the record is kept in memory (bounded) and the error is retryable: the
 // redelivery writes it instead of running the agent again.
 func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message, error) {
-	b, err := json.Marshal(processedEntry{At: time.Now().UnixMilli(), Reply: reply})
+	b, err := processedEntry{At: time.Now().UnixMilli(), Reply: reply}.appendJSON(nil)
 	if err != nil {
 		return nil, fmt.Errorf("record handled message %q: %w", messageID, err)
 	}

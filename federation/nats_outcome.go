@@ -101,19 +101,19 @@ func (n *Node) consumeOutcomes(ctx context.Context, l *natsLink, d *natsDurable)
 // publishOutcome hands out to the gateway that sent the message, through
 // its outcome stream. It returns once JetStream has stored it.
 func (n *Node) publishOutcome(ctx context.Context, d *natsDurable, sender string, out *natsOutcome) error {
-	data, err := json.Marshal(out)
+	data, err := out.appendJSON(nil)
 	if err != nil {
 		return err
 	}
 	max := min(int(d.maxPayload), natsMaxOutcome)
 	if len(data) > max && out.Request != nil {
 		out.Request = nil // the sender has its own entry
-		data, err = json.Marshal(out)
+		data, err = out.appendJSON(nil)
 	}
 	if err == nil && len(data) > max {
 		tooLarge := &natsOutcome{MessageID: out.MessageID, State: StateFailed, Error: gateway.NewError(gateway.CodeTooLarge,
 			fmt.Sprintf("gateway %q answered, but its reply is %d bytes, over the %d the NATS system carries", n.serverID, len(data), max))}
-		data, err = json.Marshal(tooLarge)
+		data, err = tooLarge.appendJSON(nil)
 	}
 	if err != nil {
 		return err
