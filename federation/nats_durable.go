@@ -175,7 +175,9 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 		_ = m.Term()
 		return
 	}
-	_ = m.DoubleAck(ctx)
+	// A plain ack: a lost one (its error was never acted on) brings a
+	// redelivery, answered from the processed record as any is.
+	_ = m.Ack()
 }
 
 // stop stops fetching and lets the messages already fetched be handled.

@@ -19,7 +19,7 @@ import (
 	"github.com/agentfed/agentfed/internal/store"
 )
 
-const natsRecordEvery = 5 * time.Millisecond // for more records to write with the first of a batch
+const natsRecordEvery = 10 * time.Millisecond // for more records to write with the first of a batch
 
 // natsRecords gathers processed records into batches: the first caller
 // of a batch waits natsRecordEvery, then writes what has come meanwhile
