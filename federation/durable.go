@@ -143,18 +143,18 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 		h.err = err // not recorded: a retry may run the agent again
 		return
 	}
-	h.reply, h.err = n.recordProcessed(key, msg.MessageID, reply)
+	h.reply, h.err = n.recordProcessed(ctx, key, msg.MessageID, reply)
 }
 
 // recordProcessed writes a handled message's reply. When the store fails,
 // the record is kept in memory (bounded) and the error is retryable: the
 // redelivery writes it instead of running the agent again.
-func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message, error) {
-	b, err := json.Marshal(processedEntry{At: time.Now().UnixMilli(), Reply: reply})
+func (n *Node) recordProcessed(ctx context.Context, key, messageID string, reply *Message) (*Message, error) {
+	b, err := processedEntry{At: time.Now().UnixMilli(), Reply: reply}.appendJSON(nil)
 	if err != nil {
 		return nil, fmt.Errorf("record handled message %q: %w", messageID, err)
 	}
-	if err := n.store.PutBatch(store.Processed, store.KV{Key: key, Value: b}); err != nil {
+	if err := n.putProcessed(ctx, store.KV{Key: key, Value: b}); err != nil {
 		t := n.once
 		t.mu.Lock()
 		if len(t.unrecorded) < maxUnrecorded && t.unrecordedSize+len(b) <= maxUnrecordedBytes {

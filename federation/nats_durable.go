@@ -108,6 +108,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	for i := range backoffs {
 		backoff = append(backoff, ackWait<<i)
 	}
+	records := withNATSRecords(l.ctx, &natsRecords{st: n.store})
 	for _, id := range sortedKeys(n.agents) {
 		var cons jetstream.Consumer
 		err := retryUnanswered(ctx, func(ctx context.Context) (err error) {
@@ -120,7 +121,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, d, m) })
+			l.handlers.Go(func() { n.handleNATSDurable(records, d, m) })
 		})
 		if err != nil {
 			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
@@ -174,7 +175,9 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 		_ = m.Term()
 		return
 	}
-	_ = m.DoubleAck(ctx)
+	// A plain ack: a lost one (its error was never acted on) brings a
+	// redelivery, answered from the processed record as any is.
+	_ = m.Ack()
 }
 
 // stop stops fetching and lets the messages already fetched be handled.

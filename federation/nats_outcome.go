@@ -101,19 +101,19 @@ func (n *Node) consumeOutcomes(ctx context.Context, l *natsLink, d *natsDurable)
 // publishOutcome hands out to the gateway that sent the message, through
 // its outcome stream. It returns once JetStream has stored it.
 func (n *Node) publishOutcome(ctx context.Context, d *natsDurable, sender string, out *natsOutcome) error {
-	data, err := json.Marshal(out)
+	data, err := out.appendJSON(nil)
 	if err != nil {
 		return err
 	}
 	max := min(int(d.maxPayload), natsMaxOutcome)
 	if len(data) > max && out.Request != nil {
 		out.Request = nil // the sender has its own entry
-		data, err = json.Marshal(out)
+		data, err = out.appendJSON(nil)
 	}
 	if err == nil && len(data) > max {
 		tooLarge := &natsOutcome{MessageID: out.MessageID, State: StateFailed, Error: gateway.NewError(gateway.CodeTooLarge,
 			fmt.Sprintf("gateway %q answered, but its reply is %d bytes, over the %d the NATS system carries", n.serverID, len(data), max))}
-		data, err = json.Marshal(tooLarge)
+		data, err = tooLarge.appendJSON(nil)
 	}
 	if err != nil {
 		return err
@@ -174,11 +174,11 @@ func (n *Node) runOutcomes(l *natsLink) {
 	d := l.durable
 	defer close(d.outcomesDone)
 	for {
-		var batch []jetstream.Msg
 		select {
 		case m := <-d.outcomes:
-			batch = append(batch, m)
+			n.keepOutcomes(l, collect(d.outcomes, m, natsOutcomeBatch, natsOutcomeEvery))
 		case <-d.outcomesQuit:
+			var batch []jetstream.Msg
 			for { // what the stopped consumer had handed over
 				select {
 				case m := <-d.outcomes:
@@ -191,18 +191,6 @@ func (n *Node) runOutcomes(l *natsLink) {
 				}
 			}
 		}
-		t := time.NewTimer(natsOutcomeEvery)
-	collect:
-		for len(batch) < natsOutcomeBatch {
-			select {
-			case m := <-d.outcomes:
-				batch = append(batch, m)
-			case <-t.C:
-				break collect
-			}
-		}
-		t.Stop()
-		n.keepOutcomes(l, batch)
 	}
 }
 

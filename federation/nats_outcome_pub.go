@@ -72,20 +72,8 @@ func (p *natsOutcomePub) run() {
 		case <-p.ctx.Done():
 			return
 		}
-		batch := []*outcomeReq{first}
-		t := time.NewTimer(natsOutcomePubEvery)
-	collect:
-		for len(batch) < natsOutcomePubMax {
-			select {
-			case r := <-p.reqs:
-				batch = append(batch, r)
-			case <-t.C:
-				break collect
-			}
-		}
-		t.Stop()
 		bySender := map[string][]*outcomeReq{}
-		for _, r := range batch {
+		for _, r := range collect(p.reqs, first, natsOutcomePubMax, natsOutcomePubEvery) {
 			bySender[r.sender] = append(bySender[r.sender], r)
 		}
 		for sender, rs := range bySender {
