@@ -193,7 +193,7 @@ func (n *Node) startNATSContexts(l *natsLink) error {
 	}
 	c := &natsContexts{kv: kv, acct: newContextAccounts(), rev: map[string]uint64{}, done: make(chan struct{})}
 	var err error
-	if c.w, err = kv.WatchAll(l.ctx); err != nil {
+	if c.w, err = watchNATSBucket(ctx, l.ctx, kv); err != nil {
 		return fmt.Errorf("watch JetStream KV bucket %s: %w", natsContextBucketName(n.serverID), err)
 	}
 	ready := make(chan struct{})

@@ -26,8 +26,9 @@ import (
 
 const (
 	natsStream       = "AF_DURABLE"
-	natsSetupTimeout = 30 * time.Second // for the streams and consumers at start: a forming cluster may take a while
-	natsSetupAttempt = 2 * time.Second  // for one request of it, asked again while the cluster does not answer
+	natsSetupTimeout = 30 * time.Second       // for the streams and consumers at start: a forming cluster may take a while
+	natsSetupAttempt = 2 * time.Second        // for one request of it, asked again while the cluster does not answer
+	natsSetupPause   = 100 * time.Millisecond // before asking again a stream that has no leader yet
 	natsMaxBackoffs  = 5
 	natsPubAckWait   = 2 * time.Second       // for one publish's acknowledgement
 	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts
@@ -311,16 +312,57 @@ func (n *Node) natsStreamFor(ctx context.Context, js jetstream.JetStream, server
 	return err
 }
 
-// retryUnanswered runs f with natsSetupAttempt to answer, again while it
-// times out and ctx lasts: a JetStream request made while a cluster is
-// still electing its leaders goes unanswered, not refused.
+// retryUnanswered runs f with natsSetupAttempt to answer, again while
+// ctx lasts and f fails as a forming cluster makes it fail: a JetStream
+// request made while the cluster is still electing its leaders goes
+// unanswered, not refused; and a stream placed before every server has
+// reported, or published to before it has a leader, is refused at once
+// (asked again after natsSetupPause). A cluster that never forms still
+// fails, with its last answer, when ctx ends.
 func retryUnanswered(ctx context.Context, f func(context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, natsSetupAttempt)
 		err := f(actx)
 		cancel()
-		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if err == nil || !(timedOut || natsForming(err)) || ctx.Err() != nil {
 			return err
 		}
+		if !timedOut {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(natsSetupPause):
+			}
+		}
 	}
+}
+
+// JetStream's answers, by nats-server's error codes, while a cluster's
+// servers have not all reported to its meta leader yet.
+const (
+	natsErrNoPeers         jetstream.ErrorCode = 10005 // no suitable peers for placement (peer offline)
+	natsErrClusterNotAvail jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
+)
+
+// natsForming reports whether err is an answer a forming cluster gives
+// at once and may not give a moment later.
+func natsForming(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && (api.ErrorCode == natsErrNoPeers || api.ErrorCode == natsErrClusterNotAvail) {
+		return true
+	}
+	return errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// watchNATSBucket watches every key of kv for as long as life lasts,
+// asking again while the forming cluster does not answer, until setup
+// ends.
+func watchNATSBucket(setup, life context.Context, kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
+	var w jetstream.KeyWatcher
+	err := retryUnanswered(setup, func(context.Context) (err error) {
+		w, err = kv.WatchAll(life) // its own request times out on its own
+		return err
+	})
+	return w, err
 }

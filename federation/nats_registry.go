@@ -146,10 +146,10 @@ func (n *Node) startNATSRegistry(l *natsLink) error {
 	}
 	r := &natsRegistry{kv: kv, js: js, own: own, ttl: max(natsPresenceTTL, time.Second), done: make(chan struct{}), quit: make(chan struct{}),
 		sites: map[string]*natsSites{}}
-	if err := n.putNATSEntry(ctx, r); err != nil {
+	if err := retryUnanswered(ctx, func(ctx context.Context) error { return n.putNATSEntry(ctx, r) }); err != nil {
 		return fmt.Errorf("put this gateway's entry in KV bucket %s: %w", natsRegistryBucket, err)
 	}
-	if r.w, err = kv.WatchAll(l.ctx); err != nil {
+	if r.w, err = watchNATSBucket(ctx, l.ctx, kv); err != nil {
 		return fmt.Errorf("watch JetStream KV bucket %s: %w", natsRegistryBucket, err)
 	}
 	ready := make(chan struct{})
