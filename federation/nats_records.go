@@ -23,9 +23,12 @@ const natsRecordEvery = 10 * time.Millisecond // for more records to write with 
 
 // natsRecords gathers processed records into batches: the first caller
 // of a batch waits natsRecordEvery, then writes what has come meanwhile
-// for everyone; those who came wait for that write.
+// for everyone; those who came wait for that write. Whoever comes during
+// the write starts the next batch: a caller writes one batch, never
+// those of a steady stream after its own.
 type natsRecords struct {
-	st *store.Store
+	st    *store.Store
+	write func([]store.KV) error // nil: PutBatch into st's processed records (tests step in)
 
 	mu      sync.Mutex // guards queue and leading
 	queue   []*recordReq
@@ -51,22 +54,21 @@ func (r *natsRecords) put(kv store.KV) error {
 	r.mu.Unlock()
 	time.Sleep(natsRecordEvery)
 	r.mu.Lock()
-	for len(r.queue) > 0 { // those that came during a write have waited for it
-		batch := r.queue
-		r.queue = nil
-		r.mu.Unlock()
-		kvs := make([]store.KV, len(batch))
-		for i, q := range batch {
-			kvs[i] = q.kv
-		}
-		err := r.st.PutBatch(store.Processed, kvs...)
-		for _, q := range batch {
-			q.done <- err
-		}
-		r.mu.Lock()
-	}
-	r.leading = false
+	batch := r.queue
+	r.queue, r.leading = nil, false // who comes from now on gathers the next batch
 	r.mu.Unlock()
+	kvs := make([]store.KV, len(batch))
+	for i, q := range batch {
+		kvs[i] = q.kv
+	}
+	write := r.write
+	if write == nil {
+		write = func(kvs []store.KV) error { return r.st.PutBatch(store.Processed, kvs...) }
+	}
+	err := write(kvs)
+	for _, q := range batch {
+		q.done <- err
+	}
 	return <-req.done
 }
 

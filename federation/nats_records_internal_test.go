@@ -2,12 +2,14 @@ package federation
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/agentfed/agentfed/internal/store"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // Processed records of durable messages over NATS are gathered for
@@ -67,4 +69,50 @@ func TestNATSRecordsGathered(t *testing.T) {
 			t.Fatalf("the later record: %v, %d on disk; want written", err, onDisk())
 		}
 	})
+}
+
+// The caller that gathers a batch returns once that batch is written,
+// however steadily more records come: it does not go on writing those
+// that came during its write (its message's outcome and ack would wait for
+// the whole stream).
+func TestNATSRecordsLeaderReturns(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := &natsRecords{st: st}
+	firstDone := make(chan struct{})
+	var writes atomic.Int64
+	var later sync.WaitGroup
+	r.write = func(kvs []store.KV) error {
+		if writes.Add(1) == 1 { // more records come while the first batch is written
+			for i := range 3 {
+				later.Go(func() { r.put(store.KV{Key: fmt.Sprint("later", i), Value: []byte(`{}`)}) })
+			}
+			tstest.WaitFor(t, 10*time.Second, func() error {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if len(r.queue) < 3 {
+					return fmt.Errorf("%d records queued; want 3", len(r.queue))
+				}
+				return nil
+			})
+		} else { // theirs is written once the first caller has returned
+			select {
+			case <-firstDone:
+			case <-time.After(10 * time.Second):
+				t.Error("the first record's put had not returned when the next batch was written")
+			}
+		}
+		return st.PutBatch(store.Processed, kvs...)
+	}
+	if err := r.put(store.KV{Key: "first", Value: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	close(firstDone)
+	later.Wait()
+	if n := writes.Load(); n != 2 {
+		t.Errorf("%d batches written; want 2", n)
+	}
 }
