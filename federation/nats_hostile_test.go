@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -252,6 +253,16 @@ func TestNATSDirectoryLongDescription(t *testing.T) {
 	caps, err := hub.QueryCapabilities(context.Background(), "data@site-b", 0)
 	if err != nil || len(caps.Description) != 4096 {
 		t.Fatalf("query_capabilities of an agent with a 5,000-byte description: %+v, %v; want its first 4,096 bytes", caps, err)
+	}
+	// Invalid UTF-8 grows in JSON (a byte becomes U+FFFD, three): what is
+	// announced is cut after that, as the others measure it.
+	cfg = natsConfig(t, url, "site-c", "data")
+	cfg.Agents[0].Description = strings.Repeat("\xff", 2000)
+	start(t, cfg, listen(t), nil)
+	waitPeerState(t, hub, "data@site-c", "connected")
+	caps, err = hub.QueryCapabilities(context.Background(), "data@site-c", 0)
+	if err != nil || len(caps.Description) > 4096 || !utf8.ValidString(caps.Description) {
+		t.Fatalf("query_capabilities of an agent with 2,000 invalid UTF-8 bytes of description: %d bytes, %v; want valid UTF-8 of at most 4,096", len(caps.Description), err)
 	}
 }
 

@@ -177,14 +177,23 @@ func (n *Node) natsOwnEntry() (natsEntry, error) {
 	e := natsEntry{ServerID: n.serverID, Version: Version, SigningKey: n.identity.Public().SigningKey, Agents: []natsAgent{}}
 	for _, id := range sortedKeys(n.agents) {
 		a := n.agents[id]
-		d := a.cfg.Description
-		if len(d) > maxDescriptionBytes { // as much as a peer's is shown
+		// As JSON carries it, and as much as a peer's is shown.
+		d := strings.ToValidUTF8(a.cfg.Description, "\uFFFD")
+		if len(d) > maxDescriptionBytes {
 			d = strings.ToValidUTF8(d[:maxDescriptionBytes], "")
 		}
 		e.Agents = append(e.Agents, natsAgent{ID: id, Capabilities: nonNil(a.cfg.Capabilities), Description: d})
 	}
-	if p := natsEntryProblem(&e); p != "" {
-		return e, fmt.Errorf("this gateway's directory entry would be refused by the others: %s", p)
+	// Checked as the others check it: signed, encoded and decoded (JSON
+	// turns each invalid UTF-8 byte into three, for one).
+	probe := e
+	probe.IssuedAt = time.Now().UnixMilli()
+	data, err := signNATSEntry(n.identity, &probe)
+	if err == nil {
+		_, err = decodeNATSEntry(n.serverID, data, "", time.Now(), time.Minute, time.Minute)
+	}
+	if err != nil {
+		return e, fmt.Errorf("this gateway's directory entry would be refused by the others: %w", err)
 	}
 	return e, nil
 }
