@@ -299,7 +299,11 @@ func (c *natsContexts) merge(ctx context.Context, server, session string, data m
 			return 0, fmt.Errorf("encode context: %w", err)
 		}
 		c.acct.mu.Lock()
-		err = c.acct.roomLocked(server, rev != 0)
+		// A session is kept once tracked: a key put past the limit by
+		// another client is in the bucket but not kept, so a sync into it
+		// needs room as a new session would.
+		_, tracked := c.rev[contextKey(server, session)]
+		err = c.acct.roomLocked(server, rev != 0 && tracked)
 		c.acct.mu.Unlock()
 		if err == nil {
 			err = c.acct.fits(server, session, len(b), oldSize)

@@ -288,6 +288,11 @@ func TestNATSSyncedContextKeyFlood(t *testing.T) {
 		}
 		return nil
 	})
+	// A sync into s3, in the bucket but not kept, is refused as a third
+	// session would be, not answered ok with a context no agent sees.
+	if r := syncCtx(t, sender, "s3", map[string]any{"fresh": true}); r.Status == federation.StatusOK || r.Error == nil || r.Error.Code != "OVERLOADED" {
+		t.Errorf("sync into session s3, past the limit of 2 sessions: %+v; want OVERLOADED", r)
+	}
 	kv, err := js.KeyValue(ctx, "AF_CTX_site-r")
 	if err != nil {
 		t.Fatal(err)
