@@ -2,29 +2,36 @@ package federation_test
 
 import (
 	"context"
-	"github.com/agentfed/agentfed/internal/tstest"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/agentfed/agentfed/federation"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // behindProxy starts a peer gateway whose agent "a" is h (echo if nil) and
 // a main gateway that reaches it through a fault proxy as peer "p".
 func behindProxy(t *testing.T, h federation.Handler, tune func(*federation.Config)) (*gw, *faultProxy) {
+	main, _, px := behindProxyFar(t, h, tune)
+	return main, px
+}
+
+// behindProxyFar is behindProxy, also returning the far gateway.
+func behindProxyFar(t *testing.T, h federation.Handler, tune func(*federation.Config)) (main, far *gw, px *faultProxy) {
 	ln := listen(t)
 	extra := map[string]federation.Handler{}
 	if h != nil {
 		extra["a"] = h
 	}
-	start(t, newConfig(t, "far-server", "a"), ln, extra)
-	px := newFaultProxy(t, ln.Addr().String())
+	far = start(t, newConfig(t, "far-server", "a"), ln, extra)
+	px = newFaultProxy(t, ln.Addr().String())
 	cfg := newConfig(t, "main", "")
 	cfg.Federation.Peers = []federation.PeerConfig{{ID: "p", Name: "P", URL: px.url(), AgentID: "a"}}
 	if tune != nil {
 		tune(cfg)
 	}
-	return start(t, cfg, listen(t), nil), px
+	return start(t, cfg, listen(t), nil), far, px
 }
 
 // TestCutConnectionFailsFastThenReconnects: a request in flight when the
@@ -166,7 +173,7 @@ func TestCutUnderLoadIsOneFailure(t *testing.T) {
 		}
 		return &federation.Answer{Content: m.Content}, nil
 	})
-	main, px := behindProxy(t, hold, nil) // breaker: 5 consecutive failures
+	main, far, px := behindProxyFar(t, hold, nil) // breaker: 5 consecutive failures
 	results := make(chan *federation.Result, callers)
 	for range callers {
 		go func() {
@@ -183,6 +190,14 @@ func TestCutUnderLoadIsOneFailure(t *testing.T) {
 			t.Fatalf("only %d of 16 requests reached the agent in 30 s", i)
 		}
 	}
+	// All 20 on the connection before the cut: one still to be sent would
+	// go on a new connection and be held until its timeout.
+	tstest.WaitFor(t, 30*time.Second, func() error {
+		if w := far.Health().Agents[0].Waiting; w != callers-16 {
+			return fmt.Errorf("%d requests wait in the far agent's queue; want %d", w, callers-16)
+		}
+		return nil
+	})
 	px.cut()
 	for range callers {
 		if r := <-results; r.Error == nil || r.Error.Code != "PEER_UNAVAILABLE" {
