@@ -342,11 +342,7 @@ func (n *Node) initMessage(ctx context.Context, msg *Message, typ MessageType, p
 		Priority:      prio,
 		Timestamp:     now.UnixMilli(),
 	}
-	target := p.ServerID
-	if target == "" && p.ID != "" {
-		target = fmt.Sprintf("peer %q", p.ID)
-	}
-	return n.chain(ctx, msg, target)
+	return n.chain(ctx, msg, p)
 }
 
 func (n *Node) checkEnabled() error {
@@ -425,6 +421,7 @@ type delivery struct {
 	call    *gateway.Pending           // the request in flight
 	conn    *gateway.Client            // the connection it went out on
 	req     *Message                   // the request before sealing and signing
+	params  RelayParams                // the request as sent: here, it needs no allocation of its own
 	eph     *ecdh.PrivateKey           // opens a sealed answer
 	err     error                      // why it failed before it was sent
 	span    trace.Span                 // nil when tracing is off
@@ -513,19 +510,20 @@ func (d *delivery) send(c *gateway.Client, params RelayParams, later bool) error
 		}
 	}
 	d.req = params.Message
-	eph, err := d.n.protectOutbound(d.p, &params) // sealed and signed last, just before the wire
+	d.params = params
+	eph, err := d.n.protectOutbound(d.p, &d.params) // sealed and signed last, just before the wire
 	if err != nil {
 		return err
 	}
 	d.eph = eph
 	d.conn = c
-	d.call, err = d.sendOn(c, &params, later)
+	d.call, err = d.sendOn(c, &d.params, later)
 	if err != nil && gateway.Unsent(err) {
 		// The pooled connection had ended unseen (the peer closed it
 		// between calls) and the request never left: dial again, once.
 		if c, err = d.n.conn(d.ctx, d.p); err == nil {
 			d.conn = c
-			d.call, err = d.sendOn(c, &params, later)
+			d.call, err = d.sendOn(c, &d.params, later)
 		} else {
 			d.conn = nil
 		}

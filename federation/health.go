@@ -126,8 +126,7 @@ func peerAnswered(err error) bool {
 // peer: a caller that gave up, and a request that failed with a
 // connection whose loss was already counted.
 func excludedFromBreaker(err error) bool {
-	var dup sameLoss
-	return errors.As(err, &dup) || gateway.CodeOf(err) == gateway.CodeCancelled
+	return isSameLoss(err) || gateway.CodeOf(err) == gateway.CodeCancelled
 }
 
 // sameLoss marks the failure of a request whose connection dropped, when
@@ -136,6 +135,17 @@ func excludedFromBreaker(err error) bool {
 type sameLoss struct{ error }
 
 func (e sameLoss) Unwrap() error { return e.error }
+
+// isSameLoss reports whether err is or wraps a sameLoss. A nil err, the
+// outcome of nearly every delivery, returns at once: errors.As would
+// allocate its target on every call.
+func isSameLoss(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dup sameLoss
+	return errors.As(err, &dup)
+}
 
 // connectionLost returns err as the breaker should count it: a request
 // that failed because its connection c ended counts once per connection;
@@ -180,8 +190,7 @@ func (h *peerHealth) record(err error, rtt time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	failed := !peerAnswered(err)
-	var dup sameLoss
-	if errors.As(err, &dup) { // counted once already
+	if isSameLoss(err) { // counted once already
 		return
 	}
 	h.recent[h.next] = failed

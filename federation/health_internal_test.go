@@ -102,3 +102,21 @@ func TestReplayGuardFutureStamp(t *testing.T) {
 		}
 	})
 }
+
+// TestSuccessReportAllocatesNothing pins the breaker's bookkeeping of a
+// delivery that succeeded, which every relay does: it allocates nothing
+// (errors.As on a nil error used to allocate its target, twice a relay).
+func TestSuccessReportAllocatesNothing(t *testing.T) {
+	h := newHealthTracker(BreakerSettings{Failures: 3, Open: 10 * time.Second}).get("p")
+	if n := testing.AllocsPerRun(100, func() {
+		if excludedFromBreaker(nil) {
+			t.Fatal("a success is excluded from the breaker")
+		}
+		h.record(nil, time.Millisecond)
+	}); n != 0 {
+		t.Fatalf("reporting a success allocates %v times; want 0", n)
+	}
+	if got := h.info(); got.State != HealthHealthy {
+		t.Fatalf("health after successes: %+v", got)
+	}
+}

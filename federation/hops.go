@@ -16,11 +16,11 @@ const (
 
 func (n *Node) maxHops() int64 { return int64(n.cfg.Federation.MaxHops) }
 
-// chain makes msg, about to be sent to target, the next link of the chain
+// chain makes msg, about to be sent to peer p, the next link of the chain
 // ctx is part of: when ctx is one of this node's agents handling a relayed
 // message, msg gets that message's Hops + 1 and its Path with this
 // gateway. A message past federation.maxHops is refused here already.
-func (n *Node) chain(ctx context.Context, msg *Message, target string) error {
+func (n *Node) chain(ctx context.Context, msg *Message, p *peer) error {
 	inv := invocationFrom(ctx)
 	if inv == nil || inv.n != n {
 		return nil
@@ -28,9 +28,18 @@ func (n *Node) chain(ctx context.Context, msg *Message, target string) error {
 	msg.Hops = inv.msg.Hops + 1
 	msg.Path = append(slices.Clip(pathOf(inv.msg)), n.serverID)
 	if msg.Hops >= n.maxHops() {
-		return n.hopLimit(msg.Path, target, msg.Hops)
+		return n.hopLimit(msg.Path, hopTarget(p), msg.Hops)
 	}
 	return nil
+}
+
+// hopTarget names p in a HOP_LIMIT error: by its gateway's id, else as a
+// peer. It is built only for the error, not for every message.
+func hopTarget(p *peer) string {
+	if p.ServerID == "" && p.ID != "" {
+		return fmt.Sprintf("peer %q", p.ID)
+	}
+	return p.ServerID
 }
 
 // checkHops refuses a relayed message that is past federation.maxHops, or

@@ -69,6 +69,11 @@ type Client struct {
 	// reads); otherwise the reader goroutine reads all the time.
 	selfRead bool
 	lastRead atomic.Int64 // when a frame was last read, as time since epoch
+	// interrupt is readOwn's context.AfterFunc: it interrupts the read and
+	// then signals interrupted (capacity 1). One caller at a time holds
+	// the read, so one of each serves all, made once instead of per call.
+	interrupt   func()
+	interrupted chan struct{}
 
 	mu       sync.Mutex // guards the fields below up to wake
 	pending  map[string]*Pending
@@ -153,6 +158,13 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		conn:         conn.Load(),
 	}
 	c.selfRead = c.conn != nil && c.conn.Interruptible() && c.onEvent == nil
+	if c.selfRead {
+		c.interrupted = make(chan struct{}, 1)
+		c.interrupt = func() {
+			c.conn.InterruptRead()
+			c.interrupted <- struct{}{}
+		}
+	}
 	c.lastRead.Store(int64(time.Since(epoch)))
 	clientWatch.add(c)
 	go c.read()
@@ -645,16 +657,13 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 	c := p.c
 	defer c.leaveRead()
 	if ctx.Done() != nil {
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			c.conn.InterruptRead()
-			close(fired)
-		})
+		stop := context.AfterFunc(ctx, c.interrupt)
 		defer func() {
 			if !stop() {
 				// ctx ended: withdraw an interrupt no read took, so that it
-				// does not cut the next holder's read (or Close's).
-				<-fired
+				// does not cut the next holder's read (or Close's). The
+				// wait also leaves interrupted empty for the next holder.
+				<-c.interrupted
 				c.conn.ClearInterrupt()
 			}
 		}()
