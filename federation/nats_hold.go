@@ -62,26 +62,6 @@ func (h *natsHolds) take(id string) *OutboxEntry {
 	return e
 }
 
-// takeAll removes and returns, by message id, the entries of ids that are
-// not written yet. Once it returns, the others are on disk, if anywhere.
-func (h *natsHolds) takeAll(ids []string) map[string]*OutboxEntry {
-	h.flushMu.Lock() // a batch being written is on disk once this is held
-	defer h.flushMu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var taken map[string]*OutboxEntry
-	for _, id := range ids {
-		if e := h.pending[id]; e != nil {
-			if taken == nil {
-				taken = map[string]*OutboxEntry{}
-			}
-			taken[id] = e
-			delete(h.pending, id)
-		}
-	}
-	return taken
-}
-
 // peek returns id's entry if it is not written yet.
 func (h *natsHolds) peek(id string) *OutboxEntry {
 	h.mu.Lock()

@@ -197,58 +197,24 @@ func (n *Node) runOutcomes(l *natsLink) {
 // outcomeBatch is the entries a batch of outcomes finishes.
 type outcomeBatch struct {
 	entries map[string]*OutboxEntry // to write, by message id
-	held    map[string]*OutboxEntry // taken from the pending holds, by message id
-	stored  map[string]*OutboxEntry // on disk, by message id
+	held    []*OutboxEntry          // taken from the pending holds, as they were
 }
 
-// receivedOutcome is one outcome of a batch, from the receiver named in
-// the subject of the message that carried it.
-type receivedOutcome struct {
-	subject string
-	out     natsOutcome
-}
-
-// keepOutcomes decodes the outcomes of msgs, then settles their entries in
-// one outbox transaction (one read, one write, one fsync for the batch),
-// then acks each message: one the store could not keep comes back later,
-// one that is wrong is dropped (and logged).
 func (n *Node) keepOutcomes(l *natsLink, msgs []jetstream.Msg) {
-	outs := make([][]receivedOutcome, len(msgs))
+	b := &outcomeBatch{entries: map[string]*OutboxEntry{}}
 	errs := make([]error, len(msgs))
-	var ids []string
 	for i, m := range msgs {
-		outs[i], errs[i] = n.decodeOutcomes(m.Subject(), m.Data())
-		for _, o := range outs[i] {
-			ids = append(ids, o.out.MessageID)
-		}
+		errs[i] = n.keepOutcomeBatch(l, b, m.Subject(), m.Data())
 	}
-	b := &outcomeBatch{held: l.durable.holds.takeAll(ids)}
-	unsettled := make([]OutboxEntry, 0, len(b.held)) // the held entries as taken
-	for _, e := range b.held {
-		unsettled = append(unsettled, *e)
+	entries := make([]*OutboxEntry, 0, len(b.entries))
+	for _, e := range b.entries {
+		entries = append(entries, e)
 	}
 	var werr error
-	if len(ids) > 0 {
-		werr = n.outbox.FinishBatch(ids, func(stored map[string]*OutboxEntry) []*OutboxEntry {
-			b.entries, b.stored = map[string]*OutboxEntry{}, stored
-			for _, batch := range outs {
-				for _, o := range batch {
-					if err := n.keepOutcome(l, b, o.subject, &o.out); err != nil {
-						n.refusedOutcome(o.subject, err)
-					}
-				}
-			}
-			entries := make([]*OutboxEntry, 0, len(b.entries))
-			for _, e := range b.entries {
-				entries = append(entries, e)
-			}
-			return entries
-		})
-		if werr != nil {
-			n.log.Error("outbox save failed", "outcomes", len(ids), "err", werr)
-		}
-		for i := range unsettled {
-			if e := &unsettled[i]; werr != nil || b.entries[e.MessageID] == nil {
+	if len(entries) > 0 {
+		if werr = n.outbox.Put(entries...); werr != nil {
+			n.log.Error("outbox save failed", "outcomes", len(entries), "err", werr)
+			for _, e := range b.held {
 				l.durable.holds.hold(e) // still queued: written with the next batch
 			}
 		}
@@ -264,7 +230,9 @@ func (n *Node) keepOutcomes(l *natsLink, msgs []jetstream.Msg) {
 		case errors.Is(err, ErrStorage):
 			_ = m.NakWithDelay(natsResultRetry)
 		default:
-			n.refusedOutcome(m.Subject(), err)
+			if ok, suppressed := n.remoteLog.Allow(); ok {
+				n.log.Warn("outcome of a durable message over NATS refused", "subject", clip(m.Subject(), 200), "err", err, "suppressed", suppressed)
+			}
 			_ = m.Term()
 		}
 	}
@@ -277,78 +245,82 @@ func (n *Node) keepOutcomes(l *natsLink, msgs []jetstream.Msg) {
 	}
 }
 
-// refusedOutcome logs, rate-limited, why an outcome was not kept.
-func (n *Node) refusedOutcome(subject string, err error) {
-	if ok, suppressed := n.remoteLog.Allow(); ok {
-		n.log.Warn("outcome of a durable message over NATS refused", "subject", clip(subject, 200), "err", err, "suppressed", suppressed)
-	}
-}
-
-// entryFor is message id's outbox entry as b has it: finished earlier in
-// the batch, pending its first write, or on disk (nil if none).
-func (b *outcomeBatch) entryFor(id string) *OutboxEntry {
+// entry is message id's outbox entry as b has it: finished earlier in the
+// batch, pending its first write, or on disk.
+func (n *Node) entryFor(l *natsLink, b *outcomeBatch, id string) (*OutboxEntry, error) {
 	if e := b.entries[id]; e != nil {
-		return e
+		return e, nil
 	}
-	if e := b.held[id]; e != nil {
-		return e
+	h := l.durable.holds
+	h.flushMu.Lock() // a batch being written is on disk once this is held
+	defer h.flushMu.Unlock()
+	if e := h.take(id); e != nil {
+		c := *e
+		b.held = append(b.held, &c)
+		return e, nil
 	}
-	return b.stored[id]
+	e, err := n.outbox.Get(id)
+	return e, outboxError(err)
 }
 
-// decodeOutcomes decodes the outcomes of one published batch (a JSON
+// keepOutcomeBatch applies the outcomes of one published batch (a JSON
 // array) from the receiver named in subject. An outcome that is wrong is
 // logged and skipped; the others stand.
-func (n *Node) decodeOutcomes(subject string, data []byte) ([]receivedOutcome, error) {
+func (n *Node) keepOutcomeBatch(l *natsLink, b *outcomeBatch, subject string, data []byte) error {
 	receiver := subject[strings.LastIndexByte(subject, '.')+1:]
 	if len(data) > natsMaxOutcome {
-		return nil, fmt.Errorf("%w: outcomes from %s are %d bytes, over %d", ErrTooLarge, quoteBounded(receiver), len(data), natsMaxOutcome)
+		return fmt.Errorf("%w: outcomes from %s are %d bytes, over %d", ErrTooLarge, quoteBounded(receiver), len(data), natsMaxOutcome)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, fmt.Errorf("%w: outcomes from %s: %v", ErrInvalidParams, quoteBounded(receiver), err)
+	var outs []json.RawMessage
+	if err := json.Unmarshal(data, &outs); err != nil {
+		return fmt.Errorf("%w: outcomes from %s: %v", ErrInvalidParams, quoteBounded(receiver), err)
 	}
-	if err := checkIdent("the receiver token of the NATS subject", receiver, true); err != nil {
-		if len(raws) > 0 {
-			n.refusedOutcome(subject, err)
-		}
-		return nil, nil
-	}
-	outs := make([]receivedOutcome, 0, len(raws))
-	for _, raw := range raws {
-		o := receivedOutcome{subject: subject}
-		err := json.Unmarshal(raw, &o.out)
-		if err != nil {
-			err = fmt.Errorf("%w: outcome from %q: %v", ErrInvalidParams, receiver, err)
-		} else if err = checkIdent("messageId", o.out.MessageID, true); err != nil {
-			err = fmt.Errorf("outcome from %q: %w", receiver, err)
+	for _, raw := range outs {
+		err := n.keepOutcome(l, b, subject, raw)
+		if errors.Is(err, ErrStorage) {
+			return err
 		}
 		if err != nil {
-			n.refusedOutcome(subject, err)
-			continue
+			if ok, suppressed := n.remoteLog.Allow(); ok {
+				n.log.Warn("outcome of a durable message over NATS refused", "subject", clip(subject, 200), "err", err, "suppressed", suppressed)
+			}
 		}
-		outs = append(outs, o)
 	}
-	return outs, nil
+	return nil
 }
 
-// keepOutcome applies out, from the receiver named in subject, to the
-// outbox entry of its message, in b. Only the receiver the message was
-// sent to may finish it.
-func (n *Node) keepOutcome(l *natsLink, b *outcomeBatch, subject string, out *natsOutcome) error {
+// keepOutcome applies an outcome from the receiver named in subject to
+// the outbox entry of its message, in b. Only the receiver the message
+// was sent to may finish it.
+func (n *Node) keepOutcome(l *natsLink, b *outcomeBatch, subject string, data []byte) error {
 	receiver := subject[strings.LastIndexByte(subject, '.')+1:]
-	e := b.entryFor(out.MessageID)
+	if err := checkIdent("the receiver token of the NATS subject", receiver, true); err != nil {
+		return err
+	}
+	if len(data) > natsMaxOutcome {
+		return fmt.Errorf("%w: outcome from %q is %d bytes, over %d", ErrTooLarge, receiver, len(data), natsMaxOutcome)
+	}
+	var out natsOutcome
+	if err := json.Unmarshal(data, &out); err != nil {
+		return fmt.Errorf("%w: outcome from %q: %v", ErrInvalidParams, receiver, err)
+	}
+	if err := checkIdent("messageId", out.MessageID, true); err != nil {
+		return fmt.Errorf("outcome from %q: %w", receiver, err)
+	}
+	e, err := n.entryFor(l, b, out.MessageID)
 	switch {
-	case e == nil && out.State == StateDead && out.Request != nil:
-		e, err := deadLetterEntry(n.serverID, receiver, out)
+	case errors.Is(err, ErrUnknownMessage) && out.State == StateDead && out.Request != nil:
+		e, err := deadLetterEntry(n.serverID, receiver, &out)
 		if err == nil {
 			b.entries[e.MessageID] = e
 		}
 		return err
-	case e == nil:
+	case errors.Is(err, ErrUnknownMessage):
 		// An operator dropped it, or it was never this gateway's, or its
 		// entry was not written yet when the sender crashed.
 		return fmt.Errorf("%w: no outbox entry for message %q from %q", ErrUnknownMessage, out.MessageID, receiver)
+	case err != nil:
+		return fmt.Errorf("%w: read outbox: %v", ErrStorage, err)
 	}
 	if server := e.PeerID[strings.LastIndexByte(e.PeerID, '@')+1:]; server != receiver {
 		return fmt.Errorf("%w: gateway %q sent an outcome for message %q, which was sent to %q", ErrForbidden, receiver, out.MessageID, e.PeerID)
@@ -370,7 +342,7 @@ func (n *Node) keepOutcome(l *natsLink, b *outcomeBatch, subject string, out *na
 	case StateDead:
 		e.Attempts, e.PeerAttempts = out.Deliveries, out.Deliveries
 		e.Stream = "" // JetStream delivers it no more: final
-		settle(e, StateDead, nil, deadLetterError(receiver, out))
+		settle(e, StateDead, nil, deadLetterError(receiver, &out))
 	default:
 		return fmt.Errorf("%w: outcome from %q has state %s; want delivered, failed or dead", ErrInvalidParams, receiver, quoteBounded(out.State))
 	}
