@@ -206,19 +206,7 @@ func (n *Node) keepOutcomes(l *natsLink, msgs []jetstream.Msg) {
 	for i, m := range msgs {
 		errs[i] = n.keepOutcomeBatch(l, b, m.Subject(), m.Data())
 	}
-	entries := make([]*OutboxEntry, 0, len(b.entries))
-	for _, e := range b.entries {
-		entries = append(entries, e)
-	}
-	var werr error
-	if len(entries) > 0 {
-		if werr = n.outbox.Put(entries...); werr != nil {
-			n.log.Error("outbox save failed", "outcomes", len(entries), "err", werr)
-			for _, e := range b.held {
-				l.durable.holds.hold(e) // still queued: written with the next batch
-			}
-		}
-	}
+	werr := n.writeOutcomes(l, b)
 	for i, m := range msgs {
 		err := errs[i]
 		if err == nil && werr != nil {
@@ -243,6 +231,29 @@ func (n *Node) keepOutcomes(l *natsLink, msgs []jetstream.Msg) {
 			}
 		}
 	}
+}
+
+// writeOutcomes writes the entries b finished. A held entry (not written
+// yet) that b took and did not finish, its outcome refused, is held again,
+// as it was: written with the next batch of holds, still queued. So are
+// all of b's held entries when the write fails.
+func (n *Node) writeOutcomes(l *natsLink, b *outcomeBatch) error {
+	entries := make([]*OutboxEntry, 0, len(b.entries))
+	for _, e := range b.entries {
+		entries = append(entries, e)
+	}
+	var err error
+	if len(entries) > 0 {
+		if err = n.outbox.Put(entries...); err != nil {
+			n.log.Error("outbox save failed", "outcomes", len(entries), "err", err)
+		}
+	}
+	for _, e := range b.held {
+		if err != nil || b.entries[e.MessageID] == nil {
+			l.durable.holds.hold(e)
+		}
+	}
+	return err
 }
 
 // entry is message id's outbox entry as b has it: finished earlier in the
