@@ -1,24 +1,13 @@
 package federation
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 // An outcome refused for an entry still held (sent a moment ago, not
 // written yet) leaves the entry held, still queued, to be written with the
 // next batch: the sender was told the message is queued, and a forged or
 // malformed outcome must not lose its only record.
 func TestNATSRefusedOutcomeKeepsHeldEntry(t *testing.T) {
-	cfg := &Config{}
-	cfg.Federation.Enabled = true
-	cfg.Storage.Dir = t.TempDir()
-	cfg.ApplyDefaults()
-	n, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
+	n := newUnstartedNode(t)
 	// No writer runs: what is held stays pending.
 	h := &natsHolds{n: n, wake: make(chan struct{}, 1), pending: map[string]*OutboxEntry{}, batch: &holdBatch{done: make(chan struct{})}}
 	l := &natsLink{durable: &natsDurable{holds: h}}

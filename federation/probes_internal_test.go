@@ -7,9 +7,11 @@ import (
 	"testing"
 )
 
-// A node that is not listening yet is alive but not ready, and says which
-// check failed and nothing else.
-func TestReadyzBeforeStart(t *testing.T) {
+// newUnstartedNode is a gateway with the default configuration and its
+// own storage.dir, built but not serving; it is shut down when the test
+// ends.
+func newUnstartedNode(t *testing.T) *Node {
+	t.Helper()
 	cfg := &Config{}
 	cfg.Federation.Enabled = true
 	cfg.Storage.Dir = t.TempDir()
@@ -18,7 +20,14 @@ func TestReadyzBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Shutdown(context.Background())
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	return n
+}
+
+// A node that is not listening yet is alive but not ready, and says which
+// check failed and nothing else.
+func TestReadyzBeforeStart(t *testing.T) {
+	n := newUnstartedNode(t)
 	for _, tt := range []struct {
 		path, want string
 		status     int

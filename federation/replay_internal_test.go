@@ -152,18 +152,27 @@ func TestReplayGuardPrunesByTime(t *testing.T) {
 	})
 }
 
-// TestReplayGuardSurvivesCrash: a guard that never saved (the process was
-// killed) still refuses, after a restart, what it accepted.
-func TestReplayGuardSurvivesCrash(t *testing.T) {
-	dir := t.TempDir()
+// openReplayGuard opens the store in dir and a guard with a minute's
+// window on it, as a gateway starting there does.
+func openReplayGuard(t *testing.T, dir string) (*store.Store, *replayGuard) {
+	t.Helper()
 	st, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g, err := newReplayGuard(time.Minute, st, nil)
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
+	return st, g
+}
+
+// TestReplayGuardSurvivesCrash: a guard that never saved (the process was
+// killed) still refuses, after a restart, what it accepted.
+func TestReplayGuardSurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	st, g := openReplayGuard(t, dir)
 	now := time.Now().UnixMilli()
 	auth := &Message{FromServer: "pinned", MessageID: "a1", Timestamp: now}
 	anon := &Message{FromServer: "anon", MessageID: "u1", Timestamp: now}
@@ -173,15 +182,8 @@ func TestReplayGuardSurvivesCrash(t *testing.T) {
 		}
 	}
 	st.Close() // no save: a crash
-	st, err = store.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, g = openReplayGuard(t, dir)
 	defer st.Close()
-	g, err = newReplayGuard(time.Minute, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range []*Message{auth, anon} {
 		if err := g.check(m, false, m == auth); code(err) != CodeReplayed {
 			t.Errorf("%s's message after a crash: %v; want REPLAYED", m.FromServer, err)

@@ -15,14 +15,7 @@ import (
 // sender that pauses is back to reserveAhead.
 func TestReplayReservationSteadySender(t *testing.T) {
 	dir := t.TempDir()
-	st, err := store.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newReplayGuard(time.Minute, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, g := openReplayGuard(t, dir)
 	onDisk := func() int64 {
 		t.Helper()
 		v, err := st.Get(store.Replay, authKeyPrefix+"steady")
@@ -67,15 +60,8 @@ func TestReplayReservationSteadySender(t *testing.T) {
 	sent = append(sent, later)
 
 	st.Close() // no save: a crash
-	st, err = store.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, g = openReplayGuard(t, dir)
 	defer st.Close()
-	g, err = newReplayGuard(time.Minute, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range sent {
 		if err := g.check(m, false, true); code(err) != CodeReplayed {
 			t.Fatalf("message %q after a crash: %v; want REPLAYED", m.MessageID, err)
