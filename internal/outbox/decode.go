@@ -94,7 +94,7 @@ func (e *Entry[M, R]) decodeField(d *jsonx.Decoder, name string, bodies bool) er
 	case "state":
 		return readStringOf(d, &e.State, states)
 	case "attempts":
-		return readInt(d, &e.Attempts)
+		return jsonx.ReadInto(d, &e.Attempts, d.ReadInt)
 	case "createdAt":
 		return jsonx.ReadInto(d, &e.CreatedAt, d.ReadInt64)
 	case "expiresAt":
@@ -116,11 +116,11 @@ func (e *Entry[M, R]) decodeField(d *jsonx.Decoder, name string, bodies bool) er
 			return readBody(d, &e.Message)
 		}
 	case "timeoutMs":
-		return readInt(d, &e.TimeoutMs)
+		return jsonx.ReadInto(d, &e.TimeoutMs, d.ReadInt)
 	case "ttlMs":
-		return readInt(d, &e.TTLMs)
+		return jsonx.ReadInto(d, &e.TTLMs, d.ReadInt)
 	case "peerAttempts":
-		return readInt(d, &e.PeerAttempts)
+		return jsonx.ReadInto(d, &e.PeerAttempts, d.ReadInt)
 	case "stream":
 		return jsonx.ReadInto(d, &e.Stream, d.ReadName)
 	}
@@ -129,17 +129,6 @@ func (e *Entry[M, R]) decodeField(d *jsonx.Decoder, name string, bodies bool) er
 
 func readStringOf(d *jsonx.Decoder, dst *string, common []string) error {
 	return jsonx.ReadInto(d, dst, func() (string, error) { return d.ReadStringOf(common) })
-}
-
-// readInt reads an int field: a number that fits an int.
-func readInt(d *jsonx.Decoder, dst *int) error {
-	return jsonx.ReadInto(d, dst, func() (int, error) {
-		n, err := d.ReadInt64()
-		if err == nil && int64(int(n)) != n {
-			err = fmt.Errorf("number %d overflows an int", n)
-		}
-		return int(n), err
-	})
 }
 
 // readBody reads a pointer field of a type the outbox does not know, as
