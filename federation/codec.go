@@ -2,9 +2,7 @@ package federation
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
 )
@@ -173,23 +171,6 @@ var (
 	priorities   = []string{string(PriorityLow), string(PriorityNormal), string(PriorityHigh), string(PriorityUrgent)}
 )
 
-// fieldName returns the name among names that key selects, as
-// encoding/json matches keys to fields: exactly or, failing that, ignoring
-// case (Unicode simple folding). It returns "" for an unknown key.
-func fieldName(key []byte, names []string) string {
-	for _, name := range names {
-		if string(key) == name {
-			return name
-		}
-	}
-	for _, name := range names {
-		if strings.EqualFold(string(key), name) {
-			return name
-		}
-	}
-	return ""
-}
-
 // UnmarshalJSON implements json.Unmarshaler: it decodes data into m as
 // json.Unmarshal decodes into a Message without this method. Like
 // encoding/json, it keeps the fields that data does not set, adds to an
@@ -208,7 +189,7 @@ func (m *Message) decode(d *jsonx.Decoder) error {
 		return nil
 	}
 	return d.ReadObject(func(key []byte) error {
-		name := fieldName(key, messageFields)
+		name := jsonx.FieldName(key, messageFields)
 		err := m.decodeField(d, name)
 		if err != nil && name != "" {
 			return fmt.Errorf("message.%s: %w", name, err)
@@ -244,9 +225,9 @@ func (m *Message) decodeField(d *jsonx.Decoder, name string) error {
 	case "hops":
 		return readInt64(d, &m.Hops)
 	case "path":
-		return readStrings(d, &m.Path)
+		return d.ReadStrings(&m.Path)
 	case "route":
-		return readStrings(d, &m.Route)
+		return d.ReadStrings(&m.Route)
 	case "sealed":
 		return readSealed(d, &m.Sealed)
 	case "signature":
@@ -267,7 +248,7 @@ func readSealed(d *jsonx.Decoder, dst **Sealed) error {
 	}
 	s := *dst
 	return d.ReadObject(func(key []byte) error {
-		switch fieldName(key, sealedFields) {
+		switch jsonx.FieldName(key, sealedFields) {
 		case "suite":
 			return readString(d, &s.Suite)
 		case "to":
@@ -300,7 +281,7 @@ func (p *RelayParams) decode(d *jsonx.Decoder) error {
 		return nil
 	}
 	return d.ReadObject(func(key []byte) error {
-		name := fieldName(key, relayFields)
+		name := jsonx.FieldName(key, relayFields)
 		err := p.decodeField(d, name)
 		if err != nil && name != "" && name != "message" { // message's errors name their field
 			return fmt.Errorf("%s: %w", name, err)
@@ -326,7 +307,7 @@ func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 	case "targetServer":
 		return readName(d, &p.TargetServer)
 	case "route":
-		return readStrings(d, &p.Route)
+		return d.ReadStrings(&p.Route)
 	case "originKey":
 		return readString(d, &p.OriginKey)
 	}
@@ -354,59 +335,17 @@ func readString(d *jsonx.Decoder, dst *string) error { return readStringOf(d, ds
 // readName reads a string that repeats from message to message (an
 // agent's or a server's name) without allocating when it is short and
 // was read before.
-func readName(d *jsonx.Decoder, dst *string) error { return readInto(d, dst, d.ReadName) }
+func readName(d *jsonx.Decoder, dst *string) error { return jsonx.ReadInto(d, dst, d.ReadName) }
 
 // readStringOf reads a string that is usually one of common, without
 // allocating when it is.
 func readStringOf(d *jsonx.Decoder, dst *string, common []string) error {
-	return readInto(d, dst, func() (string, error) { return d.ReadStringOf(common) })
+	return jsonx.ReadInto(d, dst, func() (string, error) { return d.ReadStringOf(common) })
 }
 
-func readInt64(d *jsonx.Decoder, dst *int64) error { return readInto(d, dst, d.ReadInt64) }
+func readInt64(d *jsonx.Decoder, dst *int64) error { return jsonx.ReadInto(d, dst, d.ReadInt64) }
 
-func readBool(d *jsonx.Decoder, dst *bool) error { return readInto(d, dst, d.ReadBool) }
-
-// readInto stores what read reads in *dst; null leaves *dst as it was.
-func readInto[T any](d *jsonx.Decoder, dst *T, read func() (T, error)) error {
-	if d.ReadNull() {
-		return nil
-	}
-	v, err := read()
-	if err != nil {
-		return err
-	}
-	*dst = v
-	return nil
-}
-
-// readStrings reads an array of strings into *dst as encoding/json fills
-// a slice: over its elements (a null element keeps the one there), cut to
-// the array's length, empty but not nil for []; null sets *dst to nil.
-func readStrings(d *jsonx.Decoder, dst *[]string) error {
-	if d.ReadNull() {
-		*dst = nil
-		return nil
-	}
-	s, i := *dst, 0
-	err := d.ReadArray(func() error {
-		if i >= cap(s) {
-			s = slices.Grow(s, 1)
-		}
-		if i >= len(s) {
-			s = s[:i+1]
-		}
-		i++
-		return readString(d, &s[i-1])
-	})
-	if err != nil {
-		return err
-	}
-	if i == 0 {
-		s = []string{}
-	}
-	*dst = s[:i]
-	return nil
-}
+func readBool(d *jsonx.Decoder, dst *bool) error { return jsonx.ReadInto(d, dst, d.ReadBool) }
 
 // readMap adds an object's members to *dst, making it first if it is nil;
 // null sets *dst to nil, as encoding/json does for a map.

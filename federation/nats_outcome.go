@@ -282,8 +282,8 @@ func (n *Node) keepOutcomeBatch(l *natsLink, b *outcomeBatch, subject string, da
 	if len(data) > natsMaxOutcome {
 		return fmt.Errorf("%w: outcomes from %s are %d bytes, over %d", ErrTooLarge, quoteBounded(receiver), len(data), natsMaxOutcome)
 	}
-	var outs []json.RawMessage
-	if err := json.Unmarshal(data, &outs); err != nil {
+	outs, err := splitOutcomes(data)
+	if err != nil {
 		return fmt.Errorf("%w: outcomes from %s: %v", ErrInvalidParams, quoteBounded(receiver), err)
 	}
 	for _, raw := range outs {
@@ -312,7 +312,7 @@ func (n *Node) keepOutcome(l *natsLink, b *outcomeBatch, subject string, data []
 		return fmt.Errorf("%w: outcome from %q is %d bytes, over %d", ErrTooLarge, receiver, len(data), natsMaxOutcome)
 	}
 	var out natsOutcome
-	if err := json.Unmarshal(data, &out); err != nil {
+	if err := out.decode(data); err != nil {
 		return fmt.Errorf("%w: outcome from %q: %v", ErrInvalidParams, receiver, err)
 	}
 	if err := checkIdent("messageId", out.MessageID, true); err != nil {

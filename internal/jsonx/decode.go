@@ -159,6 +159,18 @@ func (d *Decoder) ReadInt64() (int64, error) {
 	return n, nil
 }
 
+// ReadInt reads a number that encoding/json would store in an int.
+func (d *Decoder) ReadInt() (int, error) {
+	d.skipSpace()
+	start := d.pos
+	n, err := d.ReadInt64()
+	if err == nil && int64(int(n)) != n {
+		d.pos = start
+		return 0, d.errorf("number %d overflows an int", n)
+	}
+	return int(n), err
+}
+
 // parseInt64 parses a JSON number token that must be an integer.
 func parseInt64(tok []byte) (int64, bool) {
 	neg := tok[0] == '-'

@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,11 +27,7 @@ func (o *Outbox[M, R]) Get(id string) (*Entry[M, R], error) {
 	if b == nil {
 		return nil, &refusal{ErrUnknown, fmt.Sprintf("no durable message %q in this gateway's outbox", id)}
 	}
-	var e Entry[M, R]
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return decodeEntry[M, R](b)
 }
 
 // List returns up to limit stored entries in the given states (all when
@@ -44,8 +39,8 @@ func (o *Outbox[M, R]) List(states []string, after string, limit int) (out []*En
 	size := 0
 	var bad error
 	err = o.st.Scan(store.Outbox, after, func(id string, v []byte) bool {
-		var e Entry[M, R]
-		if bad = json.Unmarshal(v, &e); bad != nil {
+		var e *Entry[M, R]
+		if e, bad = decodeEntry[M, R](v); bad != nil {
 			bad = fmt.Errorf("outbox entry %q: %w", id, bad)
 			return false
 		}
@@ -60,7 +55,7 @@ func (o *Outbox[M, R]) List(states []string, after string, limit int) (out []*En
 			e.Message, e.Result = nil, nil
 		}
 		size += len(v)
-		out = append(out, &e)
+		out = append(out, e)
 		return true
 	})
 	return out, next, errors.Join(err, bad)
@@ -70,10 +65,7 @@ func (o *Outbox[M, R]) List(states []string, after string, limit int) (out []*En
 func (o *Outbox[M, R]) Counts() map[string]int {
 	counts := map[string]int{StateQueued: 0, StateDelivered: 0, StateFailed: 0, StateDead: 0}
 	o.st.ForEach(store.Outbox, func(_ string, v []byte) error {
-		var e struct {
-			State string `json:"state"`
-		}
-		if json.Unmarshal(v, &e) == nil {
+		if e, err := decodeHeader[M, R](v); err == nil {
 			if _, ok := counts[e.State]; ok {
 				counts[e.State]++
 			}

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,13 +65,13 @@ func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	err := o.st.ForEach(store.Outbox, func(id string, v []byte) error {
-		var e Entry[M, R]
-		if err := json.Unmarshal(v, &e); err != nil {
+		e, err := decodeEntry[M, R](v)
+		if err != nil {
 			return fmt.Errorf("outbox entry %q: %w", id, err)
 		}
 		if e.State == StateQueued && e.Stream == "" {
 			e.NextAttemptAt = 0 // resume at once after a restart
-			o.sched.Add(o.itemOf(&e), time.Now())
+			o.sched.Add(o.itemOf(e), time.Now())
 		}
 		return nil
 	})
@@ -310,11 +309,8 @@ func (o *Outbox[M, R]) finish(e *Entry[M, R], state string, r *R, why *gateway.E
 // until an operator retries or drops them.
 func (o *Outbox[M, R]) pruneFinished(cutoff time.Time) {
 	o.st.DeleteIf(store.Outbox, func(_ string, v []byte) bool {
-		var e struct {
-			State      string `json:"state"`
-			FinishedAt int64  `json:"finishedAt"`
-		}
-		return json.Unmarshal(v, &e) == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli()
+		e, err := decodeHeader[M, R](v)
+		return err == nil && e.State == StateDelivered && e.FinishedAt < cutoff.UnixMilli()
 	})
 }
 
@@ -338,8 +334,8 @@ func (o *Outbox[M, R]) PeerUp(peer string) {
 func (o *Outbox[M, R]) ExpireHeld(now time.Time) {
 	var expired []string
 	_ = o.st.ForEach(store.Outbox, func(id string, v []byte) error {
-		var e Entry[M, R]
-		if json.Unmarshal(v, &e) != nil || e.State != StateQueued || e.Stream == "" {
+		e, err := decodeHeader[M, R](v)
+		if err != nil || e.State != StateQueued || e.Stream == "" {
 			return nil
 		}
 		grace := o.cfg.HeldGrace
@@ -347,7 +343,7 @@ func (o *Outbox[M, R]) ExpireHeld(now time.Time) {
 			grace = time.Duration(e.TimeoutMs) * time.Millisecond
 		}
 		grace += time.Second
-		if dl := o.deadline(&e); dl != 0 && now.After(time.UnixMilli(dl).Add(grace)) {
+		if dl := o.deadline(e); dl != 0 && now.After(time.UnixMilli(dl).Add(grace)) {
 			expired = append(expired, id)
 		}
 		return nil
