@@ -52,12 +52,6 @@ func (l *natsLastErrors) set(seq uint64, e *gateway.Error) {
 	}
 }
 
-func (l *natsLastErrors) empty() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.errs) == 0
-}
-
 // take returns and forgets the last error of seq (nil if none is known).
 func (l *natsLastErrors) take(seq uint64) *gateway.Error {
 	l.mu.Lock()
@@ -120,9 +114,6 @@ func (n *Node) onMaxDeliveries(l *natsLink, m *nats.Msg) {
 // forget forgets the last error of a message that is now acked
 // or terminated.
 func (d *natsDurable) forget(m jetstream.Msg) {
-	if d.lastErrs.empty() {
-		return // nothing to forget: no need to parse m's metadata
-	}
 	if md, err := m.Metadata(); err == nil {
 		d.lastErrs.take(md.Sequence.Stream)
 	}
