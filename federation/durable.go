@@ -88,9 +88,6 @@ func processedKey(server, messageID string) string { return server + "\x00" + me
 // twice: see docs/RELIABILITY.md.)
 func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message) (*Message, error) {
 	key := processedKey(msg.FromServer, msg.MessageID)
-	if reply, err := n.processedReply(key); reply != nil || err != nil {
-		return reply, err
-	}
 	t := n.once
 	t.mu.Lock()
 	if rec := t.unrecorded[key]; rec != nil {
@@ -133,8 +130,10 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 	defer cancel()
 	stop := context.AfterFunc(t.ctx, cancel) // the node stopped waiting
 	defer stop()
-	// Look again now that this handling owns the message: one that just
-	// ended may have recorded its reply after the caller looked.
+	// The one look for a kept reply, made once this handling owns the
+	// message: looked up before, a handling that just ended could record
+	// its reply between the look and the ownership. (Redeliveries are rare,
+	// so each message is read once, here, not twice.)
 	if h.reply, h.err = n.processedReply(key); h.reply != nil || h.err != nil {
 		return
 	}

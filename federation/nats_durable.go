@@ -250,18 +250,19 @@ func (n *Node) queueNATS(ctx context.Context, p *peer, msg *Message, timeoutMs, 
 // carries the same Nats-Msg-Id, so the stream keeps one copy. It gives up
 // when ctx ends or after natsPublishSpan.
 func (n *Node) publishNATS(ctx context.Context, js jetstream.JetStream, m *nats.Msg, opts []jetstream.PublishOpt) error {
-	ctx, cancel := context.WithTimeout(ctx, natsPublishSpan)
-	defer cancel()
+	// One context per attempt, none for the span: most publishes take one
+	// attempt, and each context with a deadline costs a timer.
+	end := time.Now().Add(natsPublishSpan)
 	var quietSince time.Time // of the no-responders answers in a row
 	for {
-		actx, acancel := context.WithTimeout(ctx, natsPubAckWait)
+		actx, acancel := context.WithTimeout(ctx, min(natsPubAckWait, time.Until(end)))
 		_, err := js.PublishMsg(actx, m, opts...)
 		acancel()
 		var apiErr *jetstream.APIError
 		switch {
 		case err == nil:
 			return nil
-		case ctx.Err() != nil:
+		case ctx.Err() != nil || !time.Now().Before(end):
 			return err
 		case errors.As(err, &apiErr) && apiErr.Code != 503: // refused, not unavailable: retrying will not help
 			return err
@@ -276,7 +277,7 @@ func (n *Node) publishNATS(ctx context.Context, js jetstream.JetStream, m *nats.
 		default:
 			quietSince = time.Time{}
 		}
-		sleepCtx(ctx, natsRetryPause)
+		sleepCtx(ctx, min(natsRetryPause, time.Until(end)))
 	}
 }
 

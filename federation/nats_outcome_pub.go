@@ -87,12 +87,14 @@ func (p *natsOutcomePub) run() {
 func (p *natsOutcomePub) send(sender string, rs []*outcomeReq) {
 	limit := min(int(p.d.maxPayload), natsMaxOutcome) - 1024 // room for headers
 	for len(rs) > 0 {
-		data, k := []byte{'['}, 0
-		for ; k < len(rs) && (k == 0 || len(data)+len(rs[k].data)+2 <= limit); k++ {
-			if k > 0 {
-				data = append(data, ',')
-			}
-			data = append(data, rs[k].data...)
+		size, k := 1+len(rs[0].data)+1, 1 // [first]
+		for ; k < len(rs) && size+len(rs[k].data)+1 <= limit; k++ {
+			size += len(rs[k].data) + 1
+		}
+		data, sep := make([]byte, 0, size), byte('[') // one allocation, not one per doubling
+		for _, r := range rs[:k] {
+			data = append(append(data, sep), r.data...)
+			sep = ','
 		}
 		data = append(data, ']')
 		m := nats.NewMsg(natsResultSubject(sender, p.n.serverID))
