@@ -416,7 +416,7 @@ type delivery struct {
 	res     *Result // own, unless a broadcast's results hold it
 	own     Result
 
-	release func()                     // the outbound slot; nil when none was taken
+	holding *queue.Sem                 // the peer's outbound queue, when the delivery holds a slot of it
 	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
 	call    *gateway.Pending           // the request in flight
 	conn    *gateway.Client            // the connection it went out on
@@ -459,13 +459,14 @@ func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *
 	if c == nil && !wait {
 		return false // not connected yet: the caller dials on a goroutine
 	}
-	var release func()
+	var holding *queue.Sem
 	if !wait {
-		if release = h.outbound.TryAcquire(); release == nil {
+		if !h.outbound.TryAcquire() {
 			return false
 		}
+		holding = h.outbound
 	}
-	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, release: release}
+	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, holding: holding}
 	*res = Result{PeerID: p.ID, MessageID: msg.MessageID} // after d: res may be &d.own
 	switch {
 	case deadlines == nil:
@@ -482,8 +483,9 @@ func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *
 		traceparent = traceparentOf(d.ctx)
 	}
 	if wait {
-		d.release, d.err = h.outbound.Acquire(d.ctx, msg.Priority.Rank())
-		if errors.Is(d.err, queue.ErrFull) {
+		if d.err = h.outbound.Acquire(d.ctx, msg.Priority.Rank()); d.err == nil {
+			d.holding = h.outbound
+		} else if errors.Is(d.err, queue.ErrFull) {
 			d.err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
 		}
 	}
@@ -572,8 +574,8 @@ func (d *delivery) end() *Result {
 	if d.done != nil {
 		d.done(n.tracker.get(p.ID).connectionLost(d.conn, err), answered.Sub(d.start))
 	}
-	if d.release != nil {
-		d.release()
+	if d.holding != nil {
+		d.holding.Release()
 	}
 	res.LatencyMs = millis(answered.Sub(d.start))
 	endSpan(d.span, err)
