@@ -695,16 +695,26 @@ func (p *Pending) readOwn(ctx context.Context, deadline time.Time) (*frame, erro
 	for {
 		select {
 		case f := <-p.ch:
-			if err := waitErr(ctx, deadline); f == nil && err != nil {
-				return nil, err // ended by the watchdog, after ctx or deadline
+			if f == nil {
+				if err := waitErr(ctx, deadline); err != nil {
+					return nil, err // ended by the watchdog, after ctx or deadline
+				}
 			}
 			return f, nil // nil: the connection ended
 		default:
 		}
-		if err := waitErr(ctx, deadline); err != nil {
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := c.readOne(); err != nil && !errors.Is(err, wsconn.ErrInterrupted) {
+		err := c.readOne()
+		switch {
+		case errors.Is(err, wsconn.ErrInterrupted):
+			// The deadline needs the clock, so it is looked at only
+			// here, where expire may have cut the read.
+			if err := waitErr(ctx, deadline); err != nil {
+				return nil, err
+			}
+		case err != nil:
 			c.end(err)
 		}
 	}
