@@ -276,7 +276,7 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 		if !yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateWorking, nil), nil) {
 			return
 		}
-		reply, err := x.n.deliverLocal(ctx, x.n.agents[x.agent], msg, nil)
+		reply, err := x.n.deliverLocal(ctx, x.n.agents[x.agent], msg, false)
 		if err != nil {
 			state := a2a.TaskStateFailed
 			e := gateway.ToError(err)

@@ -410,13 +410,14 @@ type delivery struct {
 	p       *peer
 	msg     *Message
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // nil until bounded gives ctx the deadline
 	timeout time.Duration
+	until   time.Time // the deadline, when ctx does not have it (see bounded)
 	start   time.Time
 	res     *Result // own, unless a broadcast's results hold it
 	own     Result
 
-	release func()                     // the outbound slot; nil when none was taken
+	holding *queue.Sem                 // the peer's outbound queue, when the delivery holds a slot of it
 	done    func(error, time.Duration) // reports to the breaker; nil when not allowed
 	call    *gateway.Pending           // the request in flight
 	conn    *gateway.Client            // the connection it went out on
@@ -459,17 +460,20 @@ func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *
 	if c == nil && !wait {
 		return false // not connected yet: the caller dials on a goroutine
 	}
-	var release func()
+	var holding *queue.Sem
 	if !wait {
-		if release = h.outbound.TryAcquire(); release == nil {
+		if !h.outbound.TryAcquire() {
 			return false
 		}
+		holding = h.outbound
 	}
-	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, release: release}
+	*d = delivery{n: n, p: p, msg: msg, timeout: timeout, start: time.Now(), res: res, holding: holding}
 	*res = Result{PeerID: p.ID, MessageID: msg.MessageID} // after d: res may be &d.own
 	switch {
-	case deadlines == nil:
+	case deadlines == nil && p.Type == PeerTypeA2A:
 		d.ctx, d.cancel = context.WithTimeout(ctx, timeout)
+	case deadlines == nil:
+		d.ctx, d.until = ctx, d.start.Add(timeout) // no context and timer per relay: see bounded
 	case outer:
 		d.ctx, d.cancel = ctx, noCancel // ctx's own deadline comes first
 	default:
@@ -482,8 +486,12 @@ func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *
 		traceparent = traceparentOf(d.ctx)
 	}
 	if wait {
-		d.release, d.err = h.outbound.Acquire(d.ctx, msg.Priority.Rank())
-		if errors.Is(d.err, queue.ErrFull) {
+		if !h.outbound.TryAcquire() {
+			d.err = h.outbound.Acquire(d.bounded(), msg.Priority.Rank())
+		}
+		if d.err == nil {
+			d.holding = h.outbound
+		} else if errors.Is(d.err, queue.ErrFull) {
 			d.err = fmt.Errorf("%w: %d messages already wait for peer %q", ErrOverloaded, peerOutboundQueue, p.ID)
 		}
 	}
@@ -505,7 +513,7 @@ func (n *Node) start(ctx context.Context, d *delivery, deadlines *deadlines, p *
 func (d *delivery) send(c *gateway.Client, params RelayParams, later bool) error {
 	if c == nil {
 		var err error
-		if c, err = d.n.conn(d.ctx, d.p); err != nil {
+		if c, err = d.n.conn(d.bounded(), d.p); err != nil {
 			return err
 		}
 	}
@@ -521,7 +529,7 @@ func (d *delivery) send(c *gateway.Client, params RelayParams, later bool) error
 	if err != nil && gateway.Unsent(err) {
 		// The pooled connection had ended unseen (the peer closed it
 		// between calls) and the request never left: dial again, once.
-		if c, err = d.n.conn(d.ctx, d.p); err == nil {
+		if c, err = d.n.conn(d.bounded(), d.p); err == nil {
 			d.conn = c
 			d.call, err = d.sendOn(c, &d.params, later)
 		} else {
@@ -548,17 +556,31 @@ func (d *delivery) peerError(err error) error {
 	return err
 }
 
+// bounded returns d.ctx, given d.until first if it has not got it, for
+// a step that may block other than the wait for the answer: a queue slot,
+// a dial. A relay on a connection already there, with a free slot, takes
+// none, and its wait is bounded by WaitUntil, which spares it a context
+// and a timer of its own.
+func (d *delivery) bounded() context.Context {
+	if d.cancel == nil {
+		d.ctx, d.cancel = context.WithDeadline(d.ctx, d.until)
+	}
+	return d.ctx
+}
+
 // end waits for the answer and reports the outcome. It never returns nil.
 func (d *delivery) end() *Result {
 	n, p, msg, res := d.n, d.p, d.msg, d.res
-	defer d.cancel()
+	if d.cancel != nil {
+		defer d.cancel()
+	}
 	err := d.err
 	answered := time.Now()
 	if err == nil && d.answer != nil {
 		res.Response = d.answer
 	} else if err == nil {
 		var reply Message
-		if err = d.call.Wait(d.ctx, &reply); err != nil {
+		if err = d.call.WaitUntil(d.ctx, d.until, &reply); err != nil {
 			err = d.peerError(err)
 		} else if err = n.acceptReply(p, d.req, &reply, d.eph); err == nil {
 			res.Response = &reply
@@ -572,8 +594,8 @@ func (d *delivery) end() *Result {
 	if d.done != nil {
 		d.done(n.tracker.get(p.ID).connectionLost(d.conn, err), answered.Sub(d.start))
 	}
-	if d.release != nil {
-		d.release()
+	if d.holding != nil {
+		d.holding.Release()
 	}
 	res.LatencyMs = millis(answered.Sub(d.start))
 	endSpan(d.span, err)

@@ -137,7 +137,7 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 	if h.reply, h.err = n.processedReply(key); h.reply != nil || h.err != nil {
 		return
 	}
-	reply, err := n.deliverLocal(ctx, agent, msg, nil)
+	reply, err := n.deliverLocal(ctx, agent, msg, false)
 	if err != nil {
 		h.err = err // not recorded: a retry may run the agent again
 		return

@@ -427,7 +427,7 @@ func (n *Node) meshDeliverLocal(ctx context.Context, p *RelayParams, known bool)
 	case p.Durable: // once, however often it comes (durable.go), keyed by the origin
 		reply, err = n.deliverOnce(ctx, n.agents[p.TargetAgent], msg)
 	default:
-		reply, err = n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, nil)
+		reply, err = n.deliverLocal(ctx, n.agents[p.TargetAgent], msg, false)
 	}
 	if err != nil {
 		return nil, err

@@ -446,11 +446,8 @@ func (n *Node) relayIn(ctx context.Context, id *gateway.Identity, raw json.RawMe
 	// An immediate agent with a free slot answers on the connection's
 	// reader goroutine (rpcHandler, wsconn.Inliner); anything that may block
 	// detaches first, and only then needs a deadline.
-	var held func()
-	if agent.immediate && msg.Type != TypeSync && !p.Durable {
-		held = agent.queue.TryAcquire()
-	}
-	if held == nil {
+	held := agent.immediate && msg.Type != TypeSync && !p.Durable && agent.queue.TryAcquire()
+	if !held {
 		ctx = wsconn.Detach(ctx)
 		if p.TimeoutMs > 0 {
 			var cancel context.CancelFunc
@@ -483,13 +480,14 @@ func (n *Node) acceptSync(ctx context.Context, msg *Message) (*Message, error) {
 }
 
 // deliverLocal hands msg, its context merged with the session's synced
-// context, to a local agent and builds the response message. held, when
-// not nil, releases the agent queue slot the caller already holds.
-func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message, held func()) (*Message, error) {
+// context, to a local agent and builds the response message. held says
+// that the caller already holds a slot of the agent's queue, which
+// deliverLocal releases.
+func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message, held bool) (*Message, error) {
 	synced, _, err := n.syncedContext(ctx, msg.FromServer, msg.CorrelationID)
 	if err != nil {
-		if held != nil {
-			held()
+		if held {
+			agent.queue.Release()
 		}
 		return nil, err
 	}
@@ -497,9 +495,8 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 		maps.Copy(synced, msg.Context)
 		msg.Context = synced
 	}
-	release, err := held, error(nil)
-	if release == nil {
-		release, err = agent.queue.AcquireFrom(ctx, msg.FromServer, msg.Priority.Rank())
+	if !held {
+		err = agent.queue.AcquireFrom(ctx, msg.FromServer, msg.Priority.Rank())
 	}
 	switch {
 	case errors.Is(err, queue.ErrFull):
@@ -508,7 +505,7 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	case err != nil:
 		return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)
 	}
-	defer release()
+	defer agent.queue.Release()
 	debug := n.log.Enabled(ctx, slog.LevelDebug)
 	var start time.Time
 	if debug {

@@ -70,10 +70,12 @@ type Client struct {
 	selfRead bool
 	lastRead atomic.Int64 // when a frame was last read, as time since epoch
 	// interrupt is readOwn's context.AfterFunc: it interrupts the read and
-	// then signals interrupted (capacity 1). One caller at a time holds
-	// the read, so one of each serves all, made once instead of per call.
+	// then signals interrupted (capacity 1). expire runs it at a
+	// WaitUntil deadline. One caller at a time holds the read, so one of
+	// each serves all, made once instead of per call.
 	interrupt   func()
 	interrupted chan struct{}
+	expire      *time.Timer
 
 	mu       sync.Mutex // guards the fields below up to wake
 	pending  map[string]*Pending
@@ -164,6 +166,8 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 			c.conn.InterruptRead()
 			c.interrupted <- struct{}{}
 		}
+		c.expire = time.AfterFunc(time.Hour, c.interrupt)
+		c.expire.Stop()
 	}
 	c.lastRead.Store(int64(time.Since(epoch)))
 	clientWatch.add(c)
@@ -455,24 +459,28 @@ func (p *Pending) Answered() time.Time { return p.answered }
 // is not nil), as Call does. A response that arrived before ctx ended is
 // returned even if Wait is called later.
 func (p *Pending) Wait(ctx context.Context, out any) error {
+	return p.WaitUntil(ctx, time.Time{}, out)
+}
+
+// WaitUntil is Wait that gives up at deadline too (unless it is zero),
+// with context.DeadlineExceeded, as if ctx had that deadline. It spares
+// a caller whose call is alone on its connection the context and timer of
+// its own that a deadline in ctx takes: the connection's one timer serves.
+func (p *Pending) WaitUntil(ctx context.Context, deadline time.Time, out any) error {
 	defer p.forget()
 	var f *frame
 	select {
 	case f = <-p.ch:
 	default:
+		var err error
 		if p.c.takeRead(1) {
-			var err error
-			if f, err = p.readOwn(ctx); err != nil {
-				p.c.cancelRemote(p.id)
-				return err
-			}
-			break
+			f, err = p.readOwn(ctx, deadline)
+		} else {
+			f, err = p.await(ctx, deadline)
 		}
-		select {
-		case f = <-p.ch:
-		case <-ctx.Done():
+		if err != nil {
 			p.c.cancelRemote(p.id)
-			return ctx.Err()
+			return err
 		}
 	}
 	if f == nil {
@@ -491,6 +499,25 @@ func (p *Pending) Wait(ctx context.Context, out any) error {
 		}
 	}
 	return nil
+}
+
+// await waits for the reader goroutine to hand over p's answer until ctx
+// ends or deadline passes.
+func (p *Pending) await(ctx context.Context, deadline time.Time) (*frame, error) {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case f := <-p.ch:
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-expired:
+		return nil, context.DeadlineExceeded
+	}
 }
 
 // decodePayload decodes a payload that decodeFrame has validated: a
@@ -651,28 +678,27 @@ func (c *Client) probe() {
 }
 
 // readOwn reads frames, handing out the others' answers, until p's answer
-// comes or ctx ends, which interrupts the read at the next message
-// boundary. The caller holds the read role; readOwn gives it up.
-func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
+// comes, ctx ends or deadline passes, which interrupts the read at the
+// next message boundary. The caller holds the read role; readOwn gives it
+// up.
+func (p *Pending) readOwn(ctx context.Context, deadline time.Time) (*frame, error) {
 	c := p.c
 	defer c.leaveRead()
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, c.interrupt)
-		defer func() {
-			if !stop() {
-				// ctx ended: withdraw an interrupt no read took, so that it
-				// does not cut the next holder's read (or Close's). The
-				// wait also leaves interrupted empty for the next holder.
-				<-c.interrupted
-				c.conn.ClearInterrupt()
-			}
-		}()
+		defer c.withdrawInterrupt(stop)
+	}
+	if !deadline.IsZero() {
+		c.expire.Reset(time.Until(deadline))
+		defer c.withdrawInterrupt(c.expire.Stop)
 	}
 	for {
 		select {
 		case f := <-p.ch:
-			if f == nil && ctx.Err() != nil {
-				return nil, ctx.Err() // ended by the watchdog, after ctx
+			if f == nil {
+				if err := waitErr(ctx, deadline); err != nil {
+					return nil, err // ended by the watchdog, after ctx or deadline
+				}
 			}
 			return f, nil // nil: the connection ended
 		default:
@@ -680,10 +706,40 @@ func (p *Pending) readOwn(ctx context.Context) (*frame, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := c.readOne(); err != nil && !errors.Is(err, wsconn.ErrInterrupted) {
+		err := c.readOne()
+		switch {
+		case errors.Is(err, wsconn.ErrInterrupted):
+			// The deadline needs the clock, so it is looked at only
+			// here, where expire may have cut the read.
+			if err := waitErr(ctx, deadline); err != nil {
+				return nil, err
+			}
+		case err != nil:
 			c.end(err)
 		}
 	}
+}
+
+// withdrawInterrupt stops an interrupt of readOwn's with stop. If it ran
+// already, it withdraws the interrupt no read took, so that it does not cut
+// the next holder's read (or Close's); the wait also leaves interrupted
+// empty for the next holder.
+func (c *Client) withdrawInterrupt(stop func() bool) {
+	if !stop() {
+		<-c.interrupted
+		c.conn.ClearInterrupt()
+	}
+}
+
+// waitErr is why a wait until ctx ends or deadline passes is over, or nil.
+func waitErr(ctx context.Context, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // read is the connection's reader goroutine. It reads whenever frames are

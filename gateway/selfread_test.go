@@ -31,9 +31,8 @@ func TestCallersShareReading(t *testing.T) {
 		wg.Go(func() {
 			for i := range calls {
 				if (w+i)%5 == 0 { // blocks until its deadline: interrupted while it may be reading
-					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+i%3)*time.Millisecond)
-					err := c.Call(ctx, "block", nil, nil)
-					cancel()
+					timeout := time.Duration(1+i%3) * time.Millisecond
+					err := callUntil(c, "block", timeout, i%2 == 0)
 					if !errors.Is(err, context.DeadlineExceeded) {
 						errs <- fmt.Errorf("worker %d call %d: block = %v, want DeadlineExceeded", w, i, err)
 						return
@@ -62,6 +61,67 @@ func TestCallersShareReading(t *testing.T) {
 	}
 	if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
 		t.Errorf("echo after the run: %v", err)
+	}
+}
+
+// callUntil calls method with a deadline timeout from now: in its
+// context, or given to WaitUntil.
+func callUntil(c *gateway.Client, method string, timeout time.Duration, inContext bool) error {
+	if inContext {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return c.Call(ctx, method, nil, nil)
+	}
+	p, err := c.Request(context.Background(), method, nil)
+	if err != nil {
+		return err
+	}
+	return p.WaitUntil(context.Background(), time.Now().Add(timeout), nil)
+}
+
+// TestWaitUntil checks that a deadline given to WaitUntil ends the wait
+// as one in the context does: for a caller alone on its connection, who
+// reads the answer itself, and for one behind another call, whom the
+// reader goroutine hands its answer; the server is told to cancel, and
+// the connection goes on.
+func TestWaitUntil(t *testing.T) {
+	for _, behind := range []bool{false, true} {
+		t.Run(fmt.Sprintf("behind=%v", behind), func(t *testing.T) {
+			cancelled := make(chan error, 2)
+			release := make(chan struct{})
+			srv := startServer(t, &gateway.Server{Handler: testHandler{release: release, cancelled: cancelled}})
+			c := dial(t, srv.URL, nil)
+			// A call answered by the reader goroutine (the first, unless
+			// another is pending) leaves the next to read its own.
+			if err := c.Call(context.Background(), "echo", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if behind {
+				other, err := c.Request(context.Background(), "block", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					close(release)
+					if err := other.Wait(context.Background(), nil); err != nil {
+						t.Errorf("the other call: %v", err)
+					}
+				}()
+			}
+			const timeout = 50 * time.Millisecond
+			start := time.Now()
+			err := callUntil(c, "block", timeout, false)
+			if elapsed := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || elapsed < timeout {
+				t.Fatalf("WaitUntil = %v after %v; want context.DeadlineExceeded after %v", err, elapsed, timeout)
+			}
+			if err := <-cancelled; !errors.Is(err, context.Canceled) {
+				t.Fatalf("the server's handler ended with %v; want context.Canceled", err)
+			}
+			var got string
+			if err := c.Call(context.Background(), "echo", "after", &got); err != nil || got != "after" {
+				t.Fatalf("echo after the deadline = %q, %v", got, err)
+			}
+		})
 	}
 }
 

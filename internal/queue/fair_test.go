@@ -14,13 +14,13 @@ import (
 // releases at once), or the sender's name and its error.
 func waitFrom(s *Sem, sender string, rank int, got chan<- string) {
 	go func() {
-		release, err := s.AcquireFrom(context.Background(), sender, rank)
+		err := s.AcquireFrom(context.Background(), sender, rank)
 		if err != nil {
 			got <- sender + ": " + err.Error()
 			return
 		}
 		got <- sender
-		release()
+		s.Release()
 	}()
 	synctest.Wait() // waiting, or failed
 }
@@ -31,7 +31,7 @@ func waitFrom(s *Sem, sender string, rank int, got chan<- string) {
 func TestSendersTakeTurns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := New(1, 100, 0)
-		hold, _ := s.Acquire(context.Background(), 0)
+		s.Acquire(context.Background(), 0) // the one slot, held until s.Release below
 		got := make(chan string, 10)
 		for range 4 {
 			waitFrom(s, "flood", 0, got)
@@ -39,7 +39,7 @@ func TestSendersTakeTurns(t *testing.T) {
 		waitFrom(s, "b", 0, got)
 		waitFrom(s, "c", 0, got)
 		waitFrom(s, "urgent", 3, got)
-		hold()
+		s.Release()
 		var order []string
 		for range 7 {
 			order = append(order, <-got)
@@ -56,13 +56,13 @@ func TestSendersTakeTurns(t *testing.T) {
 func TestFullListMakesRoom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := New(1, 4, 0)
-		hold, _ := s.Acquire(context.Background(), 0)
+		s.Acquire(context.Background(), 0) // the one slot, held until s.Release below
 		got := make(chan string, 10)
 		waitFrom(s, "flood", 2, got)
 		waitFrom(s, "flood", 0, got) // the lowest rank: evicted first
 		waitFrom(s, "flood", 2, got)
 		waitFrom(s, "flood", 2, got) // evicted second (newest at rank 2)
-		if _, err := s.AcquireFrom(context.Background(), "flood", 2); !errors.Is(err, ErrFull) {
+		if err := s.AcquireFrom(context.Background(), "flood", 2); !errors.Is(err, ErrFull) {
 			t.Fatalf("fifth waiter of one sender in a list of 4: %v; want ErrFull", err)
 		}
 		waitFrom(s, "other", 0, got)
@@ -73,13 +73,13 @@ func TestFullListMakesRoom(t *testing.T) {
 		if r := <-got; r != "flood: "+ErrFull.Error() {
 			t.Fatalf("second eviction: %q", r)
 		}
-		if _, err := s.AcquireFrom(context.Background(), "other", 0); !errors.Is(err, ErrFull) {
+		if err := s.AcquireFrom(context.Background(), "other", 0); !errors.Is(err, ErrFull) {
 			t.Fatalf("a sender at its share (2 of 4): %v; want ErrFull", err)
 		}
 		if busy, waiting := s.Stats(); busy != 1 || waiting != 4 {
 			t.Fatalf("busy %d waiting %d; want 1 and 4", busy, waiting)
 		}
-		hold()
+		s.Release()
 		var order []string
 		for range 4 {
 			order = append(order, <-got)
@@ -102,9 +102,9 @@ func TestFairConcurrent(t *testing.T) {
 			if i%7 == 0 {
 				cancel()
 			}
-			release, err := s.AcquireFrom(ctx, []string{"a", "b", "c", "a", "a"}[i%5], i%3)
+			err := s.AcquireFrom(ctx, []string{"a", "b", "c", "a", "a"}[i%5], i%3)
 			if err == nil {
-				release()
+				s.Release()
 			}
 		})
 	}

@@ -64,27 +64,27 @@ func New(limit, maxWaiting int, age time.Duration) *Sem {
 
 // Acquire is AcquireFrom for an unnamed sender: all such callers are one
 // sender.
-func (s *Sem) Acquire(ctx context.Context, rank int) (release func(), err error) {
+func (s *Sem) Acquire(ctx context.Context, rank int) error {
 	return s.AcquireFrom(ctx, "", rank)
 }
 
 // AcquireFrom waits for a slot on behalf of sender, admitting higher ranks
-// first and senders in turn within a rank. It returns a release func that
-// must be called exactly once, or ErrFull, or ctx's error if ctx ends
-// first.
-func (s *Sem) AcquireFrom(ctx context.Context, sender string, rank int) (release func(), err error) {
-	if release := s.TryAcquire(); release != nil {
-		return release, nil
+// first and senders in turn within a rank. It returns nil once the caller
+// holds a slot, which it must give back with Release; or ErrFull, or ctx's
+// error if ctx ends first.
+func (s *Sem) AcquireFrom(ctx context.Context, sender string, rank int) error {
+	if s.TryAcquire() {
+		return nil
 	}
 	s.mu.Lock()
 	if s.busy < s.limit && s.waiting == 0 { // freed meanwhile
 		s.busy++
 		s.mu.Unlock()
-		return s.releaseOnce(), nil
+		return nil
 	}
 	if s.waiting >= s.maxWaiting && !s.evictForLocked(sender) {
 		s.mu.Unlock()
-		return nil, ErrFull
+		return ErrFull
 	}
 	s.seq++
 	w := &waiter{sender: sender, rank: rank, since: time.Now(), seq: s.seq, ready: make(chan struct{})}
@@ -94,9 +94,9 @@ func (s *Sem) AcquireFrom(ctx context.Context, sender string, rank int) (release
 	select {
 	case <-w.ready:
 		if w.full {
-			return nil, ErrFull
+			return ErrFull
 		}
-		return s.releaseOnce(), nil
+		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -108,32 +108,32 @@ func (s *Sem) AcquireFrom(ctx context.Context, sender string, rank int) (release
 		default:
 			s.removeLocked(w)
 		}
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
 // TryAcquire takes a slot if one is free and nobody waits, without
-// blocking; otherwise it returns nil.
-func (s *Sem) TryAcquire() (release func()) {
+// blocking, and reports whether it did. A slot taken must be given back
+// with Release.
+func (s *Sem) TryAcquire() bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.busy < s.limit && s.waiting == 0 {
 		s.busy++
-		s.mu.Unlock()
-		return s.releaseOnce()
+		return true
 	}
-	s.mu.Unlock()
-	return nil
+	return false
 }
 
-func (s *Sem) releaseOnce() func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			s.releaseLocked()
-			s.mu.Unlock()
-		})
+// Release gives back a slot that Acquire, AcquireFrom or TryAcquire took,
+// once per slot taken. It panics when no slot is held.
+func (s *Sem) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy == 0 {
+		panic("queue: Release without a slot held")
 	}
+	s.releaseLocked()
 }
 
 // releaseLocked passes the slot to the best waiter, or frees it. The rank

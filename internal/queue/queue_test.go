@@ -16,8 +16,7 @@ import (
 // order and one second apart, then releases and records who got in.
 func admitOrder(t *testing.T, s *Sem, ranks []int, gap time.Duration) []int {
 	t.Helper()
-	hold, err := s.Acquire(context.Background(), 0)
-	if err != nil {
+	if err := s.Acquire(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -25,20 +24,19 @@ func admitOrder(t *testing.T, s *Sem, ranks []int, gap time.Duration) []int {
 	var wg sync.WaitGroup
 	for _, r := range ranks {
 		wg.Go(func() {
-			release, err := s.Acquire(context.Background(), r)
-			if err != nil {
+			if err := s.Acquire(context.Background(), r); err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
 			got = append(got, r)
 			mu.Unlock()
-			release()
+			s.Release()
 		})
 		synctest.Wait() // r is waiting
 		time.Sleep(gap)
 	}
-	hold()
+	s.Release()
 	wg.Wait()
 	return got
 }
@@ -69,12 +67,14 @@ func TestAgeingPreventsStarvation(t *testing.T) {
 func TestFullAndCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := New(1, 1, 0)
-		hold, _ := s.Acquire(context.Background(), 0)
+		if err := s.Acquire(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
-		go func() { _, err := s.Acquire(ctx, 0); errc <- err }()
+		go func() { errc <- s.Acquire(ctx, 0) }()
 		synctest.Wait()
-		if _, err := s.Acquire(context.Background(), 3); !errors.Is(err, ErrFull) {
+		if err := s.Acquire(context.Background(), 3); !errors.Is(err, ErrFull) {
 			t.Fatalf("second waiter with MaxWaiting 1: %v; want ErrFull", err)
 		}
 		cancel()
@@ -84,11 +84,16 @@ func TestFullAndCancel(t *testing.T) {
 		if busy, waiting := s.Stats(); busy != 1 || waiting != 0 {
 			t.Fatalf("after cancel: busy %d waiting %d", busy, waiting)
 		}
-		hold()
-		hold() // a second release is a no-op
+		s.Release()
 		if busy, _ := s.Stats(); busy != 0 {
 			t.Fatalf("after release: busy %d", busy)
 		}
+		defer func() {
+			if recover() == nil {
+				t.Fatal("a Release without a slot held did not panic")
+			}
+		}()
+		s.Release() // one too many: it would admit more than the limit
 	})
 }
 
@@ -99,7 +104,7 @@ func TestConcurrentHoldersNeverExceedLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
-			release, err := s.Acquire(context.Background(), i%4)
+			err := s.Acquire(context.Background(), i%4)
 			if err != nil {
 				t.Error(err)
 				return
@@ -111,7 +116,7 @@ func TestConcurrentHoldersNeverExceedLimit(t *testing.T) {
 			mu.Lock()
 			cur--
 			mu.Unlock()
-			release()
+			s.Release()
 		})
 	}
 	wg.Wait()
@@ -129,11 +134,11 @@ func BenchmarkSem(b *testing.B) {
 		s := New(4, 1024, time.Second)
 		b.ReportAllocs()
 		for b.Loop() {
-			release, err := s.Acquire(ctx, 1)
+			err := s.Acquire(ctx, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
-			release()
+			s.Release()
 		}
 	})
 	for _, par := range []int{32, 1024} {
@@ -152,12 +157,12 @@ func benchContended(b *testing.B, par int) {
 	b.RunParallel(func(pb *testing.PB) {
 		rank := int(next.Add(1) % 3)
 		for pb.Next() {
-			release, err := s.Acquire(ctx, rank)
+			err := s.Acquire(ctx, rank)
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			release()
+			s.Release()
 		}
 	})
 }
