@@ -292,7 +292,13 @@ func (x *a2aExecutor) Execute(ctx context.Context, ec *a2asrv.ExecutorContext) i
 		}
 		m := a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(reply.Content))
 		if len(reply.Context) > 0 {
-			m.Metadata = map[string]any{"context": reply.Context}
+			c, err := asDecodedJSON(reply.Context)
+			if err != nil {
+				m = a2a.NewMessageForTask(a2a.MessageRoleAgent, ec, a2a.NewTextPart(gateway.CodeInternal+": the agent's reply context is not JSON: "+clip(err.Error(), 200)))
+				yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateFailed, m), nil)
+				return
+			}
+			m.Metadata = map[string]any{"context": c}
 		}
 		yield(a2a.NewStatusUpdateEvent(ec, a2a.TaskStateCompleted, m), nil)
 	}
@@ -357,4 +363,18 @@ func fromA2AMessage(m *a2a.Message, fromServer, toAgent, contextID string) *Mess
 		}
 	}
 	return msg
+}
+
+// asDecodedJSON gives v as decoding its JSON gives it: a Go agent's reply
+// context may hold any JSON-encodable value ([]string, structs), and
+// a2a-go's task store copies metadata with encoding/gob, which knows only
+// the types JSON decodes to. A reply from another gateway already is so.
+func asDecodedJSON(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(b, &out)
+	return out, err
 }

@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -305,5 +306,33 @@ func TestA2AServeV03Clients(t *testing.T) {
 				t.Fatalf("GetTask over 0.3 %s: %v", tr, err)
 			}
 		})
+	}
+}
+
+// A Go agent may put any JSON-encodable value in its answer's context,
+// not only what decoding JSON gives (map[string]any, []any): A2A callers
+// get it as they would over the wire.
+func TestA2AServeGoContextValues(t *testing.T) {
+	cfg := newConfig(t, "main", "tagger", "text")
+	cfg.Gateway.Auth.Peers = []federation.PeerCredential{{ServerID: "a2a-caller", Token: "good-token"}}
+	tagger := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		type score struct{ Name string }
+		return &federation.Answer{Content: "tagged", Context: map[string]any{
+			"tags": []string{"a", "b"}, "counts": map[string]int{"a": 1}, "best": score{"x"}}}, nil
+	})
+	g := start(t, cfg, listen(t), map[string]federation.Handler{"tagger": tagger})
+	c := a2aClient(t, g, "tagger", "good-token", a2a.TransportProtocolJSONRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := c.SendMessage(ctx, &a2a.SendMessageRequest{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("tag this"))})
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	if got := replyText(t, res); got != "tagged" {
+		t.Fatalf("reply %q, want tagged", got)
+	}
+	got, err := json.Marshal(res.(*a2a.Task).Status.Message.Metadata["context"])
+	if want := `{"best":{"Name":"x"},"counts":{"a":1},"tags":["a","b"]}`; err != nil || string(got) != want {
+		t.Fatalf("context in the reply's metadata = %s, %v; want %s", got, err, want)
 	}
 }
