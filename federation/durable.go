@@ -106,6 +106,11 @@ func (n *Node) deliverOnce(ctx context.Context, agent *localAgent, msg *Message)
 	case <-h.done:
 		return h.reply, h.err
 	case <-ctx.Done():
+		select {
+		case <-h.done: // ended as the caller gave up (a redelivery's kept reply is read there too)
+			return h.reply, h.err
+		default:
+		}
 		return nil, fmt.Errorf("%w: message %q is still being handled; its reply will be kept for the retry", ErrTimeout, msg.MessageID)
 	}
 }

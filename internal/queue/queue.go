@@ -126,7 +126,9 @@ func (s *Sem) TryAcquire() bool {
 }
 
 // Release gives back a slot that Acquire, AcquireFrom or TryAcquire took,
-// once per slot taken. It panics when no slot is held.
+// once per slot taken. It panics when no slot at all is held; a holder
+// that releases twice while others hold slots is not detected (it frees
+// another's slot), so each caller pairs one Release with one acquisition.
 func (s *Sem) Release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
