@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -51,6 +52,7 @@ type natsDurable struct {
 	outcomesDone chan struct{}      // closed when runOutcomes returns
 	holds        *natsHolds         // outbox entries of durable sends, written in batches
 	pub          *natsOutcomePub    // outcomes this gateway publishes, in batches
+	ackWait      time.Duration      // the consumers' (their backoff starts with it)
 	// resultStreams is, by sender serverId, the zero time for one whose
 	// outcome stream exists, or when it was found missing.
 	resultStreams sync.Map
@@ -109,6 +111,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 	for i := range backoffs {
 		backoff = append(backoff, ackWait<<i)
 	}
+	d.ackWait = ackWait
 	records := withNATSRecords(l.ctx, &natsRecords{st: n.store})
 	for _, id := range sortedKeys(n.agents) {
 		var cons jetstream.Consumer
@@ -155,7 +158,7 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 		if md, merr := m.Metadata(); merr == nil {
 			d.lastErrs.set(md.Sequence.Stream, e)
 		}
-		_ = m.Nak()
+		d.retry(m)
 		return
 	}
 	if out := outcomeOfRelay(m, reply, err); out != nil && id != nil {
@@ -166,7 +169,7 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 			}
 		} else if perr != nil {
 			n.log.Warn("the outcome of a durable message was not stored for its sender; it is handled again", "from", from, "messageId", out.MessageID, "err", perr)
-			_ = m.Nak()
+			d.retry(m)
 			return
 		}
 	}
@@ -179,6 +182,17 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 	// A plain ack: a lost one (its error was never acted on) brings a
 	// redelivery, answered from the processed record as any is.
 	_ = m.Ack()
+}
+
+// retry asks JetStream for m again as if its delivery had not been
+// acknowledged in time: a nak delayed by the AckWait starts the consumer's
+// backoff for m's delivery count (the AckWait, then twice that, ...), as
+// the outbox's retries do over WebSocket; up to half an AckWait more
+// spreads a burst refused together. A plain nak is redelivered at once, so
+// an agent busy for a moment (its queue full) spent every delivery of a
+// burst in milliseconds and the messages became dead letters.
+func (d *natsDurable) retry(m jetstream.Msg) {
+	_ = m.NakWithDelay(d.ackWait + rand.N(d.ackWait/2+1))
 }
 
 // stop stops fetching and lets the messages already fetched be handled.

@@ -245,3 +245,41 @@ func TestNATSDurableOutcomeTTL(t *testing.T) {
 		t.Errorf("lastError %+v; want one naming ttlMs", e.LastError)
 	}
 }
+
+// A durable message that finds its agent busy (its queue full: OVERLOADED,
+// or its wait in the queue past the timeout) is tried again after the
+// consumer's backoff, as the outbox retries over WebSocket, not at once: a
+// nak without a delay is redelivered immediately, so a burst beyond the
+// agent's queue spent every delivery in milliseconds and became dead
+// letters while the agent was only busy.
+func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
+	hub, url := natsHub(t, "hub", "")
+	gate, started := make(chan struct{}), make(chan string, 64)
+	cfg := newConfig(t, "site-r", "worker")
+	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.Federation.DefaultTimeoutMs = 1000 // the consumer's backoff: 1 s, 2 s, 4 s, ...
+	cfg.NATS.URL = url
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
+	hub.ListPeers()
+
+	var ids []string
+	for i := range 6 {
+		res, err := hub.Send(context.Background(), federation.SendRequest{PeerID: "worker@site-r", Message: fmt.Sprint("job ", i),
+			MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: 1000}})
+		if err != nil || res.Status != federation.StatusQueued {
+			t.Fatalf("durable send = %+v, %v; want queued", res, err)
+		}
+		ids = append(ids, res.MessageID)
+	}
+	// The first message holds the agent until its timeout; the second waits
+	// in the queue and starts then; the others found the queue full.
+	<-started
+	<-started
+	close(gate)
+	for _, id := range ids {
+		if e := waitState(t, hub, id, federation.StateDelivered); e.Result == nil || e.Result.Status != federation.StatusOK {
+			t.Errorf("message %s: %+v; want delivered ok", id, e.Result)
+		}
+	}
+}
