@@ -193,7 +193,10 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	close(release)
 
-	tstest.WaitFor(t, 120*time.Second, func() error {
+	// Messages the agent could not take while it was held (more than its
+	// queue holds, on a slow machine where the gateway sent many) come back
+	// after the consumer's backoff, which grows with each delivery.
+	tstest.WaitFor(t, 300*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(handled) < total {
