@@ -147,18 +147,30 @@ func (n *Node) handleDurable(reqCtx context.Context, key string, h *handling, ag
 		h.err = err // not recorded: a retry may run the agent again
 		return
 	}
-	h.reply, h.err = n.recordProcessed(ctx, key, msg.MessageID, reply)
+	h.reply, h.err = n.recordProcessed(key, msg.MessageID, reply)
 }
 
-// recordProcessed writes a handled message's reply. When the store fails,
-// the record is kept in memory (bounded) and the error is retryable: the
-// redelivery writes it instead of running the agent again.
-func (n *Node) recordProcessed(ctx context.Context, key, messageID string, reply *Message) (*Message, error) {
+// recordEvery is how long the first processed record of a batch waits
+// for others, to be written in one transaction (one fsync) with them
+// (store.Gather). Nobody waits on one record in particular: the sender was
+// told "queued" when its outbox (or JetStream) stored the message, and
+// its delivery waits for the reply anyway. Written as each handling ended,
+// records formed groups of a few (over NATS, where JetStream hands the
+// messages over one by one, about four), and a receiver fsynced several
+// times as often as its senders (docs/BENCHMARKS.md, "Durable over NATS
+// with outcomes" and "Durable accepts").
+const recordEvery = 10 * time.Millisecond
+
+// recordProcessed writes a handled message's reply, with the next batch
+// of records. When the store fails, the record is kept in memory
+// (bounded) and the error is retryable: the redelivery writes it instead
+// of running the agent again.
+func (n *Node) recordProcessed(key, messageID string, reply *Message) (*Message, error) {
 	b, err := processedEntry{At: time.Now().UnixMilli(), Reply: reply}.appendJSON(nil)
 	if err != nil {
 		return nil, fmt.Errorf("record handled message %q: %w", messageID, err)
 	}
-	if err := n.putProcessed(ctx, store.KV{Key: key, Value: b}); err != nil {
+	if err := n.records.Put(store.KV{Key: key, Value: b}); err != nil {
 		t := n.once
 		t.mu.Lock()
 		if len(t.unrecorded) < maxUnrecorded && t.unrecordedSize+len(b) <= maxUnrecordedBytes {

@@ -112,7 +112,6 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		backoff = append(backoff, ackWait<<i)
 	}
 	d.ackWait = ackWait
-	records := withNATSRecords(l.ctx, &natsRecords{st: n.store})
 	for _, id := range sortedKeys(n.agents) {
 		var cons jetstream.Consumer
 		err := retryUnanswered(ctx, func(ctx context.Context) (err error) {
@@ -125,7 +124,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			l.handlers.Go(func() { n.handleNATSDurable(records, d, m) })
+			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, d, m) })
 		})
 		if err != nil {
 			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)

@@ -45,6 +45,7 @@ type Node struct {
 	serverID            string
 	log                 *slog.Logger
 	store               *store.Store
+	records             *store.Gather // processed records of durable messages (durable.go)
 	agents              map[string]*localAgent
 	peers               *registry
 	pool                gateway.Pool
@@ -143,6 +144,7 @@ func New(cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = st
+	n.records = st.Gather(store.Processed, recordEvery)
 	if err := st.CheckFormat(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("storage.dir %q: %w", cfg.Storage.Dir, err)

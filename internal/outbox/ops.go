@@ -146,7 +146,7 @@ func (o *Outbox[M, R]) settle(id, verb string, final func(*Entry[M, R]) (string,
 			return nil, &refusal{ErrState, fmt.Sprintf("message %q is %s, not queued; nothing to %s", id, e.State, verb)}
 		}
 		state, r, why := final(e)
-		if !o.finish(e, state, r, why) {
+		if !o.finish(e, state, r, why, false) { // o.mu is held: at once
 			if stopped != nil { // still queued: schedule it again
 				stopped.Cancelled, stopped.Next = false, e.NextAttemptAt
 				o.sched.Add(stopped, time.Now())

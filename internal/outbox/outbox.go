@@ -13,8 +13,23 @@ import (
 	"github.com/agentfed/agentfed/internal/store"
 )
 
-// concurrency is how many deliveries are in flight at once.
-const concurrency = 64
+const (
+	// concurrency is how many deliveries are in flight at once. A
+	// receiver answers a durable message once its processed record is
+	// written, with a gather delay (federation's recordEvery), so a
+	// delivery takes that long at least: 64 would cap delivery at a few
+	// thousand a second.
+	concurrency = 128
+	// recording is how many more attempts may be writing their outcome
+	// (gathered for outcomeEvery) after their delivery's slot is free.
+	recording = 4 * concurrency
+	// outcomeEvery is how long an attempt's outcome waits for others, to
+	// be written in one transaction with them (store.Gather): nobody waits
+	// on it, and outcomes written as each delivery ended took a commit
+	// every one or two dozen, so that the senders of new messages waited
+	// behind them (docs/BENCHMARKS.md, "Durable accepts").
+	outcomeEvery = 10 * time.Millisecond
+)
 
 // Config is what an Outbox needs from its owner. Store, Deliver and Rank
 // are required.
@@ -43,10 +58,11 @@ type Config[M, R any] struct {
 // or expire, surviving restarts: every state change is on disk before it
 // is acted on.
 type Outbox[M, R any] struct {
-	cfg  Config[M, R]
-	st   *store.Store
-	log  *slog.Logger
-	wake chan struct{} // a new message is due
+	cfg      Config[M, R]
+	st       *store.Store
+	outcomes *store.Gather // the attempts' outcomes, batched
+	log      *slog.Logger
+	wake     chan struct{} // a new message is due
 
 	mu      sync.Mutex // guards sched, running and the schedule's items
 	sched   *schedule.Schedule
@@ -59,8 +75,8 @@ func New[M, R any](cfg Config[M, R]) (*Outbox[M, R], error) {
 	if cfg.Store == nil || cfg.Deliver == nil || cfg.Rank == nil {
 		return nil, errors.New("outbox: Config needs a Store, Deliver and Rank")
 	}
-	o := &Outbox[M, R]{cfg: cfg, st: cfg.Store, log: cfg.Log, wake: make(chan struct{}, 1), sched: schedule.New(),
-		running: map[string]*schedule.Item{}}
+	o := &Outbox[M, R]{cfg: cfg, st: cfg.Store, outcomes: cfg.Store.Gather(store.Outbox, outcomeEvery), log: cfg.Log,
+		wake: make(chan struct{}, 1), sched: schedule.New(), running: map[string]*schedule.Item{}}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
@@ -134,22 +150,32 @@ func (o *Outbox[M, R]) poke() {
 	}
 }
 
-// save persists e's current state.
-func (o *Outbox[M, R]) save(e *Entry[M, R]) error {
+// save persists e's current state: at once, or with the next batch of
+// outcomes when gathered.
+func (o *Outbox[M, R]) save(e *Entry[M, R], gathered bool) error {
 	b, err := e.encode()
 	if err != nil {
 		return err
 	}
-	return o.st.PutBatch(store.Outbox, store.KV{Key: e.MessageID, Value: b})
+	kv := store.KV{Key: e.MessageID, Value: b}
+	if gathered {
+		return o.outcomes.Put(kv)
+	}
+	return o.st.PutBatch(store.Outbox, kv)
 }
 
 // Run delivers due entries until ctx ends, then waits for deliveries in
 // flight to stop. Entries interrupted by shutdown stay queued on disk.
 // Every minute it deletes the delivered entries older than Retention.
+//
+// An attempt holds one of concurrency slots while it delivers, and one of
+// recording more while it writes the outcome: the next delivery need not
+// wait for that write.
 func (o *Outbox[M, R]) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, concurrency)
+	writing := make(chan struct{}, recording)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	prune := time.NewTicker(time.Minute)
@@ -175,9 +201,20 @@ func (o *Outbox[M, R]) Run(ctx context.Context) {
 				break
 			}
 			wg.Go(func() {
-				defer o.poke() // its slot is free again
-				defer func() { <-slots }()
-				o.attempt(actx, ctx, it)
+				freed := false
+				free := func() { // the delivery is over: its slot is free again
+					if !freed {
+						freed = true
+						<-slots
+						o.poke()
+					}
+				}
+				defer free()
+				o.attempt(actx, ctx, it, func() { writing <- struct{}{}; free() })
+				if freed {
+					<-writing
+					o.poke() // the entry may be due again: the schedule's next wait changed
+				}
 			})
 		}
 		o.mu.Lock()
@@ -199,7 +236,11 @@ func (o *Outbox[M, R]) Run(ctx context.Context) {
 // attempt loads the message from disk, delivers it once, records the
 // outcome, and schedules it again if it is to be retried. actx is the
 // attempt's own context (an operator's cancel ends it), ctx the outbox's.
-func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
+// It calls delivered once the delivery is over, before the outcome is
+// written (with the next batch of outcomes); the entry is neither
+// scheduled again nor taken off the running attempts before it is on
+// disk.
+func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item, delivered func()) {
 	retry, class := true, schedule.None
 	var e *Entry[M, R]
 	defer func() {
@@ -233,10 +274,11 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
 	}
 	now := time.Now()
 	if dl := o.deadline(e); dl != 0 && now.UnixMilli() >= dl {
-		retry = !o.finish(e, StateDead, nil, o.expiredError(e))
+		retry = !o.finish(e, StateDead, nil, o.expiredError(e), true)
 		return
 	}
 	rep := o.cfg.Deliver(actx, e)
+	delivered()
 	o.mu.Lock()
 	cancelled := it.Cancelled
 	o.mu.Unlock()
@@ -250,14 +292,14 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
 	}
 	switch {
 	case rep.State == StateDelivered || rep.State == StateFailed:
-		retry = !o.finish(e, rep.State, rep.Result, rep.Error)
+		retry = !o.finish(e, rep.State, rep.Result, rep.Error, true)
 	case class != schedule.Down && o.cfg.MaxAttempts > 0 && e.PeerAttempts >= o.cfg.MaxAttempts:
 		last := rep.Error
 		if last == nil {
 			last = gateway.NewError(gateway.CodeTimeout, "no answer")
 		}
 		retry = !o.finish(e, StateDead, rep.Result, gateway.NewError(last.Code, fmt.Sprintf(
-			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, last.Message)))
+			"not delivered after %d attempts (federation.durable.maxAttempts); last error: %s", e.PeerAttempts, last.Message)), true)
 	default:
 		e.LastError = rep.Error
 		o.mu.Lock()
@@ -267,7 +309,7 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item) {
 		if dl := o.deadline(e); dl != 0 && e.NextAttemptAt >= dl {
 			e.NextAttemptAt = dl
 		}
-		if err := o.save(e); err != nil {
+		if err := o.save(e, true); err != nil {
 			o.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
 		}
 	}
@@ -283,14 +325,15 @@ func (o *Outbox[M, R]) expiredError(e *Entry[M, R]) *gateway.Error {
 }
 
 // finish records a final state, with the result r and why it failed, if
-// it did; it reports whether that reached the disk (if not, the entry stays
-// scheduled and is tried again).
-func (o *Outbox[M, R]) finish(e *Entry[M, R], state string, r *R, why *gateway.Error) bool {
+// it did, with the next batch of outcomes when gathered; it reports
+// whether that reached the disk (if not, the entry stays scheduled and is
+// tried again).
+func (o *Outbox[M, R]) finish(e *Entry[M, R], state string, r *R, why *gateway.Error, gathered bool) bool {
 	e.State, e.Result, e.NextAttemptAt, e.FinishedAt = state, r, 0, time.Now().UnixMilli()
 	if why != nil {
 		e.LastError = why
 	}
-	if err := o.save(e); err != nil {
+	if err := o.save(e, gathered); err != nil {
 		o.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
 		e.State = StateQueued
 		e.NextAttemptAt = time.Now().Add(time.Second).UnixMilli() // not a tight loop on a failing disk
@@ -350,7 +393,7 @@ func (o *Outbox[M, R]) ExpireHeld(now time.Time) {
 	})
 	for _, id := range expired {
 		if e, err := o.Get(id); err == nil && e.State == StateQueued && e.Stream != "" {
-			o.finish(e, StateDead, nil, o.expiredError(e))
+			o.finish(e, StateDead, nil, o.expiredError(e), false)
 		}
 	}
 }

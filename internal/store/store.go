@@ -124,11 +124,19 @@ type KV struct {
 // so many writers pay for one fsync without any fixed delay.
 func (s *Store) PutBatch(bucket string, kvs ...KV) error {
 	req := &batchReq{bucket: bucket, kvs: kvs, done: make(chan error, 1)}
+	s.submit(req)
+	return <-req.done
+}
+
+// submit queues reqs for the next commit, and commits the queue unless
+// another caller is doing so already. Each req's done then says how its
+// write went: a request that fails does not fail the others.
+func (s *Store) submit(reqs ...*batchReq) {
 	s.mu.Lock()
-	s.queue = append(s.queue, req)
+	s.queue = append(s.queue, reqs...)
 	if s.committing {
 		s.mu.Unlock()
-		return <-req.done // the committing caller will include it
+		return // the committing caller will include them
 	}
 	s.committing = true
 	for len(s.queue) > 0 {
@@ -140,7 +148,6 @@ func (s *Store) PutBatch(bucket string, kvs ...KV) error {
 	}
 	s.committing = false
 	s.mu.Unlock()
-	return <-req.done
 }
 
 // commit writes a group in one transaction. If it fails, each request is
