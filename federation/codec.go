@@ -67,6 +67,39 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// AppendJSON appends r's JSON encoding to dst, as json.Marshal writes it:
+// the outbox stores a durable message's result with it (json.Marshal
+// compacted and checked the response's encoding again, a twentieth of
+// the durable path's CPU). On error it returns dst unchanged.
+func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
+	if r == nil {
+		return append(dst, "null"...), nil
+	}
+	b := appendStringField(dst, `{"peerId":`, r.PeerID)
+	if r.MessageID != "" {
+		b = appendStringField(b, `,"messageId":`, r.MessageID)
+	}
+	b = appendStringField(b, `,"status":`, r.Status)
+	var err error
+	if r.Response != nil {
+		if b, err = r.Response.AppendJSON(append(b, `,"response":`...)); err != nil {
+			return dst, err
+		}
+	}
+	if r.Error != nil { // rare: json.Marshal's reflection will do
+		if b, err = jsonx.AppendValue(append(b, `,"error":`...), r.Error); err != nil {
+			return dst, err
+		}
+	}
+	if b, err = jsonx.AppendValue(append(b, `,"latencyMs":`...), r.LatencyMs); err != nil {
+		return dst, err
+	}
+	if len(r.Route) > 0 {
+		b = appendStrings(append(b, `,"route":`...), r.Route)
+	}
+	return append(b, '}'), nil
+}
+
 // appendStrings appends a non-empty array of strings.
 func appendStrings(b []byte, list []string) []byte {
 	for i, s := range list {
