@@ -67,11 +67,13 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// AppendJSON appends r's JSON encoding to dst, as json.Marshal writes it:
-// the outbox stores a durable message's result with it (json.Marshal
+// appendResult appends r's JSON encoding to dst, as json.Marshal writes
+// it: the outbox stores a durable message's result with it (json.Marshal
 // compacted and checked the response's encoding again, a twentieth of
-// the durable path's CPU). On error it returns dst unchanged.
-func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
+// the durable path's CPU). On error it returns dst unchanged. It is not
+// Result's AppendJSON method: DelegateResult and SyncResult embed Result,
+// and would take it for their own encoding (gateway.Appender).
+func appendResult(dst []byte, r *Result) ([]byte, error) {
 	if r == nil {
 		return append(dst, "null"...), nil
 	}

@@ -107,3 +107,6 @@ func SignNATSEntry(id *Identity, entry []byte) []byte {
 // ExpireHeldNATS runs, as at time at, the outbox's check for durable
 // messages held by a NATS peer's stream whose ttl has passed.
 func ExpireHeldNATS(n *Node, at time.Time) { n.outbox.ExpireHeld(at) }
+
+// AppendResult is appendResult, for TestResultEncode.
+var AppendResult = appendResult

@@ -44,14 +44,15 @@ const (
 func newOutbox(n *Node, st *store.Store) (*outbox.Outbox[Message, Result], error) {
 	d := n.cfg.Federation.Durable
 	return outbox.New(outbox.Config[Message, Result]{
-		Store:       st,
-		Deliver:     n.attemptEntry,
-		Rank:        func(m *Message) int { return m.Priority.Rank() },
-		Log:         n.log,
-		MaxAttempts: d.MaxAttempts, // negative: no limit
-		MaxAge:      time.Duration(d.MaxAgeMs) * time.Millisecond,
-		Retention:   time.Duration(d.RetentionMs) * time.Millisecond,
-		HeldGrace:   time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond,
+		Store:        st,
+		Deliver:      n.attemptEntry,
+		Rank:         func(m *Message) int { return m.Priority.Rank() },
+		AppendResult: appendResult,
+		Log:          n.log,
+		MaxAttempts:  d.MaxAttempts, // negative: no limit
+		MaxAge:       time.Duration(d.MaxAgeMs) * time.Millisecond,
+		Retention:    time.Duration(d.RetentionMs) * time.Millisecond,
+		HeldGrace:    time.Duration(n.cfg.Federation.DefaultTimeoutMs) * time.Millisecond,
 	})
 }
 

@@ -18,8 +18,9 @@ type appender interface {
 // in which it checks and compacts what a field's MarshalJSON returned (an
 // appender's output is appended as it is). The message is most of an
 // entry, and a durable send encodes one before it is accepted.
+// appendResult, if not nil, encodes the result (Config.AppendResult).
 // TestEncodeIsJSONMarshal keeps the two in agreement.
-func (e *Entry[M, R]) encode() ([]byte, error) {
+func (e *Entry[M, R]) encode(appendResult func([]byte, *R) ([]byte, error)) ([]byte, error) {
 	b := make([]byte, 0, 512)
 	b = jsonx.AppendString(append(b, `{"messageId":`...), e.MessageID)
 	b = jsonx.AppendString(append(b, `,"kind":`...), e.Kind)
@@ -53,7 +54,13 @@ func (e *Entry[M, R]) encode() ([]byte, error) {
 		}
 	}
 	if e.Result != nil {
-		if b, err = appendValue(append(b, `,"result":`...), e.Result); err != nil {
+		b = append(b, `,"result":`...)
+		if appendResult != nil {
+			b, err = appendResult(b, e.Result)
+		} else {
+			b, err = appendValue(b, e.Result)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

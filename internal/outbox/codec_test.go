@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/jsonx"
 )
 
 // appendingMsg encodes itself with AppendJSON, as federation's Message
@@ -47,10 +48,13 @@ func TestEncodeIsJSONMarshal(t *testing.T) {
 			t.Errorf("%s:\nencode       %s (%v)\njson.Marshal %s (%v)", name, got, err, want, werr)
 		}
 	}
-	check("full", &full, full.encode)
+	check("full", &full, func() ([]byte, error) { return full.encode(nil) })
+	check("full, AppendResult", &full, func() ([]byte, error) {
+		return full.encode(func(dst []byte, r *string) ([]byte, error) { return jsonx.AppendString(dst, *r), nil })
+	})
 	empty := Entry[appendingMsg, string]{}
-	check("empty", &empty, empty.encode)
+	check("empty", &empty, func() ([]byte, error) { return empty.encode(nil) })
 	plain := Entry[string, int]{MessageID: "m", Kind: "send", State: StateQueued, Message: new(odd), Result: new(7),
 		RequiredCapabilities: []string{}}
-	check("plain", &plain, plain.encode)
+	check("plain", &plain, func() ([]byte, error) { return plain.encode(nil) })
 }

@@ -83,7 +83,7 @@ func encodedSeeds(t testing.TB) []string {
 	}
 	var seeds []string
 	for _, e := range entries {
-		b, err := e.encode()
+		b, err := e.encode(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestDecodeIsJSONUnmarshal(t *testing.T) {
 	// The encoder's output comes back as the entry encoded.
 	e := &Entry[decodingMsg, string]{MessageID: "m", Kind: "send", State: StateDelivered, Attempts: 2, Result: new("ok"),
 		Message: &decodingMsg{Raw: "hi"}}
-	b, err := e.encode()
+	b, err := e.encode(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func BenchmarkOutboxEntryDecode(b *testing.B) {
 		PeerID: "echo@site-r", State: StateQueued, CreatedAt: 1_795_550_899_321, ExpiresAt: 1_795_550_959_321,
 		Message:   &decodingMsg{Raw: "Please research the latest developments in quantum computing, with a context"},
 		TimeoutMs: 30000, TTLMs: 60000, Stream: "AF_DURABLE_site-r"}
-	data, err := e.encode()
+	data, err := e.encode(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
