@@ -3,7 +3,9 @@
 // context. Every write is a committed, fsynced bbolt transaction, so a crash
 // leaves either the old or the new value, never half of one. Open reads the
 // whole file first and refuses a damaged one (DamagedError); Check and
-// Salvage inspect and rescue one. A Store is safe for concurrent use.
+// Salvage inspect and rescue one. Concurrent writers share commits
+// (PutBatch); writes nobody waits on at once can be gathered for a while
+// first (Gather). A Store is safe for concurrent use.
 package store
 
 import (
