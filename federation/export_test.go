@@ -110,3 +110,6 @@ func ExpireHeldNATS(n *Node, at time.Time) { n.outbox.ExpireHeld(at) }
 
 // AppendResult is appendResult, for TestResultEncode.
 var AppendResult = appendResult
+
+// SetNATSHandlerLimit sets how many messages n handles from NATS at once.
+func SetNATSHandlerLimit(n *Node, limit int) { n.nats.limit.Store(int64(limit)) }

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,8 @@ type natsLink struct {
 	ctx      context.Context // ends at stop: handlers in flight give up
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests being answered
+	busy     atomic.Int64   // handlers running (handle)
+	limit    atomic.Int64   // at most this many (natsHandlerLimit)
 	durable  *natsDurable   // nil without JetStream
 	contexts *natsContexts  // synced context; nil without JetStream (nats_context.go)
 }
@@ -98,6 +101,7 @@ func (n *Node) startNATS() error {
 		return fmt.Errorf("federation.transport nats: %w", err)
 	}
 	l := &natsLink{bus: bus}
+	l.limit.Store(n.natsHandlerLimit())
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	err = n.startNATSContexts(l)
 	if err == nil {
@@ -124,7 +128,7 @@ func (n *Node) serveNATS(l *natsLink) error {
 	conn := l.bus.Conn()
 	for _, id := range sortedKeys(n.agents) {
 		sub, err := conn.QueueSubscribe(natsAgentSubject(n.serverID, id)+".*", natsQueue(n.serverID), func(m *nats.Msg) {
-			l.handlers.Go(func() { n.answerNATS(l.ctx, m) })
+			l.handle(func() { n.answerNATS(l.ctx, m) }, func(err error) { respondNATS(m, natsAnswer{Error: gateway.ToError(err)}) })
 		})
 		if err != nil {
 			return fmt.Errorf("subscribe agent %q: %w", id, err)
@@ -132,13 +136,48 @@ func (n *Node) serveNATS(l *natsLink) error {
 		l.subs = append(l.subs, sub)
 	}
 	sub, err := conn.QueueSubscribe(natsBroadcastAll, natsQueue(n.serverID), func(m *nats.Msg) {
-		l.handlers.Go(func() { n.answerBroadcast(l, m) })
+		l.handle(func() { n.answerBroadcast(l, m, nil) }, func(err error) { n.answerBroadcast(l, m, err) })
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe broadcasts: %w", err)
 	}
 	l.subs = append(l.subs, sub)
 	return conn.Flush()
+}
+
+// natsHandlerLimit is how many requests and durable messages a gateway
+// handles at once over NATS: as many as its agents can hold (each
+// agent's maxConcurrency and maxQueue), and natsHandlerSlack more for
+// broadcasts and for the requests an agent refuses at once. Each message
+// gets a goroutine as it arrives, holding it until it is answered; the
+// agents' queues bound those that wait for an agent, and this bounds the
+// rest, which a flood of requests would otherwise grow without limit.
+// Over WebSocket a connection's reader waits for one of its 256 slots
+// instead; a NATS subscription's delivery goroutine, shared by every
+// sender, must not wait.
+func (n *Node) natsHandlerLimit() int64 {
+	limit := int64(natsHandlerSlack)
+	for _, a := range n.agents {
+		limit += int64(a.cfg.MaxConcurrency + a.cfg.MaxQueue)
+	}
+	return limit
+}
+
+const natsHandlerSlack = 1024
+
+// handle runs h on a goroutine of its own, or, when the link's limit of
+// handlers already run, calls refuse with an OVERLOADED error on the
+// caller's goroutine (the subscription's): the sender may retry.
+func (l *natsLink) handle(h func(), refuse func(error)) {
+	if l.busy.Add(1) > l.limit.Load() {
+		l.busy.Add(-1)
+		refuse(fmt.Errorf("%w: this gateway is handling %d messages from NATS, its limit; retry later", ErrOverloaded, l.limit.Load()))
+		return
+	}
+	l.handlers.Go(func() {
+		defer l.busy.Add(-1)
+		h()
+	})
 }
 
 // answerNATS serves one request from another gateway exactly as
@@ -149,6 +188,11 @@ func (n *Node) answerNATS(ctx context.Context, m *nats.Msg) {
 	if err == nil {
 		ans = n.serveNATSRequest(ctx, id, m.Data)
 	}
+	respondNATS(m, ans)
+}
+
+// respondNATS answers the request m with ans.
+func respondNATS(m *nats.Msg, ans natsAnswer) {
 	data, err := json.Marshal(&ans)
 	if err != nil {
 		data, _ = json.Marshal(natsAnswer{Error: gateway.ToError(err)})

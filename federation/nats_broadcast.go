@@ -170,8 +170,9 @@ func (n *Node) takeBroadcastReply(targets []*peer, ps []natsPending, data []byte
 }
 
 // answerBroadcast serves the requests of a broadcast for this gateway's
-// agents, concurrently, and publishes the answers for its sender.
-func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg) {
+// agents, concurrently, and publishes the answers for its sender; with
+// refused set it serves none and answers each with refused.
+func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg, refused error) {
 	ctx := l.ctx
 	sender := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	var b natsBroadcast
@@ -190,7 +191,13 @@ func (n *Node) answerBroadcast(l *natsLink, m *nats.Msg) {
 	// site's gateways may differ in their agents during a rollout).
 	served := min(len(reqs), len(n.agents))
 	answers := make([]natsAnswer, len(reqs))
-	copy(answers, n.answerBroadcastRequests(ctx, m.Subject, reqs[:served]))
+	if refused != nil {
+		for i := range served {
+			answers[i].Error = gateway.ToError(refused)
+		}
+	} else {
+		copy(answers, n.answerBroadcastRequests(ctx, m.Subject, reqs[:served]))
+	}
 	data, err := json.Marshal(natsBroadcastReply{Answers: answers})
 	if err != nil {
 		return

@@ -67,6 +67,9 @@ func (l *natsLastErrors) take(seq uint64) *gateway.Error {
 func (n *Node) watchDeadLetters(l *natsLink) error {
 	subject := natsAdvisorySubject(n.serverID)
 	sub, err := l.bus.Conn().QueueSubscribe(subject, natsQueue(n.serverID), func(m *nats.Msg) {
+		// Not under the link's limit of handlers: the NATS server
+		// publishes one advisory per dead message and never again, so a
+		// refused one would leave its sender never told.
 		l.handlers.Go(func() { n.onMaxDeliveries(l, m) })
 	})
 	if err != nil {

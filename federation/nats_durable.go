@@ -124,7 +124,7 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			l.handlers.Go(func() { n.handleNATSDurable(l.ctx, d, m) })
+			l.handle(func() { n.handleNATSDurable(l.ctx, d, m) }, func(err error) { d.refuse(m, err) })
 		})
 		if err != nil {
 			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
@@ -154,10 +154,7 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 	}
 	e := gateway.ToError(err)
 	if err != nil && (e.Retryable || e.Code == gateway.CodeTimeout || e.Code == gateway.CodeShuttingDown || e.Code == CodeOverloaded) {
-		if md, merr := m.Metadata(); merr == nil {
-			d.lastErrs.set(md.Sequence.Stream, e)
-		}
-		d.retry(m)
+		d.refuse(m, e)
 		return
 	}
 	if out := outcomeOfRelay(m, reply, err); out != nil && id != nil {
@@ -181,6 +178,15 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 	// A plain ack: a lost one (its error was never acted on) brings a
 	// redelivery, answered from the processed record as any is.
 	_ = m.Ack()
+}
+
+// refuse asks JetStream for m again later, as for a busy agent: the
+// gateway handles as many messages as it may already.
+func (d *natsDurable) refuse(m jetstream.Msg, err error) {
+	if md, merr := m.Metadata(); merr == nil {
+		d.lastErrs.set(md.Sequence.Stream, gateway.ToError(err))
+	}
+	d.retry(m)
 }
 
 // retry asks JetStream for m again as if its delivery had not been

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -311,5 +312,53 @@ func TestNATSSyncedContextKeyFlood(t *testing.T) {
 	}
 	if got := seenBy(t, sender, "s3", "r1"); len(got) != 0 {
 		t.Errorf("session s3, a key put past the limit of 2 sessions, handed the agent %v; want nothing", got)
+	}
+}
+
+// TestNATSHandlerLimit: a gateway handles at most its limit of messages
+// from NATS at once; past it a request is answered OVERLOADED at once,
+// instead of getting a goroutine that holds it for as long as the agent
+// takes, and once one ends the next is served.
+func TestNATSHandlerLimit(t *testing.T) {
+	ctx := context.Background()
+	_, url := natsHub(t, "hub", "public")
+	entered := make(chan struct{}, 8)
+	release := make(chan struct{})
+	slow := natsMemberWith(t, url, "site-s", "slow", federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		entered <- struct{}{}
+		<-release
+		return &federation.Answer{Content: msg.Content}, nil
+	}))
+	federation.SetNATSHandlerLimit(slow.Node, 2)
+	var once sync.Once
+	done := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(done) // before slow stops, which waits for its handlers
+	b := natsMember(t, url, "site-b", "data")
+
+	held := make(chan *federation.Result, 2)
+	for range 2 {
+		go func() {
+			r, err := b.Send(ctx, federation.SendRequest{PeerID: "slow@site-s", Message: "hold"})
+			if err != nil {
+				t.Error(err)
+			}
+			held <- r
+		}()
+	}
+	<-entered
+	<-entered // both handled at once: the limit is reached
+
+	r, err := b.Send(ctx, federation.SendRequest{PeerID: "slow@site-s", Message: "one too many", MessageOptions: federation.MessageOptions{TimeoutMs: 5000}})
+	if err != nil || r.Status == federation.StatusOK || r.Error == nil || r.Error.Code != federation.CodeOverloaded || !strings.Contains(r.Error.Message, "its limit") {
+		t.Fatalf("a request past the receiver's 2 handlers = %+v, %v; want OVERLOADED naming the limit, at once", r, err)
+	}
+	done()
+	for range 2 {
+		if r := <-held; r == nil || r.Status != federation.StatusOK || r.Response.Content != "hold" {
+			t.Errorf("a request within the limit = %+v; want ok", r)
+		}
+	}
+	if r, err := b.Send(ctx, federation.SendRequest{PeerID: "slow@site-s", Message: "next"}); err != nil || r.Status != federation.StatusOK {
+		t.Errorf("a request once the handlers are done = %+v, %v; want ok", r, err)
 	}
 }
