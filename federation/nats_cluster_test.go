@@ -3,7 +3,9 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/natsbus"
 	"github.com/agentfed/agentfed/internal/tstest"
+	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 )
 
 // natsClusterMessages is how many durable messages TestNATSClusterR3
@@ -232,5 +235,80 @@ func TestNATSClusterR3(t *testing.T) {
 	}
 	if r := s.CachedInfo().Config.Replicas; r != 3 {
 		t.Errorf("stream replicas %d; want 3 (nats.replicas)", r)
+	}
+}
+
+// TestNATSStartOnAFormingCluster: a gateway started while its JetStream
+// cluster has no quorum (two of its three servers down, as while a cluster
+// forms) asks again within its set-up time instead of failing, and starts
+// once a second server is back. A bare client watches the JetStream API:
+// the server comes back only after the gateway has asked the same thing
+// twice, so the start cannot succeed without asking again.
+func TestNATSStartOnAFormingCluster(t *testing.T) {
+	cl, err := natsbus.StartLocalCluster(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close) // after the gateway has stopped
+	back, err := cl.Kill("core-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Kill("core-3"); err != nil {
+		t.Fatal(err)
+	}
+	url := cl.URL() // core-1 alone
+
+	watch, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	asked := make(chan string, 1024)
+	if _, err := watch.Subscribe("$JS.API.>", func(m *nats.Msg) {
+		select {
+		case asked <- m.Subject:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := newConfig(t, "site-f", "worker")
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.NATS.URL, cfg.NATS.Replicas = url, 3
+	ln := listen(t)
+	type started struct {
+		n   *federation.Node
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		n, err := fedtest.Serve(cfg, ln, federation.Options{})
+		done <- started{n, err}
+	}()
+	seen := map[string]bool{}
+	for again := false; !again; {
+		select {
+		case s := <-asked:
+			again, seen[s] = seen[s], true
+		case s := <-done:
+			t.Fatalf("the gateway's start ended while the cluster had no quorum: %v", s.err)
+		case <-time.After(time.Minute):
+			t.Fatalf("the gateway never asked JetStream the same thing twice; it asked %v", slices.Sorted(maps.Keys(seen)))
+		}
+	}
+	if err := cl.Restart(back); err != nil {
+		t.Fatal(err)
+	}
+	s := <-done
+	if s.err != nil {
+		t.Fatalf("start once the cluster has a quorum again: %v", s.err)
+	}
+	if err := fedtest.Shutdown(s.n); err != nil {
+		t.Error(err)
 	}
 }
