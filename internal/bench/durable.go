@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,11 @@ import (
 // accepted is how many are answered per second with o.Concurrency senders;
 // accept-p50 is one sender's wait, a whole commit to itself; delivered
 // counts the concurrent phase's messages from its start until the outbox
-// has delivered the last of them.
+// has delivered the last of them. fsync-p50 is the disk's time for one
+// synced page write (fsyncTimes), before and after the senders.
+// fsyncSamples is how many synced writes each fsync baseline times.
+const fsyncSamples = 200
+
 func measureDurable(ctx context.Context, o *Options, s *sample) Result {
 	r := Result{Note: fmt.Sprintf("Send with durable: true to an echo gateway, storage under %s; accepted: %d concurrent senders; delivered: until the outbox delivered every accepted message",
 		os.TempDir(), o.Concurrency)}
@@ -48,6 +53,10 @@ func measureDurable(ctx context.Context, o *Options, s *sample) Result {
 		}
 		return nil
 	}
+	syncs, err := fsyncTimes(os.TempDir(), fsyncSamples)
+	if err != nil {
+		return fail(r, err)
+	}
 	l, err := timeLoop(ctx, o.Duration/4, op)
 	if err != nil {
 		return fail(r, err)
@@ -61,6 +70,13 @@ func measureDurable(ctx context.Context, o *Options, s *sample) Result {
 	}
 	keep.Store(false)
 	r.add("accepted", float64(n)/elapsed.Seconds(), unitRate)
+	after, err := fsyncTimes(os.TempDir(), fsyncSamples) // the disk's speed, before and after the senders
+	if err != nil {
+		return fail(r, err)
+	}
+	syncs = append(syncs, after...)
+	slices.Sort(syncs)
+	r.add("fsync-p50", micros(syncs.percentile(50)), unitMicros)
 	done, err := waitDelivered(ctx, p.main, ids, time.Now().Add(max(o.Duration, 2*time.Second)))
 	r.add("delivered", float64(done)/time.Since(start).Seconds(), unitRate)
 	switch {
