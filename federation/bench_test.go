@@ -245,3 +245,17 @@ func BenchmarkOutboxAppend(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNATSRelay is one sequential send round trip over NATS: main
+// gateway -> the embedded nats-server -> the peer gateway -> echo agent
+// -> back.
+func BenchmarkNATSRelay(b *testing.B) {
+	hub := start(b, natsConfig(b, "", "bench-hub", "echo"), listen(b), nil)
+	url := hub.NATSClientURL()
+	main := start(b, natsConfig(b, url, "bench-main", ""), listen(b), nil)
+	mustSend(b, main.Node, "echo@bench-hub", "warm up")
+	b.ReportAllocs()
+	for b.Loop() {
+		mustSend(b, main.Node, "echo@bench-hub", "build status?")
+	}
+}

