@@ -2,7 +2,7 @@ package federation_test
 
 // Benchmarks of the federation's hot paths between real gateways on
 // loopback ports: relay dispatch (Node.Send to an echo peer, sequential,
-// 64 in flight, and by message size), broadcast, and peer selection among
+// 64 in flight, and by message size; over NATS too), broadcast, and peer selection among
 // many registered peers. Run with
 //
 //	go test -run '^$' -bench . -benchmem ./federation/
