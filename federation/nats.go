@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,29 +200,6 @@ func respondNATS(m *nats.Msg, ans natsAnswer) {
 	_ = m.Respond(data) // the requester may have given up: nothing to do
 }
 
-// appendJSON appends a's encoding, the bytes json.Marshal writes, with
-// the reply encoded once by Message.AppendJSON: json.Marshal took about
-// 6 % of a NATS relay's CPU, by reflection and by compacting again what
-// AppendJSON had written compact. An error, rare, goes through
-// json.Marshal.
-func (a *natsAnswer) appendJSON(dst []byte) ([]byte, error) {
-	dst = strconv.AppendBool(append(dst, `{"ok":`...), a.OK)
-	if a.Payload != nil {
-		var err error
-		if dst, err = a.Payload.AppendJSON(append(dst, `,"payload":`...)); err != nil {
-			return nil, err
-		}
-	}
-	if a.Error != nil {
-		e, err := json.Marshal(a.Error)
-		if err != nil {
-			return nil, err
-		}
-		dst = append(append(dst, `,"error":`...), e...)
-	}
-	return append(dst, '}'), nil
-}
-
 // serveNATSRequest serves one relay request from gateway id as
 // federation.relay does.
 func (n *Node) serveNATSRequest(ctx context.Context, id *gateway.Identity, data []byte) natsAnswer {
@@ -347,7 +323,7 @@ func (n *Node) requestNATS(ctx context.Context, p *peer, params *RelayParams) (*
 		return nil, fmt.Errorf("%w: peer %q over NATS: %v", ErrPeerUnavailable, p.ID, err)
 	}
 	var ans natsAnswer
-	if err := json.Unmarshal(rm.Data, &ans); err != nil {
+	if err := ans.decode(rm.Data); err != nil {
 		return nil, fmt.Errorf("%w: peer %q sent a malformed answer over NATS", ErrPeerUnavailable, p.ID)
 	}
 	return n.natsAnswerOf(p, req, &ans, eph)

@@ -1,8 +1,11 @@
 package federation
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentfed/agentfed/gateway"
 )
@@ -31,4 +34,51 @@ func TestNATSAnswerEncode(t *testing.T) {
 			t.Errorf("appendJSON(%+v) =\n%s, %v\nwant json.Marshal's\n%s", a, got, err, want)
 		}
 	}
+}
+
+var answerSeeds = []string{
+	`{"ok":true,"payload":{"messageId":"r","fromAgent":"echo","type":"response","content":"x\u00e9\"","context":{"a":[1,null]},"timestamp":1}}`,
+	`{"ok":false,"error":{"code":"OVERLOADED","message":"busy","details":{"n":[1.5]},"retryable":true,"retryAfterMs":5}}`,
+	`null`, `{}`, ``, `1`, `"x"`, `[]`, `{} x`, `{"ok":true`, `{"a" 1}`, `{"ok":1}`, `{"ok":"true"}`,
+	`{"ok":null,"payload":null,"error":null}`, `{"OK":true,"PayLoad":{"content":"a"},"unknown":{"x":[{}]}}`,
+	`{"payload":{"content":"a"},"payload":{"fromAgent":"b"},"error":{"code":"A"},"error":{"message":"m"}}`,
+	`{"payload":{"content":"a"},"payload":null}`, `{"payload":"x"}`, `{"payload":{"timestamp":"1"}}`, `{"error":"x"}`,
+	`{"error":{"code":1}}`, ` { "ok" : true , "payload" : { "context" : { "a" : [ 1 , 2 ] } } } `,
+	"{\"payload\":{\"content\":\"\xff\\ud800 \\u00e9\"}}",
+}
+
+// checkAnswer decodes data with natsAnswer.decode and with json.Unmarshal
+// and fails unless both refuse it or both decode the same.
+func checkAnswer(t *testing.T, data []byte) {
+	t.Helper()
+	var got, want natsAnswer
+	werr := json.Unmarshal(data, &want)
+	input := bytes.Clone(data)
+	err := got.decode(input)
+	clear(input) // what was decoded must not share the input's memory
+	if (err == nil) != (werr == nil) {
+		t.Fatalf("decode %q:\ndecode         %+v, %v\njson.Unmarshal %+v, %v", data, got, err, want, werr)
+	}
+	if diff := cmp.Diff(want, got); err == nil && diff != "" {
+		t.Fatalf("decode %q differs from json.Unmarshal (-want +got):\n%s", data, diff)
+	}
+}
+
+// TestNATSAnswerDecodeIsJSONUnmarshal: natsAnswer.decode refuses what
+// json.Unmarshal refuses and decodes the rest alike.
+func TestNATSAnswerDecodeIsJSONUnmarshal(t *testing.T) {
+	for _, seed := range answerSeeds {
+		checkAnswer(t, []byte(seed))
+	}
+}
+
+// FuzzNATSAnswerDecode holds natsAnswer.decode to json.Unmarshal over
+// arbitrary answers.
+func FuzzNATSAnswerDecode(f *testing.F) {
+	for _, seed := range answerSeeds {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkAnswer(t, data)
+	})
 }
