@@ -173,7 +173,8 @@ func (o *Outbox[M, R]) save(e *Entry[M, R], gathered bool) error {
 //
 // An attempt holds one of concurrency slots while it delivers, and one of
 // recording more while it writes the outcome: the next delivery need not
-// wait for that write.
+// wait for that write. An attempt that found its peer down, or its entry
+// expired, keeps its delivery slot until the outcome is written.
 func (o *Outbox[M, R]) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -240,9 +241,9 @@ func (o *Outbox[M, R]) Run(ctx context.Context) {
 // outcome, and schedules it again if it is to be retried. actx is the
 // attempt's own context (an operator's cancel ends it), ctx the outbox's.
 // It calls delivered once the delivery is over, before the outcome is
-// written (with the next batch of outcomes); the entry is neither
-// scheduled again nor taken off the running attempts before it is on
-// disk.
+// written (with the next batch of outcomes), unless the peer was down;
+// the entry is neither scheduled again nor taken off the running attempts
+// before it is on disk.
 func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item, delivered func()) {
 	retry, class := true, schedule.None
 	var e *Entry[M, R]
@@ -281,7 +282,14 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item, del
 		return
 	}
 	rep := o.cfg.Deliver(actx, e)
-	delivered()
+	if rep.Peer != schedule.Down {
+		// The delivery's slot is free for the next while the outcome
+		// waits for its write. Not after a down peer: its gate closes
+		// only once the outcome is written (the deferred Record), and
+		// until then each freed slot would take another of its backlog,
+		// an attempt and a rewrite each, hundreds within one write.
+		delivered()
+	}
 	o.mu.Lock()
 	cancelled := it.Cancelled
 	o.mu.Unlock()

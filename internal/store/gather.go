@@ -9,8 +9,12 @@ import (
 // gather delay: the first Put of a batch waits the delay for others, and
 // all are written in one transaction (one fsync) for everyone; those who
 // came wait for that write. Whoever comes during the write starts the next
-// batch, so a caller writes one batch, never those of a steady stream
-// after its own. Each Put still returns only once its record is on disk.
+// batch. The batch goes through the store's group commit as PutBatch's
+// groups do: if no commit is under way, the leader commits it itself and
+// goes on committing what other writers queued meanwhile until nothing
+// waits, so under a steady stream of writes its Put may return a commit
+// or two after its record is on disk. Each Put returns only once its
+// record is on disk.
 //
 // PutBatch alone shares a commit only among writes that arrive while the
 // previous commit is under way; writes that come one by one (handlings
