@@ -241,7 +241,7 @@ func TestNATSClusterR3(t *testing.T) {
 // TestNATSStartOnAFormingCluster: a gateway started while its JetStream
 // cluster has no quorum (two of its three servers down, as while a cluster
 // forms) asks again within its set-up time instead of failing, and starts
-// once a second server is back. A bare client watches the JetStream API:
+// once the servers are back. A bare client watches the JetStream API:
 // the server comes back only after the gateway has asked the same thing
 // twice, so the start cannot succeed without asking again.
 func TestNATSStartOnAFormingCluster(t *testing.T) {
@@ -250,12 +250,13 @@ func TestNATSStartOnAFormingCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close) // after the gateway has stopped
-	back, err := cl.Kill("core-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Kill("core-3"); err != nil {
-		t.Fatal(err)
+	var back []int
+	for _, name := range []string{"core-2", "core-3"} {
+		i, err := cl.Kill(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, i)
 	}
 	url := cl.URL() // core-1 alone
 
@@ -301,8 +302,10 @@ func TestNATSStartOnAFormingCluster(t *testing.T) {
 			t.Fatalf("the gateway never asked JetStream the same thing twice; it asked %v", slices.Sorted(maps.Keys(seen)))
 		}
 	}
-	if err := cl.Restart(back); err != nil {
-		t.Fatal(err)
+	for _, i := range back { // all three: replicas 3 needs them (10005 until then)
+		if err := cl.Restart(i); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := <-done
 	if s.err != nil {
