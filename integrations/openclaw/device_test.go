@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentfed/agentfed/agent"
 	"github.com/agentfed/agentfed/gateway"
+	"github.com/agentfed/agentfed/internal/tstest"
 )
 
 // remoteClientIP is the address OpenClaw believes remote clients connect
@@ -121,10 +122,16 @@ storage: {dir: %q}
 	if got.Status != "error" || got.Error == nil || got.Error.Code != "AGENT_ERROR" {
 		t.Fatalf("send before pairing = %+v (error %+v); want AGENT_ERROR", got, got.Error)
 	}
-	m := approveRE.FindStringSubmatch(claw.Logs.String())
-	if m == nil || !strings.Contains(claw.Logs.String(), "NOT_PAIRED") || !strings.Contains(claw.Logs.String(), device.ID()) {
-		t.Fatalf("the claw gateway's log does not say to approve device %s:\n%s", device.ID(), claw.Logs)
-	}
+	// The claw gateway logs the refusal as it answers: its line may reach
+	// the pipe from its process a moment after the answer reached us.
+	var m []string
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		logs := claw.Logs.String()
+		if m = approveRE.FindStringSubmatch(logs); m == nil || !strings.Contains(logs, "NOT_PAIRED") || !strings.Contains(logs, device.ID()) {
+			return fmt.Errorf("the claw gateway's log does not say to approve device %s:\n%s", device.ID(), logs)
+		}
+		return nil
+	})
 	requestID := m[1]
 	for _, line := range strings.Split(claw.Logs.String(), "\n") {
 		if strings.Contains(line, "NOT_PAIRED") {
