@@ -332,7 +332,7 @@ func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 	case "targetAgent":
 		return readName(d, &p.TargetAgent)
 	case "message":
-		return p.decodeMessage(d)
+		return readMessage(d, &p.Message)
 	case "timeoutMs":
 		return readInt64(d, &p.TimeoutMs)
 	case "durable":
@@ -349,17 +349,17 @@ func (p *RelayParams) decodeField(d *jsonx.Decoder, name string) error {
 	return d.Skip()
 }
 
-// decodeMessage reads p.Message: null sets it to nil, an object fills the
-// existing Message or a new one.
-func (p *RelayParams) decodeMessage(d *jsonx.Decoder) error {
+// readMessage reads *m: null sets it to nil, an object fills the existing
+// Message or a new one, as json.Unmarshal fills a *Message field.
+func readMessage(d *jsonx.Decoder, m **Message) error {
 	if d.ReadNull() {
-		p.Message = nil
+		*m = nil
 		return nil
 	}
-	if p.Message == nil {
-		p.Message = new(Message)
+	if *m == nil {
+		*m = new(Message)
 	}
-	return p.Message.decode(d)
+	return (*m).decode(d)
 }
 
 // The read functions below store a value of the field's type; null leaves

@@ -11,7 +11,6 @@ package federation
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
@@ -46,18 +45,8 @@ var answerFields = []string{"ok", "payload", "error"}
 func (a *natsAnswer) decode(data []byte) error {
 	var d jsonx.Decoder
 	d.Reset(data)
-	if !d.ReadNull() {
-		err := d.ReadObject(func(key []byte) error {
-			name := jsonx.FieldName(key, answerFields)
-			err := a.decodeField(&d, name)
-			if err != nil && name != "" {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
+	if err := d.ReadFields(answerFields, func(name string) error { return a.decodeField(&d, name) }); err != nil {
+		return err
 	}
 	return d.End()
 }
@@ -69,14 +58,7 @@ func (a *natsAnswer) decodeField(d *jsonx.Decoder, name string) error {
 	case "ok":
 		return jsonx.ReadInto(d, &a.OK, d.ReadBool)
 	case "payload":
-		if d.ReadNull() {
-			a.Payload = nil
-			return nil
-		}
-		if a.Payload == nil {
-			a.Payload = new(Message)
-		}
-		return a.Payload.decode(d)
+		return readMessage(d, &a.Payload)
 	case "error": // rare, and Details may be anything
 		raw, err := d.ReadRaw()
 		if err != nil {

@@ -14,7 +14,6 @@ package federation
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
 )
@@ -54,18 +53,8 @@ func splitOutcomes(data []byte) ([][]byte, error) {
 func (o *natsOutcome) decode(data []byte) error {
 	var d jsonx.Decoder
 	d.Reset(data)
-	if !d.ReadNull() {
-		err := d.ReadObject(func(key []byte) error {
-			name := jsonx.FieldName(key, outcomeFields)
-			err := o.decodeField(&d, name)
-			if err != nil && name != "" {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
+	if err := d.ReadFields(outcomeFields, func(name string) error { return o.decodeField(&d, name) }); err != nil {
+		return err
 	}
 	return d.End()
 }
@@ -79,14 +68,7 @@ func (o *natsOutcome) decodeField(d *jsonx.Decoder, name string) error {
 	case "state":
 		return readStringOf(d, &o.State, outcomeStates)
 	case "reply":
-		if d.ReadNull() {
-			o.Reply = nil
-			return nil
-		}
-		if o.Reply == nil {
-			o.Reply = new(Message)
-		}
-		return o.Reply.decode(d)
+		return readMessage(d, &o.Reply)
 	case "error": // rare (failed outcomes, dead letters), and Details may be anything
 		raw, err := d.ReadRaw()
 		if err != nil {

@@ -30,12 +30,16 @@ var outcomeSeeds = []string{
 
 // checkOutcome decodes data with natsOutcome.decode and with
 // json.Unmarshal and fails unless both refuse it or both decode the same.
-func checkOutcome(t *testing.T, data []byte) {
+func checkOutcome(t *testing.T, data []byte) { checkDecode(t, data, (*natsOutcome).decode) }
+
+// checkDecode decodes data into a T with decode and with json.Unmarshal
+// and fails unless both refuse it or both decode the same.
+func checkDecode[T any](t *testing.T, data []byte, decode func(*T, []byte) error) {
 	t.Helper()
-	var got, want natsOutcome
+	var got, want T
 	werr := json.Unmarshal(data, &want)
 	input := bytes.Clone(data)
-	err := got.decode(input)
+	err := decode(&got, input)
 	clear(input) // what was decoded must not share the input's memory
 	if (err == nil) != (werr == nil) {
 		t.Fatalf("decode %q:\ndecode         %+v, %v\njson.Unmarshal %+v, %v", data, got, err, want, werr)

@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -9,6 +10,25 @@ import (
 // these so that it fills the struct as json.Unmarshal does without it:
 // keys matched as encoding/json matches them, null leaving a string,
 // number or bool as it was, arrays filling a slice in place.
+
+// ReadFields reads an object into a struct's fields: for each member it
+// calls field with the name among names its key selects (FieldName; ""
+// for an unknown key, whose value field must Skip), and an error of a
+// named field says which. null is an object without members, as
+// json.Unmarshal takes it.
+func (d *Decoder) ReadFields(names []string, field func(name string) error) error {
+	if d.ReadNull() {
+		return nil
+	}
+	return d.ReadObject(func(key []byte) error {
+		name := FieldName(key, names)
+		err := field(name)
+		if err != nil && name != "" {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return err
+	})
+}
 
 // FieldName returns the name among names that key selects, as
 // encoding/json matches keys to fields: exactly or, failing that, ignoring

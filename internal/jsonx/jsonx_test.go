@@ -443,3 +443,36 @@ func TestReadStringOf(t *testing.T) {
 		t.Errorf("ReadStringOf of a common string allocates %v times, want 0", allocs)
 	}
 }
+
+// TestReadFields: keys select fields as encoding/json matches them, an
+// unknown key comes as "" (and is skipped), a named field's error names
+// it, and null is an object without members.
+func TestReadFields(t *testing.T) {
+	names := []string{"ok", "payload"}
+	read := func(in string) ([]string, error) {
+		var d jsonx.Decoder
+		d.Reset([]byte(in))
+		var got []string
+		err := d.ReadFields(names, func(name string) error {
+			got = append(got, name)
+			if name == "ok" {
+				_, err := d.ReadBool()
+				return err
+			}
+			return d.Skip()
+		})
+		if err == nil {
+			err = d.End()
+		}
+		return got, err
+	}
+	if got, err := read(`{"OK":true,"x":[1],"payload":{}}`); err != nil || strings.Join(got, ",") != "ok,,payload" {
+		t.Errorf("fields = %q, %v; want ok, unknown, payload", got, err)
+	}
+	if got, err := read(`null`); err != nil || len(got) != 0 {
+		t.Errorf("null = %q, %v; want no fields", got, err)
+	}
+	if _, err := read(`{"ok":"yes"}`); err == nil || !strings.HasPrefix(err.Error(), "ok: ") {
+		t.Errorf("a mistyped field: %v; want an error that names ok", err)
+	}
+}

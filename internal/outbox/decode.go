@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/agentfed/agentfed/internal/jsonx"
 )
@@ -61,18 +60,8 @@ func decodeHeader[M, R any](data []byte) (*Entry[M, R], error) {
 func (e *Entry[M, R]) decode(data []byte, bodies bool) error {
 	var d jsonx.Decoder
 	d.Reset(data)
-	if !d.ReadNull() {
-		err := d.ReadObject(func(key []byte) error {
-			name := jsonx.FieldName(key, entryFields)
-			err := e.decodeField(&d, name, bodies)
-			if err != nil && name != "" {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
+	if err := d.ReadFields(entryFields, func(name string) error { return e.decodeField(&d, name, bodies) }); err != nil {
+		return err
 	}
 	return d.End()
 }
