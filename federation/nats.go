@@ -54,6 +54,7 @@ type natsLink struct {
 	handlers sync.WaitGroup // requests being answered
 	busy     atomic.Int64   // handlers running (handle)
 	limit    atomic.Int64   // at most this many (natsHandlerLimit)
+	server   string         // this gateway's serverId, for the refusals
 	durable  *natsDurable   // nil without JetStream
 	contexts *natsContexts  // synced context; nil without JetStream (nats_context.go)
 }
@@ -100,7 +101,7 @@ func (n *Node) startNATS() error {
 	if err != nil {
 		return fmt.Errorf("federation.transport nats: %w", err)
 	}
-	l := &natsLink{bus: bus}
+	l := &natsLink{bus: bus, server: n.serverID}
 	l.limit.Store(n.natsHandlerLimit())
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	err = n.startNATSContexts(l)
@@ -171,7 +172,7 @@ const natsHandlerSlack = 1024
 func (l *natsLink) handle(h func(), refuse func(error)) {
 	if l.busy.Add(1) > l.limit.Load() {
 		l.busy.Add(-1)
-		refuse(fmt.Errorf("%w: this gateway is handling %d messages from NATS, its limit; retry later", ErrOverloaded, l.limit.Load()))
+		refuse(fmt.Errorf("%w: gateway %q is handling %d messages from NATS, its limit; retry later", ErrOverloaded, l.server, l.limit.Load()))
 		return
 	}
 	l.handlers.Go(func() {

@@ -180,8 +180,9 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 	_ = m.Ack()
 }
 
-// refuse asks JetStream for m again later, as for a busy agent: the
-// gateway handles as many messages as it may already.
+// refuse asks JetStream for m again later (retry), keeping err for the
+// dead letter should m run out of deliveries: its agent was busy, or the
+// gateway already handles as many messages as it may.
 func (d *natsDurable) refuse(m jetstream.Msg, err error) {
 	if md, merr := m.Metadata(); merr == nil {
 		d.lastErrs.set(md.Sequence.Stream, gateway.ToError(err))

@@ -349,8 +349,8 @@ func TestNATSHandlerLimit(t *testing.T) {
 	<-entered // both handled at once: the limit is reached
 
 	r, err := b.Send(ctx, federation.SendRequest{PeerID: "slow@site-s", Message: "one too many", MessageOptions: federation.MessageOptions{TimeoutMs: 5000}})
-	if err != nil || r.Status == federation.StatusOK || r.Error == nil || r.Error.Code != federation.CodeOverloaded || !strings.Contains(r.Error.Message, "its limit") {
-		t.Fatalf("a request past the receiver's 2 handlers = %+v, %v; want OVERLOADED naming the limit, at once", r, err)
+	if err != nil || r.Status == federation.StatusOK || r.Error == nil || r.Error.Code != federation.CodeOverloaded || !strings.Contains(r.Error.Message, `"site-s"`) || !strings.Contains(r.Error.Message, "its limit") {
+		t.Fatalf("a request past the receiver's 2 handlers = %+v, %v; want OVERLOADED naming the gateway and its limit, at once", r, err)
 	}
 	done()
 	for range 2 {
