@@ -78,11 +78,15 @@ func TestNATSDirectoryRefusesMalformedEntries(t *testing.T) {
 		{"unstamped", hostileEntry(t, id, "unstamped", 0, "ghost")},
 		{"old", hostileEntry(t, id, "old", now-time.Hour.Milliseconds(), "ghost")},
 		{"ahead", hostileEntry(t, id, "ahead", now+time.Hour.Milliseconds(), "ghost")},
-		{"replay", hostileEntry(t, id, "replay", now, "current")},
-		{"replay", hostileEntry(t, id, "replay", now-1000, "ghost")}, // stamped before the entry taken
 	} {
 		putEntry(t, js, tt.site, tt.entry)
 	}
+	// A replay is older than the entry the hub has taken: wait until it
+	// has taken the current one (a watch that starts after both puts is
+	// handed only the last).
+	putEntry(t, js, "replay", hostileEntry(t, id, "replay", now, "current"))
+	waitPeerState(t, hub, "current@replay", "connected")
+	putEntry(t, js, "replay", hostileEntry(t, id, "replay", now-1000, "ghost"))
 	putEntry(t, js, "site-z", hostileEntry(t, id, "site-z", now, "marker"))
 	waitPeerState(t, hub, "marker@site-z", "connected") // after the others, in order
 	if diff := cmp.Diff([]string{"current@replay", "marker@site-z"}, peerIDs(hub)); diff != "" {
