@@ -195,9 +195,7 @@ func (o *Outbox[M, R]) Run(ctx context.Context) {
 			it := o.sched.Next(time.Now())
 			var actx context.Context
 			if it != nil {
-				actx, it.Stop = context.WithCancel(ctx)
-				it.Done = make(chan struct{})
-				o.running[it.ID] = it
+				actx = o.begin(ctx, it)
 			}
 			o.mu.Unlock()
 			if it == nil {
@@ -248,23 +246,11 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item, del
 	retry, class := true, schedule.None
 	var e *Entry[M, R]
 	defer func() {
-		it.Stop()
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		delete(o.running, it.ID)
-		close(it.Done)
-		if o.sched.Record(it, class, time.Now()) {
-			o.log.Debug("durable messages held for a peer that does not answer", "peer", it.Key)
+		next := int64(-1) // not again
+		if retry && e != nil {
+			next = e.NextAttemptAt
 		}
-		switch {
-		case !retry || e == nil || it.Cancelled:
-			o.sched.Remove(it)
-		case class == schedule.Down:
-			o.sched.Park(it) // until the peer answers a probe or a heartbeat
-		default:
-			it.Next = e.NextAttemptAt
-			o.sched.Add(it, time.Now())
-		}
+		o.end(it, class, next)
 	}()
 	e, err := o.Get(it.ID)
 	switch {
@@ -323,6 +309,47 @@ func (o *Outbox[M, R]) attempt(actx, ctx context.Context, it *schedule.Item, del
 		if err := o.save(e, true); err != nil {
 			o.log.Error("outbox save failed", "messageId", e.MessageID, "err", err)
 		}
+	}
+}
+
+// begin registers the attempt of it, which the schedule has just marked
+// running, and returns the attempt's context. o.mu is held.
+func (o *Outbox[M, R]) begin(ctx context.Context, it *schedule.Item) context.Context {
+	actx, stop := context.WithCancel(ctx)
+	it.Stop, it.Done = stop, make(chan struct{})
+	o.running[it.ID] = it
+	return actx
+}
+
+// end is the attempt of it's bookkeeping once its outcome (class) is on
+// disk: it is no longer running, and it is scheduled again at next (Unix
+// ms; parked if its peer was down), or, if next is negative, taken off the
+// schedule.
+//
+// An operator's Retry may have queued the message again between the
+// outcome's write and end, and a newer attempt of it may already run:
+// the message's place in the schedule and in the running attempts is then
+// that attempt's, and end leaves them alone.
+func (o *Outbox[M, R]) end(it *schedule.Item, class schedule.Outcome, next int64) {
+	it.Stop()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(it.Done)
+	if o.sched.Record(it, class, time.Now()) {
+		o.log.Debug("durable messages held for a peer that does not answer", "peer", it.Key)
+	}
+	if o.running[it.ID] != it {
+		return
+	}
+	delete(o.running, it.ID)
+	switch {
+	case next < 0 || it.Cancelled:
+		o.sched.Remove(it)
+	case class == schedule.Down:
+		o.sched.Park(it) // until the peer answers a probe or a heartbeat
+	default:
+		it.Next = next
+		o.sched.Add(it, time.Now())
 	}
 }
 

@@ -139,3 +139,70 @@ func TestDownPeerBacklogAttempts(t *testing.T) {
 		t.Fatal("no attempt was made")
 	}
 }
+
+// TestRetryBeforeAttemptEnds: an operator's Retry may queue a message
+// again once its attempt's outcome is on disk but before the attempt's
+// bookkeeping has run, and a newer attempt may start in between. The old
+// attempt's end then leaves the newer one registered and scheduled, so
+// that a Cancel still stops it. (It used to take it off both: the newer
+// attempt ran where no Cancel or Finish could stop it.) The steps are
+// Run's and attempt's own, taken one at a time.
+func TestRetryBeforeAttemptEnds(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o, err := New(Config[string, string]{Store: st, Rank: func(*string) int { return 0 },
+		Deliver: func(context.Context, *Entry[string, string]) Report[string] {
+			t.Error("Deliver called: the test takes each step itself")
+			return Report[string]{}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "hello"
+	if err := o.Put(&Entry[string, string]{MessageID: "m1", Kind: "send", PeerID: "p", State: StateQueued, Message: &msg}); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*schedule.Item, context.Context) { // as Run starts an attempt
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		it := o.sched.Next(time.Now())
+		if it == nil {
+			t.Fatal("nothing due")
+		}
+		return it, o.begin(context.Background(), it)
+	}
+	old, _ := start()
+	e, err := o.Get("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Attempts++
+	if !o.finish(e, StateFailed, nil, gateway.NewError(gateway.CodeInternal, "no"), false) { // the old attempt's outcome
+		t.Fatal("could not write the outcome")
+	}
+	if _, err := o.Retry("m1"); err != nil {
+		t.Fatal(err)
+	}
+	newer, actx := start()
+	o.end(old, schedule.Up, -1) // the old attempt's bookkeeping, late
+
+	o.mu.Lock()
+	running := o.running["m1"]
+	o.mu.Unlock()
+	if running != newer {
+		t.Fatalf("after the old attempt ended, the running attempt of m1 is %p; want the newer one, %p", running, newer)
+	}
+	go func() { // the newer attempt, stopped by the Cancel
+		<-actx.Done()
+		o.end(newer, schedule.None, -1)
+	}()
+	if e, err := o.Cancel("m1"); err != nil || e.State != StateDead {
+		t.Fatalf("Cancel = %+v, %v; want dead", e, err)
+	}
+	if e, err := o.Get("m1"); err != nil || e.State != StateDead || e.LastError.Code != gateway.CodeCancelled {
+		t.Fatalf("Get after Cancel = %+v, %v; want dead, CANCELLED", e, err)
+	}
+}
