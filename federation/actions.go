@@ -249,6 +249,19 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	deadlines := newDeadlines(ctx)
 	defer deadlines.stop()
 	started := make([]delivery, len(targets))
+	defer func() {
+		// Only after a panic (the RPC layer recovers it) is a delivery
+		// left started: end it, or its outbound slot and its breaker
+		// request would be held for good.
+		for i := range started {
+			if d := &started[i]; d.n != nil {
+				if d.err == nil && d.call == nil && d.answer == nil {
+					d.err = errors.New("not sent: the broadcast failed") // its own start panicked
+				}
+				d.end()
+			}
+		}
+	}()
 	for i, p := range targets {
 		if viaNATS[i] {
 			continue
@@ -260,6 +273,7 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	for i := range started {
 		if d := &started[i]; d.n != nil {
 			d.end() // into results[i]
+			d.n = nil
 		}
 	}
 	wg.Wait()

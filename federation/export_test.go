@@ -113,3 +113,16 @@ var AppendResult = appendResult
 
 // SetNATSHandlerLimit sets how many messages n handles from NATS at once.
 func SetNATSHandlerLimit(n *Node, limit int) { n.nats.limit.Store(int64(limit)) }
+
+// OutboundBusy is how many of the outbound slots to peer n's deliveries
+// hold; -1 if n never delivered to peer.
+func OutboundBusy(n *Node, peer string) int {
+	n.tracker.mu.RLock()
+	h := n.tracker.peers[peer]
+	n.tracker.mu.RUnlock()
+	if h == nil {
+		return -1
+	}
+	busy, _ := h.outbound.Stats()
+	return busy
+}

@@ -484,11 +484,11 @@ func (n *Node) acceptSync(ctx context.Context, msg *Message) (*Message, error) {
 // that the caller already holds a slot of the agent's queue, which
 // deliverLocal releases.
 func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message, held bool) (*Message, error) {
+	if held {
+		defer agent.queue.Release() // whatever happens next, a panic included
+	}
 	synced, _, err := n.syncedContext(ctx, msg.FromServer, msg.CorrelationID)
 	if err != nil {
-		if held {
-			agent.queue.Release()
-		}
 		return nil, err
 	}
 	if len(synced) > 0 {
@@ -497,15 +497,14 @@ func (n *Node) deliverLocal(ctx context.Context, agent *localAgent, msg *Message
 	}
 	if !held {
 		err = agent.queue.AcquireFrom(ctx, msg.FromServer, msg.Priority.Rank())
+		switch {
+		case errors.Is(err, queue.ErrFull):
+			return nil, fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, agent.cfg.MaxQueue)
+		case err != nil:
+			return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)
+		}
+		defer agent.queue.Release()
 	}
-	switch {
-	case errors.Is(err, queue.ErrFull):
-		e := fmt.Errorf("%w: agent %q has %d messages waiting; retry later", ErrOverloaded, agent.cfg.ID, agent.cfg.MaxQueue)
-		return nil, e
-	case err != nil:
-		return nil, fmt.Errorf("%w: agent %q was busy until the caller's deadline", ErrTimeout, agent.cfg.ID)
-	}
-	defer agent.queue.Release()
 	debug := n.log.Enabled(ctx, slog.LevelDebug)
 	var start time.Time
 	if debug {

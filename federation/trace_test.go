@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/tstest/fedtest"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // traced starts cfg's gateway on ln with a tracer that records its spans
@@ -99,4 +102,70 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, fmt.Sprint(k))
 	}
 	return out
+}
+
+// panickyTracer panics when the broadcast armed on it starts its
+// second relay: an embedding application's tracer with a bug.
+type panickyTracer struct {
+	trace.Tracer
+	armed  *atomic.Bool
+	relays *atomic.Int32
+}
+
+func (p panickyTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if name == "agentfed.relay.out" && p.armed.Load() && p.relays.Add(1) == 2 {
+		panic("tracer bug")
+	}
+	return p.Tracer.Start(ctx, name, opts...)
+}
+
+type panickyProvider struct {
+	trace.TracerProvider
+	tracer panickyTracer
+}
+
+func (p panickyProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { return p.tracer }
+
+// TestBroadcastPanicFreesSlots: a panic while a broadcast starts its
+// deliveries (here the application's tracer's, in the second one) leaves
+// no outbound slot held: the deliveries already started are ended
+// before the panic goes on to the caller (over the gateway protocol,
+// the RPC layer recovers it), and the next broadcast reaches every peer.
+func TestBroadcastPanicFreesSlots(t *testing.T) {
+	lnB, lnC := listen(t), listen(t)
+	start(t, newConfig(t, "gw-b", "agent-b"), lnB, nil)
+	start(t, newConfig(t, "gw-c", "agent-c"), lnC, nil)
+	cfgA := newConfig(t, "gw-a", "")
+	cfgA.Federation.Peers = []federation.PeerConfig{peerConf("b", "agent-b", lnB), peerConf("c", "agent-c", lnC)}
+	lnA := listen(t)
+	tracer := panickyTracer{Tracer: noop.NewTracerProvider().Tracer(""), armed: new(atomic.Bool), relays: new(atomic.Int32)}
+	a := fedtest.Start(t, cfgA, lnA, federation.Options{TracerProvider: panickyProvider{noop.NewTracerProvider(), tracer}})
+	ctx := context.Background()
+	broadcast := func() (res []federation.Result, err error, panicked any) {
+		defer func() { panicked = recover() }()
+		res, err = a.Broadcast(ctx, federation.BroadcastRequest{Message: "hi"})
+		return res, err, nil
+	}
+	if res, err, p := broadcast(); err != nil || p != nil || len(res) != 2 { // both connected
+		t.Fatalf("first broadcast: %v, %v, panic %v", res, err, p)
+	}
+	tracer.armed.Store(true)
+	if _, _, p := broadcast(); p != "tracer bug" {
+		t.Fatalf("broadcast with the tracer's bug: panic %v; want the tracer's", p)
+	}
+	tracer.armed.Store(false)
+	for _, peer := range []string{"b", "c"} {
+		if busy := federation.OutboundBusy(a, peer); busy != 0 {
+			t.Errorf("after the panic, %d outbound slots to %s are held; want 0", busy, peer)
+		}
+	}
+	res, err, p := broadcast()
+	if err != nil || p != nil || len(res) != 2 {
+		t.Fatalf("broadcast after the panic: %v, %v, panic %v", res, err, p)
+	}
+	for _, r := range res {
+		if r.Status != federation.StatusOK {
+			t.Errorf("broadcast after the panic: %s %s %v; want ok", r.PeerID, r.Status, r.Error)
+		}
+	}
 }
