@@ -35,6 +35,10 @@ const (
 	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts
 	natsRetryPause   = 50 * time.Millisecond // between them
 	natsElectionWait = 10 * time.Second      // for a stream to answer again
+	// natsDurablePrefetch bounds the messages of one agent's consumer that
+	// a gateway holds fetched but not yet admitted (nats.go's default is
+	// 500): they count against their AckWait while they wait.
+	natsDurablePrefetch = 64
 )
 
 func natsDurableSubject(serverID, agentID string) string {
@@ -53,6 +57,7 @@ type natsDurable struct {
 	holds        *natsHolds         // outbox entries of durable sends, written in batches
 	pub          *natsOutcomePub    // outcomes this gateway publishes, in batches
 	ackWait      time.Duration      // the consumers' (their backoff starts with it)
+	stopping     chan struct{}      // closed by stop: messages waiting for their agent go back
 	// resultStreams is, by sender serverId, the zero time for one whose
 	// outcome stream exists, or when it was found missing.
 	resultStreams sync.Map
@@ -90,7 +95,8 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		}
 	}
 	d := &natsDurable{js: js, maxPayload: l.bus.Conn().MaxPayload(), holds: newNATSHolds(n),
-		outcomes: make(chan jetstream.Msg, natsOutcomeBatch), outcomesQuit: make(chan struct{}), outcomesDone: make(chan struct{})}
+		outcomes: make(chan jetstream.Msg, natsOutcomeBatch), outcomesQuit: make(chan struct{}), outcomesDone: make(chan struct{}),
+		stopping: make(chan struct{})}
 	d.pub = newNATSOutcomePub(l.ctx, n, d)
 	l.durable = d
 	go n.runOutcomes(l)
@@ -123,9 +129,17 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		if err != nil {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
+		a := n.agents[id]
+		h := newNATSHeld(d, a.cfg.MaxConcurrency+a.cfg.MaxQueue)
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			l.handle(func() { n.handleNATSDurable(l.ctx, d, m) }, func(err error) { d.refuse(m, err) })
-		})
+			if !h.admit(m) {
+				return
+			}
+			l.handle(func() {
+				defer h.release(m)
+				n.handleNATSDurable(l.ctx, d, m)
+			}, func(err error) { h.release(m); d.refuse(m, err) })
+		}, jetstream.PullMaxMessages(min(cap(h.places), natsDurablePrefetch)))
 		if err != nil {
 			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
 		}
@@ -180,6 +194,81 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 	_ = m.Ack()
 }
 
+// natsHeld is what this gateway holds of one agent's consumer: at most
+// places messages (the agent's maxConcurrency + maxQueue) are handled at
+// once, and the consumer's callback waits for a place for the next (nats.go
+// stops its heartbeat check meanwhile, and fetches no more). So what the
+// agent cannot take waits in the stream, where it spends none of its
+// deliveries, instead of being fetched and refused as busy again and
+// again. Every half AckWait, each message held (waiting for a place, or
+// handled) is marked in progress, so that JetStream does not deliver it
+// again, to another gateway of the site, which would run the agent a
+// second time, while this one works on it.
+type natsHeld struct {
+	d      *natsDurable
+	places chan struct{}
+	mu     sync.Mutex
+	msgs   map[jetstream.Msg]struct{}
+}
+
+func newNATSHeld(d *natsDurable, places int) *natsHeld {
+	h := &natsHeld{d: d, places: make(chan struct{}, places), msgs: map[jetstream.Msg]struct{}{}}
+	go h.keep()
+	return h
+}
+
+// admit holds m and waits for a place for it. At stop it gives m back at
+// once, for another gateway of the site, and reports false.
+func (h *natsHeld) admit(m jetstream.Msg) bool {
+	h.mu.Lock()
+	h.msgs[m] = struct{}{}
+	h.mu.Unlock()
+	select {
+	case h.places <- struct{}{}:
+		return true
+	case <-h.d.stopping:
+		h.forget(m)
+		_ = m.Nak()
+		return false
+	}
+}
+
+// release frees m's place once it is handled.
+func (h *natsHeld) release(m jetstream.Msg) {
+	h.forget(m)
+	<-h.places
+}
+
+func (h *natsHeld) forget(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.msgs, m)
+	h.mu.Unlock()
+}
+
+// keep marks the messages held in progress every half AckWait until stop.
+func (h *natsHeld) keep() {
+	t := time.NewTicker(max(h.d.ackWait/2, time.Millisecond))
+	defer t.Stop()
+	var held []jetstream.Msg
+	for {
+		select {
+		case <-t.C:
+		case <-h.d.stopping:
+			return
+		}
+		h.mu.Lock()
+		held = held[:0]
+		for m := range h.msgs {
+			held = append(held, m)
+		}
+		h.mu.Unlock()
+		for _, m := range held {
+			_ = m.InProgress()
+		}
+		clear(held)
+	}
+}
+
 // refuse asks JetStream for m again later (retry), keeping err for the
 // dead letter should m run out of deliveries: its agent was busy, or the
 // gateway already handles as many messages as it may.
@@ -201,9 +290,11 @@ func (d *natsDurable) retry(m jetstream.Msg) {
 	_ = m.NakWithDelay(d.ackWait + rand.N(d.ackWait/2+1))
 }
 
-// stop stops fetching and lets the messages already fetched be handled.
+// stop stops fetching and lets the messages already admitted be handled;
+// those fetched but waiting for their agent go back to the stream.
 func (d *natsDurable) stop() {
 	defer d.holds.close()
+	close(d.stopping)
 	for _, cc := range d.consumes {
 		cc.Drain()
 	}

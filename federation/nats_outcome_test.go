@@ -246,12 +246,12 @@ func TestNATSDurableOutcomeTTL(t *testing.T) {
 	}
 }
 
-// A durable message that finds its agent busy (its queue full: OVERLOADED,
-// or its wait in the queue past the timeout) is tried again after the
-// consumer's backoff, as the outbox retries over WebSocket, not at once: a
-// nak without a delay is redelivered immediately, so a burst beyond the
-// agent's queue spent every delivery in milliseconds and became dead
-// letters while the agent was only busy.
+// A durable message that finds its agent busy (its wait in the queue past
+// the timeout, or the queue full of senders over WebSocket: OVERLOADED)
+// is tried again after the consumer's backoff, as the outbox retries over
+// WebSocket, not at once: a nak without a delay is redelivered
+// immediately, so a burst spent every delivery in milliseconds and became
+// dead letters while the agent was only busy.
 func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
 	hub, url := natsHub(t, "hub", "")
 	gate, started := make(chan struct{}), make(chan string, 64)
@@ -273,7 +273,7 @@ func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
 		ids = append(ids, res.MessageID)
 	}
 	// The first message holds the agent until its timeout; the second waits
-	// in the queue and starts then; the others found the queue full.
+	// in the queue and starts then; the others wait in the stream.
 	<-started
 	<-started
 	close(gate)
@@ -281,5 +281,115 @@ func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
 		if e := waitState(t, hub, id, federation.StateDelivered); e.Result == nil || e.Result.Status != federation.StatusOK {
 			t.Errorf("message %s: %+v; want delivered ok", id, e.Result)
 		}
+	}
+}
+
+// TestNATSDurableBurstWaitsInStream: a burst of durable messages beyond
+// what the agent can take at once (maxConcurrency + maxQueue) waits in
+// the stream, not fetched, while the agent is busy, and each message is
+// delivered once. The receiving gateway used to fetch up to 500 of a
+// consumer's messages, refuse those past the agent's queue as OVERLOADED,
+// and have them delivered again after a backoff, spending a delivery of
+// federation.durable.maxAttempts each time.
+func TestNATSDurableBurstWaitsInStream(t *testing.T) {
+	hub, url := natsHub(t, "hub", "")
+	gate, started := make(chan struct{}), make(chan string, 64)
+	cfg := newConfig(t, "site-r", "worker")
+	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.NATS.URL = url
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
+	hub.ListPeers()
+
+	const burst = 12
+	var ids []string
+	for i := range burst {
+		ids = append(ids, sendDurable(t, hub, "worker@site-r", fmt.Sprint("job ", i)))
+	}
+	<-started
+	_, js, _ := rawNATS(t, url, "", "")
+	cons, err := js.Consumer(context.Background(), "AF_DURABLE_site-r", "af-worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway fetches two for the agent's places, one waiting for a
+	// place and a prefetch of two: at most five out of the stream.
+	var info *jetstream.ConsumerInfo
+	tstest.WaitFor(t, 10*time.Second, func() error {
+		if info, err = cons.Info(context.Background()); err != nil {
+			return err
+		}
+		if out := info.NumAckPending; out < 3 {
+			return fmt.Errorf("%d messages fetched; want the agent's 2 and at least 1 waiting", out)
+		}
+		return nil
+	})
+	if pending := info.NumPending; pending < burst-5 {
+		t.Errorf("with the agent busy, %d of %d messages still wait in the stream (%d fetched); want at least %d",
+			pending, burst, info.NumAckPending, burst-5)
+	}
+	close(gate)
+	for _, id := range ids {
+		if e := waitState(t, hub, id, federation.StateDelivered); e.Result == nil || e.Result.Status != federation.StatusOK {
+			t.Errorf("message %s: %+v; want delivered ok", id, e.Result)
+		}
+	}
+	if info, err = cons.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Delivered.Consumer; n != burst { // counts every delivery, again or not
+		t.Errorf("JetStream made %d deliveries of %d messages; want each delivered once", n, burst)
+	}
+}
+
+// TestNATSDurableHeldPastAckWait: a durable message that its agent works
+// on (or that waits for a place in the agent's queue) for longer than the
+// consumer's AckWait is not delivered again meanwhile: the gateway marks
+// it in progress. Before, JetStream delivered it again after the AckWait,
+// spending a delivery, and to another gateway of the site, which would
+// run the agent a second time.
+func TestNATSDurableHeldPastAckWait(t *testing.T) {
+	hub, url := natsHub(t, "hub", "")
+	gate, started := make(chan struct{}), make(chan string, 64)
+	cfg := newConfig(t, "site-r", "worker")
+	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
+	cfg.Federation.Transport = federation.TransportNATS
+	cfg.Federation.DefaultTimeoutMs = 400 // the consumer's AckWait
+	cfg.NATS.URL = url
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
+	hub.ListPeers()
+
+	// One handled, one in the agent's queue, one waiting for a place (in
+	// the consumer's callback: a message behind it, fetched, would wait
+	// where the gateway cannot reach it).
+	const sent = 3
+	var ids []string
+	for i := range sent {
+		res, err := hub.Send(context.Background(), federation.SendRequest{PeerID: "worker@site-r", Message: fmt.Sprint("job ", i),
+			MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: 10_000}})
+		if err != nil || res.Status != federation.StatusQueued {
+			t.Fatalf("durable send = %+v, %v; want queued", res, err)
+		}
+		ids = append(ids, res.MessageID)
+	}
+	<-started
+	time.Sleep(1500 * time.Millisecond) // nearly four AckWaits: what must not happen would have
+	close(gate)
+	for _, id := range ids {
+		if e := waitState(t, hub, id, federation.StateDelivered); e.Result == nil || e.Result.Status != federation.StatusOK {
+			t.Errorf("message %s: %+v; want delivered ok", id, e.Result)
+		}
+	}
+	_, js, _ := rawNATS(t, url, "", "")
+	cons, err := js.Consumer(context.Background(), "AF_DURABLE_site-r", "af-worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Delivered.Consumer; n != sent {
+		t.Errorf("JetStream made %d deliveries of %d messages held past the AckWait; want each delivered once", n, sent)
 	}
 }
