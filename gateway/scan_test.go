@@ -31,7 +31,9 @@ func comparable(data []byte) bool {
 		return false
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
-	d.Token() // {
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return false // null, which json.Unmarshal takes for a map, is no frame
+	}
 	seen := map[string]bool{}
 	for d.More() {
 		t, err := d.Token()
