@@ -272,8 +272,9 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	}
 	for i := range started {
 		if d := &started[i]; d.n != nil {
-			d.end() // into results[i]
-			d.n = nil
+			e := *d
+			d.n = nil // ended, even should end panic (the deferred loop above must not end it again)
+			e.end()   // into results[i]
 		}
 	}
 	wg.Wait()

@@ -209,10 +209,12 @@ type natsHeld struct {
 	places chan struct{}
 	mu     sync.Mutex
 	msgs   map[jetstream.Msg]struct{}
+	empty  chan struct{} // a token when msgs becomes empty
 }
 
 func newNATSHeld(d *natsDurable, places int) *natsHeld {
-	h := &natsHeld{d: d, places: make(chan struct{}, places), msgs: map[jetstream.Msg]struct{}{}}
+	h := &natsHeld{d: d, places: make(chan struct{}, places), msgs: map[jetstream.Msg]struct{}{},
+		empty: make(chan struct{}, 1)}
 	go h.keep()
 	return h
 }
@@ -220,6 +222,12 @@ func newNATSHeld(d *natsDurable, places int) *natsHeld {
 // admit holds m and waits for a place for it. At stop it gives m back at
 // once, for another gateway of the site, and reports false.
 func (h *natsHeld) admit(m jetstream.Msg) bool {
+	select {
+	case <-h.d.stopping: // first: a free place must not take a message at stop
+		_ = m.Nak()
+		return false
+	default:
+	}
 	h.mu.Lock()
 	h.msgs[m] = struct{}{}
 	h.mu.Unlock()
@@ -242,21 +250,39 @@ func (h *natsHeld) release(m jetstream.Msg) {
 func (h *natsHeld) forget(m jetstream.Msg) {
 	h.mu.Lock()
 	delete(h.msgs, m)
+	if len(h.msgs) == 0 {
+		select {
+		case h.empty <- struct{}{}: // for keep, after stop
+		default:
+		}
+	}
 	h.mu.Unlock()
 }
 
-// keep marks the messages held in progress every half AckWait until stop.
+// keep marks the messages held in progress every half AckWait, and after
+// stop until the last one admitted is handled: the site's other gateways
+// must not be handed them meanwhile.
 func (h *natsHeld) keep() {
 	t := time.NewTicker(max(h.d.ackWait/2, time.Millisecond))
 	defer t.Stop()
 	var held []jetstream.Msg
+	stopping := h.d.stopping
 	for {
 		select {
 		case <-t.C:
-		case <-h.d.stopping:
-			return
+		case <-stopping:
+			stopping = nil // tick on
+		case <-h.empty:
 		}
 		h.mu.Lock()
+		if stopping == nil && len(h.msgs) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		if len(h.msgs) == 0 { // only woken by empty
+			h.mu.Unlock()
+			continue
+		}
 		held = held[:0]
 		for m := range h.msgs {
 			held = append(held, m)
