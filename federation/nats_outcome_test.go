@@ -253,25 +253,8 @@ func TestNATSDurableOutcomeTTL(t *testing.T) {
 // immediately, so a burst spent every delivery in milliseconds and became
 // dead letters while the agent was only busy.
 func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
-	hub, url := natsHub(t, "hub", "")
-	gate, started := make(chan struct{}), make(chan string, 64)
-	cfg := newConfig(t, "site-r", "worker")
-	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.Federation.DefaultTimeoutMs = 1000 // the consumer's backoff: 1 s, 2 s, 4 s, ...
-	cfg.NATS.URL = url
-	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
-	hub.ListPeers()
-
-	var ids []string
-	for i := range 6 {
-		res, err := hub.Send(context.Background(), federation.SendRequest{PeerID: "worker@site-r", Message: fmt.Sprint("job ", i),
-			MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: 1000}})
-		if err != nil || res.Status != federation.StatusQueued {
-			t.Fatalf("durable send = %+v, %v; want queued", res, err)
-		}
-		ids = append(ids, res.MessageID)
-	}
+	hub, _, gate, started := gatedWorkerSite(t, 1000) // the consumer's backoff: 1 s, 2 s, 4 s, ...
+	ids := sendJobs(t, hub, 6, 1000)
 	// The first message holds the agent until its timeout; the second waits
 	// in the queue and starts then; the others wait in the stream.
 	<-started
@@ -292,26 +275,12 @@ func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
 // and have them delivered again after a backoff, spending a delivery of
 // federation.durable.maxAttempts each time.
 func TestNATSDurableBurstWaitsInStream(t *testing.T) {
-	hub, url := natsHub(t, "hub", "")
-	gate, started := make(chan struct{}), make(chan string, 64)
-	cfg := newConfig(t, "site-r", "worker")
-	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.NATS.URL = url
-	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
-	hub.ListPeers()
-
+	hub, url, gate, started := gatedWorkerSite(t, 0)
 	const burst = 12
-	var ids []string
-	for i := range burst {
-		ids = append(ids, sendDurable(t, hub, "worker@site-r", fmt.Sprint("job ", i)))
-	}
+	ids := sendJobs(t, hub, burst, 0)
 	<-started
-	_, js, _ := rawNATS(t, url, "", "")
-	cons, err := js.Consumer(context.Background(), "AF_DURABLE_site-r", "af-worker")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := workerConsumer(t, url)
+	var err error
 	// The gateway fetches two for the agent's places, one waiting for a
 	// place and a prefetch of two: at most five out of the stream.
 	var info *jetstream.ConsumerInfo
@@ -349,29 +318,12 @@ func TestNATSDurableBurstWaitsInStream(t *testing.T) {
 // spending a delivery, and to another gateway of the site, which would
 // run the agent a second time.
 func TestNATSDurableHeldPastAckWait(t *testing.T) {
-	hub, url := natsHub(t, "hub", "")
-	gate, started := make(chan struct{}), make(chan string, 64)
-	cfg := newConfig(t, "site-r", "worker")
-	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
-	cfg.Federation.Transport = federation.TransportNATS
-	cfg.Federation.DefaultTimeoutMs = 400 // the consumer's AckWait
-	cfg.NATS.URL = url
-	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
-	hub.ListPeers()
-
+	hub, url, gate, started := gatedWorkerSite(t, 400) // the consumer's AckWait
 	// One handled, one in the agent's queue, one waiting for a place (in
 	// the consumer's callback: a message behind it, fetched, would wait
 	// where the gateway cannot reach it).
 	const sent = 3
-	var ids []string
-	for i := range sent {
-		res, err := hub.Send(context.Background(), federation.SendRequest{PeerID: "worker@site-r", Message: fmt.Sprint("job ", i),
-			MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: 10_000}})
-		if err != nil || res.Status != federation.StatusQueued {
-			t.Fatalf("durable send = %+v, %v; want queued", res, err)
-		}
-		ids = append(ids, res.MessageID)
-	}
+	ids := sendJobs(t, hub, sent, 10_000)
 	<-started
 	time.Sleep(1500 * time.Millisecond) // nearly four AckWaits: what must not happen would have
 	close(gate)
@@ -380,16 +332,59 @@ func TestNATSDurableHeldPastAckWait(t *testing.T) {
 			t.Errorf("message %s: %+v; want delivered ok", id, e.Result)
 		}
 	}
-	_, js, _ := rawNATS(t, url, "", "")
-	cons, err := js.Consumer(context.Background(), "AF_DURABLE_site-r", "af-worker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(context.Background())
+	info, err := workerConsumer(t, url).Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := info.Delivered.Consumer; n != sent {
 		t.Errorf("JetStream made %d deliveries of %d messages held past the AckWait; want each delivered once", n, sent)
 	}
+}
+
+// gatedWorkerSite starts the hub of a NATS system and site-r, whose agent
+// "worker" takes one message at a time with one waiting (maxConcurrency
+// and maxQueue 1) and holds each until gate closes; started names each it
+// starts. defaultTimeoutMs, unless 0, is site-r's, its consumers' AckWait.
+func gatedWorkerSite(t *testing.T, defaultTimeoutMs int) (hub *gw, url string, gate chan struct{}, started chan string) {
+	t.Helper()
+	hub, url = natsHub(t, "hub", "")
+	gate, started = make(chan struct{}), make(chan string, 64)
+	cfg := newConfig(t, "site-r", "worker")
+	cfg.Agents[0].MaxConcurrency, cfg.Agents[0].MaxQueue = 1, 1
+	cfg.Federation.Transport = federation.TransportNATS
+	if defaultTimeoutMs != 0 {
+		cfg.Federation.DefaultTimeoutMs = defaultTimeoutMs
+	}
+	cfg.NATS.URL = url
+	start(t, cfg, listen(t), map[string]federation.Handler{"worker": gatedAgent(gate, started)})
+	hub.ListPeers()
+	return hub, url, gate, started
+}
+
+// sendJobs sends n durable messages from hub to worker@site-r, each with
+// timeoutMs (0: the default), and returns their ids.
+func sendJobs(t *testing.T, hub *gw, n, timeoutMs int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		res, err := hub.Send(context.Background(), federation.SendRequest{PeerID: "worker@site-r", Message: fmt.Sprint("job ", i),
+			MessageOptions: federation.MessageOptions{Durable: true, TimeoutMs: timeoutMs}})
+		if err != nil || res.Status != federation.StatusQueued {
+			t.Fatalf("durable send = %+v, %v; want queued", res, err)
+		}
+		ids = append(ids, res.MessageID)
+	}
+	return ids
+}
+
+// workerConsumer is site-r's JetStream consumer of worker's messages,
+// seen by a bare client of the NATS system at url.
+func workerConsumer(t *testing.T, url string) jetstream.Consumer {
+	t.Helper()
+	_, js, _ := rawNATS(t, url, "", "")
+	cons, err := js.Consumer(context.Background(), "AF_DURABLE_site-r", "af-worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
 }
