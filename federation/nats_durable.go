@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -35,10 +36,8 @@ const (
 	natsPublishSpan  = 30 * time.Second      // for all of a durable send's attempts
 	natsRetryPause   = 50 * time.Millisecond // between them
 	natsElectionWait = 10 * time.Second      // for a stream to answer again
-	// natsDurablePrefetch bounds the messages of one agent's consumer that
-	// a gateway holds fetched but not yet admitted (nats.go's default is
-	// 500): they count against their AckWait while they wait.
-	natsDurablePrefetch = 64
+	natsFetchWait    = 10 * time.Second      // a fetch's long poll (the server ends it a second sooner)
+	natsFetchPause   = time.Second           // after a fetch failed
 )
 
 func natsDurableSubject(serverID, agentID string) string {
@@ -57,7 +56,11 @@ type natsDurable struct {
 	holds        *natsHolds         // outbox entries of durable sends, written in batches
 	pub          *natsOutcomePub    // outcomes this gateway publishes, in batches
 	ackWait      time.Duration      // the consumers' (their backoff starts with it)
-	stopping     chan struct{}      // closed by stop: messages waiting for their agent go back
+	fetchers     sync.WaitGroup     // each agent consumer's natsHeld.fetch
+	// stopping ends with stop: fetches end, and messages that arrive
+	// meanwhile go back to the stream.
+	stopping context.Context
+	quit     context.CancelFunc
 	// resultStreams is, by sender serverId, the zero time for one whose
 	// outcome stream exists, or when it was found missing.
 	resultStreams sync.Map
@@ -95,8 +98,8 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 		}
 	}
 	d := &natsDurable{js: js, maxPayload: l.bus.Conn().MaxPayload(), holds: newNATSHolds(n),
-		outcomes: make(chan jetstream.Msg, natsOutcomeBatch), outcomesQuit: make(chan struct{}), outcomesDone: make(chan struct{}),
-		stopping: make(chan struct{})}
+		outcomes: make(chan jetstream.Msg, natsOutcomeBatch), outcomesQuit: make(chan struct{}), outcomesDone: make(chan struct{})}
+	d.stopping, d.quit = context.WithCancel(context.Background())
 	d.pub = newNATSOutcomePub(l.ctx, n, d)
 	l.durable = d
 	go n.runOutcomes(l)
@@ -130,20 +133,15 @@ func (n *Node) startNATSDurable(l *natsLink) error {
 			return fmt.Errorf("JetStream consumer for agent %q: %w", id, err)
 		}
 		a := n.agents[id]
-		h := newNATSHeld(d, a.cfg.MaxConcurrency+a.cfg.MaxQueue)
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			if !h.admit(m) {
-				return
-			}
-			l.handle(func() {
-				defer h.release(m)
-				n.handleNATSDurable(l.ctx, d, m)
-			}, func(err error) { h.release(m); d.refuse(m, err) })
-		}, jetstream.PullMaxMessages(min(cap(h.places), natsDurablePrefetch)))
-		if err != nil {
-			return fmt.Errorf("consume durable messages for agent %q: %w", id, err)
-		}
-		d.consumes = append(d.consumes, cc)
+		h := newNATSHeld(d, a.cfg.MaxConcurrency+a.cfg.MaxQueue, n.log.With("agent", id))
+		d.fetchers.Go(func() {
+			h.fetch(cons, func(m jetstream.Msg) {
+				l.handle(func() {
+					defer h.release(m)
+					n.handleNATSDurable(l.ctx, d, m)
+				}, func(err error) { h.release(m); d.refuse(m, err) })
+			})
+		})
 	}
 	return nil
 }
@@ -195,50 +193,138 @@ func (n *Node) handleNATSDurable(ctx context.Context, d *natsDurable, m jetstrea
 }
 
 // natsHeld is what this gateway holds of one agent's consumer: at most
-// places messages (the agent's maxConcurrency + maxQueue) are handled at
-// once, and the consumer's callback waits for a place for the next (nats.go
-// stops its heartbeat check meanwhile, and fetches no more). So what the
-// agent cannot take waits in the stream, where it spends none of its
-// deliveries, instead of being fetched and refused as busy again and
-// again. Every half AckWait, each message held (waiting for a place, or
-// handled) is marked in progress, so that JetStream does not deliver it
-// again, to another gateway of the site, which would run the agent a
-// second time, while this one works on it.
+// places messages (the agent's maxConcurrency + maxQueue) at once, handled
+// or waiting in the agent's queue. The gateway fetches only as many as it
+// has free places for, so what the agent cannot take waits in the stream,
+// where it spends none of its deliveries, instead of being fetched and
+// refused as busy again and again, or waiting in a client buffer while its
+// AckWait runs. Every half AckWait, each message held is marked in
+// progress, so that JetStream does not deliver it again, to another
+// gateway of the site, which would run the agent a second time, while
+// this one works on it.
 type natsHeld struct {
 	d      *natsDurable
-	places chan struct{}
-	mu     sync.Mutex
+	log    *slog.Logger
+	places chan struct{} // a token for each message held or fetch place reserved
+	mu     sync.Mutex    // guards msgs; held while marking them in progress
 	msgs   map[jetstream.Msg]struct{}
 	empty  chan struct{} // a token when msgs becomes empty
 }
 
-func newNATSHeld(d *natsDurable, places int) *natsHeld {
-	h := &natsHeld{d: d, places: make(chan struct{}, places), msgs: map[jetstream.Msg]struct{}{},
+func newNATSHeld(d *natsDurable, places int, log *slog.Logger) *natsHeld {
+	h := &natsHeld{d: d, log: log, places: make(chan struct{}, places), msgs: map[jetstream.Msg]struct{}{},
 		empty: make(chan struct{}, 1)}
 	go h.keep()
 	return h
 }
 
-// admit holds m and waits for a place for it. At stop it gives m back at
-// once, for another gateway of the site, and reports false.
-func (h *natsHeld) admit(m jetstream.Msg) bool {
+// fetch fetches the consumer's messages for the free places, long polling,
+// and hands each to handle as it arrives, until stop. Those that arrive at
+// stop go back at once, for another gateway of the site.
+func (h *natsHeld) fetch(cons jetstream.Consumer, handle func(jetstream.Msg)) {
+	failing := false
+	for {
+		k := h.reserve()
+		if k == 0 {
+			return
+		}
+		var err error
+		if h.d.js.Conn().IsConnected() {
+			err = h.fetchOnce(cons, k, handle)
+		} else {
+			// A fetch now would wait in the client's reconnect buffer and
+			// reach the server late, where it could take messages that
+			// nothing reads any more: they would wait out their AckWait.
+			h.unreserve(k)
+			err = nats.ErrConnectionReconnecting
+		}
+		switch {
+		case err == nil || h.d.stopping.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+			if failing && err == nil {
+				h.log.Info("fetching durable messages works again")
+				failing = false
+			}
+			continue
+		case !failing:
+			h.log.Warn("fetching durable messages failed; trying again every second until it works", "err", err)
+			failing = true
+		}
+		select { // not at once: the consumer, or the connection, is gone
+		case <-time.After(natsFetchPause):
+		case <-h.d.stopping.Done():
+		}
+	}
+}
+
+// fetchOnce fetches at most k messages, for the k places reserved, and
+// hands each to handle as it arrives; then it gives back the places left.
+func (h *natsHeld) fetchOnce(cons jetstream.Consumer, k int, handle func(jetstream.Msg)) error {
+	defer func() { h.unreserve(k) }()
+	// Its deadline makes the fetch a long poll that the server ends a
+	// second before it (a 408); stop cancels it. What reaches the gateway
+	// at stop goes back at once; a message still on its way then waits
+	// out its AckWait.
+	ctx, cancel := context.WithTimeout(h.d.stopping, natsFetchWait)
+	defer cancel()
+	b, err := cons.Fetch(k, jetstream.FetchContext(ctx))
+	if err != nil {
+		return err
+	}
+	for m := range b.Messages() {
+		k--
+		if hm, ok := h.hold(m); ok {
+			handle(hm)
+		}
+	}
+	return b.Error()
+}
+
+// reserve waits for a free place and takes every place free then, and
+// reports how many; none at stop.
+func (h *natsHeld) reserve() int {
 	select {
-	case <-h.d.stopping: // first: a free place must not take a message at stop
-		_ = m.Nak()
-		return false
+	case <-h.d.stopping.Done(): // first: a free place must not fetch at stop
+		return 0
 	default:
 	}
-	h.mu.Lock()
-	h.msgs[m] = struct{}{}
-	h.mu.Unlock()
 	select {
 	case h.places <- struct{}{}:
-		return true
-	case <-h.d.stopping:
-		h.forget(m)
-		_ = m.Nak()
-		return false
+	case <-h.d.stopping.Done():
+		return 0
 	}
+	k := 1
+	for ; k < cap(h.places); k++ {
+		select {
+		case h.places <- struct{}{}:
+		default:
+			return k
+		}
+	}
+	return k
+}
+
+// unreserve gives back k places reserved and not taken.
+func (h *natsHeld) unreserve(k int) {
+	for range k {
+		<-h.places
+	}
+}
+
+// hold holds m, fetched for a place reserved for it, and returns it as
+// handlers must use it: acknowledging it ends its marks first. At stop it
+// gives m back at once, and its place, and reports false: checked under
+// mu, as keep decides there to end its marks.
+func (h *natsHeld) hold(m jetstream.Msg) (jetstream.Msg, bool) {
+	h.mu.Lock()
+	if h.d.stopping.Err() != nil {
+		h.mu.Unlock()
+		<-h.places
+		_ = m.Nak()
+		return nil, false
+	}
+	h.msgs[m] = struct{}{}
+	h.mu.Unlock()
+	return heldMsg{m, h}, true
 }
 
 // release frees m's place once it is handled.
@@ -248,6 +334,9 @@ func (h *natsHeld) release(m jetstream.Msg) {
 }
 
 func (h *natsHeld) forget(m jetstream.Msg) {
+	if hm, ok := m.(heldMsg); ok {
+		m = hm.Msg
+	}
 	h.mu.Lock()
 	delete(h.msgs, m)
 	if len(h.msgs) == 0 {
@@ -261,12 +350,13 @@ func (h *natsHeld) forget(m jetstream.Msg) {
 
 // keep marks the messages held in progress every half AckWait, and after
 // stop until the last one admitted is handled: the site's other gateways
-// must not be handed them meanwhile.
+// must not be handed them meanwhile. It marks them holding mu, so that a
+// mark is never sent after the message's ack or nak (heldMsg), which it
+// would undo: a mark after a delayed nak brings the redelivery forward.
 func (h *natsHeld) keep() {
 	t := time.NewTicker(max(h.d.ackWait/2, time.Millisecond))
 	defer t.Stop()
-	var held []jetstream.Msg
-	stopping := h.d.stopping
+	stopping := h.d.stopping.Done()
 	for {
 		select {
 		case <-t.C:
@@ -279,20 +369,48 @@ func (h *natsHeld) keep() {
 			h.mu.Unlock()
 			return
 		}
-		if len(h.msgs) == 0 { // only woken by empty
-			h.mu.Unlock()
-			continue
-		}
-		held = held[:0]
-		for m := range h.msgs {
-			held = append(held, m)
-		}
-		h.mu.Unlock()
-		for _, m := range held {
+		for m := range h.msgs { // each a publish to the connection's buffer
 			_ = m.InProgress()
 		}
-		clear(held)
+		h.mu.Unlock()
 	}
+}
+
+// heldMsg is a message held by a natsHeld: its ack, nak or term first
+// ends its marks in progress.
+type heldMsg struct {
+	jetstream.Msg
+	h *natsHeld
+}
+
+func (m heldMsg) Ack() error {
+	m.h.forget(m.Msg)
+	return m.Msg.Ack()
+}
+
+func (m heldMsg) DoubleAck(ctx context.Context) error {
+	m.h.forget(m.Msg)
+	return m.Msg.DoubleAck(ctx)
+}
+
+func (m heldMsg) Nak() error {
+	m.h.forget(m.Msg)
+	return m.Msg.Nak()
+}
+
+func (m heldMsg) NakWithDelay(d time.Duration) error {
+	m.h.forget(m.Msg)
+	return m.Msg.NakWithDelay(d)
+}
+
+func (m heldMsg) Term() error {
+	m.h.forget(m.Msg)
+	return m.Msg.Term()
+}
+
+func (m heldMsg) TermWithReason(reason string) error {
+	m.h.forget(m.Msg)
+	return m.Msg.TermWithReason(reason)
 }
 
 // refuse asks JetStream for m again later (retry), keeping err for the
@@ -316,14 +434,15 @@ func (d *natsDurable) retry(m jetstream.Msg) {
 	_ = m.NakWithDelay(d.ackWait + rand.N(d.ackWait/2+1))
 }
 
-// stop stops fetching and lets the messages already admitted be handled;
-// those fetched but waiting for their agent go back to the stream.
+// stop stops fetching and lets the messages already held be handled;
+// those that arrive meanwhile go back to the stream.
 func (d *natsDurable) stop() {
 	defer d.holds.close()
-	close(d.stopping)
+	d.quit()
 	for _, cc := range d.consumes {
 		cc.Drain()
 	}
+	d.fetchers.Wait()
 	for _, cc := range d.consumes {
 		select {
 		case <-cc.Closed():

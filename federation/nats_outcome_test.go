@@ -273,7 +273,8 @@ func TestNATSDurableBusyAgentIsRetriedLater(t *testing.T) {
 // delivered once. The receiving gateway used to fetch up to 500 of a
 // consumer's messages, refuse those past the agent's queue as OVERLOADED,
 // and have them delivered again after a backoff, spending a delivery of
-// federation.durable.maxAttempts each time.
+// federation.durable.maxAttempts each time; then a prefetch of a few
+// waited in the client, beyond the gateway's reach.
 func TestNATSDurableBurstWaitsInStream(t *testing.T) {
 	hub, url, gate, started := gatedWorkerSite(t, 0)
 	const burst = 12
@@ -281,21 +282,20 @@ func TestNATSDurableBurstWaitsInStream(t *testing.T) {
 	<-started
 	cons := workerConsumer(t, url)
 	var err error
-	// The gateway fetches two for the agent's places, one waiting for a
-	// place and a prefetch of two: at most five out of the stream.
+	// The gateway fetches two, for the agent's places, and no more.
 	var info *jetstream.ConsumerInfo
 	tstest.WaitFor(t, 10*time.Second, func() error {
 		if info, err = cons.Info(context.Background()); err != nil {
 			return err
 		}
-		if out := info.NumAckPending; out < 3 {
-			return fmt.Errorf("%d messages fetched; want the agent's 2 and at least 1 waiting", out)
+		if out := info.NumAckPending; out < 2 {
+			return fmt.Errorf("%d messages fetched; want the agent's 2", out)
 		}
 		return nil
 	})
-	if pending := info.NumPending; pending < burst-5 {
-		t.Errorf("with the agent busy, %d of %d messages still wait in the stream (%d fetched); want at least %d",
-			pending, burst, info.NumAckPending, burst-5)
+	if pending := info.NumPending; pending != burst-2 || info.NumAckPending != 2 {
+		t.Errorf("with the agent busy, %d of %d messages still wait in the stream (%d fetched); want %d (2 fetched)",
+			pending, burst, info.NumAckPending, burst-2)
 	}
 	close(gate)
 	for _, id := range ids {
@@ -312,17 +312,16 @@ func TestNATSDurableBurstWaitsInStream(t *testing.T) {
 }
 
 // TestNATSDurableHeldPastAckWait: a durable message that its agent works
-// on (or that waits for a place in the agent's queue) for longer than the
-// consumer's AckWait is not delivered again meanwhile: the gateway marks
-// it in progress. Before, JetStream delivered it again after the AckWait,
-// spending a delivery, and to another gateway of the site, which would
-// run the agent a second time.
+// on, that waits in the agent's queue, or that waits in the stream behind
+// them, for longer than the consumer's AckWait is not delivered again
+// meanwhile: the gateway marks those it holds in progress, and fetches no
+// more than it holds. Before, JetStream delivered them again after the
+// AckWait, spending a delivery, and to another gateway of the site, which
+// would run the agent a second time; later, the few fetched beyond the
+// agent's places waited in the client, unmarked, and were delivered again.
 func TestNATSDurableHeldPastAckWait(t *testing.T) {
 	hub, url, gate, started := gatedWorkerSite(t, 400) // the consumer's AckWait
-	// One handled, one in the agent's queue, one waiting for a place (in
-	// the consumer's callback: a message behind it, fetched, would wait
-	// where the gateway cannot reach it).
-	const sent = 3
+	const sent = 6
 	ids := sendJobs(t, hub, sent, 10_000)
 	<-started
 	time.Sleep(1500 * time.Millisecond) // nearly four AckWaits: what must not happen would have
