@@ -252,12 +252,17 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 	defer func() {
 		// Only after a panic (the RPC layer recovers it) is a delivery
 		// left started: end it, or its outbound slot and its breaker
-		// request would be held for good.
+		// request would be held for good. Without waiting for its
+		// answer: the broadcast has failed, and its caller would wait
+		// the whole timeout for the panic.
+		failed, cancel := context.WithCancel(ctx)
+		cancel()
 		for i := range started {
 			if d := &started[i]; d.n != nil {
 				if d.err == nil && d.call == nil && d.answer == nil {
 					d.err = errors.New("not sent: the broadcast failed") // its own start panicked
 				}
+				d.ctx = failed
 				d.end()
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentfed/agentfed/federation"
 	"github.com/agentfed/agentfed/internal/tstest/fedtest"
@@ -130,28 +131,53 @@ func (p panickyProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { re
 // deliveries (here the application's tracer's, in the second one) leaves
 // no outbound slot held: the deliveries already started are ended
 // before the panic goes on to the caller (over the gateway protocol,
-// the RPC layer recovers it), and the next broadcast reaches every peer.
+// the RPC layer recovers it), without waiting for their answers, and the
+// next broadcast reaches every peer.
 func TestBroadcastPanicFreesSlots(t *testing.T) {
+	// The agents hold a message "hold" until the test ends: the
+	// delivery started before the panic is never answered.
+	gate := make(chan struct{})
+	holding := federation.HandlerFunc(func(ctx context.Context, msg *federation.Message) (*federation.Answer, error) {
+		if msg.Content == "hold" {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+		return &federation.Answer{Content: "ok"}, nil
+	})
 	lnB, lnC := listen(t), listen(t)
-	start(t, newConfig(t, "gw-b", "agent-b"), lnB, nil)
-	start(t, newConfig(t, "gw-c", "agent-c"), lnC, nil)
+	start(t, newConfig(t, "gw-b", "agent-b"), lnB, map[string]federation.Handler{"agent-b": holding})
+	start(t, newConfig(t, "gw-c", "agent-c"), lnC, map[string]federation.Handler{"agent-c": holding})
+	t.Cleanup(func() { close(gate) }) // before the gateways stop
 	cfgA := newConfig(t, "gw-a", "")
+	cfgA.Federation.DefaultTimeoutMs = 600_000 // far past the test's own wait below
 	cfgA.Federation.Peers = []federation.PeerConfig{peerConf("b", "agent-b", lnB), peerConf("c", "agent-c", lnC)}
 	lnA := listen(t)
 	tracer := panickyTracer{Tracer: noop.NewTracerProvider().Tracer(""), armed: new(atomic.Bool), relays: new(atomic.Int32)}
 	a := fedtest.Start(t, cfgA, lnA, federation.Options{TracerProvider: panickyProvider{noop.NewTracerProvider(), tracer}})
 	ctx := context.Background()
-	broadcast := func() (res []federation.Result, err error, panicked any) {
+	broadcast := func(content string) (res []federation.Result, err error, panicked any) {
 		defer func() { panicked = recover() }()
-		res, err = a.Broadcast(ctx, federation.BroadcastRequest{Message: "hi"})
+		res, err = a.Broadcast(ctx, federation.BroadcastRequest{Message: content})
 		return res, err, nil
 	}
-	if res, err, p := broadcast(); err != nil || p != nil || len(res) != 2 { // both connected
+	if res, err, p := broadcast("hi"); err != nil || p != nil || len(res) != 2 { // both connected
 		t.Fatalf("first broadcast: %v, %v, panic %v", res, err, p)
 	}
 	tracer.armed.Store(true)
-	if _, _, p := broadcast(); p != "tracer bug" {
-		t.Fatalf("broadcast with the tracer's bug: panic %v; want the tracer's", p)
+	panicked := make(chan any, 1)
+	go func() {
+		_, _, p := broadcast("hold")
+		panicked <- p
+	}()
+	select {
+	case p := <-panicked:
+		if p != "tracer bug" {
+			t.Fatalf("broadcast with the tracer's bug: panic %v; want the tracer's", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("broadcast with the tracer's bug: no panic after 20 s; it waits for the answer of the delivery started before it")
 	}
 	tracer.armed.Store(false)
 	for _, peer := range []string{"b", "c"} {
@@ -159,7 +185,7 @@ func TestBroadcastPanicFreesSlots(t *testing.T) {
 			t.Errorf("after the panic, %d outbound slots to %s are held; want 0", busy, peer)
 		}
 	}
-	res, err, p := broadcast()
+	res, err, p := broadcast("hi")
 	if err != nil || p != nil || len(res) != 2 {
 		t.Fatalf("broadcast after the panic: %v, %v, panic %v", res, err, p)
 	}
