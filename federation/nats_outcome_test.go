@@ -320,11 +320,13 @@ func TestNATSDurableBurstWaitsInStream(t *testing.T) {
 // would run the agent a second time; later, the few fetched beyond the
 // agent's places waited in the client, unmarked, and were delivered again.
 func TestNATSDurableHeldPastAckWait(t *testing.T) {
-	hub, url, gate, started := gatedWorkerSite(t, 400) // the consumer's AckWait
+	// The consumer's AckWait: marked every 500 ms, so a stall of the
+	// process of up to half a second (a loaded machine, -race) is allowed.
+	hub, url, gate, started := gatedWorkerSite(t, 1000)
 	const sent = 6
-	ids := sendJobs(t, hub, sent, 10_000)
+	ids := sendJobs(t, hub, sent, 20_000)
 	<-started
-	time.Sleep(1500 * time.Millisecond) // nearly four AckWaits: what must not happen would have
+	time.Sleep(3500 * time.Millisecond) // three and a half AckWaits: what must not happen would have
 	close(gate)
 	for _, id := range ids {
 		if e := waitState(t, hub, id, federation.StateDelivered); e.Result == nil || e.Result.Status != federation.StatusOK {
