@@ -255,12 +255,16 @@ func (n *Node) Broadcast(ctx context.Context, req BroadcastRequest) ([]Result, e
 		// request would be held for good. Without waiting for its
 		// answer: the broadcast has failed, and its caller would wait
 		// the whole timeout for the panic.
-		failed, cancel := context.WithCancel(ctx)
-		cancel()
+		var failed context.Context // cancelled, not past a deadline: no breaker failure
 		for i := range started {
 			if d := &started[i]; d.n != nil {
-				if d.err == nil && d.call == nil && d.answer == nil {
-					d.err = errors.New("not sent: the broadcast failed") // its own start panicked
+				if failed == nil {
+					var cancel context.CancelFunc
+					failed, cancel = context.WithCancel(context.WithoutCancel(ctx))
+					cancel()
+				}
+				if d.err == nil && d.call == nil && d.answer == nil { // its own start panicked
+					d.err = fmt.Errorf("not sent: the broadcast failed: %w", context.Canceled)
 				}
 				d.ctx = failed
 				d.end()
