@@ -293,9 +293,10 @@ func (h *natsHeld) reserve() int {
 		return 0
 	}
 	k := 1
-	for ; k < cap(h.places); k++ {
+	for k < cap(h.places) {
 		select {
 		case h.places <- struct{}{}:
+			k++
 		default:
 			return k
 		}
@@ -349,7 +350,7 @@ func (h *natsHeld) forget(m jetstream.Msg) {
 }
 
 // keep marks the messages held in progress every half AckWait, and after
-// stop until the last one admitted is handled: the site's other gateways
+// stop until the last one held is handled: the site's other gateways
 // must not be handed them meanwhile. It marks them holding mu, so that a
 // mark is never sent after the message's ack or nak (heldMsg), which it
 // would undo: a mark after a delayed nak brings the redelivery forward.
@@ -377,7 +378,9 @@ func (h *natsHeld) keep() {
 }
 
 // heldMsg is a message held by a natsHeld: its ack, nak or term first
-// ends its marks in progress.
+// ends its marks in progress. Every method that settles a message is
+// here, the ones federation does not call too: one left to the embedded
+// Msg would settle it with keep still marking it.
 type heldMsg struct {
 	jetstream.Msg
 	h *natsHeld
