@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,41 @@ func limitFileSize(t *testing.T, pid int, size int64) {
 	}
 }
 
+// dataEnd is where the pages of the bbolt file at path end, read from its
+// newer meta page (bbolt's file format 2), while a gateway holds it open:
+// the file goes on past them, written with zeros (internal/store's
+// margin), and a store that cannot grow is one that cannot write past its
+// pages.
+func dataEnd(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A meta page: a 16-byte page header, then magic, version, page
+	// size and flags (4 bytes each), the root bucket (16), the freelist's
+	// page id, the high-water mark's page id and the transaction id (8
+	// each). The first is at 0, the second one page further.
+	var end, txid uint64
+	var off int64
+	for i := range 2 {
+		var m [72]byte
+		if _, err := f.ReadAt(m[:], off); err != nil {
+			t.Fatal(err)
+		}
+		if binary.LittleEndian.Uint32(m[16:]) != 0xED0CDAED {
+			t.Fatalf("%s: meta page %d has no bbolt magic", path, i)
+		}
+		pageSize := binary.LittleEndian.Uint32(m[24:])
+		if tx := binary.LittleEndian.Uint64(m[64:]); tx >= txid {
+			txid, end = tx, binary.LittleEndian.Uint64(m[56:])*uint64(pageSize)
+		}
+		off = int64(pageSize)
+	}
+	return int64(end)
+}
+
 // TestChaosReceiverDiskFails (issue 19, item 3): the receiver's store
 // cannot grow (RLIMIT_FSIZE at its current size: writes that need a new
 // page fail, as on a full disk) while its agent answers a durable
@@ -62,11 +98,7 @@ storage: {dir: %q}
 `, recvAddr, t.TempDir()))
 	receiver := serve(t, "--config", recvCfg, "--listen", recvAddr)
 	sender := serve(t, "--config", sendCfg)
-	fi, err := os.Stat(filepath.Join(dir, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	limitFileSize(t, receiver.Cmd.Process.Pid, fi.Size())
+	limitFileSize(t, receiver.Cmd.Process.Pid, dataEnd(t, filepath.Join(dir, store.FileName)))
 
 	id := sendDurable(t, sender, "big")
 	tstest.WaitFor(t, 20*time.Second, func() error { // failed, and retried at least once
@@ -141,11 +173,7 @@ audit: {enabled: false}
 `, recvAddr, sendDir))
 	sender := serve(t, "--config", sendCfg)
 	id := sendDurable(t, sender, "small") // queued; the receiver is not up yet
-	fi, err := os.Stat(filepath.Join(sendDir, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	limitFileSize(t, sender.Cmd.Process.Pid, fi.Size())
+	limitFileSize(t, sender.Cmd.Process.Pid, dataEnd(t, filepath.Join(sendDir, store.FileName)))
 
 	c, err := gateway.Dial(context.Background(), sender.URL, &gateway.DialOptions{Token: sender.token})
 	if err != nil {

@@ -5,7 +5,9 @@
 // whole file first and refuses a damaged one (DamagedError); Check and
 // Salvage inspect and rescue one. Concurrent writers share commits
 // (PutBatch); writes nobody waits on at once can be gathered for a while
-// first (Gather). A Store is safe for concurrent use.
+// first (Gather). While the file grows, the group commit keeps it written
+// some way past its data, so that commits write into allocated blocks
+// (margin.go). A Store is safe for concurrent use.
 package store
 
 import (
@@ -13,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -43,6 +46,11 @@ type Store struct {
 	mu         sync.Mutex // guards queue and committing
 	queue      []*batchReq
 	committing bool // a caller is committing the queue
+
+	// The written margin past the data (margin.go); used only inside
+	// the group commit's write transactions.
+	margin  *os.File // nil: no margin
+	written int64    // the file is written up to here
 }
 
 type batchReq struct {
@@ -88,11 +96,17 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, margin: openMargin(path)}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.margin != nil {
+		s.margin.Close()
+	}
+	return err
+}
 
 // Get returns a copy of the value of key in bucket, or nil.
 func (s *Store) Get(bucket, key string) ([]byte, error) {
@@ -156,6 +170,7 @@ func (s *Store) submit(reqs ...*batchReq) {
 // retried alone, so one bad request cannot fail the others.
 func (s *Store) commit(group []*batchReq) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		s.topUp(tx.Size())
 		for _, r := range group {
 			if err := apply(tx, r); err != nil {
 				return err
