@@ -1,29 +1,33 @@
 package store
 
-import "os"
-
 // A written margin ahead of the data.
 //
 // bbolt grows its file with ftruncate, which leaves a hole: the pages a
 // commit appends then land in blocks the file system has not allocated
-// yet, and the commit's syncs (two: its pages, then its meta page) must
-// also commit the file system's journal for the new blocks (ext4, xfs).
-// Journal commits are shared by the whole file system, so two stores that
-// commit at once (a gateway's outbox and a receiver's records, say) wait
-// for each other's. A store that grows (its outbox filling while a peer is
-// down, or before the first delivered entries are pruned) paid that on
-// every commit: a synced page written into a hole took 1.5x one written
-// over existing blocks on the VM of docs/BENCHMARKS.md ("Durable accepts
-// with fsync"), and durable accepts rose by a third to three quarters with
-// the margin.
+// yet, and the sync of those pages must also commit the file system's
+// journal for the new blocks (ext4, where this was measured). A store that
+// grows (its outbox filling while a peer is down, or before the first
+// delivered entries are pruned) paid that on every commit: a synced write
+// into a hole took about 1.5x one over written blocks on the VM of
+// docs/BENCHMARKS.md ("A written margin"), and BenchmarkGrowingStores,
+// two stores growing at once, wrote 1.12-1.43x faster with the margin (the
+// whole durable bench moved within its noise).
 //
 // So the group commit keeps the file written, with zeros, some way past
 // bbolt's high-water mark: a quarter of the data, at least marginMin and
 // at most marginMax, topped up once less than half of it is left. The
-// zeros cost one synced write per top-up and at most marginMax of disk.
-// bbolt reads and writes no page past its high-water mark, and, finding
-// the file already long enough, no longer truncates it to grow. A store
-// that does not grow (its freed pages reused) never tops up.
+// zeros cost one synced write per top-up (under the writer lock: up to
+// half of marginMax, and the whole margin on the first commit after each
+// Open, which does not know what was written before) and at most
+// marginMax of disk. bbolt reads and writes no page past its high-water
+// mark, and, finding the file already long enough, no longer truncates it
+// to grow. Between starts, a store that does not grow (its freed pages
+// reused) does not top up again. On a full disk, commits go on into the
+// margin; a top-up that fails drops it until the next Open.
+//
+// Only on Linux (margin_linux.go): elsewhere bbolt may lock the file with
+// fcntl, whose locks the close of a second descriptor would drop, and the
+// gain was not measured.
 const (
 	marginMin = 1 << 20
 	marginMax = 16 << 20
@@ -74,14 +78,4 @@ func (s *Store) dropMargin(size int64) {
 	}
 	s.margin.Close()
 	s.margin = nil
-}
-
-// openMargin opens the file at path for the margin's writes; nil if it
-// cannot (then there is no margin).
-func openMargin(path string) *os.File {
-	f, err := OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return nil
-	}
-	return f
 }
