@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/agentfed/agentfed/internal/tstest"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,29 +49,38 @@ func dataEnd(t *testing.T, path string) int64 {
 	defer f.Close()
 	// A meta page: a 16-byte page header, then magic, version, page
 	// size and flags (4 bytes each), the root bucket (16), the freelist's
-	// page id, the high-water mark's page id and the transaction id (8
-	// each). The first is at 0, the second one page further.
+	// page id, the high-water mark's page id, the transaction id and an
+	// FNV-64a checksum of what precedes it (8 each). The first is at 0,
+	// the second one page further; as bbolt does, take the newer valid one.
 	var end, txid uint64
 	var off int64
-	for i := range 2 {
-		var m [72]byte
+	valid := 0
+	for range 2 {
+		var m [80]byte
 		if _, err := f.ReadAt(m[:], off); err != nil {
 			t.Fatal(err)
 		}
-		if binary.LittleEndian.Uint32(m[16:]) != 0xED0CDAED {
-			t.Fatalf("%s: meta page %d has no bbolt magic", path, i)
-		}
+		sum := fnv.New64a()
+		sum.Write(m[16:72])
 		pageSize := binary.LittleEndian.Uint32(m[24:])
+		off = int64(pageSize)
+		if binary.LittleEndian.Uint32(m[16:]) != 0xED0CDAED || binary.LittleEndian.Uint32(m[20:]) != 2 ||
+			sum.Sum64() != binary.LittleEndian.Uint64(m[72:]) {
+			continue // torn by a commit under way
+		}
+		valid++
 		if tx := binary.LittleEndian.Uint64(m[64:]); tx >= txid {
 			txid, end = tx, binary.LittleEndian.Uint64(m[56:])*uint64(pageSize)
 		}
-		off = int64(pageSize)
+	}
+	if valid == 0 {
+		t.Fatalf("%s: no valid bbolt meta page", path)
 	}
 	return int64(end)
 }
 
 // TestChaosReceiverDiskFails (issue 19, item 3): the receiver's store
-// cannot grow (RLIMIT_FSIZE at its current size: writes that need a new
+// cannot grow (RLIMIT_FSIZE where its data ends: writes that need a new
 // page fail, as on a full disk) while its agent answers a durable
 // message with a reply too big for the free pages. The sender gets a
 // retryable error, keeps the message queued and retries; once the disk
